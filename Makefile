@@ -1,0 +1,41 @@
+# The README's two commands are `make run` and `make test`; both set up .venv by themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= examples/demo.yaml
+
+.PHONY: run test lint proto bench bench-selector bench-edge clean
+
+$(STAMP): pyproject.toml examples/strategy-plugin/pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e examples/strategy-plugin
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/poolgate up --config $(CONFIG)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy poolgate selector_service proxy_edge plugins
+
+# Regenerates the committed stubs in poolgate/v1 from protos/ (tests/test_proto_stubs.py fails when they are stale).
+proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. \
+		protos/poolgate/v1/selector.proto
+
+bench: bench-selector bench-edge
+
+bench-selector: $(STAMP)
+	$(BIN)/python bench/selector_bench.py
+
+bench-edge: $(STAMP)
+	$(BIN)/python bench/edge_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

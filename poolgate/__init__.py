@@ -1,0 +1,3 @@
+"""poolgate: one OpenAI- and Anthropic-compatible endpoint over many accounts of the same provider."""
+
+__version__ = "0.1.0"

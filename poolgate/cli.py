@@ -1,0 +1,63 @@
+"""The ``poolgate`` command. Each subcommand imports only the process it runs (the edge never loads the selector)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="poolgate", description="One endpoint over many accounts of an LLM provider.")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    selector = commands.add_parser("selector", help="run the selector service (gRPC)")
+    selector.add_argument("--config", required=True, help="config file (YAML)")
+    selector.add_argument("--listen", help="address to listen on, host:port or unix:/path (overrides selector.listen)")
+    selector.add_argument("--database", help="SQLAlchemy URL or SQLite file path (overrides selector.database)")
+
+    check = commands.add_parser("check", help="validate a config file and print what it would serve")
+    check.add_argument("file", help="config file (YAML)")
+
+    edge = commands.add_parser("edge", help="run the edge proxy (HTTP)")
+    edge.add_argument("--config", required=True, help="config file (YAML)")
+    edge.add_argument("--listen", help="address to listen on, host:port (overrides edge.listen)")
+    edge.add_argument("--selector", help="selector address (overrides edge.selector)")
+
+    up = commands.add_parser("up", help="run selector and edge as two processes")
+    up.add_argument("--config", required=True, help="config file (YAML)")
+
+    fake = commands.add_parser("fake-upstream", help="run a local fake OpenAI/Anthropic upstream (demo, load tests)")
+    fake.add_argument("--listen", default="127.0.0.1:9090", help="host:port to listen on")
+    fake.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "selector":
+        from selector_service.app import run_selector_command
+
+        return run_selector_command(args)
+    if args.command == "check":
+        from selector_service.check import run_check_command
+
+        return run_check_command(args)
+    if args.command == "edge":
+        from proxy_edge.app import run_edge_command
+
+        return run_edge_command(args)
+    if args.command == "up":
+        from poolgate.supervisor import run_up_command
+
+        return run_up_command(args)
+    if args.command == "fake-upstream":
+        from poolgate.fake_upstream import run_fake_upstream_command
+
+        return run_fake_upstream_command(args)
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

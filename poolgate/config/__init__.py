@@ -1,0 +1,34 @@
+"""The config file format shared by the selector and the edge."""
+
+from poolgate.config.loader import ConfigError, format_path, load_config, parse_config
+from poolgate.config.schema import (
+    AccountConfig,
+    CircuitSettings,
+    Config,
+    CooldownSettings,
+    EdgeSection,
+    EdgeTimeouts,
+    FailoverSettings,
+    PoolConfig,
+    PoolSettings,
+    SelectorSection,
+    redact,
+)
+
+__all__ = [
+    "AccountConfig",
+    "CircuitSettings",
+    "Config",
+    "ConfigError",
+    "CooldownSettings",
+    "EdgeSection",
+    "EdgeTimeouts",
+    "FailoverSettings",
+    "PoolConfig",
+    "PoolSettings",
+    "SelectorSection",
+    "format_path",
+    "load_config",
+    "parse_config",
+    "redact",
+]

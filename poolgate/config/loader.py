@@ -1,0 +1,122 @@
+"""Reading a config file: YAML, then ``${VAR}`` expansion, then validation into :class:`Config`.
+
+Every problem is collected, not just the first, and each is reported as ``path: what is wrong and what to do``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from poolgate.config.schema import DEFAULT_DATABASE_FILE, Config
+
+_SECRET_KEYS = frozenset({"key", "api_key", "api_keys", "headers"})
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """The config cannot be used; ``errors`` lists every problem as ``path: message``."""
+
+    def __init__(self, source: str, errors: list[str]) -> None:
+        self.source = source
+        self.errors = errors
+        super().__init__(f"{source}: {len(errors)} problem(s)\n" + "\n".join(f"  {e}" for e in errors))
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the config file at ``path``; raises :class:`ConfigError` listing every problem."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(file), [f"cannot read the file: {exc.strerror or exc}"]) from None
+    config = parse_config(text, source=str(file), environ=environ)
+    if not config.selector.database:
+        config.selector.database = str(file.resolve().parent / DEFAULT_DATABASE_FILE)
+    return config
+
+
+def parse_config(text: str, source: str = "<config>", environ: Mapping[str, str] | None = None) -> Config:
+    """Validate config text; relative database paths are left as written."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [f"{where}not valid YAML: {problem}"]) from None
+    if raw is None:
+        raise ConfigError(source, ["the file is empty: add at least a pools: section"])
+    if not isinstance(raw, dict):
+        raise ConfigError(source, [f"the top level must be a mapping of sections, got {type(raw).__name__}"])
+    missing: list[str] = []
+    expanded = _expand(raw, environ if environ is not None else os.environ, (), missing)
+    try:
+        config = Config.model_validate(expanded)
+    except ValidationError as exc:
+        raise ConfigError(source, missing + [_describe(error) for error in exc.errors()]) from None
+    if missing:
+        raise ConfigError(source, missing)
+    return config
+
+
+def _expand(value: Any, environ: Mapping[str, str], path: tuple[Any, ...], missing: list[str]) -> Any:
+    if isinstance(value, str):
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            missing.append(
+                f"{format_path(path)}: environment variable {name} is not set "
+                f"(export it, or write ${{{name}:-default}} to give a default)"
+            )
+            return match.group(0)  # left as written: reported once above, not again as an empty value
+
+        return _VAR.sub(substitute, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, environ, (*path, k), missing) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, environ, (*path, i), missing) for i, v in enumerate(value)]
+    return value
+
+
+def format_path(path: tuple[Any, ...]) -> str:
+    """``('pools', 'openai', 'accounts', 1, 'priority')`` -> ``pools.openai.accounts[1].priority``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    # Pydantic adds union-branch and validator names to locations ("function-after[...]", "int"); drop them.
+    loc = tuple(p for p in error["loc"] if isinstance(p, int) or not (("[" in str(p)) or str(p) in ("int", "str")))
+    kind, message, given = error["type"], error["msg"], error.get("input")
+    if any(str(p) in _SECRET_KEYS for p in loc):
+        given = "<redacted>"  # never echo something that may be a credential
+    if kind == "value_error":
+        message = message.removeprefix("Value error, ")
+    elif kind == "missing":
+        message = "required: add it"
+    elif kind == "extra_forbidden":
+        message = "unknown setting: remove it or check its spelling (see the README's config reference)"
+    elif kind == "literal_error":
+        message = f"{message.replace('Input should be', 'must be')}, got {given!r}"
+    elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than", "int_parsing", "int_type",
+                  "float_parsing", "bool_parsing", "string_too_short", "string_pattern_mismatch", "dict_type",
+                  "list_type", "string_type", "model_type", "int_from_float"):
+        message = f"{message.replace('Input should be', 'must be')}, got {given!r}"
+        if kind == "string_pattern_mismatch":
+            message = f"may contain only letters, digits and . _ @ : + -, got {given!r}"
+    return f"{format_path(loc)}: {message}"

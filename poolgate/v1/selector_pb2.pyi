@@ -1,0 +1,235 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ApiFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    API_FORMAT_UNSPECIFIED: _ClassVar[ApiFormat]
+    API_FORMAT_OPENAI: _ClassVar[ApiFormat]
+    API_FORMAT_ANTHROPIC: _ClassVar[ApiFormat]
+
+class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OUTCOME_UNSPECIFIED: _ClassVar[Outcome]
+    OUTCOME_SUCCESS: _ClassVar[Outcome]
+    OUTCOME_RATE_LIMITED: _ClassVar[Outcome]
+    OUTCOME_AUTH_FAILED: _ClassVar[Outcome]
+    OUTCOME_SERVER_ERROR: _ClassVar[Outcome]
+    OUTCOME_NETWORK_ERROR: _ClassVar[Outcome]
+    OUTCOME_TIMEOUT: _ClassVar[Outcome]
+    OUTCOME_CLIENT_ERROR: _ClassVar[Outcome]
+    OUTCOME_CANCELLED: _ClassVar[Outcome]
+
+class AccountState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ACCOUNT_STATE_UNSPECIFIED: _ClassVar[AccountState]
+    ACCOUNT_STATE_HEALTHY: _ClassVar[AccountState]
+    ACCOUNT_STATE_COOLING: _ClassVar[AccountState]
+    ACCOUNT_STATE_CIRCUIT_OPEN: _ClassVar[AccountState]
+    ACCOUNT_STATE_CIRCUIT_HALF_OPEN: _ClassVar[AccountState]
+    ACCOUNT_STATE_DISABLED: _ClassVar[AccountState]
+API_FORMAT_UNSPECIFIED: ApiFormat
+API_FORMAT_OPENAI: ApiFormat
+API_FORMAT_ANTHROPIC: ApiFormat
+OUTCOME_UNSPECIFIED: Outcome
+OUTCOME_SUCCESS: Outcome
+OUTCOME_RATE_LIMITED: Outcome
+OUTCOME_AUTH_FAILED: Outcome
+OUTCOME_SERVER_ERROR: Outcome
+OUTCOME_NETWORK_ERROR: Outcome
+OUTCOME_TIMEOUT: Outcome
+OUTCOME_CLIENT_ERROR: Outcome
+OUTCOME_CANCELLED: Outcome
+ACCOUNT_STATE_UNSPECIFIED: AccountState
+ACCOUNT_STATE_HEALTHY: AccountState
+ACCOUNT_STATE_COOLING: AccountState
+ACCOUNT_STATE_CIRCUIT_OPEN: AccountState
+ACCOUNT_STATE_CIRCUIT_HALF_OPEN: AccountState
+ACCOUNT_STATE_DISABLED: AccountState
+
+class SelectAccountRequest(_message.Message):
+    __slots__ = ("pool", "model", "session_key", "exclude_account_ids", "estimated_input_tokens")
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SESSION_KEY_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_ACCOUNT_IDS_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    pool: str
+    model: str
+    session_key: str
+    exclude_account_ids: _containers.RepeatedScalarFieldContainer[str]
+    estimated_input_tokens: int
+    def __init__(self, pool: _Optional[str] = ..., model: _Optional[str] = ..., session_key: _Optional[str] = ..., exclude_account_ids: _Optional[_Iterable[str]] = ..., estimated_input_tokens: _Optional[int] = ...) -> None: ...
+
+class Header(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class Lease(_message.Message):
+    __slots__ = ("lease_id", "account_id", "account_name", "pool", "base_url", "credential", "extra_headers", "expires_at", "format")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_NAME_FIELD_NUMBER: _ClassVar[int]
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    BASE_URL_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_HEADERS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    lease_id: str
+    account_id: str
+    account_name: str
+    pool: str
+    base_url: str
+    credential: Header
+    extra_headers: _containers.RepeatedCompositeFieldContainer[Header]
+    expires_at: _timestamp_pb2.Timestamp
+    format: ApiFormat
+    def __init__(self, lease_id: _Optional[str] = ..., account_id: _Optional[str] = ..., account_name: _Optional[str] = ..., pool: _Optional[str] = ..., base_url: _Optional[str] = ..., credential: _Optional[_Union[Header, _Mapping]] = ..., extra_headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., format: _Optional[_Union[ApiFormat, str]] = ...) -> None: ...
+
+class ReportOutcomeRequest(_message.Message):
+    __slots__ = ("lease_id", "outcome", "http_status", "retry_after_ms", "latency_ms", "time_to_first_token_ms", "input_tokens", "output_tokens", "rate_limit_headers", "detail")
+    class RateLimitHeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    TIME_TO_FIRST_TOKEN_MS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_HEADERS_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    lease_id: str
+    outcome: Outcome
+    http_status: int
+    retry_after_ms: int
+    latency_ms: int
+    time_to_first_token_ms: int
+    input_tokens: int
+    output_tokens: int
+    rate_limit_headers: _containers.ScalarMap[str, str]
+    detail: str
+    def __init__(self, lease_id: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., http_status: _Optional[int] = ..., retry_after_ms: _Optional[int] = ..., latency_ms: _Optional[int] = ..., time_to_first_token_ms: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., rate_limit_headers: _Optional[_Mapping[str, str]] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class ReportOutcomeResponse(_message.Message):
+    __slots__ = ("recorded", "detail", "account_state")
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_STATE_FIELD_NUMBER: _ClassVar[int]
+    recorded: bool
+    detail: str
+    account_state: AccountState
+    def __init__(self, recorded: _Optional[bool] = ..., detail: _Optional[str] = ..., account_state: _Optional[_Union[AccountState, str]] = ...) -> None: ...
+
+class ListAccountsRequest(_message.Message):
+    __slots__ = ("pool",)
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    pool: str
+    def __init__(self, pool: _Optional[str] = ...) -> None: ...
+
+class RateLimitHeadroom(_message.Message):
+    __slots__ = ("requests_remaining", "requests_limit", "input_tokens_remaining", "input_tokens_limit", "output_tokens_remaining", "output_tokens_limit", "reset_in_ms", "fraction")
+    REQUESTS_REMAINING_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_REMAINING_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_REMAINING_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    RESET_IN_MS_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_FIELD_NUMBER: _ClassVar[int]
+    requests_remaining: int
+    requests_limit: int
+    input_tokens_remaining: int
+    input_tokens_limit: int
+    output_tokens_remaining: int
+    output_tokens_limit: int
+    reset_in_ms: int
+    fraction: float
+    def __init__(self, requests_remaining: _Optional[int] = ..., requests_limit: _Optional[int] = ..., input_tokens_remaining: _Optional[int] = ..., input_tokens_limit: _Optional[int] = ..., output_tokens_remaining: _Optional[int] = ..., output_tokens_limit: _Optional[int] = ..., reset_in_ms: _Optional[int] = ..., fraction: _Optional[float] = ...) -> None: ...
+
+class AccountStatus(_message.Message):
+    __slots__ = ("account_id", "name", "state", "reason", "cooldown_remaining_ms", "in_flight", "max_concurrency", "priority", "weight", "requests_total", "successes_total", "failures_total", "rate_limited_total", "input_tokens_total", "output_tokens_total", "consecutive_failures", "recent_latency_ms", "error_rate", "headroom", "credential_redacted")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    COOLDOWN_REMAINING_MS_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMITED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    RECENT_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    HEADROOM_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_REDACTED_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    name: str
+    state: AccountState
+    reason: str
+    cooldown_remaining_ms: int
+    in_flight: int
+    max_concurrency: int
+    priority: int
+    weight: int
+    requests_total: int
+    successes_total: int
+    failures_total: int
+    rate_limited_total: int
+    input_tokens_total: int
+    output_tokens_total: int
+    consecutive_failures: int
+    recent_latency_ms: float
+    error_rate: float
+    headroom: RateLimitHeadroom
+    credential_redacted: str
+    def __init__(self, account_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[AccountState, str]] = ..., reason: _Optional[str] = ..., cooldown_remaining_ms: _Optional[int] = ..., in_flight: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., requests_total: _Optional[int] = ..., successes_total: _Optional[int] = ..., failures_total: _Optional[int] = ..., rate_limited_total: _Optional[int] = ..., input_tokens_total: _Optional[int] = ..., output_tokens_total: _Optional[int] = ..., consecutive_failures: _Optional[int] = ..., recent_latency_ms: _Optional[float] = ..., error_rate: _Optional[float] = ..., headroom: _Optional[_Union[RateLimitHeadroom, _Mapping]] = ..., credential_redacted: _Optional[str] = ...) -> None: ...
+
+class PoolStatus(_message.Message):
+    __slots__ = ("name", "format", "strategy", "base_url", "accounts", "available", "waiting")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    BASE_URL_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    format: ApiFormat
+    strategy: str
+    base_url: str
+    accounts: _containers.RepeatedCompositeFieldContainer[AccountStatus]
+    available: int
+    waiting: int
+    def __init__(self, name: _Optional[str] = ..., format: _Optional[_Union[ApiFormat, str]] = ..., strategy: _Optional[str] = ..., base_url: _Optional[str] = ..., accounts: _Optional[_Iterable[_Union[AccountStatus, _Mapping]]] = ..., available: _Optional[int] = ..., waiting: _Optional[int] = ...) -> None: ...
+
+class ListAccountsResponse(_message.Message):
+    __slots__ = ("pools",)
+    POOLS_FIELD_NUMBER: _ClassVar[int]
+    pools: _containers.RepeatedCompositeFieldContainer[PoolStatus]
+    def __init__(self, pools: _Optional[_Iterable[_Union[PoolStatus, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""The selector service: owns the account pools and hands out leases over gRPC."""

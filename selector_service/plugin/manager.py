@@ -1,0 +1,106 @@
+"""Builds the plugin set and the strategy registry, once, at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from selector_service.plugin import spec
+from selector_service.plugin.types import Strategy, StrategyFactory
+
+
+class PluginError(Exception):
+    """A plugin could not be loaded or registered something invalid."""
+
+
+class UnknownStrategyError(ValueError):
+    """A config names a strategy no installed plugin provides."""
+
+    def __init__(self, name: str, installed: Iterable[str]) -> None:
+        self.name = name
+        self.installed = sorted(installed)
+        super().__init__(f"unknown strategy {name!r}; installed strategies: {', '.join(self.installed) or 'none'}")
+
+
+@dataclass
+class StrategyRegistry:
+    """Strategy factories by name, filled by the plugins' ``register_strategies`` hooks."""
+
+    factories: dict[str, StrategyFactory] = field(default_factory=dict)
+    providers: dict[str, str] = field(default_factory=dict)
+
+    def register(self, name: str, factory: StrategyFactory, provider: str = "") -> None:
+        if not name or not name.replace("_", "").replace("-", "").isalnum():
+            raise PluginError(f"plugin {provider!r} registered an invalid strategy name {name!r}")
+        if name in self.factories:
+            raise PluginError(
+                f"strategy {name!r} is registered twice (by {self.providers[name]!r} and {provider!r}); "
+                "uninstall one of them or block one with blocked_plugins"
+            )
+        if not callable(factory):
+            raise PluginError(f"plugin {provider!r} registered strategy {name!r} with a factory that is not callable")
+        self.factories[name] = factory
+        self.providers[name] = provider
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.factories)
+
+    def create(self, name: str, options: Mapping[str, Any]) -> Strategy:
+        """A new strategy instance for one pool; raises UnknownStrategyError or ValueError (bad options)."""
+        factory = self.factories.get(name)
+        if factory is None:
+            raise UnknownStrategyError(name, self.factories)
+        strategy = factory(options)
+        if not isinstance(strategy, Strategy):
+            raise PluginError(f"strategy {name!r} factory returned {type(strategy).__name__}, which has no select()")
+        return strategy
+
+
+def build_plugin_manager(
+    blocked: Iterable[str] = (),
+    extra_plugins: Iterable[object] = (),
+    load_entry_points: bool = True,
+) -> pluggy.PluginManager:
+    """The plugin manager, in a fixed order: blocked names, entry points (built-ins come this way too), extras.
+
+    Then every implementation is checked against the specs, so a misspelt hook fails start-up instead of being
+    silently ignored.
+    """
+    manager = pluggy.PluginManager(spec.PROJECT_NAME)
+    manager.add_hookspecs(spec)
+    for name in blocked:
+        manager.set_blocked(name)
+    if load_entry_points:
+        try:
+            manager.load_setuptools_entrypoints(spec.PROJECT_NAME)
+        except Exception as exc:  # a broken third-party package must not be swallowed
+            raise PluginError(f"loading poolgate plugins failed: {type(exc).__name__}: {exc}") from exc
+    for plugin in extra_plugins:
+        manager.register(plugin)
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(str(exc)) from exc
+    return manager
+
+
+def collect_strategies(manager: pluggy.PluginManager) -> StrategyRegistry:
+    """Ask every plugin for its strategies."""
+    registry = StrategyRegistry()
+    for impl in manager.hook.register_strategies.get_hookimpls():
+        provider = impl.plugin_name
+
+        def register(name: str, factory: StrategyFactory, _provider: str = provider) -> None:
+            registry.register(name, factory, _provider)
+
+        impl.function(register=register)
+    return registry
+
+
+def load_strategies(blocked: Iterable[str] = (), extra_plugins: Iterable[object] = ()) -> StrategyRegistry:
+    """The strategies of every installed plugin (the usual way to get a registry)."""
+    return collect_strategies(build_plugin_manager(blocked=blocked, extra_plugins=extra_plugins))

@@ -1,0 +1,97 @@
+"""What a strategy sees and returns. These are read-only views: a strategy never changes an account.
+
+A pool's accounts are split into priority tiers; the selector asks the pool's strategy to pick from the highest tier
+that has a candidate. Candidates are already filtered for health, concurrency, rate limits and the request's
+exclusions, so any candidate the strategy returns is fine to lease.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+
+class AccountView(Protocol):
+    """Read-only view of one account, for strategies."""
+
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def index(self) -> int:
+        """Position in the pool's config order (0 first)."""
+    @property
+    def weight(self) -> int: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def max_concurrency(self) -> int:
+        """0 means unlimited."""
+    @property
+    def headroom(self) -> float:
+        """Fraction of rate-limit quota left, 0..1, from the tightest known limit; 1.0 when nothing is known."""
+    @property
+    def recent_latency_ms(self) -> float:
+        """Exponentially weighted latency of recent successes; 0.0 before the first."""
+    @property
+    def error_rate(self) -> float:
+        """Exponentially weighted share of recent attempts that failed, 0..1."""
+    @property
+    def requests_total(self) -> int: ...
+
+
+class Candidates(Protocol):
+    """The accounts of one tier that may serve this request.
+
+    Membership tests and sampling are O(1); iteration is O(n). Strategies meant for large pools should use
+    :meth:`sample` or walk :attr:`ordered` with ``in`` rather than iterate.
+    """
+
+    @property
+    def tier(self) -> int:
+        """The priority tier (2 high, 1 normal, 0 low) the candidates come from."""
+    @property
+    def generation(self) -> int:
+        """Changes whenever accounts are added to or removed from the tier (config reload); cached state keyed on
+        the tier should be rebuilt when it changes."""
+    @property
+    def ordered(self) -> Sequence[AccountView]:
+        """Every account of the tier in config order, candidates or not (test with ``in``)."""
+    def __len__(self) -> int:
+        """How many candidates there are (never 0 when a strategy is called)."""
+    def __contains__(self, account: object) -> bool: ...
+    def __iter__(self) -> Iterator[AccountView]:
+        """The candidates, in config order."""
+    def sample(self, k: int, rng: random.Random) -> list[AccountView]:
+        """Up to ``k`` distinct candidates drawn uniformly at random, in O(k) expected time."""
+
+
+@dataclass(frozen=True, slots=True)
+class SelectionRequest:
+    """What is known about the request an account is picked for."""
+
+    pool: str
+    model: str = ""
+    session_key: str = ""
+    estimated_input_tokens: int | None = None
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """Picks one account. One instance serves one pool; it may keep state (a cursor, a schedule) between calls."""
+
+    def select(self, candidates: Candidates, request: SelectionRequest) -> AccountView:
+        """Return one of ``candidates`` (never empty). Called on the per-request path: keep it cheap."""
+        ...
+
+
+StrategyFactory = Callable[[Mapping[str, Any]], Strategy]
+"""Builds a strategy for one pool from the pool's ``strategy_options``; raises ValueError on bad options."""
+
+RegisterStrategy = Callable[[str, StrategyFactory], None]
+"""The callback a plugin's ``register_strategies`` hook calls, once per strategy: ``register(name, factory)``."""
