@@ -1,0 +1,5 @@
+"""Persistence: the only package that speaks SQL."""
+
+from selector_service.storage.repository import StateRepository, database_url
+
+__all__ = ["StateRepository", "database_url"]

@@ -1,0 +1,119 @@
+"""Protobuf <-> domain conversions. Nothing here decides anything."""
+
+from __future__ import annotations
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from poolgate.v1 import selector_pb2 as pb
+from selector_service.domain.account import Account
+from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
+from selector_service.domain.pool import PoolSnapshot
+from selector_service.domain.selector import Grant
+from selector_service.plugin.types import SelectionRequest
+
+OUTCOMES = {
+    pb.OUTCOME_SUCCESS: Outcome.SUCCESS,
+    pb.OUTCOME_RATE_LIMITED: Outcome.RATE_LIMITED,
+    pb.OUTCOME_AUTH_FAILED: Outcome.AUTH_FAILED,
+    pb.OUTCOME_SERVER_ERROR: Outcome.SERVER_ERROR,
+    pb.OUTCOME_NETWORK_ERROR: Outcome.NETWORK_ERROR,
+    pb.OUTCOME_TIMEOUT: Outcome.TIMEOUT,
+    pb.OUTCOME_CLIENT_ERROR: Outcome.CLIENT_ERROR,
+    pb.OUTCOME_CANCELLED: Outcome.CANCELLED,
+}
+STATES = {
+    AccountState.HEALTHY: pb.ACCOUNT_STATE_HEALTHY,
+    AccountState.COOLING: pb.ACCOUNT_STATE_COOLING,
+    AccountState.CIRCUIT_OPEN: pb.ACCOUNT_STATE_CIRCUIT_OPEN,
+    AccountState.CIRCUIT_HALF_OPEN: pb.ACCOUNT_STATE_CIRCUIT_HALF_OPEN,
+    AccountState.DISABLED: pb.ACCOUNT_STATE_DISABLED,
+}
+FORMATS = {"openai": pb.API_FORMAT_OPENAI, "anthropic": pb.API_FORMAT_ANTHROPIC}
+
+
+def selection_request(message: pb.SelectAccountRequest) -> SelectionRequest:
+    return SelectionRequest(
+        pool=message.pool,
+        model=message.model,
+        session_key=message.session_key,
+        estimated_input_tokens=(
+            message.estimated_input_tokens if message.HasField("estimated_input_tokens") else None
+        ),
+    )
+
+
+def outcome_report(message: pb.ReportOutcomeRequest, outcome: Outcome) -> OutcomeReport:
+    return OutcomeReport(
+        lease_id=message.lease_id,
+        outcome=outcome,
+        http_status=message.http_status,
+        retry_after_ms=message.retry_after_ms,
+        latency_ms=message.latency_ms,
+        time_to_first_token_ms=message.time_to_first_token_ms,
+        input_tokens=message.input_tokens,
+        output_tokens=message.output_tokens,
+        rate_limit_headers={k.lower(): v for k, v in message.rate_limit_headers.items()},
+        detail=message.detail,
+    )
+
+
+def lease_message(grant: Grant) -> pb.Lease:
+    lease, account, config = grant.lease, grant.lease.account, grant.pool.config
+    credential = account.credential
+    expires = Timestamp()
+    expires.FromNanoseconds(int(lease.expires_at * 1e9))
+    return pb.Lease(
+        lease_id=lease.lease_id,
+        account_id=account.account_id,
+        account_name=account.name,
+        pool=grant.pool.name,
+        base_url=config.base_url,
+        credential=pb.Header(name=credential.header, value=credential.value),
+        extra_headers=[pb.Header(name=k, value=v) for k, v in credential.extra_headers],
+        expires_at=expires,
+        format=FORMATS[config.format],
+    )
+
+
+def _headroom(snapshot_account: Account, now: float) -> pb.RateLimitHeadroom:
+    limits = snapshot_account.limits.limits if snapshot_account.limits is not None else {}
+    config = snapshot_account.config
+    configured = {"requests": config.rpm_limit, "input_tokens": config.itpm_limit, "output_tokens": config.otpm_limit}
+
+    def pair(kind: str) -> tuple[int, int]:
+        if kind in limits:
+            return limits[kind].remaining, limits[kind].limit
+        window = snapshot_account.windows.get(kind)
+        if window is not None:
+            return max(0, configured[kind] - window.total), configured[kind]
+        return -1, 0
+
+    resets = [lim.reset_at for lim in limits.values() if lim.reset_at]
+    requests, input_tokens, output_tokens = pair("requests"), pair("input_tokens"), pair("output_tokens")
+    return pb.RateLimitHeadroom(
+        requests_remaining=requests[0], requests_limit=requests[1],
+        input_tokens_remaining=input_tokens[0], input_tokens_limit=input_tokens[1],
+        output_tokens_remaining=output_tokens[0], output_tokens_limit=output_tokens[1],
+        reset_in_ms=int(max(0.0, min(resets) - now) * 1000) if resets else 0,
+        fraction=snapshot_account.headroom,
+    )
+
+
+def pool_status(snapshot: PoolSnapshot) -> pb.PoolStatus:
+    accounts = []
+    for item in snapshot.accounts:
+        a = item.account
+        accounts.append(pb.AccountStatus(
+            account_id=a.account_id, name=a.name, state=STATES[item.state], reason=item.reason,
+            cooldown_remaining_ms=int(item.cooldown_remaining * 1000), in_flight=a.in_flight,
+            max_concurrency=a.max_concurrency, priority=a.priority, weight=a.weight,
+            requests_total=a.requests_total, successes_total=a.successes_total, failures_total=a.failures_total,
+            rate_limited_total=a.rate_limited_total, input_tokens_total=a.input_tokens_total,
+            output_tokens_total=a.output_tokens_total, consecutive_failures=a.failure_streak,
+            recent_latency_ms=a.recent_latency_ms, error_rate=a.error_rate, headroom=_headroom(a, snapshot.taken_at),
+            credential_redacted=a.credential_redacted,
+        ))
+    return pb.PoolStatus(
+        name=snapshot.name, format=FORMATS[snapshot.config.format], strategy=snapshot.strategy,
+        base_url=snapshot.config.base_url, accounts=accounts, available=snapshot.available, waiting=snapshot.waiting,
+    )

@@ -1,0 +1,38 @@
+"""The gRPC server: the Selector service plus standard health checking and reflection."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from poolgate.v1 import selector_pb2, selector_pb2_grpc
+from selector_service.api.servicer import SelectorServicer
+from selector_service.domain.selector import SelectorCore
+
+SERVICE_NAME = selector_pb2.DESCRIPTOR.services_by_name["Selector"].full_name
+
+
+class ListenError(RuntimeError):
+    """The server could not bind its address."""
+
+
+async def start_server(core: SelectorCore, listen: str) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """Start serving on ``listen`` (``host:port`` or ``unix:/path``); returns the server and the bound port."""
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    selector_pb2_grpc.add_SelectorServicer_to_server(SelectorServicer(core), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
+    )
+    try:
+        port = server.add_insecure_port(listen)
+    except RuntimeError as exc:
+        raise ListenError(f"cannot listen on {listen}: {exc}; is another process using it? (--listen to change)") from exc
+    if port == 0 and not listen.startswith("unix:"):
+        raise ListenError(f"cannot listen on {listen}: the address is in use or invalid (--listen to change)")
+    await server.start()
+    for service in ("", SERVICE_NAME):
+        await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    return server, port, health_servicer

@@ -1,0 +1,64 @@
+"""``poolgate check FILE``: validate a config (schema and strategies) and print what it would serve."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from poolgate.config import Config, ConfigError, load_config
+from selector_service.plugin.manager import PluginError, StrategyRegistry, UnknownStrategyError, load_strategies
+
+
+def strategy_errors(config: Config, registry: StrategyRegistry) -> list[str]:
+    """Problems with the strategies the config names (unknown names, bad options), as ``path: message``."""
+    errors = []
+    for name, pool in config.pools.items():
+        try:
+            registry.create(pool.strategy, pool.strategy_options)
+        except UnknownStrategyError as exc:
+            errors.append(f"pools.{name}.strategy: {exc}")
+        except (ValueError, TypeError) as exc:
+            errors.append(f"pools.{name}.strategy_options: {exc}")
+    return errors
+
+
+def load_checked(path: str) -> tuple[Config, StrategyRegistry]:
+    """The config and the strategy registry, or ConfigError listing every problem."""
+    config = load_config(path)
+    registry = load_strategies()
+    errors = strategy_errors(config, registry)
+    if errors:
+        raise ConfigError(path, errors)
+    return config, registry
+
+
+def describe(config: Config) -> str:
+    lines = [f"selector: listens on {config.selector.listen}, database {config.selector.database}",
+             f"edge: listens on {config.edge.listen}, client auth {'on' if config.edge.auth else 'OFF'}"]
+    for name, pool in config.pools.items():
+        lines.append(f"pool {name}: {pool.format} at {pool.base_url}, strategy {pool.strategy}, "
+                     f"{len(pool.accounts)} account(s)")
+        for account in pool.accounts:
+            limits = ", ".join(f"{k} {v}" for k, v in (("rpm", account.rpm_limit), ("itpm", account.itpm_limit),
+                               ("otpm", account.otpm_limit), ("max concurrency", account.max_concurrency)) if v)
+            lines.append(f"  - {account.name} ({account.credential_redacted}) weight {account.weight}, "
+                         f"priority {account.priority}" + (f", {limits}" if limits else ""))
+    for pattern, target in config.models.items():
+        lines.append(f"model {pattern} -> {target}")
+    return "\n".join(lines)
+
+
+def run_check_command(args: argparse.Namespace) -> int:
+    try:
+        config, _ = load_checked(args.file)
+    except ConfigError as exc:
+        print(f"{exc.source}: {len(exc.errors)} problem(s):", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 1
+    except PluginError as exc:
+        print(f"poolgate plugins: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: OK")
+    print(describe(config))
+    return 0

@@ -1,0 +1,318 @@
+"""One account's live state and the health rules applied to it.
+
+An account is available when it is enabled, not cooling, its circuit is closed (or half-open with no probe out), it
+is under its concurrency limit, and no known rate limit is at zero. :meth:`Account.blocked_until` answers that question
+and says until when; :meth:`Account.apply` turns an attempt's outcome into a new state and the change to persist.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from dataclasses import dataclass
+
+from poolgate.config import AccountConfig, PoolConfig
+from selector_service.domain.backoff import circuit_cooldown, rate_limit_cooldown
+from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
+from selector_service.domain.ratelimits import RateLimitSnapshot, parse_headers, parse_retry_after
+from selector_service.domain.state import PersistedState, StateChange
+
+WINDOW = 60.0  # seconds: rpm / itpm / otpm limits are per minute
+EWMA_ALPHA = 0.2
+NEVER = math.inf  # "blocked until something else happens" (a lease returns, an operator re-enables)
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    header: str
+    value: str
+    extra_headers: tuple[tuple[str, str], ...]
+
+
+class _Window:
+    """Sum of amounts over the last minute (requests or tokens), amortised O(1)."""
+
+    __slots__ = ("entries", "total")
+
+    def __init__(self) -> None:
+        self.entries: deque[tuple[float, int]] = deque()
+        self.total = 0
+
+    def add(self, now: float, amount: int) -> None:
+        if amount > 0:
+            self.entries.append((now, amount))
+            self.total += amount
+
+    def used(self, now: float) -> int:
+        entries = self.entries
+        while entries and entries[0][0] <= now - WINDOW:
+            self.total -= entries.popleft()[1]
+        return self.total
+
+    def frees_at(self) -> float:
+        return self.entries[0][0] + WINDOW if self.entries else 0.0
+
+
+class Account:
+    """An account of a pool: configuration, health and load. Also the :class:`AccountView` strategies see."""
+
+    __slots__ = (
+        "account_id", "auth_failures_total", "circuit_open_until", "circuit_opens", "config", "cooldown_reason",
+        "cooldown_set_at", "cooldown_until", "credential", "credential_fingerprint", "credential_redacted",
+        "disabled", "disabled_reason", "error_rate", "failure_streak", "failures_total", "health_changed_at",
+        "in_flight", "index", "input_tokens_total", "limits", "max_concurrency", "name", "output_tokens_total",
+        "pool", "priority", "probe_in_flight", "rate_limit_streak", "rate_limited_total", "recent_latency_ms",
+        "requests_total", "successes_total", "weight", "windows",
+    )
+
+    def __init__(self, pool: PoolConfig, pool_name: str, config: AccountConfig, index: int) -> None:
+        self.pool = pool_name
+        self.config = config
+        self.account_id = f"{pool_name}/{config.name}"
+        self.name = config.name
+        self.index = index
+        self.weight = config.weight
+        self.priority = config.priority
+        self.max_concurrency = config.max_concurrency
+        scheme_header = "authorization" if pool.auth_scheme == "bearer" else "x-api-key"
+        scheme_value = f"Bearer {config.key}" if pool.auth_scheme == "bearer" else config.key
+        extra = {**pool.headers, **config.headers}
+        self.credential = Credential(scheme_header, scheme_value, tuple(extra.items()))
+        self.credential_redacted = config.credential_redacted
+        self.credential_fingerprint = config.credential_fingerprint
+        # load
+        self.in_flight = 0
+        self.probe_in_flight = False
+        self.requests_total = self.successes_total = self.failures_total = 0
+        self.rate_limited_total = self.auth_failures_total = 0
+        self.input_tokens_total = self.output_tokens_total = 0
+        self.recent_latency_ms = 0.0
+        self.error_rate = 0.0
+        # health (persisted)
+        self.cooldown_until = 0.0
+        self.cooldown_reason = ""
+        self.cooldown_set_at = 0.0
+        self.rate_limit_streak = 0
+        self.failure_streak = 0
+        self.circuit_open_until = 0.0
+        self.circuit_opens = 0
+        self.disabled = False
+        self.disabled_reason = ""
+        self.health_changed_at = 0.0
+        # quota learned from headers, and local per-minute windows for configured limits
+        self.limits: RateLimitSnapshot | None = None
+        self.windows: dict[str, _Window] = {}
+        for kind, limit in (("requests", config.rpm_limit), ("input_tokens", config.itpm_limit),
+                            ("output_tokens", config.otpm_limit)):
+            if limit:
+                self.windows[kind] = _Window()
+
+    # -- persisted state -------------------------------------------------------------------------------------------
+
+    def restore(self, saved: PersistedState) -> None:
+        """Take over health from the database; a changed credential starts clean (a new key is a new account)."""
+        if saved.credential_fingerprint and saved.credential_fingerprint != self.credential_fingerprint:
+            return
+        self.cooldown_until, self.cooldown_reason = saved.cooldown_until, saved.cooldown_reason
+        self.rate_limit_streak, self.failure_streak = saved.rate_limit_streak, saved.failure_streak
+        self.circuit_open_until, self.circuit_opens = saved.circuit_open_until, saved.circuit_opens
+        self.disabled, self.disabled_reason = saved.disabled, saved.disabled_reason
+        self.rate_limited_total, self.failures_total = saved.rate_limited_total, saved.failures_total
+        self.auth_failures_total = saved.auth_failures_total
+
+    # -- availability ----------------------------------------------------------------------------------------------
+
+    def _limit_of(self, kind: str) -> int:
+        config = self.config
+        return {"requests": config.rpm_limit, "input_tokens": config.itpm_limit,
+                "output_tokens": config.otpm_limit}[kind]
+
+    def blocked_until(self, now: float) -> float:
+        """0.0 when the account can take a lease now; else when it may (``NEVER``: on an event, not a time)."""
+        if self.disabled:
+            return NEVER
+        until = 0.0
+        if self.cooldown_until > now:
+            until = self.cooldown_until
+        if self.circuit_opens:
+            if self.circuit_open_until > now:
+                until = max(until, self.circuit_open_until)
+            elif self.probe_in_flight:
+                return NEVER
+        if self.max_concurrency and self.in_flight >= self.max_concurrency:
+            return NEVER
+        if self.limits is not None:
+            until = max(until, self.limits.exhausted_until(now))
+        for kind, window in self.windows.items():
+            if window.used(now) >= self._limit_of(kind):
+                until = max(until, window.frees_at())
+        return until
+
+    @property
+    def headroom(self) -> float:
+        fraction = self.limits.fraction() if self.limits is not None else 1.0
+        for kind, window in self.windows.items():
+            limit = self._limit_of(kind)
+            fraction = min(fraction, max(0.0, 1.0 - window.total / limit))
+        return fraction
+
+    def state(self, now: float) -> tuple[AccountState, str]:
+        """The state shown to operators, with the reason when not healthy."""
+        if self.disabled:
+            return AccountState.DISABLED, self.disabled_reason
+        if self.circuit_opens:
+            if self.circuit_open_until > now:
+                return AccountState.CIRCUIT_OPEN, f"{self.failure_streak} failures in a row"
+            return AccountState.CIRCUIT_HALF_OPEN, "circuit half-open: next lease is a probe"
+        if self.cooldown_until > now:
+            return AccountState.COOLING, self.cooldown_reason
+        if self.limits is not None and self.limits.exhausted_until(now) > now:
+            return AccountState.COOLING, "quota at zero (rate-limit headers) until reset"
+        for kind, window in self.windows.items():
+            if window.used(now) >= self._limit_of(kind):
+                return AccountState.COOLING, f"configured {kind.replace('_', ' ')} per minute limit reached"
+        return AccountState.HEALTHY, ""
+
+    def cooldown_remaining(self, now: float) -> float:
+        ends = [self.cooldown_until, self.circuit_open_until if self.circuit_opens else 0.0]
+        if self.limits is not None:
+            ends.append(self.limits.exhausted_until(now))
+        return max(0.0, max(ends) - now)
+
+    # -- leases ----------------------------------------------------------------------------------------------------
+
+    def acquire(self, now: float) -> bool:
+        """Count a new lease; returns whether it is the half-open circuit's probe."""
+        self.in_flight += 1
+        self.requests_total += 1
+        if "requests" in self.windows:
+            self.windows["requests"].add(now, 1)
+        probe = bool(self.circuit_opens) and self.circuit_open_until <= now
+        if probe:
+            self.probe_in_flight = True
+        return probe
+
+    def release(self, probe: bool) -> None:
+        self.in_flight = max(0, self.in_flight - 1)
+        if probe:
+            self.probe_in_flight = False
+
+    # -- outcomes --------------------------------------------------------------------------------------------------
+
+    def apply(
+        self, report: OutcomeReport, granted_at: float, now: float, pool: PoolConfig, rng: random.Random
+    ) -> StateChange:
+        """Apply an attempt's outcome to this account; return what must be persisted (maybe nothing)."""
+        change = StateChange(self.account_id)
+        outcome = report.outcome
+        headers = report.rate_limit_headers
+        if headers:
+            snapshot = parse_headers(headers, now)
+            if snapshot.limits:
+                self.limits = snapshot
+        self.input_tokens_total += max(0, report.input_tokens)
+        self.output_tokens_total += max(0, report.output_tokens)
+        if "input_tokens" in self.windows:
+            self.windows["input_tokens"].add(now, report.input_tokens)
+        if "output_tokens" in self.windows:
+            self.windows["output_tokens"].add(now, report.output_tokens)
+        if outcome in (Outcome.CANCELLED, Outcome.CLIENT_ERROR):
+            return change  # not the account's fault: health unchanged
+        failed = outcome is not Outcome.SUCCESS
+        self.error_rate += EWMA_ALPHA * ((1.0 if failed else 0.0) - self.error_rate)
+        if outcome is Outcome.SUCCESS:
+            self._succeeded(report, granted_at, change)
+        elif outcome is Outcome.RATE_LIMITED:
+            self._rate_limited(report, now, pool, rng, change)
+        elif outcome is Outcome.AUTH_FAILED:
+            self._auth_failed(report, now, change)
+        else:
+            self._failed(outcome, report, granted_at, now, pool, change)
+        return change
+
+    def _succeeded(self, report: OutcomeReport, granted_at: float, change: StateChange) -> None:
+        self.successes_total += 1
+        if report.latency_ms > 0:
+            latency = float(report.latency_ms)
+            self.recent_latency_ms = latency if not self.recent_latency_ms else (
+                self.recent_latency_ms + EWMA_ALPHA * (latency - self.recent_latency_ms))
+        # Only a lease granted after the last bad news proves the account is fine again; an older in-flight success
+        # says nothing about a 429 that came later.
+        fresh = granted_at >= self.health_changed_at
+        if self.failure_streak and (fresh or not self.circuit_opens):
+            self.failure_streak = 0
+            change.reset_failure_streak = True
+        if not fresh:
+            return
+        if self.rate_limit_streak:
+            self.rate_limit_streak = 0
+            change.reset_rate_limit_streak = True
+        if self.cooldown_until:
+            self.cooldown_until, self.cooldown_reason = 0.0, ""
+            change.clear_cooldown = True
+        if self.circuit_opens:
+            self.circuit_opens, self.circuit_open_until = 0, 0.0
+            change.circuit_opens, change.circuit_open_until = 0, 0.0
+
+    def _rate_limited(
+        self, report: OutcomeReport, now: float, pool: PoolConfig, rng: random.Random, change: StateChange
+    ) -> None:
+        self.rate_limited_total += 1
+        self.rate_limit_streak += 1
+        change.rate_limited_delta = change.rate_limit_streak_delta = 1
+        retry_after = report.retry_after_ms / 1000.0 if report.retry_after_ms > 0 else None
+        if retry_after is None and report.rate_limit_headers:
+            retry_after = parse_retry_after(report.rate_limit_headers, now)
+        seconds = rate_limit_cooldown(pool.cooldown, retry_after, self.rate_limit_streak, rng)
+        until = now + seconds
+        if until > self.cooldown_until:  # a new cooldown never shortens a longer one in force
+            status = report.http_status or 429
+            self.cooldown_until = until
+            self.cooldown_reason = f"rate limited ({status}), cooling {seconds:.0f} s"
+            self.cooldown_set_at = now
+            change.extend_cooldown_until = until
+            change.cooldown_reason = self.cooldown_reason
+        self.health_changed_at = now
+
+    def _auth_failed(self, report: OutcomeReport, now: float, change: StateChange) -> None:
+        self.auth_failures_total += 1
+        change.auth_failures_delta = 1
+        if not self.disabled:
+            detail = report.detail.strip()[:200]
+            status = report.http_status or 401
+            self.disabled = True
+            self.disabled_reason = f"credentials rejected ({status})" + (f": {detail}" if detail else "")
+            change.disabled, change.disabled_reason = True, self.disabled_reason
+        self.health_changed_at = now
+
+    def _failed(
+        self, outcome: Outcome, report: OutcomeReport, granted_at: float, now: float, pool: PoolConfig,
+        change: StateChange,
+    ) -> None:
+        self.failures_total += 1
+        self.failure_streak += 1
+        change.failures_delta = change.failure_streak_delta = 1
+        settings = pool.circuit
+        if self.circuit_opens and self.circuit_open_until <= now and granted_at >= self.health_changed_at:
+            self.circuit_opens += 1  # the half-open probe failed: reopen, for longer
+        elif not self.circuit_opens and self.failure_streak >= settings.failures:
+            self.circuit_opens = 1
+        else:
+            return
+        self.circuit_open_until = now + circuit_cooldown(settings, self.circuit_opens)
+        change.circuit_opens, change.circuit_open_until = self.circuit_opens, self.circuit_open_until
+        self.health_changed_at = now
+
+    # -- operator actions ------------------------------------------------------------------------------------------
+
+    def enable(self) -> StateChange:
+        """Re-enable and forget every failure (an operator's word, or a changed credential)."""
+        self.disabled, self.disabled_reason = False, ""
+        self.cooldown_until, self.cooldown_reason = 0.0, ""
+        self.rate_limit_streak = self.failure_streak = self.circuit_opens = 0
+        self.circuit_open_until = 0.0
+        return StateChange(
+            self.account_id, reset_rate_limit_streak=True, reset_failure_streak=True, clear_cooldown=True,
+            circuit_open_until=0.0, circuit_opens=0, disabled=False, disabled_reason="",
+        )

@@ -1,0 +1,43 @@
+"""Errors the selector's domain raises; the gRPC layer maps each to a status code.
+
+SelectorError
+ ├── UnknownPoolError        the pool is not configured               -> NOT_FOUND
+ ├── InvalidRequestError     a request field is missing or bad        -> INVALID_ARGUMENT
+ └── NoAccountAvailableError nothing can serve before the deadline    -> RESOURCE_EXHAUSTED (+ retry-after-ms)
+"""
+
+from __future__ import annotations
+
+
+class SelectorError(Exception):
+    """Base of the selector's domain errors."""
+
+
+class UnknownPoolError(SelectorError):
+    def __init__(self, pool: str, known: list[str]) -> None:
+        self.pool = pool
+        super().__init__(f"unknown pool {pool!r}; configured pools: {', '.join(sorted(known)) or 'none'}")
+
+
+class InvalidRequestError(SelectorError):
+    """``field`` names the offending request field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class NoAccountAvailableError(SelectorError):
+    """No account of the pool can serve in time.
+
+    ``retry_after`` is the number of seconds until the earliest account frees up, or None when none will by itself
+    (every account disabled). ``cause`` is "rate_limited" when quota is the reason, "busy" when accounts are at their
+    concurrency limit, "unavailable" otherwise (circuit open, disabled).
+    """
+
+    def __init__(self, pool: str, summary: str, retry_after: float | None, cause: str) -> None:
+        self.pool = pool
+        self.retry_after = retry_after
+        self.cause = cause
+        when = f"; earliest account frees up in {retry_after:.1f} s" if retry_after is not None else ""
+        super().__init__(f"no account of pool {pool!r} can serve now ({summary}){when}")

@@ -1,0 +1,72 @@
+"""Leases: who holds which account, until when, and what became of leases already returned."""
+
+from __future__ import annotations
+
+import heapq
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from selector_service.domain.account import Account
+
+RECENTLY_CLOSED = 10_000  # remembered so a second report is answered "already reported", not "unknown"
+
+
+@dataclass(slots=True)
+class Lease:
+    lease_id: str
+    account: Account
+    model: str
+    granted_at: float
+    expires_at: float
+    probe: bool = False
+    closed: bool = field(default=False)
+
+
+class LeaseTable:
+    def __init__(self) -> None:
+        self._active: dict[str, Lease] = {}
+        self._expiries: list[tuple[float, str]] = []
+        self._closed: OrderedDict[str, str] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._active)
+
+    def open(self, account: Account, model: str, now: float, ttl: float, probe: bool) -> Lease:
+        lease = Lease(secrets.token_urlsafe(16), account, model, now, now + ttl, probe)
+        self._active[lease.lease_id] = lease
+        if len(self._expiries) > 2 * len(self._active) + 1024:
+            # Reported leases leave their expiry behind; drop those so memory follows the active leases only.
+            self._expiries = [(a.expires_at, a.lease_id) for a in self._active.values()]
+            heapq.heapify(self._expiries)
+        else:
+            heapq.heappush(self._expiries, (lease.expires_at, lease.lease_id))
+        return lease
+
+    def close(self, lease_id: str, why: str) -> Lease | None:
+        """Remove and return an active lease; None when unknown or already closed."""
+        lease = self._active.pop(lease_id, None)
+        if lease is None:
+            return None
+        lease.closed = True
+        self._closed[lease_id] = why
+        while len(self._closed) > RECENTLY_CLOSED:
+            self._closed.popitem(last=False)
+        return lease
+
+    def why_closed(self, lease_id: str) -> str | None:
+        return self._closed.get(lease_id)
+
+    def expire(self, now: float) -> list[Lease]:
+        """Close and return every lease past its expiry."""
+        expired = []
+        expiries = self._expiries
+        while expiries and expiries[0][0] <= now:
+            _, lease_id = heapq.heappop(expiries)
+            lease = self.close(lease_id, "expired before it was reported")
+            if lease is not None:
+                expired.append(lease)
+        return expired
+
+    def next_expiry(self) -> float | None:
+        return self._expiries[0][0] if self._expiries else None

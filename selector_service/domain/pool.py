@@ -1,0 +1,201 @@
+"""A pool at run time: its accounts by tier, what is available, sticky sessions, and the queue of waiting requests."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections import OrderedDict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from poolgate.config import PoolConfig
+from selector_service.domain.account import NEVER, Account
+from selector_service.domain.outcomes import AccountState
+from selector_service.domain.tiers import CandidateView, Tier
+from selector_service.plugin.types import SelectionRequest, Strategy
+
+MAX_STICKY_SESSIONS = 100_000
+
+
+class StrategyContractError(RuntimeError):
+    """A strategy returned something that was not one of its candidates."""
+
+
+@dataclass(slots=True)
+class Waiter:
+    """A SelectAccount call queued until an account frees up."""
+
+    request: SelectionRequest
+    excluded: frozenset[str]
+    future: object  # asyncio.Future[Lease]; typed loosely to keep asyncio out of this module
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSnapshot:
+    account: Account
+    state: AccountState
+    reason: str
+    cooldown_remaining: float
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSnapshot:
+    name: str
+    config: PoolConfig
+    strategy: str
+    accounts: list[AccountSnapshot]
+    available: int
+    waiting: int
+    taken_at: float
+
+
+class Pool:
+    """One configured pool. Not thread-safe: everything runs on the selector's event loop."""
+
+    def __init__(self, name: str, config: PoolConfig, strategy: Strategy) -> None:
+        self.name = name
+        self.config = config
+        self.strategy = strategy
+        self.accounts: dict[str, Account] = {}
+        for index, account_config in enumerate(config.accounts):
+            account = Account(config, name, account_config, index)
+            self.accounts[account.account_id] = account
+        by_priority: dict[int, list[Account]] = {}
+        for account in self.accounts.values():
+            by_priority.setdefault(account.priority, []).append(account)
+        self.tiers = [Tier(priority, members) for priority, members in sorted(by_priority.items(), reverse=True)]
+        self._tier_of = {a.account_id: t for t in self.tiers for a in t.ordered}
+        self._wakeups: list[tuple[float, int, Account]] = []
+        self._seq = itertools.count()
+        self.sessions: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self.waiters: deque[Waiter] = deque()
+
+    # -- availability ----------------------------------------------------------------------------------------------
+
+    def refresh(self, account: Account, now: float) -> None:
+        """Re-derive whether ``account`` is available; schedule a re-check for when a cooldown ends."""
+        until = account.blocked_until(now)
+        self._tier_of[account.account_id].mark(account, until == 0.0)
+        if 0.0 < until < NEVER:
+            heapq.heappush(self._wakeups, (until, next(self._seq), account))
+
+    def refresh_all(self, now: float) -> None:
+        for account in self.accounts.values():
+            self.refresh(account, now)
+
+    def process_due(self, now: float) -> None:
+        """Re-check accounts whose cooldown (or window) has ended."""
+        wakeups = self._wakeups
+        while wakeups and wakeups[0][0] <= now:
+            _, _, account = heapq.heappop(wakeups)
+            self.refresh(account, now)
+
+    def next_wakeup(self) -> float | None:
+        return self._wakeups[0][0] if self._wakeups else None
+
+    @property
+    def available_count(self) -> int:
+        return sum(len(tier.available) for tier in self.tiers)
+
+    # -- selection -------------------------------------------------------------------------------------------------
+
+    def choose(self, request: SelectionRequest, excluded: frozenset[str], now: float) -> Account | None:
+        """The account to lease for ``request`` now, or None when no candidate is available."""
+        self.process_due(now)
+        sticky = self.config.sticky_sessions and request.session_key
+        if sticky:
+            account = self._sticky_account(request.session_key, excluded, now)
+            if account is not None:
+                return account
+        for tier in self.tiers:
+            if not tier.available:
+                continue
+            candidates = CandidateView(tier, excluded)
+            if not len(candidates):
+                continue
+            account = self.strategy.select(candidates, request)  # type: ignore[assignment]
+            if account not in candidates:
+                raise StrategyContractError(
+                    f"strategy {self.config.strategy!r} of pool {self.name!r} returned an account that is not a "
+                    "candidate; fix the strategy plugin"
+                )
+            if sticky:
+                self._remember_session(request.session_key, account, now)
+            return account
+        return None
+
+    def _sticky_account(self, session_key: str, excluded: frozenset[str], now: float) -> Account | None:
+        entry = self.sessions.get(session_key)
+        if entry is None:
+            return None
+        account_id, expires = entry
+        account = self.accounts.get(account_id)
+        if expires <= now or account is None:
+            del self.sessions[session_key]
+            return None
+        if account_id in excluded or not self._tier_of[account_id].is_available(account):
+            return None  # the session moves (and stays on whichever account serves it next)
+        self.sessions[session_key] = (account_id, now + self.config.session_ttl)
+        self.sessions.move_to_end(session_key)
+        return account
+
+    def _remember_session(self, session_key: str, account: Account, now: float) -> None:
+        self.sessions[session_key] = (account.account_id, now + self.config.session_ttl)
+        self.sessions.move_to_end(session_key)
+        while len(self.sessions) > MAX_STICKY_SESSIONS:
+            self.sessions.popitem(last=False)
+
+    # -- why nothing is available ----------------------------------------------------------------------------------
+
+    def shortage(self, excluded: frozenset[str], now: float) -> tuple[float | None, str, str]:
+        """When the earliest non-excluded account may free up (None: not by itself), the cause, and a summary."""
+        earliest = math.inf
+        busy = False
+        counts: dict[str, int] = {}
+        for account in self.accounts.values():
+            if account.account_id in excluded:
+                counts["already tried"] = counts.get("already tried", 0) + 1
+                continue
+            until = account.blocked_until(now)
+            state, _ = account.state(now)
+            if until == 0.0:
+                label = "available"
+            elif until == NEVER and not account.disabled:
+                busy = True
+                label = "at max concurrency" if state is AccountState.HEALTHY else "probe in flight"
+            else:
+                label = state.value.replace("_", " ")
+                earliest = min(earliest, until)
+            counts[label] = counts.get(label, 0) + 1
+        summary = ", ".join(f"{n} {label}" for label, n in sorted(counts.items()))
+        cooling = counts.get("cooling", 0)
+        cause = "busy" if busy else ("rate_limited" if cooling else "unavailable")
+        if busy:
+            return None, cause, summary
+        return (earliest - now if earliest < math.inf else None), cause, summary
+
+    def may_free_up(self, excluded: frozenset[str], now: float, deadline: float) -> bool:
+        """Whether waiting until ``deadline`` could help: a lease may return, or a cooldown ends before it."""
+        for account in self.accounts.values():
+            if account.account_id in excluded:
+                continue
+            until = account.blocked_until(now)
+            if until <= deadline or (until == NEVER and not account.disabled):
+                return True
+        return False
+
+    # -- reporting -------------------------------------------------------------------------------------------------
+
+    def snapshot(self, strategy_name: str, now: float) -> PoolSnapshot:
+        self.process_due(now)
+        accounts = []
+        for account in self.accounts.values():
+            state, reason = account.state(now)
+            accounts.append(AccountSnapshot(account, state, reason, account.cooldown_remaining(now)))
+        return PoolSnapshot(
+            self.name, self.config, strategy_name, accounts, self.available_count, len(self.waiters), now
+        )
+
+    def account_ids(self) -> Iterable[str]:
+        return self.accounts.keys()

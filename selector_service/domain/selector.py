@@ -1,0 +1,261 @@
+"""The selector's domain facade: leases out accounts, applies outcomes, queues requests when nothing is free.
+
+Selection and success reports run in memory only; health changes are written through the :class:`StateWriter`
+(failure reports wait until their change is durable, so an acknowledged 429 survives a crash).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from poolgate.config import Config
+from selector_service.domain.account import Account
+from selector_service.domain.errors import InvalidRequestError, NoAccountAvailableError, UnknownPoolError
+from selector_service.domain.leases import Lease, LeaseTable
+from selector_service.domain.outcomes import Outcome, OutcomeReport, ReportResult
+from selector_service.domain.pool import Pool, PoolSnapshot, Waiter
+from selector_service.domain.state import StateChange
+from selector_service.domain.writer import StateStore, StateWriter
+from selector_service.plugin.manager import StrategyRegistry
+from selector_service.plugin.types import SelectionRequest
+
+log = logging.getLogger("poolgate.selector")
+
+SWEEP_INTERVAL = 1.0
+MAX_EXCLUDED = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A lease handed out, with what the client needs to use it."""
+
+    lease: Lease
+    pool: Pool
+
+
+def _consume(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()  # logged by the writer already; retrieve it so asyncio does not warn
+
+
+class SelectorCore:
+    def __init__(
+        self,
+        config: Config,
+        strategies: StrategyRegistry,
+        store: StateStore,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._store = store
+        self._writer = StateWriter(store)
+        self.leases = LeaseTable()
+        self.pools: dict[str, Pool] = {}
+        for name, pool_config in config.pools.items():
+            strategy = strategies.create(pool_config.strategy, pool_config.strategy_options)
+            self.pools[name] = Pool(name, pool_config, strategy)
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Load saved health (cooldowns, disables) and start background upkeep."""
+        rows = [
+            (a.account_id, pool.name, a.name, a.credential_redacted, a.credential_fingerprint)
+            for pool in self.pools.values() for a in pool.accounts.values()
+        ]
+        saved = await self._store.load(rows)
+        now = self._clock()
+        for pool in self.pools.values():
+            for account in pool.accounts.values():
+                if account.account_id in saved:
+                    account.restore(saved[account.account_id])
+            pool.refresh_all(now)
+        self._writer.start()
+        self._sweeper = asyncio.create_task(self._sweep(), name="poolgate-lease-sweeper")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        for handle in self._timers.values():
+            handle.cancel()
+        for pool in self.pools.values():
+            while pool.waiters:
+                waiter = pool.waiters.popleft()
+                future: asyncio.Future[Grant] = waiter.future  # type: ignore[assignment]
+                if not future.done():
+                    future.set_exception(NoAccountAvailableError(pool.name, "selector shutting down", 1.0, "unavailable"))
+        await self._writer.close()
+
+    # -- SelectAccount ---------------------------------------------------------------------------------------------
+
+    def pool(self, name: str) -> Pool:
+        if not name:
+            raise InvalidRequestError("pool", "required: name the pool to select from")
+        pool = self.pools.get(name)
+        if pool is None:
+            raise UnknownPoolError(name, list(self.pools))
+        return pool
+
+    async def select(self, request: SelectionRequest, exclude: Iterable[str], timeout: float | None) -> Grant:
+        """Lease an account, waiting (FIFO) up to ``timeout`` seconds (the pool's queue_timeout when None)."""
+        pool = self.pool(request.pool)
+        excluded = frozenset(exclude)
+        if len(excluded) > MAX_EXCLUDED:
+            raise InvalidRequestError("exclude_account_ids", f"at most {MAX_EXCLUDED} ids, got {len(excluded)}")
+        if request.estimated_input_tokens is not None and request.estimated_input_tokens < 0:
+            raise InvalidRequestError("estimated_input_tokens", "must not be negative")
+        now = self._clock()
+        self._expire_leases(now)
+        if not pool.waiters:
+            account = pool.choose(request, excluded, now)
+            if account is not None:
+                return self._grant(pool, account, request, now)
+        wait = pool.config.queue_timeout if timeout is None else max(0.0, min(timeout, pool.config.queue_timeout))
+        deadline = now + wait
+        if wait <= 0 or not pool.may_free_up(excluded, now, deadline):
+            raise self._exhausted(pool, excluded, now)
+        return await self._wait(pool, request, excluded, deadline)
+
+    def _grant(self, pool: Pool, account: Account, request: SelectionRequest, now: float) -> Grant:
+        probe = account.acquire(now)
+        lease = self.leases.open(account, request.model, now, pool.config.lease_ttl, probe)
+        pool.refresh(account, now)
+        return Grant(lease, pool)
+
+    def _exhausted(self, pool: Pool, excluded: frozenset[str], now: float) -> NoAccountAvailableError:
+        retry_after, cause, summary = pool.shortage(excluded, now)
+        return NoAccountAvailableError(pool.name, summary, retry_after, cause)
+
+    async def _wait(self, pool: Pool, request: SelectionRequest, excluded: frozenset[str], deadline: float) -> Grant:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Grant] = loop.create_future()
+        waiter = Waiter(request, excluded, future)
+        pool.waiters.append(waiter)
+        timer = loop.call_later(max(0.0, deadline - self._clock()), self._time_out, pool, waiter)
+        self._schedule_wakeup(pool)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self._release(future.result().lease, "the caller went away")  # granted just as it was cancelled
+            raise
+        finally:
+            timer.cancel()
+            if waiter in pool.waiters:
+                pool.waiters.remove(waiter)
+
+    def _time_out(self, pool: Pool, waiter: Waiter) -> None:
+        future: asyncio.Future[Grant] = waiter.future  # type: ignore[assignment]
+        if not future.done():
+            pool.waiters.remove(waiter)
+            future.set_exception(self._exhausted(pool, waiter.excluded, self._clock()))
+
+    def _serve_waiters(self, pool: Pool) -> None:
+        """Hand freed accounts to queued calls, oldest first."""
+        if not pool.waiters:
+            return
+        now = self._clock()
+        pool.process_due(now)
+        for waiter in list(pool.waiters):
+            if not pool.available_count:
+                break
+            future: asyncio.Future[Grant] = waiter.future  # type: ignore[assignment]
+            if future.done():
+                continue
+            account = pool.choose(waiter.request, waiter.excluded, now)
+            if account is not None:
+                pool.waiters.remove(waiter)
+                future.set_result(self._grant(pool, account, waiter.request, now))
+        self._schedule_wakeup(pool)
+
+    def _schedule_wakeup(self, pool: Pool) -> None:
+        """While calls wait, wake up when the next cooldown ends (a returned lease wakes them directly)."""
+        handle = self._timers.pop(pool.name, None)
+        if handle is not None:
+            handle.cancel()
+        when = pool.next_wakeup()
+        if pool.waiters and when is not None:
+            delay = max(0.0, when - self._clock()) + 0.001
+            self._timers[pool.name] = asyncio.get_running_loop().call_later(delay, self._serve_waiters, pool)
+
+    # -- ReportOutcome ---------------------------------------------------------------------------------------------
+
+    async def report(self, report: OutcomeReport) -> ReportResult:
+        if not report.lease_id:
+            raise InvalidRequestError("lease_id", "required: pass the lease_id SelectAccount returned")
+        for name in ("latency_ms", "time_to_first_token_ms", "input_tokens", "output_tokens", "retry_after_ms"):
+            if getattr(report, name) < 0:
+                raise InvalidRequestError(name, "must not be negative")
+        if not 0 <= report.http_status <= 999:
+            raise InvalidRequestError("http_status", f"must be 0 or an HTTP status, got {report.http_status}")
+        now = self._clock()
+        self._expire_leases(now)
+        lease = self.leases.close(report.lease_id, "already reported")
+        if lease is None:
+            why = self.leases.why_closed(report.lease_id) or "unknown lease (never issued, or forgotten)"
+            return ReportResult(False, f"not recorded: {why}")
+        account = lease.account
+        pool = self.pools[account.pool]
+        account.release(lease.probe)
+        change = account.apply(report, lease.granted_at, now, pool.config, self._rng)
+        pool.refresh(account, now)
+        self._serve_waiters(pool)
+        state, reason = account.state(now)
+        if not change.is_empty:
+            future = self._writer.submit(change)
+            if report.outcome is Outcome.SUCCESS:
+                future.add_done_callback(_consume)  # the hot path never waits on the database
+            else:
+                try:
+                    await asyncio.shield(future)
+                except Exception as exc:
+                    return ReportResult(True, f"recorded, but saving the account's state failed: {exc}", state)
+        return ReportResult(True, reason or "recorded", state)
+
+    # -- upkeep ----------------------------------------------------------------------------------------------------
+
+    def _release(self, lease: Lease, why: str) -> None:
+        if self.leases.close(lease.lease_id, why) is None:
+            return
+        pool = self.pools[lease.account.pool]
+        lease.account.release(lease.probe)
+        pool.refresh(lease.account, self._clock())
+        self._serve_waiters(pool)
+
+    def _expire_leases(self, now: float) -> None:
+        for lease in self.leases.expire(now):
+            log.info("lease on %s expired unreported after %.0f s; released",
+                     lease.account.account_id, now - lease.granted_at)
+            pool = self.pools[lease.account.pool]
+            lease.account.release(lease.probe)
+            pool.refresh(lease.account, now)
+            self._serve_waiters(pool)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            now = self._clock()
+            self._expire_leases(now)
+            for pool in self.pools.values():
+                pool.process_due(now)
+                self._serve_waiters(pool)
+
+    def persist(self, change: StateChange) -> asyncio.Future[None]:
+        return self._writer.submit(change)
+
+    # -- ListAccounts ----------------------------------------------------------------------------------------------
+
+    def snapshots(self, pool: str = "") -> list[PoolSnapshot]:
+        now = self._clock()
+        self._expire_leases(now)
+        pools = [self.pool(pool)] if pool else list(self.pools.values())
+        return [p.snapshot(p.config.strategy, now) for p in pools]

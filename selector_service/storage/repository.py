@@ -1,0 +1,183 @@
+"""All of poolgate's SQL: the account-state table, read at start-up and updated in exact, transactional increments.
+
+SQLite runs in WAL mode with ``synchronous=NORMAL`` and every transaction starts with ``BEGIN IMMEDIATE``, so
+concurrent writers (several processes on one file) queue for the write lock instead of failing or losing updates.
+Credentials are never stored: only the account's id, a redacted form and a one-way fingerprint.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Boolean, Column, Float, Integer, MetaData, String, Table, case, event, func, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from selector_service.domain.state import PersistedState, StateChange
+
+metadata = MetaData()
+
+account_state = Table(
+    "account_state",
+    metadata,
+    Column("account_id", String, primary_key=True),
+    Column("pool", String, nullable=False),
+    Column("name", String, nullable=False),
+    Column("credential_redacted", String, nullable=False, default=""),
+    Column("credential_fingerprint", String, nullable=False, default=""),
+    Column("cooldown_until", Float, nullable=False, default=0.0),
+    Column("cooldown_reason", String, nullable=False, default=""),
+    Column("rate_limit_streak", Integer, nullable=False, default=0),
+    Column("failure_streak", Integer, nullable=False, default=0),
+    Column("circuit_open_until", Float, nullable=False, default=0.0),
+    Column("circuit_opens", Integer, nullable=False, default=0),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("disabled_reason", String, nullable=False, default=""),
+    Column("rate_limited_total", Integer, nullable=False, default=0),
+    Column("failures_total", Integer, nullable=False, default=0),
+    Column("auth_failures_total", Integer, nullable=False, default=0),
+    Column("updated_at", Float, nullable=False, default=0.0),
+)
+
+
+def database_url(database: str) -> str:
+    """A SQLAlchemy URL from the config's ``database`` (a URL, or a path to a SQLite file)."""
+    if "://" in database:
+        return database
+    return f"sqlite+aiosqlite:///{Path(database).expanduser().resolve()}"
+
+
+class StateRepository:
+    """The account-state table. Implements the domain's ``StateStore``."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, database: str) -> StateRepository:
+        url = database_url(database)
+        is_sqlite = url.startswith("sqlite")
+        if is_sqlite:
+            path = url.split(":///", 1)[1]
+            if path and path != ":memory:":
+                _create_private_file(Path(path))
+        engine = create_async_engine(url, connect_args={"isolation_level": None} if is_sqlite else {})
+        if is_sqlite:
+            _configure_sqlite(engine)
+        return cls(engine)
+
+    async def create_schema(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def load(self, accounts: list[tuple[str, str, str, str, str]]) -> dict[str, PersistedState]:
+        """Register configured accounts (new rows for new ones) and return every saved state.
+
+        An account whose credential changed (new fingerprint) starts clean: a new key is not disabled by the old
+        one's 401.
+        """
+        await self.create_schema()
+        now = time.time()
+        async with self.engine.begin() as conn:
+            for account_id, pool, name, redacted, fingerprint in accounts:
+                insert = sqlite_insert(account_state).values(
+                    account_id=account_id, pool=pool, name=name, credential_redacted=redacted,
+                    credential_fingerprint=fingerprint, updated_at=now,
+                )
+                changed = account_state.c.credential_fingerprint != insert.excluded.credential_fingerprint
+                reset: dict[str, Any] = {
+                    col: case((changed, default), else_=account_state.c[col])
+                    for col, default in (
+                        ("cooldown_until", 0.0), ("cooldown_reason", ""), ("rate_limit_streak", 0),
+                        ("failure_streak", 0), ("circuit_open_until", 0.0), ("circuit_opens", 0),
+                        ("disabled", False), ("disabled_reason", ""),
+                    )
+                }
+                await conn.execute(insert.on_conflict_do_update(
+                    index_elements=[account_state.c.account_id],
+                    set_={**reset, "pool": pool, "name": name, "credential_redacted": redacted,
+                          "credential_fingerprint": fingerprint},
+                ))
+            rows = (await conn.execute(select(account_state))).mappings().all()
+        return {
+            row["account_id"]: PersistedState(**{
+                k: row[k] for k in PersistedState.__dataclass_fields__  # type: ignore[attr-defined]
+            })
+            for row in rows
+        }
+
+    async def apply(self, changes: list[StateChange]) -> None:
+        """Apply each change in order, in one transaction, as increments and MAX()es (exact under concurrency)."""
+        now = time.time()
+        c = account_state.c
+        async with self.engine.begin() as conn:
+            for change in changes:
+                values: dict[str, Any] = {"updated_at": now}
+                if change.rate_limited_delta:
+                    values["rate_limited_total"] = c.rate_limited_total + change.rate_limited_delta
+                if change.failures_delta:
+                    values["failures_total"] = c.failures_total + change.failures_delta
+                if change.auth_failures_delta:
+                    values["auth_failures_total"] = c.auth_failures_total + change.auth_failures_delta
+                if change.reset_rate_limit_streak:
+                    values["rate_limit_streak"] = change.rate_limit_streak_delta
+                elif change.rate_limit_streak_delta:
+                    values["rate_limit_streak"] = c.rate_limit_streak + change.rate_limit_streak_delta
+                if change.reset_failure_streak:
+                    values["failure_streak"] = change.failure_streak_delta
+                elif change.failure_streak_delta:
+                    values["failure_streak"] = c.failure_streak + change.failure_streak_delta
+                if change.clear_cooldown:
+                    values["cooldown_until"] = 0.0
+                    values["cooldown_reason"] = ""
+                if change.extend_cooldown_until is not None:
+                    # A cooldown never shortens a longer one already in force.
+                    longer = c.cooldown_until >= change.extend_cooldown_until
+                    values["cooldown_until"] = func.max(c.cooldown_until, change.extend_cooldown_until)
+                    values["cooldown_reason"] = case((longer, c.cooldown_reason), else_=change.cooldown_reason or "")
+                if change.circuit_open_until is not None:
+                    values["circuit_open_until"] = change.circuit_open_until
+                if change.circuit_opens is not None:
+                    values["circuit_opens"] = change.circuit_opens
+                if change.disabled is not None:
+                    values["disabled"] = change.disabled
+                if change.disabled_reason is not None:
+                    values["disabled_reason"] = change.disabled_reason
+                await conn.execute(update(account_state).where(c.account_id == change.account_id).values(**values))
+
+    async def fetch(self, account_id: str) -> PersistedState | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(account_state).where(account_state.c.account_id == account_id))
+                   ).mappings().first()
+        if row is None:
+            return None
+        return PersistedState(**{k: row[k] for k in PersistedState.__dataclass_fields__})  # type: ignore[attr-defined]
+
+
+def _create_private_file(path: Path) -> None:
+    """The database holds account state: readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin_immediate(conn: Any) -> None:
+        # Take the write lock up front: plain BEGIN lets two writers both read, then one fails "database is locked".
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
