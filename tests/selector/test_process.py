@@ -1,0 +1,97 @@
+"""The selector as users run it: ``poolgate selector`` in its own process, killed and restarted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from poolgate.v1 import selector_pb2 as pb
+from poolgate.v1 import selector_pb2_grpc
+
+CONFIG = """
+pools:
+  openai:
+    accounts:
+      - {name: only, key: sk-test-only-account-0001}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(config: Path, database: Path, port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "poolgate.cli", "selector", "--config", str(config),
+         "--listen", f"127.0.0.1:{port}", "--database", str(database)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+
+
+def wait_ready(port: int, process: subprocess.Popen[bytes]) -> grpc.Channel:
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        grpc.channel_ready_future(channel).result(timeout=15)
+    except grpc.FutureTimeoutError:
+        process.kill()
+        output = process.communicate()[0].decode()
+        channel.close()
+        pytest.fail(f"selector did not start:\n{output}")
+    return channel
+
+
+def test_sigkill_and_restart_keeps_a_ten_minute_cooldown(tmp_path: Path) -> None:
+    config, database = tmp_path / "poolgate.yaml", tmp_path / "state.db"
+    config.write_text(CONFIG)
+    port = free_port()
+    first = start(config, database, port)
+    try:
+        with wait_ready(port, first) as channel:
+            stub = selector_pb2_grpc.SelectorStub(channel)
+            lease = stub.SelectAccount(pb.SelectAccountRequest(pool="openai"), timeout=5)
+            answer = stub.ReportOutcome(pb.ReportOutcomeRequest(
+                lease_id=lease.lease_id, outcome=pb.OUTCOME_RATE_LIMITED, http_status=429, retry_after_ms=600_000),
+                timeout=5)
+            assert answer.recorded
+    finally:
+        first.send_signal(signal.SIGKILL)  # no chance to flush anything beyond what was acknowledged
+        first.communicate(timeout=10)
+    assert os.stat(database).st_mode & 0o777 == 0o600
+    second = start(config, database, port)
+    try:
+        with wait_ready(port, second) as channel:
+            stub = selector_pb2_grpc.SelectorStub(channel)
+            with pytest.raises(grpc.RpcError) as exc:
+                stub.SelectAccount(pb.SelectAccountRequest(pool="openai"), timeout=2)
+            assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            trailers = dict(exc.value.trailing_metadata())
+            assert 590_000 < int(trailers["retry-after-ms"]) <= 600_000
+            listing = stub.ListAccounts(pb.ListAccountsRequest(), timeout=2)
+            assert listing.pools[0].accounts[0].state == pb.ACCOUNT_STATE_COOLING
+    finally:
+        second.send_signal(signal.SIGTERM)
+        output = second.communicate(timeout=15)[0].decode()
+    assert second.returncode == 0, output
+    assert "sk-test-only-account-0001" not in output
+
+
+def test_selector_refuses_a_bad_config_with_every_error(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("pools:\n  p:\n    strategy: nope\n    accounts:\n      - {key: '', priority: 7}\n")
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "poolgate.cli", "selector", "--config", str(config)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "pools.p.accounts[0].key: is empty" in result.stderr
+    assert "pools.p.accounts[0].priority: must be 0, 1 or 2" in result.stderr
+    assert time.monotonic() - started < 30

@@ -1,0 +1,60 @@
+"""Reading providers' rate-limit headers."""
+
+from __future__ import annotations
+
+import pytest
+
+from selector_service.domain.ratelimits import parse_duration, parse_headers, parse_retry_after
+
+NOW = 1_800_000_000.0
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("6m0s", 360.0), ("20ms", 0.02), ("1.5s", 1.5), ("1h2m3s", 3723.0), ("30", 30.0), ("bogus", None), ("", None),
+])
+def test_durations(text: str, seconds: float | None) -> None:
+    assert parse_duration(text) == (pytest.approx(seconds) if seconds is not None else None)
+
+
+def test_openai_headers() -> None:
+    snapshot = parse_headers({
+        "x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "125",
+        "x-ratelimit-reset-requests": "1m30s", "x-ratelimit-limit-tokens": "10000",
+        "x-ratelimit-remaining-tokens": "9000", "x-ratelimit-reset-tokens": "6s",
+    }, NOW)
+    requests = snapshot.limits["requests"]
+    assert (requests.remaining, requests.limit, requests.reset_at) == (125, 500, NOW + 90)
+    # The combined token limit bounds input and output alike.
+    assert snapshot.limits["input_tokens"].remaining == snapshot.limits["output_tokens"].remaining == 9000
+    assert snapshot.fraction() == pytest.approx(0.25)
+    assert snapshot.exhausted_until(NOW) == 0.0
+
+
+def test_anthropic_headers_keep_input_and_output_apart() -> None:
+    snapshot = parse_headers({
+        "anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "49",
+        "anthropic-ratelimit-input-tokens-limit": "40000", "anthropic-ratelimit-input-tokens-remaining": "0",
+        "anthropic-ratelimit-input-tokens-reset": "2027-01-15T08:00:30Z",
+        "anthropic-ratelimit-output-tokens-limit": "8000", "anthropic-ratelimit-output-tokens-remaining": "8000",
+    }, NOW)
+    assert snapshot.limits["input_tokens"].remaining == 0
+    assert snapshot.limits["output_tokens"].remaining == 8000
+    assert snapshot.exhausted_until(NOW) == pytest.approx(1_800_000_030.0)
+    assert snapshot.fraction() == 0.0
+
+
+def test_no_headers_means_nothing_known() -> None:
+    snapshot = parse_headers({"content-type": "application/json"}, NOW)
+    assert snapshot.limits == {} and snapshot.fraction() == 1.0
+
+
+@pytest.mark.parametrize(("headers", "seconds"), [
+    ({"retry-after": "30"}, 30.0),
+    ({"retry-after-ms": "1500"}, 1.5),
+    ({"retry-after-ms": "1500", "retry-after": "30"}, 1.5),
+    ({"retry-after": "Fri, 15 Jan 2027 08:01:00 GMT"}, 60.0),
+    ({"retry-after": "whenever"}, None),
+    ({}, None),
+])
+def test_retry_after(headers: dict[str, str], seconds: float | None) -> None:
+    assert parse_retry_after(headers, NOW) == (pytest.approx(seconds) if seconds is not None else None)
