@@ -38,7 +38,7 @@ class StrategyRegistry:
         if name in self.factories:
             raise PluginError(
                 f"strategy {name!r} is registered twice (by {self.providers[name]!r} and {provider!r}); "
-                "uninstall one of them or block one with blocked_plugins"
+                "uninstall one of the two packages"
             )
         if not callable(factory):
             raise PluginError(f"plugin {provider!r} registered strategy {name!r} with a factory that is not callable")
@@ -79,9 +79,9 @@ def build_plugin_manager(
             manager.load_setuptools_entrypoints(spec.PROJECT_NAME)
         except Exception as exc:  # a broken third-party package must not be swallowed
             raise PluginError(f"loading poolgate plugins failed: {type(exc).__name__}: {exc}") from exc
-    for plugin in extra_plugins:
-        manager.register(plugin)
     try:
+        for plugin in extra_plugins:
+            manager.register(plugin)
         manager.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(str(exc)) from exc

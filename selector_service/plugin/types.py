@@ -22,7 +22,7 @@ class AccountView(Protocol):
     def name(self) -> str: ...
     @property
     def index(self) -> int:
-        """Position in the pool's config order (0 first)."""
+        """Position in the pool's config order (0 first), across all tiers; not the position within ``ordered``."""
     @property
     def weight(self) -> int: ...
     @property
@@ -57,14 +57,15 @@ class Candidates(Protocol):
         """The priority tier (2 high, 1 normal, 0 low) the candidates come from."""
     @property
     def generation(self) -> int:
-        """Changes whenever accounts are added to or removed from the tier (config reload); cached state keyed on
-        the tier should be rebuilt when it changes."""
+        """Changes whenever the tier's accounts change (added, removed, reordered or re-weighted by a config
+        reload); cached state keyed on the tier should be rebuilt when it changes."""
     @property
     def ordered(self) -> Sequence[AccountView]:
         """Every account of the tier in config order, candidates or not (test with ``in``)."""
     def __len__(self) -> int:
         """How many candidates there are (never 0 when a strategy is called)."""
-    def __contains__(self, account: object) -> bool: ...
+    def __contains__(self, account: object) -> bool:
+        """Whether ``account`` (compared by ``account_id``) is a candidate."""
     def __iter__(self) -> Iterator[AccountView]:
         """The candidates, in config order."""
     def sample(self, k: int, rng: random.Random) -> list[AccountView]:

@@ -84,26 +84,28 @@ class StateRepository:
         """
         await self.create_schema()
         now = time.time()
+        insert = sqlite_insert(account_state)
+        changed = account_state.c.credential_fingerprint != insert.excluded.credential_fingerprint
+        reset: dict[str, Any] = {
+            col: case((changed, default), else_=account_state.c[col])
+            for col, default in (
+                ("cooldown_until", 0.0), ("cooldown_reason", ""), ("rate_limit_streak", 0), ("failure_streak", 0),
+                ("circuit_open_until", 0.0), ("circuit_opens", 0), ("disabled", False), ("disabled_reason", ""),
+            )
+        }
+        upsert = insert.on_conflict_do_update(
+            index_elements=[account_state.c.account_id],
+            set_={**reset, **{col: insert.excluded[col] for col in (
+                "pool", "name", "credential_redacted", "credential_fingerprint")}},
+        )
+        params = [
+            {"account_id": account_id, "pool": pool, "name": name, "credential_redacted": redacted,
+             "credential_fingerprint": fingerprint, "updated_at": now}
+            for account_id, pool, name, redacted, fingerprint in accounts
+        ]
         async with self.engine.begin() as conn:
-            for account_id, pool, name, redacted, fingerprint in accounts:
-                insert = sqlite_insert(account_state).values(
-                    account_id=account_id, pool=pool, name=name, credential_redacted=redacted,
-                    credential_fingerprint=fingerprint, updated_at=now,
-                )
-                changed = account_state.c.credential_fingerprint != insert.excluded.credential_fingerprint
-                reset: dict[str, Any] = {
-                    col: case((changed, default), else_=account_state.c[col])
-                    for col, default in (
-                        ("cooldown_until", 0.0), ("cooldown_reason", ""), ("rate_limit_streak", 0),
-                        ("failure_streak", 0), ("circuit_open_until", 0.0), ("circuit_opens", 0),
-                        ("disabled", False), ("disabled_reason", ""),
-                    )
-                }
-                await conn.execute(insert.on_conflict_do_update(
-                    index_elements=[account_state.c.account_id],
-                    set_={**reset, "pool": pool, "name": name, "credential_redacted": redacted,
-                          "credential_fingerprint": fingerprint},
-                ))
+            if params:
+                await conn.execute(upsert, params)
             rows = (await conn.execute(select(account_state))).mappings().all()
         return {
             row["account_id"]: PersistedState(**{
