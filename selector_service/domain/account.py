@@ -68,19 +68,8 @@ class Account:
 
     def __init__(self, pool: PoolConfig, pool_name: str, config: AccountConfig, index: int) -> None:
         self.pool = pool_name
-        self.config = config
         self.account_id = f"{pool_name}/{config.name}"
         self.name = config.name
-        self.index = index
-        self.weight = config.weight
-        self.priority = config.priority
-        self.max_concurrency = config.max_concurrency
-        scheme_header = "authorization" if pool.auth_scheme == "bearer" else "x-api-key"
-        scheme_value = f"Bearer {config.key}" if pool.auth_scheme == "bearer" else config.key
-        extra = {**pool.headers, **config.headers}
-        self.credential = Credential(scheme_header, scheme_value, tuple(extra.items()))
-        self.credential_redacted = config.credential_redacted
-        self.credential_fingerprint = config.credential_fingerprint
         # load
         self.in_flight = 0
         self.probe_in_flight = False
@@ -103,10 +92,27 @@ class Account:
         # quota learned from headers, and local per-minute windows for configured limits
         self.limits: RateLimitSnapshot | None = None
         self.windows: dict[str, _Window] = {}
+        self.configure(pool, config, index)
+
+    def configure(self, pool: PoolConfig, config: AccountConfig, index: int) -> None:
+        """Take the settings from config (at start, and on reload: live state and health are kept)."""
+        self.config = config
+        self.index = index
+        self.weight = config.weight
+        self.priority = config.priority
+        self.max_concurrency = config.max_concurrency
+        scheme_header = "authorization" if pool.auth_scheme == "bearer" else "x-api-key"
+        scheme_value = f"Bearer {config.key}" if pool.auth_scheme == "bearer" else config.key
+        extra = {**pool.headers, **config.headers}
+        self.credential = Credential(scheme_header, scheme_value, tuple(extra.items()))
+        self.credential_redacted = config.credential_redacted
+        self.credential_fingerprint = config.credential_fingerprint
+        windows = {}
         for kind, limit in (("requests", config.rpm_limit), ("input_tokens", config.itpm_limit),
                             ("output_tokens", config.otpm_limit)):
             if limit:
-                self.windows[kind] = _Window()
+                windows[kind] = self.windows.get(kind) or _Window()
+        self.windows = windows
 
     # -- persisted state -------------------------------------------------------------------------------------------
 

@@ -57,24 +57,58 @@ class Pool:
         self.name = name
         self.config = config
         self.strategy = strategy
-        self.accounts: dict[str, Account] = {}
-        for index, account_config in enumerate(config.accounts):
-            account = Account(config, name, account_config, index)
-            self.accounts[account.account_id] = account
-        by_priority: dict[int, list[Account]] = {}
-        for account in self.accounts.values():
-            by_priority.setdefault(account.priority, []).append(account)
-        self.tiers = [Tier(priority, members) for priority, members in sorted(by_priority.items(), reverse=True)]
-        self._tier_of = {a.account_id: t for t in self.tiers for a in t.ordered}
+        self.generation = 0
         self._wakeups: list[tuple[float, int, Account]] = []
         self._seq = itertools.count()
         self.sessions: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self.waiters: deque[Waiter] = deque()
+        self._index([Account(config, name, c, i) for i, c in enumerate(config.accounts)])
+
+    def _index(self, accounts: list[Account]) -> None:
+        self.accounts: dict[str, Account] = {a.account_id: a for a in accounts}
+        by_priority: dict[int, list[Account]] = {}
+        for account in accounts:
+            by_priority.setdefault(account.priority, []).append(account)
+        self.tiers = [
+            Tier(priority, members, self.generation) for priority, members in sorted(by_priority.items(), reverse=True)
+        ]
+        self._tier_of = {a.account_id: t for t in self.tiers for a in t.ordered}
+
+    def reconfigure(self, config: PoolConfig, strategy: Strategy, now: float) -> tuple[list[Account], list[Account]]:
+        """Apply a new config for this pool; returns (new accounts, removed accounts).
+
+        An account with the same name and credential keeps its object, health and in-flight leases; one whose key
+        changed is a new account. Removed accounts drain: their leases can still be reported, nothing new is leased.
+        """
+        kept: list[Account] = []
+        added: list[Account] = []
+        for index, account_config in enumerate(config.accounts):
+            existing = self.accounts.get(f"{self.name}/{account_config.name}")
+            if existing is not None and existing.credential_fingerprint == account_config.credential_fingerprint:
+                existing.configure(config, account_config, index)
+                kept.append(existing)
+            else:
+                account = Account(config, self.name, account_config, index)
+                kept.append(account)
+                added.append(account)
+        kept_ids = {a.account_id for a in kept}
+        removed = [a for a in self.accounts.values() if a.account_id not in kept_ids or a not in kept]
+        self.config = config
+        self.strategy = strategy
+        self.generation += 1
+        self._index(kept)
+        self.refresh_all(now)
+        return added, removed
+
+    def is_member(self, account: Account) -> bool:
+        return self.accounts.get(account.account_id) is account
 
     # -- availability ----------------------------------------------------------------------------------------------
 
     def refresh(self, account: Account, now: float) -> None:
         """Re-derive whether ``account`` is available; schedule a re-check for when a cooldown ends."""
+        if not self.is_member(account):
+            return  # removed by a reload: draining, never leased again
         until = account.blocked_until(now)
         self._tier_of[account.account_id].mark(account, until == 0.0)
         if 0.0 < until < NEVER:
@@ -131,7 +165,7 @@ class Pool:
             return None
         account_id, expires = entry
         account = self.accounts.get(account_id)
-        if expires <= now or account is None:
+        if expires <= now or account is None:  # expired, or the account was removed
             del self.sessions[session_key]
             return None
         if account_id in excluded or not self._tier_of[account_id].is_available(account):

@@ -11,7 +11,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from poolgate.config import Config
 from selector_service.domain.account import Account
@@ -28,6 +28,16 @@ log = logging.getLogger("poolgate.selector")
 
 SWEEP_INTERVAL = 1.0
 MAX_EXCLUDED = 1000
+
+
+@dataclass(slots=True)
+class ReloadSummary:
+    """What a reload changed (account ids)."""
+
+    pools_added: list[str] = field(default_factory=list)
+    pools_removed: list[str] = field(default_factory=list)
+    accounts_added: list[str] = field(default_factory=list)
+    accounts_removed: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +63,7 @@ class SelectorCore:
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
+        self._strategies = strategies
         self._clock = clock
         self._rng = rng or random.Random()
         self._store = store
@@ -64,19 +75,21 @@ class SelectorCore:
             self.pools[name] = Pool(name, pool_config, strategy)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self._retired: dict[str, Pool] = {}  # pools removed by a reload, until their leases are reported
+
+    async def _restore(self, accounts: list[Account]) -> None:
+        """Register accounts with the store and take over their saved health."""
+        rows = [(a.account_id, a.pool, a.name, a.credential_redacted, a.credential_fingerprint) for a in accounts]
+        saved = await self._store.load(rows)
+        for account in accounts:
+            if account.account_id in saved:
+                account.restore(saved[account.account_id])
 
     async def start(self) -> None:
         """Load saved health (cooldowns, disables) and start background upkeep."""
-        rows = [
-            (a.account_id, pool.name, a.name, a.credential_redacted, a.credential_fingerprint)
-            for pool in self.pools.values() for a in pool.accounts.values()
-        ]
-        saved = await self._store.load(rows)
+        await self._restore([a for pool in self.pools.values() for a in pool.accounts.values()])
         now = self._clock()
         for pool in self.pools.values():
-            for account in pool.accounts.values():
-                if account.account_id in saved:
-                    account.restore(saved[account.account_id])
             pool.refresh_all(now)
         self._writer.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="poolgate-lease-sweeper")
@@ -204,7 +217,7 @@ class SelectorCore:
             why = self.leases.why_closed(report.lease_id) or "unknown lease (never issued, or forgotten)"
             return ReportResult(False, f"not recorded: {why}")
         account = lease.account
-        pool = self.pools[account.pool]
+        pool = self._pool_of(account)
         account.release(lease.probe)
         change = account.apply(report, lease.granted_at, now, pool.config, self._rng)
         pool.refresh(account, now)
@@ -223,22 +236,29 @@ class SelectorCore:
 
     # -- upkeep ----------------------------------------------------------------------------------------------------
 
+    def _pool_of(self, account: Account) -> Pool:
+        pool = self.pools.get(account.pool)
+        if pool is None or not pool.is_member(account):
+            pool = self._retired.get(account.pool, pool)
+        assert pool is not None, account.account_id
+        return pool
+
     def _release(self, lease: Lease, why: str) -> None:
         if self.leases.close(lease.lease_id, why) is None:
             return
-        pool = self.pools[lease.account.pool]
+        self._released(lease, self._clock())
+
+    def _released(self, lease: Lease, now: float) -> None:
+        pool = self._pool_of(lease.account)
         lease.account.release(lease.probe)
-        pool.refresh(lease.account, self._clock())
+        pool.refresh(lease.account, now)
         self._serve_waiters(pool)
 
     def _expire_leases(self, now: float) -> None:
         for lease in self.leases.expire(now):
             log.info("lease on %s expired unreported after %.0f s; released",
                      lease.account.account_id, now - lease.granted_at)
-            pool = self.pools[lease.account.pool]
-            lease.account.release(lease.probe)
-            pool.refresh(lease.account, now)
-            self._serve_waiters(pool)
+            self._released(lease, now)
 
     async def _sweep(self) -> None:
         while True:
@@ -251,6 +271,54 @@ class SelectorCore:
 
     def persist(self, change: StateChange) -> asyncio.Future[None]:
         return self._writer.submit(change)
+
+    # -- reload ----------------------------------------------------------------------------------------------------
+
+    async def reload(self, config: Config) -> ReloadSummary:
+        """Switch to ``config`` without a restart. Strategies are built first, so a bad config changes nothing."""
+        strategies = {}
+        for name, pool_config in config.pools.items():
+            current = self.pools.get(name)
+            if current is not None and (current.config.strategy, current.config.strategy_options) == (
+                    pool_config.strategy, pool_config.strategy_options):
+                strategies[name] = current.strategy
+            else:
+                strategies[name] = self._strategies.create(pool_config.strategy, pool_config.strategy_options)
+        now = self._clock()
+        summary = ReloadSummary()
+        new_accounts: list[Account] = []
+        for name, pool_config in config.pools.items():
+            pool = self.pools.get(name)
+            if pool is None:
+                retired = self._retired.pop(name, None)
+                if retired is not None:
+                    pool = retired
+                    added, removed = pool.reconfigure(pool_config, strategies[name], now)
+                else:
+                    pool = Pool(name, pool_config, strategies[name])
+                    added, removed = list(pool.accounts.values()), []
+                self.pools[name] = pool
+                summary.pools_added.append(name)
+            else:
+                added, removed = pool.reconfigure(pool_config, strategies[name], now)
+            new_accounts += added
+            summary.accounts_added += [a.account_id for a in added]
+            summary.accounts_removed += [a.account_id for a in removed]
+        for name in [n for n in self.pools if n not in config.pools]:
+            pool = self.pools.pop(name)
+            self._retired[name] = pool
+            summary.pools_removed.append(name)
+            while pool.waiters:
+                waiter = pool.waiters.popleft()
+                future: asyncio.Future[Grant] = waiter.future  # type: ignore[assignment]
+                if not future.done():
+                    future.set_exception(UnknownPoolError(name, list(config.pools)))
+        await self._restore(new_accounts)
+        for pool in self.pools.values():
+            pool.refresh_all(now)
+            self._serve_waiters(pool)
+        self.config = config
+        return summary
 
     # -- ListAccounts ----------------------------------------------------------------------------------------------
 

@@ -1,0 +1,81 @@
+"""Applying a new config at run time: unchanged accounts keep state and leases, removed ones drain."""
+
+from __future__ import annotations
+
+import pytest
+
+from poolgate.config import parse_config
+from selector_service.domain.errors import UnknownPoolError
+from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
+from selector_service.plugin.manager import UnknownStrategyError
+from selector_service.plugin.types import SelectionRequest
+from tests.selector.conftest import CoreFactory, FakeClock
+
+BEFORE = """
+pools:
+  p:
+    strategy: fill_first
+    accounts:
+      - {name: a, key: sk-test-aaaaaaaa1111}
+      - {name: b, key: sk-test-bbbbbbbb2222}
+"""
+
+
+async def test_unchanged_accounts_keep_state_and_leases(make_core: CoreFactory, clock: FakeClock) -> None:
+    core = await make_core(parse_config(BEFORE))
+    held = await core.select(SelectionRequest("p"), (), 0)
+    cooled = await core.select(SelectionRequest("p"), (), 0)
+    await core.report(OutcomeReport(cooled.lease.lease_id, Outcome.RATE_LIMITED, retry_after_ms=60_000))
+    summary = await core.reload(parse_config(BEFORE.replace("strategy: fill_first", "strategy: round_robin")
+                                             + "      - {name: c, key: sk-test-cccccccc3333}\n"))
+    assert summary.accounts_added == ["p/c"] and summary.accounts_removed == []
+    pool = core.pools["p"]
+    a = pool.accounts["p/a"]
+    assert a is held.lease.account and a.in_flight == 1
+    assert a.state(clock())[0] is AccountState.COOLING
+    assert (await core.report(OutcomeReport(held.lease.lease_id, Outcome.SUCCESS))).recorded
+    assert a.in_flight == 0
+
+
+async def test_removed_account_drains(make_core: CoreFactory) -> None:
+    core = await make_core(parse_config(BEFORE))
+    first = await core.select(SelectionRequest("p"), (), 0)
+    assert first.lease.account.name == "a"
+    summary = await core.reload(parse_config(BEFORE.replace("      - {name: a, key: sk-test-aaaaaaaa1111}\n", "")))
+    assert summary.accounts_removed == ["p/a"]
+    for _ in range(3):
+        grant = await core.select(SelectionRequest("p"), (), 0)
+        assert grant.lease.account.name == "b"
+        await core.report(OutcomeReport(grant.lease.lease_id, Outcome.SUCCESS))
+    late = await core.report(OutcomeReport(first.lease.lease_id, Outcome.SUCCESS))
+    assert late.recorded and first.lease.account.in_flight == 0
+    assert [s.account.name for s in core.snapshots("p")[0].accounts] == ["b"]
+
+
+async def test_changed_key_is_a_fresh_account(make_core: CoreFactory, clock: FakeClock) -> None:
+    core = await make_core(parse_config(BEFORE))
+    grant = await core.select(SelectionRequest("p"), (), 0)
+    await core.report(OutcomeReport(grant.lease.lease_id, Outcome.AUTH_FAILED, http_status=401))
+    await core.reload(parse_config(BEFORE.replace("sk-test-aaaaaaaa1111", "sk-test-rotated-9999")))
+    assert core.pools["p"].accounts["p/a"].state(clock())[0] is AccountState.HEALTHY
+    assert (await core.select(SelectionRequest("p"), (), 0)).lease.account.name == "a"
+
+
+async def test_pools_added_and_removed(make_core: CoreFactory) -> None:
+    core = await make_core(parse_config(BEFORE))
+    held = await core.select(SelectionRequest("p"), (), 0)
+    summary = await core.reload(parse_config("pools:\n  q: {api_key: sk-test-qqqqqqqq1111}\n"))
+    assert (summary.pools_added, summary.pools_removed) == (["q"], ["p"])
+    with pytest.raises(UnknownPoolError):
+        await core.select(SelectionRequest("p"), (), 0)
+    assert (await core.select(SelectionRequest("q"), (), 0)).lease.account.name == "key-1"
+    assert (await core.report(OutcomeReport(held.lease.lease_id, Outcome.SUCCESS))).recorded
+
+
+async def test_bad_strategy_changes_nothing(make_core: CoreFactory) -> None:
+    core = await make_core(parse_config(BEFORE))
+    with pytest.raises(UnknownStrategyError):
+        await core.reload(parse_config(BEFORE.replace("fill_first", "fastest")
+                                       + "      - {name: c, key: sk-test-cccccccc3333}\n"))
+    assert list(core.pools["p"].accounts) == ["p/a", "p/b"]
+    assert core.pools["p"].config.strategy == "fill_first"
