@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     fake = commands.add_parser("fake-upstream", help="run a local fake OpenAI/Anthropic upstream (demo, load tests)")
     fake.add_argument("--listen", default="127.0.0.1:9090", help="host:port to listen on")
     fake.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    from poolgate.admin_cli import add_parsers
+
+    add_parsers(commands)
     return parser
 
 
@@ -52,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from poolgate.supervisor import run_up_command
 
         return run_up_command(args)
+    if args.command in ("accounts", "reload"):
+        from poolgate.admin_cli import run_accounts_command, run_reload_command
+
+        return run_accounts_command(args) if args.command == "accounts" else run_reload_command(args)
     if args.command == "fake-upstream":
         from poolgate.fake_upstream import run_fake_upstream_command
 

@@ -9,14 +9,21 @@ import signal
 import sys
 from dataclasses import dataclass
 
+from typing import Any
+
 import grpc
+from aiohttp import web
 from grpc_health.v1 import health
 
 from poolgate.config import Config, ConfigError
+from selector_service.api.admin import describe
+from selector_service.api.metrics import SelectorMetrics, start_metrics_server
 from selector_service.api.server import ListenError, start_server
 from selector_service.check import load_checked, strategy_errors
-from selector_service.domain.selector import SelectorCore
-from selector_service.plugin.manager import PluginError, StrategyRegistry, load_strategies
+from selector_service.domain.selector import ReloadSummary, SelectorCore
+from selector_service.domain.usage import UsageRecorder
+from selector_service.overlay import ConfigSource
+from selector_service.plugin.manager import PluginError, StrategyRegistry, UnknownStrategyError, load_strategies
 from selector_service.storage import StateRepository
 
 log = logging.getLogger("poolgate.selector")
@@ -34,6 +41,9 @@ class SelectorHandle:
     health: health.aio.HealthServicer
     listen: str
     port: int
+    source: ConfigSource | None = None
+    metrics_runner: web.AppRunner | None = None
+    metrics_port: int = 0
 
     @property
     def address(self) -> str:
@@ -46,8 +56,20 @@ class SelectorHandle:
         """Stop taking calls, let running ones finish (up to ``grace`` s), flush state, close the database."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if self.metrics_runner is not None:
+            await self.metrics_runner.cleanup()
         await self.core.stop()
         await self.repository.close()
+
+    async def reload(self) -> ReloadSummary:
+        """Re-read the config file (plus overlay) and apply it; ConfigError leaves the running config in place."""
+        if self.source is None:
+            raise ConfigError("config", ["this selector was started without a config file"])
+        config = self.source.load()
+        try:
+            return await self.core.reload(config)
+        except (UnknownStrategyError, ValueError) as exc:
+            raise ConfigError(str(self.source.path), [f"strategy: {exc}"]) from None
 
     async def wait_for_termination(self) -> None:
         await self.server.wait_for_termination()
@@ -58,27 +80,39 @@ async def start_selector(
     listen: str | None = None,
     database: str | None = None,
     strategies: StrategyRegistry | None = None,
+    source: ConfigSource | None = None,
+    metrics_listen: str | None = None,
 ) -> SelectorHandle:
-    """Start a selector for ``config``; ``listen``/``database`` override the config (use port 0 in tests)."""
+    """Start a selector for ``config``; ``listen``/``database``/``metrics_listen`` override the config (use port 0
+    in tests). ``source`` is where the config came from, for reloads and run-time account changes."""
     registry = strategies if strategies is not None else load_strategies()
     errors = strategy_errors(config, registry)
     if errors:
         raise ConfigError("config", errors)
     address = listen or config.selector.listen
     repository = StateRepository.open(database or config.selector.database)
-    core = SelectorCore(config, registry, repository)
+    usage = UsageRecorder(repository, config.selector.usage_retention) if config.selector.usage_log else None
+    core = SelectorCore(config, registry, repository, usage=usage)
+    metrics = SelectorMetrics(core)
+    metrics_address = config.selector.metrics_listen if metrics_listen is None else metrics_listen
+    runner: web.AppRunner | None = None
+    metrics_port = 0
     try:
         await core.start()
-        server, port, health_servicer = await start_server(core, address)
+        server, port, health_servicer = await start_server(core, address, source, metrics)
+        if metrics_address:
+            runner, metrics_port = await start_metrics_server(metrics, metrics_address)
     except BaseException:
         await core.stop()
         await repository.close()
         raise
-    return SelectorHandle(server, core, repository, health_servicer, address, port)
+    return SelectorHandle(server, core, repository, health_servicer, address, port, source, runner, metrics_port)
 
 
-async def _serve(config: Config, listen: str | None, database: str | None, registry: StrategyRegistry) -> None:
-    handle = await start_selector(config, listen, database, registry)
+async def _serve(
+    config: Config, listen: str | None, database: str | None, registry: StrategyRegistry, source: ConfigSource
+) -> None:
+    handle = await start_selector(config, listen, database, registry, source)
     accounts = sum(len(p.accounts) for p in config.pools.values())
     log.info("poolgate selector listening on %s (%d pool(s), %d account(s); state in %s)",
              handle.address, len(config.pools), accounts, database or config.selector.database)
@@ -86,9 +120,30 @@ async def _serve(config: Config, listen: str | None, database: str | None, regis
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
+    reloads: set[asyncio.Task[None]] = set()
+    loop.add_signal_handler(signal.SIGHUP, lambda: _spawn(reloads, _reload_on_signal(handle)))
+    if handle.metrics_port:
+        log.info("selector metrics at http://%s:%d/metrics",
+                 config.selector.metrics_listen.rpartition(":")[0], handle.metrics_port)
     await stopping.wait()
     log.info("poolgate selector stopping")
     await handle.stop()
+
+
+def _spawn(tasks: set[asyncio.Task[None]], coroutine: Any) -> None:
+    task = asyncio.create_task(coroutine)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+async def _reload_on_signal(handle: SelectorHandle) -> None:
+    try:
+        summary = await handle.reload()
+    except ConfigError as exc:
+        log.error("reload rejected; the running config stays. %d problem(s):\n  %s",
+                  len(exc.errors), "\n  ".join(exc.errors))
+        return
+    log.info("config reloaded: %s", describe(summary))
 
 
 def configure_logging(level: str) -> None:
@@ -100,8 +155,9 @@ def configure_logging(level: str) -> None:
 
 def run_selector_command(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
+    source = ConfigSource(args.config)
     try:
-        config, registry = load_checked(args.config)
+        config, registry = load_checked(args.config, source)
     except ConfigError as exc:
         print(f"{exc.source}: {len(exc.errors)} problem(s):", file=sys.stderr)
         for error in exc.errors:
@@ -111,7 +167,7 @@ def run_selector_command(args: argparse.Namespace) -> int:
         print(f"poolgate plugins: {exc}", file=sys.stderr)
         return 1
     try:
-        asyncio.run(_serve(config, args.listen, args.database, registry))
+        asyncio.run(_serve(config, args.listen, args.database, registry, source))
     except ListenError as exc:
         print(f"poolgate selector: {exc}", file=sys.stderr)
         return 1

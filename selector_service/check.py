@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from poolgate.config import Config, ConfigError, load_config
+from selector_service.overlay import ConfigSource
 from selector_service.plugin.manager import PluginError, StrategyRegistry, UnknownStrategyError, load_strategies
 
 
@@ -22,9 +23,10 @@ def strategy_errors(config: Config, registry: StrategyRegistry) -> list[str]:
     return errors
 
 
-def load_checked(path: str) -> tuple[Config, StrategyRegistry]:
-    """The config and the strategy registry, or ConfigError listing every problem."""
-    config = load_config(path)
+def load_checked(path: str, source: ConfigSource | None = None) -> tuple[Config, StrategyRegistry]:
+    """The config (with the run-time overlay when ``source`` is given) and the strategy registry, or ConfigError
+    listing every problem."""
+    config = source.load() if source is not None else load_config(path)
     registry = load_strategies()
     errors = strategy_errors(config, registry)
     if errors:

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from poolgate.config.schema import DEFAULT_DATABASE_FILE, Config
+from poolgate.config.schema import DEFAULT_DATABASE_FILE, DEFAULT_OVERLAY_FILE, Config
 
 _SECRET_KEYS = frozenset({"key", "api_key", "api_keys", "headers"})
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -39,6 +39,8 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     config = parse_config(text, source=str(file), environ=environ)
     if not config.selector.database:
         config.selector.database = str(file.resolve().parent / DEFAULT_DATABASE_FILE)
+    if not config.selector.overlay:
+        config.selector.overlay = str(file.resolve().parent / DEFAULT_OVERLAY_FILE)
     return config
 
 

@@ -16,6 +16,7 @@ from poolgate.config.durations import Duration, Size
 DEFAULT_SELECTOR_LISTEN = "127.0.0.1:50151"
 DEFAULT_EDGE_LISTEN = "127.0.0.1:8080"
 DEFAULT_DATABASE_FILE = "poolgate.db"
+DEFAULT_OVERLAY_FILE = "poolgate.overlay.yaml"
 DEFAULT_STRATEGY = "round_robin"
 DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
 # Outcomes the edge retries on another account; numbers are HTTP statuses.
@@ -220,6 +221,21 @@ class SelectorSection(_Section):
     """host:port, or unix:/path/to.sock."""
     database: str = ""
     """SQLAlchemy URL or a file path; empty means poolgate.db next to the config file."""
+    usage_log: bool = True
+    """Record every attempt (pool, account, model, outcome, tokens, latency, cost) in the database."""
+    usage_retention: Duration = 30 * 86400.0
+    metrics_listen: str = ""
+    """host:port for the selector's Prometheus metrics (GET /metrics); empty turns them off."""
+    overlay: str = ""
+    """File holding accounts added or removed at run time (poolgate accounts add/remove); empty means
+    poolgate.overlay.yaml next to the config file."""
+
+
+class ModelPrice(_Section):
+    """USD per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
 
 
 class EdgeTimeouts(_Section):
@@ -239,6 +255,8 @@ class EdgeSection(_Section):
     auth: bool = True
     timeouts: EdgeTimeouts = Field(default_factory=EdgeTimeouts)
     body_limit: Size = 32 * 1024 * 1024
+    fake_upstream: str = ""
+    """host:port on which ``poolgate up`` also runs the fake upstream (demos, load tests); empty runs none."""
 
     @field_validator("api_keys")
     @classmethod
@@ -258,6 +276,8 @@ class Config(_Section):
     pools: dict[str, PoolConfig]
     models: dict[str, str] = Field(default_factory=dict)
     """Requested model (exact name or glob such as ``claude-*``) -> ``pool`` or ``pool/upstream-model``."""
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    """Upstream model (exact name or glob) -> price, for the usage log's cost estimate."""
 
     @field_validator("pools", mode="before")
     @classmethod

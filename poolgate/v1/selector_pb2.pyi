@@ -36,6 +36,13 @@ class AccountState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ACCOUNT_STATE_CIRCUIT_OPEN: _ClassVar[AccountState]
     ACCOUNT_STATE_CIRCUIT_HALF_OPEN: _ClassVar[AccountState]
     ACCOUNT_STATE_DISABLED: _ClassVar[AccountState]
+
+class UsageBucket(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    USAGE_BUCKET_UNSPECIFIED: _ClassVar[UsageBucket]
+    USAGE_BUCKET_MINUTE: _ClassVar[UsageBucket]
+    USAGE_BUCKET_HOUR: _ClassVar[UsageBucket]
+    USAGE_BUCKET_DAY: _ClassVar[UsageBucket]
 API_FORMAT_UNSPECIFIED: ApiFormat
 API_FORMAT_OPENAI: ApiFormat
 API_FORMAT_ANTHROPIC: ApiFormat
@@ -54,6 +61,10 @@ ACCOUNT_STATE_COOLING: AccountState
 ACCOUNT_STATE_CIRCUIT_OPEN: AccountState
 ACCOUNT_STATE_CIRCUIT_HALF_OPEN: AccountState
 ACCOUNT_STATE_DISABLED: AccountState
+USAGE_BUCKET_UNSPECIFIED: UsageBucket
+USAGE_BUCKET_MINUTE: UsageBucket
+USAGE_BUCKET_HOUR: UsageBucket
+USAGE_BUCKET_DAY: UsageBucket
 
 class SelectAccountRequest(_message.Message):
     __slots__ = ("pool", "model", "session_key", "exclude_account_ids", "estimated_input_tokens")
@@ -233,3 +244,123 @@ class ListAccountsResponse(_message.Message):
     POOLS_FIELD_NUMBER: _ClassVar[int]
     pools: _containers.RepeatedCompositeFieldContainer[PoolStatus]
     def __init__(self, pools: _Optional[_Iterable[_Union[PoolStatus, _Mapping]]] = ...) -> None: ...
+
+class GetUsageRequest(_message.Message):
+    __slots__ = ("pool", "account", "since", "until", "bucket")
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    pool: str
+    account: str
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    bucket: UsageBucket
+    def __init__(self, pool: _Optional[str] = ..., account: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket: _Optional[_Union[UsageBucket, str]] = ...) -> None: ...
+
+class UsageRow(_message.Message):
+    __slots__ = ("bucket_start", "pool", "account_id", "account_name", "requests", "successes", "errors", "rate_limited", "input_tokens", "output_tokens", "cost", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "ttft_p50_ms")
+    BUCKET_START_FIELD_NUMBER: _ClassVar[int]
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_NAME_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSES_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMITED_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P95_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P99_MS_FIELD_NUMBER: _ClassVar[int]
+    TTFT_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    bucket_start: _timestamp_pb2.Timestamp
+    pool: str
+    account_id: str
+    account_name: str
+    requests: int
+    successes: int
+    errors: int
+    rate_limited: int
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    latency_p99_ms: float
+    ttft_p50_ms: float
+    def __init__(self, bucket_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pool: _Optional[str] = ..., account_id: _Optional[str] = ..., account_name: _Optional[str] = ..., requests: _Optional[int] = ..., successes: _Optional[int] = ..., errors: _Optional[int] = ..., rate_limited: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost: _Optional[float] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., ttft_p50_ms: _Optional[float] = ...) -> None: ...
+
+class GetUsageResponse(_message.Message):
+    __slots__ = ("rows",)
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    rows: _containers.RepeatedCompositeFieldContainer[UsageRow]
+    def __init__(self, rows: _Optional[_Iterable[_Union[UsageRow, _Mapping]]] = ...) -> None: ...
+
+class AccountRef(_message.Message):
+    __slots__ = ("pool", "account")
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    pool: str
+    account: str
+    def __init__(self, pool: _Optional[str] = ..., account: _Optional[str] = ...) -> None: ...
+
+class DisableAccountRequest(_message.Message):
+    __slots__ = ("pool", "account", "reason")
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    pool: str
+    account: str
+    reason: str
+    def __init__(self, pool: _Optional[str] = ..., account: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class AddAccountRequest(_message.Message):
+    __slots__ = ("pool", "name", "key", "key_env", "weight", "priority", "rpm_limit", "itpm_limit", "otpm_limit", "max_concurrency")
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    KEY_ENV_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    RPM_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ITPM_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OTPM_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    pool: str
+    name: str
+    key: str
+    key_env: str
+    weight: int
+    priority: int
+    rpm_limit: int
+    itpm_limit: int
+    otpm_limit: int
+    max_concurrency: int
+    def __init__(self, pool: _Optional[str] = ..., name: _Optional[str] = ..., key: _Optional[str] = ..., key_env: _Optional[str] = ..., weight: _Optional[int] = ..., priority: _Optional[int] = ..., rpm_limit: _Optional[int] = ..., itpm_limit: _Optional[int] = ..., otpm_limit: _Optional[int] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
+
+class RemoveAccountResponse(_message.Message):
+    __slots__ = ("account_id", "draining_leases")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_LEASES_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    draining_leases: int
+    def __init__(self, account_id: _Optional[str] = ..., draining_leases: _Optional[int] = ...) -> None: ...
+
+class ReloadRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReloadResponse(_message.Message):
+    __slots__ = ("pools_added", "pools_removed", "accounts_added", "accounts_removed")
+    POOLS_ADDED_FIELD_NUMBER: _ClassVar[int]
+    POOLS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNTS_ADDED_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNTS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    pools_added: _containers.RepeatedScalarFieldContainer[str]
+    pools_removed: _containers.RepeatedScalarFieldContainer[str]
+    accounts_added: _containers.RepeatedScalarFieldContainer[str]
+    accounts_removed: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, pools_added: _Optional[_Iterable[str]] = ..., pools_removed: _Optional[_Iterable[str]] = ..., accounts_added: _Optional[_Iterable[str]] = ..., accounts_removed: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -49,6 +49,11 @@ class SelectorStub:
                 request_serializer=poolgate_dot_v1_dot_selector__pb2.ListAccountsRequest.SerializeToString,
                 response_deserializer=poolgate_dot_v1_dot_selector__pb2.ListAccountsResponse.FromString,
                 _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/poolgate.v1.Selector/GetUsage',
+                request_serializer=poolgate_dot_v1_dot_selector__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=poolgate_dot_v1_dot_selector__pb2.GetUsageResponse.FromString,
+                _registered_method=True)
 
 
 class SelectorServicer:
@@ -77,6 +82,13 @@ class SelectorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsage(self, request, context):
+        """Requests, tokens, cost, errors and latency per account per time bucket, from the usage log.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SelectorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +106,11 @@ def add_SelectorServicer_to_server(servicer, server):
                     servicer.ListAccounts,
                     request_deserializer=poolgate_dot_v1_dot_selector__pb2.ListAccountsRequest.FromString,
                     response_serializer=poolgate_dot_v1_dot_selector__pb2.ListAccountsResponse.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=poolgate_dot_v1_dot_selector__pb2.GetUsageRequest.FromString,
+                    response_serializer=poolgate_dot_v1_dot_selector__pb2.GetUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -177,6 +194,335 @@ class Selector:
             '/poolgate.v1.Selector/ListAccounts',
             poolgate_dot_v1_dot_selector__pb2.ListAccountsRequest.SerializeToString,
             poolgate_dot_v1_dot_selector__pb2.ListAccountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/poolgate.v1.Selector/GetUsage',
+            poolgate_dot_v1_dot_selector__pb2.GetUsageRequest.SerializeToString,
+            poolgate_dot_v1_dot_selector__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class AdminStub:
+    """Operator actions. Kept apart from Selector so that it can be guarded by its own credentials.
+    Every change is persisted: enable/disable/reset in the state database, add/remove in the overlay file next to
+    the config (the database never holds a credential).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.EnableAccount = channel.unary_unary(
+                '/poolgate.v1.Admin/EnableAccount',
+                request_serializer=poolgate_dot_v1_dot_selector__pb2.AccountRef.SerializeToString,
+                response_deserializer=poolgate_dot_v1_dot_selector__pb2.AccountStatus.FromString,
+                _registered_method=True)
+        self.DisableAccount = channel.unary_unary(
+                '/poolgate.v1.Admin/DisableAccount',
+                request_serializer=poolgate_dot_v1_dot_selector__pb2.DisableAccountRequest.SerializeToString,
+                response_deserializer=poolgate_dot_v1_dot_selector__pb2.AccountStatus.FromString,
+                _registered_method=True)
+        self.ResetAccount = channel.unary_unary(
+                '/poolgate.v1.Admin/ResetAccount',
+                request_serializer=poolgate_dot_v1_dot_selector__pb2.AccountRef.SerializeToString,
+                response_deserializer=poolgate_dot_v1_dot_selector__pb2.AccountStatus.FromString,
+                _registered_method=True)
+        self.AddAccount = channel.unary_unary(
+                '/poolgate.v1.Admin/AddAccount',
+                request_serializer=poolgate_dot_v1_dot_selector__pb2.AddAccountRequest.SerializeToString,
+                response_deserializer=poolgate_dot_v1_dot_selector__pb2.AccountStatus.FromString,
+                _registered_method=True)
+        self.RemoveAccount = channel.unary_unary(
+                '/poolgate.v1.Admin/RemoveAccount',
+                request_serializer=poolgate_dot_v1_dot_selector__pb2.AccountRef.SerializeToString,
+                response_deserializer=poolgate_dot_v1_dot_selector__pb2.RemoveAccountResponse.FromString,
+                _registered_method=True)
+        self.Reload = channel.unary_unary(
+                '/poolgate.v1.Admin/Reload',
+                request_serializer=poolgate_dot_v1_dot_selector__pb2.ReloadRequest.SerializeToString,
+                response_deserializer=poolgate_dot_v1_dot_selector__pb2.ReloadResponse.FromString,
+                _registered_method=True)
+
+
+class AdminServicer:
+    """Operator actions. Kept apart from Selector so that it can be guarded by its own credentials.
+    Every change is persisted: enable/disable/reset in the state database, add/remove in the overlay file next to
+    the config (the database never holds a credential).
+    """
+
+    def EnableAccount(self, request, context):
+        """Re-enable a disabled account and forget its failures.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisableAccount(self, request, context):
+        """Take an account out of service until it is enabled again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetAccount(self, request, context):
+        """Clear cooldowns, failure streaks and an open circuit ("the quota reset early"); a disable stays.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddAccount(self, request, context):
+        """Add an account to a pool at run time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveAccount(self, request, context):
+        """Remove an account; its leases in flight drain.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reload(self, request, context):
+        """Re-read the config file and apply it; a bad config is rejected with its errors and the running one stays.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AdminServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'EnableAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnableAccount,
+                    request_deserializer=poolgate_dot_v1_dot_selector__pb2.AccountRef.FromString,
+                    response_serializer=poolgate_dot_v1_dot_selector__pb2.AccountStatus.SerializeToString,
+            ),
+            'DisableAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableAccount,
+                    request_deserializer=poolgate_dot_v1_dot_selector__pb2.DisableAccountRequest.FromString,
+                    response_serializer=poolgate_dot_v1_dot_selector__pb2.AccountStatus.SerializeToString,
+            ),
+            'ResetAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetAccount,
+                    request_deserializer=poolgate_dot_v1_dot_selector__pb2.AccountRef.FromString,
+                    response_serializer=poolgate_dot_v1_dot_selector__pb2.AccountStatus.SerializeToString,
+            ),
+            'AddAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddAccount,
+                    request_deserializer=poolgate_dot_v1_dot_selector__pb2.AddAccountRequest.FromString,
+                    response_serializer=poolgate_dot_v1_dot_selector__pb2.AccountStatus.SerializeToString,
+            ),
+            'RemoveAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveAccount,
+                    request_deserializer=poolgate_dot_v1_dot_selector__pb2.AccountRef.FromString,
+                    response_serializer=poolgate_dot_v1_dot_selector__pb2.RemoveAccountResponse.SerializeToString,
+            ),
+            'Reload': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reload,
+                    request_deserializer=poolgate_dot_v1_dot_selector__pb2.ReloadRequest.FromString,
+                    response_serializer=poolgate_dot_v1_dot_selector__pb2.ReloadResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'poolgate.v1.Admin', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('poolgate.v1.Admin', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Admin:
+    """Operator actions. Kept apart from Selector so that it can be guarded by its own credentials.
+    Every change is persisted: enable/disable/reset in the state database, add/remove in the overlay file next to
+    the config (the database never holds a credential).
+    """
+
+    @staticmethod
+    def EnableAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/poolgate.v1.Admin/EnableAccount',
+            poolgate_dot_v1_dot_selector__pb2.AccountRef.SerializeToString,
+            poolgate_dot_v1_dot_selector__pb2.AccountStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/poolgate.v1.Admin/DisableAccount',
+            poolgate_dot_v1_dot_selector__pb2.DisableAccountRequest.SerializeToString,
+            poolgate_dot_v1_dot_selector__pb2.AccountStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/poolgate.v1.Admin/ResetAccount',
+            poolgate_dot_v1_dot_selector__pb2.AccountRef.SerializeToString,
+            poolgate_dot_v1_dot_selector__pb2.AccountStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/poolgate.v1.Admin/AddAccount',
+            poolgate_dot_v1_dot_selector__pb2.AddAccountRequest.SerializeToString,
+            poolgate_dot_v1_dot_selector__pb2.AccountStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/poolgate.v1.Admin/RemoveAccount',
+            poolgate_dot_v1_dot_selector__pb2.AccountRef.SerializeToString,
+            poolgate_dot_v1_dot_selector__pb2.RemoveAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/poolgate.v1.Admin/Reload',
+            poolgate_dot_v1_dot_selector__pb2.ReloadRequest.SerializeToString,
+            poolgate_dot_v1_dot_selector__pb2.ReloadResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,8 +7,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from poolgate.v1 import selector_pb2 as pb
 from selector_service.domain.account import Account
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
-from selector_service.domain.pool import PoolSnapshot
+from selector_service.domain.pool import AccountSnapshot, PoolSnapshot
 from selector_service.domain.selector import Grant
+from selector_service.domain.usage import UsageRollup
 from selector_service.plugin.types import SelectionRequest
 
 OUTCOMES = {
@@ -60,8 +61,7 @@ def outcome_report(message: pb.ReportOutcomeRequest, outcome: Outcome) -> Outcom
 def lease_message(grant: Grant) -> pb.Lease:
     lease, account, config = grant.lease, grant.lease.account, grant.pool.config
     credential = account.credential
-    expires = Timestamp()
-    expires.FromNanoseconds(int(lease.expires_at * 1e9))
+    expires = timestamp(lease.expires_at)
     return pb.Lease(
         lease_id=lease.lease_id,
         account_id=account.account_id,
@@ -99,21 +99,46 @@ def _headroom(snapshot_account: Account, now: float) -> pb.RateLimitHeadroom:
     )
 
 
+def account_status(item: AccountSnapshot, now: float) -> pb.AccountStatus:
+    a = item.account
+    return pb.AccountStatus(
+        account_id=a.account_id, name=a.name, state=STATES[item.state], reason=item.reason,
+        cooldown_remaining_ms=int(item.cooldown_remaining * 1000), in_flight=a.in_flight,
+        max_concurrency=a.max_concurrency, priority=a.priority, weight=a.weight,
+        requests_total=a.requests_total, successes_total=a.successes_total, failures_total=a.failures_total,
+        rate_limited_total=a.rate_limited_total, input_tokens_total=a.input_tokens_total,
+        output_tokens_total=a.output_tokens_total, consecutive_failures=a.failure_streak,
+        recent_latency_ms=a.recent_latency_ms, error_rate=a.error_rate, headroom=_headroom(a, now),
+        credential_redacted=a.credential_redacted,
+    )
+
+
+def single_account_status(account: Account, now: float) -> pb.AccountStatus:
+    state, reason = account.state(now)
+    return account_status(AccountSnapshot(account, state, reason, account.cooldown_remaining(now)), now)
+
+
 def pool_status(snapshot: PoolSnapshot) -> pb.PoolStatus:
-    accounts = []
-    for item in snapshot.accounts:
-        a = item.account
-        accounts.append(pb.AccountStatus(
-            account_id=a.account_id, name=a.name, state=STATES[item.state], reason=item.reason,
-            cooldown_remaining_ms=int(item.cooldown_remaining * 1000), in_flight=a.in_flight,
-            max_concurrency=a.max_concurrency, priority=a.priority, weight=a.weight,
-            requests_total=a.requests_total, successes_total=a.successes_total, failures_total=a.failures_total,
-            rate_limited_total=a.rate_limited_total, input_tokens_total=a.input_tokens_total,
-            output_tokens_total=a.output_tokens_total, consecutive_failures=a.failure_streak,
-            recent_latency_ms=a.recent_latency_ms, error_rate=a.error_rate, headroom=_headroom(a, snapshot.taken_at),
-            credential_redacted=a.credential_redacted,
-        ))
     return pb.PoolStatus(
         name=snapshot.name, format=FORMATS[snapshot.config.format], strategy=snapshot.strategy,
-        base_url=snapshot.config.base_url, accounts=accounts, available=snapshot.available, waiting=snapshot.waiting,
+        base_url=snapshot.config.base_url,
+        accounts=[account_status(item, snapshot.taken_at) for item in snapshot.accounts],
+        available=snapshot.available, waiting=snapshot.waiting,
+    )
+
+
+def timestamp(seconds: float) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp
+
+
+def usage_row(rollup: UsageRollup) -> pb.UsageRow:
+    return pb.UsageRow(
+        bucket_start=timestamp(rollup.bucket_start), pool=rollup.pool, account_id=rollup.account_id,
+        account_name=rollup.account_name, requests=rollup.requests, successes=rollup.successes,
+        errors=rollup.errors, rate_limited=rollup.rate_limited, input_tokens=rollup.input_tokens,
+        output_tokens=rollup.output_tokens, cost=rollup.cost, latency_p50_ms=rollup.percentile(50),
+        latency_p95_ms=rollup.percentile(95), latency_p99_ms=rollup.percentile(99),
+        ttft_p50_ms=rollup.percentile(50, ttft=True),
     )

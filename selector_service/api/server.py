@@ -7,24 +7,31 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from poolgate.v1 import selector_pb2, selector_pb2_grpc
+from selector_service.api.admin import AdminServicer
+from selector_service.api.metrics import SelectorMetrics
 from selector_service.api.servicer import SelectorServicer
 from selector_service.domain.selector import SelectorCore
+from selector_service.overlay import ConfigSource
 
 SERVICE_NAME = selector_pb2.DESCRIPTOR.services_by_name["Selector"].full_name
+ADMIN_SERVICE_NAME = selector_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
 
 
 class ListenError(RuntimeError):
     """The server could not bind its address."""
 
 
-async def start_server(core: SelectorCore, listen: str) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+async def start_server(
+    core: SelectorCore, listen: str, source: ConfigSource | None = None, metrics: SelectorMetrics | None = None
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Start serving on ``listen`` (``host:port`` or ``unix:/path``); returns the server and the bound port."""
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    selector_pb2_grpc.add_SelectorServicer_to_server(SelectorServicer(core), server)
+    selector_pb2_grpc.add_SelectorServicer_to_server(SelectorServicer(core, metrics), server)
+    selector_pb2_grpc.add_AdminServicer_to_server(AdminServicer(core, source), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
+        (SERVICE_NAME, ADMIN_SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
     )
     try:
         port = server.add_insecure_port(listen)

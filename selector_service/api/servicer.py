@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import grpc
 
 from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc
-from selector_service.api.mapping import OUTCOMES, STATES, lease_message, outcome_report, pool_status, selection_request
+from selector_service.api.mapping import (
+    OUTCOMES,
+    STATES,
+    lease_message,
+    outcome_report,
+    pool_status,
+    selection_request,
+    usage_row,
+)
+from selector_service.api.metrics import SelectorMetrics
 from selector_service.domain.errors import InvalidRequestError, NoAccountAvailableError, UnknownPoolError
 from selector_service.domain.selector import SelectorCore
 
@@ -16,17 +26,22 @@ log = logging.getLogger("poolgate.selector.api")
 
 # Answer RESOURCE_EXHAUSTED this long before the caller's deadline, so the answer (with its retry time) arrives.
 DEADLINE_MARGIN = 0.05
+BUCKETS = {pb.USAGE_BUCKET_UNSPECIFIED: "hour", pb.USAGE_BUCKET_MINUTE: "minute", pb.USAGE_BUCKET_HOUR: "hour",
+           pb.USAGE_BUCKET_DAY: "day"}
+MAX_MINUTE_RANGE = 86400.0
 
 
 class SelectorServicer(selector_pb2_grpc.SelectorServicer):
-    def __init__(self, core: SelectorCore) -> None:
+    def __init__(self, core: SelectorCore, metrics: SelectorMetrics | None = None) -> None:
         self.core = core
+        self.metrics = metrics
 
     async def SelectAccount(  # noqa: N802 (gRPC method name)
         self, request: pb.SelectAccountRequest, context: grpc.aio.ServicerContext[pb.SelectAccountRequest, pb.Lease]
     ) -> pb.Lease:
         remaining = context.time_remaining()
         timeout = None if remaining is None else max(0.0, remaining - DEADLINE_MARGIN)
+        started = time.perf_counter()
         try:
             grant = await self.core.select(selection_request(request), request.exclude_account_ids, timeout)
         except UnknownPoolError as exc:
@@ -38,6 +53,10 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
             if exc.retry_after is not None:
                 metadata.append(("retry-after-ms", str(max(1, int(exc.retry_after * 1000)))))
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), trailing_metadata=tuple(metadata))
+        if self.metrics is not None:
+            self.metrics.selection_seconds.labels(request.pool).observe(time.perf_counter() - started)
+            if grant.waited:
+                self.metrics.queue_wait_seconds.labels(request.pool).observe(grant.waited)
         return lease_message(grant)
 
     async def ReportOutcome(  # noqa: N802
@@ -66,3 +85,33 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         except UnknownPoolError as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         return pb.ListAccountsResponse(pools=[pool_status(s) for s in snapshots])
+
+    async def GetUsage(  # noqa: N802
+        self, request: pb.GetUsageRequest, context: grpc.aio.ServicerContext[pb.GetUsageRequest, pb.GetUsageResponse]
+    ) -> pb.GetUsageResponse:
+        usage = self.core.usage
+        if usage is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                "the usage log is off (selector.usage_log: false); turn it on to record usage")
+        until = request.until.ToNanoseconds() / 1e9 if request.HasField("until") else time.time()
+        since = request.since.ToNanoseconds() / 1e9 if request.HasField("since") else until - 86400.0
+        if since >= until:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "since: must be before until")
+        bucket = BUCKETS.get(request.bucket)
+        if bucket is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "bucket: must be MINUTE, HOUR or DAY")
+        account_id = ""
+        try:
+            if request.pool:
+                self.core.pool(request.pool)
+            if request.account:
+                if not request.pool:
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "account: give the pool too")
+                account_id = request.account if "/" in request.account else f"{request.pool}/{request.account}"
+        except UnknownPoolError as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        if bucket == "minute" and until - since > MAX_MINUTE_RANGE:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "since: minute buckets cover at most 24 hours; narrow the range or use HOUR")
+        rollups = await usage.rollup(since, until, bucket, request.pool, account_id)
+        return pb.GetUsageResponse(rows=[usage_row(r) for r in rollups])

@@ -312,13 +312,27 @@ class Account:
 
     # -- operator actions ------------------------------------------------------------------------------------------
 
-    def enable(self) -> StateChange:
-        """Re-enable and forget every failure (an operator's word, or a changed credential)."""
-        self.disabled, self.disabled_reason = False, ""
+    def disable(self, reason: str) -> StateChange:
+        self.disabled, self.disabled_reason = True, reason
+        return StateChange(self.account_id, disabled=True, disabled_reason=reason)
+
+    def reset(self) -> StateChange:
+        """Forget cooldowns, streaks and an open circuit (the quota came back early); a disable stays."""
         self.cooldown_until, self.cooldown_reason = 0.0, ""
         self.rate_limit_streak = self.failure_streak = self.circuit_opens = 0
         self.circuit_open_until = 0.0
+        self.limits = None
+        for window in self.windows.values():
+            window.entries.clear()
+            window.total = 0
         return StateChange(
             self.account_id, reset_rate_limit_streak=True, reset_failure_streak=True, clear_cooldown=True,
-            circuit_open_until=0.0, circuit_opens=0, disabled=False, disabled_reason="",
+            circuit_open_until=0.0, circuit_opens=0,
         )
+
+    def enable(self) -> StateChange:
+        """Re-enable and forget every failure (an operator's word)."""
+        change = self.reset()
+        self.disabled, self.disabled_reason = False, ""
+        change.disabled, change.disabled_reason = False, ""
+        return change

@@ -2,6 +2,7 @@
 
 SelectorError
  ├── UnknownPoolError        the pool is not configured               -> NOT_FOUND
+ ├── UnknownAccountError     the pool has no such account             -> NOT_FOUND
  ├── InvalidRequestError     a request field is missing or bad        -> INVALID_ARGUMENT
  └── NoAccountAvailableError nothing can serve before the deadline    -> RESOURCE_EXHAUSTED (+ retry-after-ms)
 """
@@ -17,6 +18,13 @@ class UnknownPoolError(SelectorError):
     def __init__(self, pool: str, known: list[str]) -> None:
         self.pool = pool
         super().__init__(f"unknown pool {pool!r}; configured pools: {', '.join(sorted(known)) or 'none'}")
+
+
+class UnknownAccountError(SelectorError):
+    def __init__(self, pool: str, account: str, known: list[str]) -> None:
+        self.pool = pool
+        self.account = account
+        super().__init__(f"pool {pool!r} has no account {account!r}; its accounts: {', '.join(known) or 'none'}")
 
 
 class InvalidRequestError(SelectorError):

@@ -15,11 +15,17 @@ from dataclasses import dataclass, field
 
 from poolgate.config import Config
 from selector_service.domain.account import Account
-from selector_service.domain.errors import InvalidRequestError, NoAccountAvailableError, UnknownPoolError
+from selector_service.domain.errors import (
+    InvalidRequestError,
+    NoAccountAvailableError,
+    UnknownAccountError,
+    UnknownPoolError,
+)
 from selector_service.domain.leases import Lease, LeaseTable
 from selector_service.domain.outcomes import Outcome, OutcomeReport, ReportResult
 from selector_service.domain.pool import Pool, PoolSnapshot, Waiter
 from selector_service.domain.state import StateChange
+from selector_service.domain.usage import PriceTable, UsageRecord, UsageRecorder
 from selector_service.domain.writer import StateStore, StateWriter
 from selector_service.plugin.manager import StrategyRegistry
 from selector_service.plugin.types import SelectionRequest
@@ -40,12 +46,13 @@ class ReloadSummary:
     accounts_removed: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Grant:
     """A lease handed out, with what the client needs to use it."""
 
     lease: Lease
     pool: Pool
+    waited: float = 0.0
 
 
 def _consume(future: asyncio.Future[None]) -> None:
@@ -61,11 +68,14 @@ class SelectorCore:
         store: StateStore,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        usage: UsageRecorder | None = None,
     ) -> None:
         self.config = config
         self._strategies = strategies
         self._clock = clock
         self._rng = rng or random.Random()
+        self.usage = usage
+        self._prices = PriceTable({m: (p.input, p.output) for m, p in config.prices.items()})
         self._store = store
         self._writer = StateWriter(store)
         self.leases = LeaseTable()
@@ -75,6 +85,7 @@ class SelectorCore:
             self.pools[name] = Pool(name, pool_config, strategy)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self.transitions: dict[tuple[str, str, str], int] = {}  # (pool, from, to) caused by reports
         self._retired: dict[str, Pool] = {}  # pools removed by a reload, until their leases are reported
 
     async def _restore(self, accounts: list[Account]) -> None:
@@ -92,6 +103,8 @@ class SelectorCore:
         for pool in self.pools.values():
             pool.refresh_all(now)
         self._writer.start()
+        if self.usage is not None:
+            self.usage.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="poolgate-lease-sweeper")
 
     async def stop(self) -> None:
@@ -107,6 +120,8 @@ class SelectorCore:
                 if not future.done():
                     future.set_exception(NoAccountAvailableError(pool.name, "selector shutting down", 1.0, "unavailable"))
         await self._writer.close()
+        if self.usage is not None:
+            await self.usage.close()
 
     # -- SelectAccount ---------------------------------------------------------------------------------------------
 
@@ -153,10 +168,13 @@ class SelectorCore:
         future: asyncio.Future[Grant] = loop.create_future()
         waiter = Waiter(request, excluded, future)
         pool.waiters.append(waiter)
-        timer = loop.call_later(max(0.0, deadline - self._clock()), self._time_out, pool, waiter)
+        queued_at = self._clock()
+        timer = loop.call_later(max(0.0, deadline - queued_at), self._time_out, pool, waiter)
         self._schedule_wakeup(pool)
         try:
-            return await future
+            grant = await future
+            grant.waited = self._clock() - queued_at
+            return grant
         except asyncio.CancelledError:
             if future.done() and not future.cancelled() and future.exception() is None:
                 self._release(future.result().lease, "the caller went away")  # granted just as it was cancelled
@@ -219,10 +237,20 @@ class SelectorCore:
         account = lease.account
         pool = self._pool_of(account)
         account.release(lease.probe)
+        before = account.state(now)[0]
         change = account.apply(report, lease.granted_at, now, pool.config, self._rng)
+        if self.usage is not None:
+            self.usage.record(UsageRecord(
+                now, account.pool, account.account_id, account.name, lease.model, report.outcome.value,
+                report.http_status, report.latency_ms, report.time_to_first_token_ms, report.input_tokens,
+                report.output_tokens, self._prices.cost(lease.model, report.input_tokens, report.output_tokens),
+            ))
         pool.refresh(account, now)
         self._serve_waiters(pool)
         state, reason = account.state(now)
+        if state is not before:
+            key = (account.pool, before.value, state.value)
+            self.transitions[key] = self.transitions.get(key, 0) + 1
         if not change.is_empty:
             future = self._writer.submit(change)
             if report.outcome is Outcome.SUCCESS:
@@ -318,6 +346,7 @@ class SelectorCore:
             pool.refresh_all(now)
             self._serve_waiters(pool)
         self.config = config
+        self._prices = PriceTable({m: (p.input, p.output) for m, p in config.prices.items()})
         return summary
 
     # -- ListAccounts ----------------------------------------------------------------------------------------------
@@ -327,3 +356,33 @@ class SelectorCore:
         self._expire_leases(now)
         pools = [self.pool(pool)] if pool else list(self.pools.values())
         return [p.snapshot(p.config.strategy, now) for p in pools]
+
+    # -- operator actions ------------------------------------------------------------------------------------------
+
+    def account(self, pool: str, account: str) -> Account:
+        """An account by pool and name (or id); raises UnknownPoolError / UnknownAccountError."""
+        found = self.pool(pool).accounts.get(account if "/" in account else f"{pool}/{account}")
+        if found is None:
+            raise UnknownAccountError(pool, account, [a.name for a in self.pool(pool).accounts.values()])
+        return found
+
+    async def enable(self, pool: str, account: str) -> Account:
+        target = self.account(pool, account)
+        await self._operator_change(target, target.enable())
+        return target
+
+    async def disable(self, pool: str, account: str, reason: str) -> Account:
+        target = self.account(pool, account)
+        await self._operator_change(target, target.disable(reason.strip() or "disabled by an operator"))
+        return target
+
+    async def reset(self, pool: str, account: str) -> Account:
+        target = self.account(pool, account)
+        await self._operator_change(target, target.reset())
+        return target
+
+    async def _operator_change(self, account: Account, change: StateChange) -> None:
+        pool = self._pool_of(account)
+        pool.refresh(account, self._clock())
+        self._serve_waiters(pool)
+        await asyncio.shield(self._writer.submit(change))

@@ -12,11 +12,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Float, Integer, MetaData, String, Table, case, event, func, select, update
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    case,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from selector_service.domain.state import PersistedState, StateChange
+from selector_service.domain.usage import UsageRecord
 
 metadata = MetaData()
 
@@ -43,6 +59,26 @@ account_state = Table(
 )
 
 
+usage_events = Table(
+    "usage_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False, index=True),
+    Column("pool", String, nullable=False),
+    Column("account_id", String, nullable=False),
+    Column("account_name", String, nullable=False),
+    Column("model", String, nullable=False),
+    Column("outcome", String, nullable=False),
+    Column("http_status", Integer, nullable=False),
+    Column("latency_ms", Integer, nullable=False),
+    Column("ttft_ms", Integer, nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("cost", Float, nullable=False),
+)
+USAGE_COLUMNS = tuple(c.name for c in usage_events.columns if c.name != "id")
+
+
 def database_url(database: str) -> str:
     """A SQLAlchemy URL from the config's ``database`` (a URL, or a path to a SQLite file)."""
     if "://" in database:
@@ -51,7 +87,7 @@ def database_url(database: str) -> str:
 
 
 class StateRepository:
-    """The account-state table. Implements the domain's ``StateStore``."""
+    """The account-state and usage tables. Implements the domain's ``StateStore`` and ``UsageStore``."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -84,8 +120,8 @@ class StateRepository:
         """
         await self.create_schema()
         now = time.time()
-        insert = sqlite_insert(account_state)
-        changed = account_state.c.credential_fingerprint != insert.excluded.credential_fingerprint
+        new_row = sqlite_insert(account_state)
+        changed = account_state.c.credential_fingerprint != new_row.excluded.credential_fingerprint
         reset: dict[str, Any] = {
             col: case((changed, default), else_=account_state.c[col])
             for col, default in (
@@ -93,9 +129,9 @@ class StateRepository:
                 ("circuit_open_until", 0.0), ("circuit_opens", 0), ("disabled", False), ("disabled_reason", ""),
             )
         }
-        upsert = insert.on_conflict_do_update(
+        upsert = new_row.on_conflict_do_update(
             index_elements=[account_state.c.account_id],
-            set_={**reset, **{col: insert.excluded[col] for col in (
+            set_={**reset, **{col: new_row.excluded[col] for col in (
                 "pool", "name", "credential_redacted", "credential_fingerprint")}},
         )
         params = [
@@ -152,6 +188,29 @@ class StateRepository:
                 if change.disabled_reason is not None:
                     values["disabled_reason"] = change.disabled_reason
                 await conn.execute(update(account_state).where(c.account_id == change.account_id).values(**values))
+
+    async def append_usage(self, records: list[UsageRecord]) -> None:
+        """Write a batch of usage records in one transaction."""
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(usage_events), [
+                {name: getattr(record, name) for name in USAGE_COLUMNS} for record in records
+            ])
+
+    async def usage_between(self, since: float, until: float, pool: str = "", account_id: str = "") -> list[UsageRecord]:
+        query = select(*(usage_events.c[name] for name in USAGE_COLUMNS)).where(
+            usage_events.c.at >= since, usage_events.c.at < until)
+        if pool:
+            query = query.where(usage_events.c.pool == pool)
+        if account_id:
+            query = query.where(usage_events.c.account_id == account_id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(usage_events.c.at))).all()
+        return [UsageRecord(*row) for row in rows]
+
+    async def prune_usage(self, before: float) -> int:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(usage_events).where(usage_events.c.at < before))
+        return int(result.rowcount or 0)
 
     async def fetch(self, account_id: str) -> PersistedState | None:
         async with self.engine.connect() as conn:

@@ -95,3 +95,51 @@ def test_selector_refuses_a_bad_config_with_every_error(tmp_path: Path) -> None:
     assert "pools.p.accounts[0].key: is empty" in result.stderr
     assert "pools.p.accounts[0].priority: must be 0, 1 or 2" in result.stderr
     assert time.monotonic() - started < 30
+
+
+def poolgate(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "poolgate.cli", *args], capture_output=True, text=True,
+                          timeout=30, input=stdin)
+
+
+def test_accounts_cli_and_sighup_reload(tmp_path: Path) -> None:
+    config, database = tmp_path / "poolgate.yaml", tmp_path / "state.db"
+    config.write_text(CONFIG)
+    port = free_port()
+    process = start(config, database, port)
+    address = f"127.0.0.1:{port}"
+    try:
+        wait_ready(port, process).close()
+        listing = poolgate("accounts", "list", "--selector", address)
+        assert listing.returncode == 0, listing.stderr
+        assert "openai (round_robin, 1/1 available, 0 waiting)" in listing.stdout
+        assert "…0001" in listing.stdout and "sk-test-only-account-0001" not in listing.stdout
+        disabled = poolgate("accounts", "disable", "--selector", address, "openai", "only", "--reason", "audit")
+        assert disabled.returncode == 0 and "openai/only: disabled (audit)" in disabled.stdout
+        added = poolgate("accounts", "add", "--selector", address, "openai", "extra", "--key-stdin",
+                         stdin="sk-test-extra-from-stdin-7777\n")
+        assert added.returncode == 0, added.stderr
+        config.write_text(CONFIG + "      - {name: second, key: sk-test-second-0002}\n")
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "second" not in (listing := poolgate("accounts", "list", "--selector", address)).stdout:
+            assert time.monotonic() < deadline, listing.stdout
+            time.sleep(0.1)
+        assert "extra" in listing.stdout and "audit" in listing.stdout  # overlay and state kept across reload
+        config.write_text("pools: [not, a, mapping]\n")
+        process.send_signal(signal.SIGHUP)
+        rejected = poolgate("reload", "--selector", address)
+        assert rejected.returncode == 1 and "the running one stays" in rejected.stderr
+        assert "second" in poolgate("accounts", "list", "--selector", address).stdout
+        missing = poolgate("accounts", "reset", "--selector", address, "openai", "nobody")
+        assert missing.returncode == 1 and "has no account 'nobody'" in missing.stderr
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=15)[0].decode()
+    assert "reload rejected; the running config stays" in output
+    assert "sk-test-extra-from-stdin-7777" not in output
+
+
+def test_cli_says_when_no_selector_answers() -> None:
+    result = poolgate("accounts", "list", "--selector", f"127.0.0.1:{free_port()}")
+    assert result.returncode == 1 and "no selector answers at" in result.stderr

@@ -1,0 +1,97 @@
+"""The selector's Prometheus metrics, served over HTTP on their own port.
+
+Per-account figures are read from the live state when scraped (nothing to update on the request path); only the
+selection and queue-wait histograms are observed per call. Account labels are names, never credentials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from selector_service.domain.outcomes import AccountState
+from selector_service.domain.selector import SelectorCore
+
+
+class SelectorMetrics:
+    """The registry for one selector, and the histograms the gRPC layer observes."""
+
+    def __init__(self, core: SelectorCore) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.selection_seconds = Histogram(
+            "poolgate_selector_selection_seconds", "SelectAccount time inside the selector, queueing included",
+            ["pool"], registry=self.registry,
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5, 30))
+        self.queue_wait_seconds = Histogram(
+            "poolgate_selector_queue_wait_seconds", "Time SelectAccount calls waited for a free account",
+            ["pool"], registry=self.registry, buckets=(0.001, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30))
+        self.registry.register(_StateCollector(core))
+
+
+class _StateCollector(Collector):
+    def __init__(self, core: SelectorCore) -> None:
+        self.core = core
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        labels = ["pool", "account"]
+        in_flight = GaugeMetricFamily("poolgate_selector_in_flight", "Leases in flight per account", labels=labels)
+        max_conc = GaugeMetricFamily("poolgate_selector_max_concurrency", "Configured max concurrency (0: none)",
+                                     labels=labels)
+        state = GaugeMetricFamily("poolgate_selector_account_state", "1 for the account's current state",
+                                  labels=[*labels, "state"])
+        cooldown = GaugeMetricFamily("poolgate_selector_cooldown_seconds", "Seconds until the account may serve",
+                                     labels=labels)
+        headroom = GaugeMetricFamily("poolgate_selector_headroom_ratio", "Share of rate-limit quota left",
+                                     labels=labels)
+        leases = CounterMetricFamily("poolgate_selector_leases", "Leases handed out", labels=labels)
+        outcomes = CounterMetricFamily("poolgate_selector_outcomes", "Reported outcomes by kind",
+                                       labels=[*labels, "outcome"])
+        tokens = CounterMetricFamily("poolgate_selector_tokens", "Tokens reported", labels=[*labels, "direction"])
+        waiting = GaugeMetricFamily("poolgate_selector_waiting", "SelectAccount calls queued", labels=["pool"])
+        transitions = CounterMetricFamily("poolgate_selector_state_transitions",
+                                          "Account state changes caused by reported outcomes",
+                                          labels=["pool", "from_state", "to_state"])
+        for snapshot in self.core.snapshots():
+            waiting.add_metric([snapshot.name], snapshot.waiting)
+            for item in snapshot.accounts:
+                a = item.account
+                key = [snapshot.name, a.name]
+                in_flight.add_metric(key, a.in_flight)
+                max_conc.add_metric(key, a.max_concurrency)
+                for candidate in AccountState:
+                    state.add_metric([*key, candidate.value], 1.0 if candidate is item.state else 0.0)
+                cooldown.add_metric(key, item.cooldown_remaining)
+                headroom.add_metric(key, a.headroom)
+                leases.add_metric(key, a.requests_total)
+                outcomes.add_metric([*key, "success"], a.successes_total)
+                outcomes.add_metric([*key, "rate_limited"], a.rate_limited_total)
+                outcomes.add_metric([*key, "auth_failed"], a.auth_failures_total)
+                outcomes.add_metric([*key, "failure"], a.failures_total)
+                tokens.add_metric([*key, "input"], a.input_tokens_total)
+                tokens.add_metric([*key, "output"], a.output_tokens_total)
+        for (pool, before, after), count in self.core.transitions.items():
+            transitions.add_metric([pool, before, after], count)
+        yield from (in_flight, max_conc, state, cooldown, headroom, leases, outcomes, tokens, waiting, transitions)
+
+
+async def start_metrics_server(metrics: SelectorMetrics, listen: str) -> tuple[web.AppRunner, int]:
+    """Serve GET /metrics on ``listen`` (host:port); returns the runner (to clean up) and the bound port."""
+
+    async def handle(_: web.Request) -> web.Response:
+        body = generate_latest(metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/metrics", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host, _, port = listen.rpartition(":")
+    site = web.TCPSite(runner, host or "127.0.0.1", int(port))
+    await site.start()
+    server = site._server
+    bound = server.sockets[0].getsockname()[1] if server is not None and server.sockets else int(port)
+    return runner, int(bound)

@@ -1,0 +1,172 @@
+"""The usage log: one record per reported attempt, written in batches off the request path, and rolled up per
+account per time bucket on demand."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+log = logging.getLogger("poolgate.selector.usage")
+
+FLUSH_INTERVAL = 1.0
+FLUSH_SIZE = 2000
+PRUNE_INTERVAL = 3600.0
+BUCKETS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass(slots=True)
+class UsageRecord:
+    at: float
+    pool: str
+    account_id: str
+    account_name: str
+    model: str
+    outcome: str
+    http_status: int
+    latency_ms: int
+    ttft_ms: int
+    input_tokens: int
+    output_tokens: int
+    cost: float
+
+
+@dataclass(slots=True)
+class UsageRollup:
+    """One account's usage in one time bucket."""
+
+    bucket_start: float
+    pool: str
+    account_id: str
+    account_name: str
+    requests: int = 0
+    successes: int = 0
+    errors: int = 0
+    rate_limited: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    latencies: list[int] = field(default_factory=list)
+    ttfts: list[int] = field(default_factory=list)
+
+    def percentile(self, q: float, ttft: bool = False) -> float:
+        values = self.ttfts if ttft else self.latencies
+        if not values:
+            return 0.0
+        if len(values) == 1:
+            return float(values[0])
+        return float(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1])
+
+
+class UsageStore(Protocol):
+    async def append_usage(self, records: list[UsageRecord]) -> None: ...
+    async def usage_between(self, since: float, until: float, pool: str, account_id: str) -> list[UsageRecord]: ...
+    async def prune_usage(self, before: float) -> int: ...
+
+
+class PriceTable:
+    """Per-model prices in USD per million tokens, from the config's ``prices:`` (exact names or globs)."""
+
+    def __init__(self, prices: Mapping[str, tuple[float, float]]) -> None:
+        self._prices = dict(prices)
+        self._cache: dict[str, tuple[float, float] | None] = {}
+
+    def cost(self, model: str, input_tokens: int, output_tokens: int) -> float:
+        if model not in self._cache:
+            price = self._prices.get(model)
+            if price is None:
+                price = next((p for pattern, p in self._prices.items() if fnmatch.fnmatchcase(model, pattern)), None)
+            self._cache[model] = price
+        price = self._cache[model]
+        if price is None:
+            return 0.0
+        return (input_tokens * price[0] + output_tokens * price[1]) / 1_000_000
+
+
+class UsageRecorder:
+    """Buffers records in memory; a background task writes them in one transaction per second."""
+
+    def __init__(self, store: UsageStore, retention: float, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._clock = clock
+        self._retention = retention
+        self._buffer: list[UsageRecord] = []
+        self._task: asyncio.Task[None] | None = None
+        self._full = asyncio.Event()
+        self.dropped = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="poolgate-usage-writer")
+
+    def record(self, record: UsageRecord) -> None:
+        self._buffer.append(record)
+        if len(self._buffer) >= FLUSH_SIZE:
+            self._full.set()
+
+    async def flush(self) -> None:
+        batch, self._buffer = self._buffer, []
+        if not batch:
+            return
+        try:
+            await self._store.append_usage(batch)
+        except Exception as exc:  # the usage log must never take the selector down
+            self.dropped += len(batch)
+            log.error("could not write %d usage record(s): %s", len(batch), exc)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.flush()
+
+    async def _run(self) -> None:
+        since_prune = PRUNE_INTERVAL  # prune once at start
+        while True:
+            try:
+                await asyncio.wait_for(self._full.wait(), FLUSH_INTERVAL)
+            except TimeoutError:
+                pass
+            self._full.clear()
+            await self.flush()
+            since_prune += FLUSH_INTERVAL
+            if since_prune >= PRUNE_INTERVAL:
+                since_prune = 0.0
+                try:
+                    removed = await self._store.prune_usage(self._clock() - self._retention)
+                    if removed:
+                        log.info("usage log: removed %d record(s) past retention", removed)
+                except Exception as exc:
+                    log.warning("usage log pruning failed: %s", exc)
+
+    async def rollup(
+        self, since: float, until: float, bucket: str, pool: str = "", account_id: str = ""
+    ) -> list[UsageRollup]:
+        """Per account per bucket, oldest first. Includes records not yet written."""
+        await self.flush()
+        width = BUCKETS[bucket]
+        rows: dict[tuple[float, str], UsageRollup] = {}
+        for record in await self._store.usage_between(since, until, pool, account_id):
+            start = record.at - record.at % width
+            key = (start, record.account_id)
+            rollup = rows.get(key)
+            if rollup is None:
+                rollup = rows[key] = UsageRollup(start, record.pool, record.account_id, record.account_name)
+            rollup.requests += 1
+            if record.outcome == "success":
+                rollup.successes += 1
+                rollup.latencies.append(record.latency_ms)
+                if record.ttft_ms:
+                    rollup.ttfts.append(record.ttft_ms)
+            elif record.outcome not in ("client_error", "cancelled"):
+                rollup.errors += 1
+            if record.outcome == "rate_limited":
+                rollup.rate_limited += 1
+            rollup.input_tokens += record.input_tokens
+            rollup.output_tokens += record.output_tokens
+            rollup.cost += record.cost
+        return sorted(rows.values(), key=lambda r: (r.bucket_start, r.pool, r.account_id))
