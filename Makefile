@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml examples/strategy-plugin/pyproject.toml
 run: $(STAMP)
 	$(BIN)/poolgate up --config $(CONFIG)
 
+# pytest exits 5 when it collects no tests: that must fail too, and say why.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
