@@ -364,3 +364,51 @@ class ReloadResponse(_message.Message):
     accounts_added: _containers.RepeatedScalarFieldContainer[str]
     accounts_removed: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, pools_added: _Optional[_Iterable[str]] = ..., pools_removed: _Optional[_Iterable[str]] = ..., accounts_added: _Optional[_Iterable[str]] = ..., accounts_removed: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class StreamSelect(_message.Message):
+    __slots__ = ("id", "request", "timeout_ms")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    request: SelectAccountRequest
+    timeout_ms: int
+    def __init__(self, id: _Optional[int] = ..., request: _Optional[_Union[SelectAccountRequest, _Mapping]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+
+class ExchangeRequest(_message.Message):
+    __slots__ = ("selects", "reports", "cancels")
+    SELECTS_FIELD_NUMBER: _ClassVar[int]
+    REPORTS_FIELD_NUMBER: _ClassVar[int]
+    CANCELS_FIELD_NUMBER: _ClassVar[int]
+    selects: _containers.RepeatedCompositeFieldContainer[StreamSelect]
+    reports: _containers.RepeatedCompositeFieldContainer[ReportOutcomeRequest]
+    cancels: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, selects: _Optional[_Iterable[_Union[StreamSelect, _Mapping]]] = ..., reports: _Optional[_Iterable[_Union[ReportOutcomeRequest, _Mapping]]] = ..., cancels: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class StreamError(_message.Message):
+    __slots__ = ("code", "message", "retry_after_ms", "cause")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    retry_after_ms: int
+    cause: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., retry_after_ms: _Optional[int] = ..., cause: _Optional[str] = ...) -> None: ...
+
+class StreamResult(_message.Message):
+    __slots__ = ("id", "lease", "error")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    lease: Lease
+    error: StreamError
+    def __init__(self, id: _Optional[int] = ..., lease: _Optional[_Union[Lease, _Mapping]] = ..., error: _Optional[_Union[StreamError, _Mapping]] = ...) -> None: ...
+
+class ExchangeResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[StreamResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[StreamResult, _Mapping]]] = ...) -> None: ...

@@ -54,6 +54,11 @@ class SelectorStub:
                 request_serializer=poolgate_dot_v1_dot_selector__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=poolgate_dot_v1_dot_selector__pb2.GetUsageResponse.FromString,
                 _registered_method=True)
+        self.Exchange = channel.stream_stream(
+                '/poolgate.v1.Selector/Exchange',
+                request_serializer=poolgate_dot_v1_dot_selector__pb2.ExchangeRequest.SerializeToString,
+                response_deserializer=poolgate_dot_v1_dot_selector__pb2.ExchangeResponse.FromString,
+                _registered_method=True)
 
 
 class SelectorServicer:
@@ -89,6 +94,16 @@ class SelectorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Exchange(self, request_iterator, context):
+        """The fast path for busy clients: one long-lived stream that carries many selections and outcome reports, several
+        per message. Semantics are those of SelectAccount and ReportOutcome (deadlines, FIFO waiting, exclusions);
+        each selection is answered by id, in completion order. Reports get no answer. Closing the stream cancels the
+        selections still waiting; leases already granted stay until reported or expired.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SelectorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +126,11 @@ def add_SelectorServicer_to_server(servicer, server):
                     servicer.GetUsage,
                     request_deserializer=poolgate_dot_v1_dot_selector__pb2.GetUsageRequest.FromString,
                     response_serializer=poolgate_dot_v1_dot_selector__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'Exchange': grpc.stream_stream_rpc_method_handler(
+                    servicer.Exchange,
+                    request_deserializer=poolgate_dot_v1_dot_selector__pb2.ExchangeRequest.FromString,
+                    response_serializer=poolgate_dot_v1_dot_selector__pb2.ExchangeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -221,6 +241,33 @@ class Selector:
             '/poolgate.v1.Selector/GetUsage',
             poolgate_dot_v1_dot_selector__pb2.GetUsageRequest.SerializeToString,
             poolgate_dot_v1_dot_selector__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exchange(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/poolgate.v1.Selector/Exchange',
+            poolgate_dot_v1_dot_selector__pb2.ExchangeRequest.SerializeToString,
+            poolgate_dot_v1_dot_selector__pb2.ExchangeResponse.FromString,
             options,
             channel_credentials,
             insecure,

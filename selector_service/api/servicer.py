@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -18,6 +19,7 @@ from selector_service.api.mapping import (
     selection_request,
     usage_row,
 )
+from selector_service.api.exchange import ExchangeSession
 from selector_service.api.metrics import SelectorMetrics
 from selector_service.domain.errors import InvalidRequestError, NoAccountAvailableError, UnknownPoolError
 from selector_service.domain.selector import SelectorCore
@@ -115,3 +117,11 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
                                 "since: minute buckets cover at most 24 hours; narrow the range or use HOUR")
         rollups = await usage.rollup(since, until, bucket, request.pool, account_id)
         return pb.GetUsageResponse(rows=[usage_row(r) for r in rollups])
+
+    async def Exchange(  # noqa: N802
+        self,
+        request_iterator: AsyncIterator[pb.ExchangeRequest],
+        context: grpc.aio.ServicerContext[pb.ExchangeRequest, pb.ExchangeResponse],
+    ) -> AsyncIterator[pb.ExchangeResponse]:
+        async for response in ExchangeSession(self.core).run(request_iterator):
+            yield response

@@ -1,0 +1,115 @@
+"""The Exchange stream: many selections and reports multiplexed over one long-lived bidirectional stream.
+
+One message costs about as much as one unary call, so the stream batches: every message the client sends may carry
+several selections and reports, and answers that are ready together go out in one message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from poolgate.v1 import selector_pb2 as pb
+from selector_service.api.mapping import OUTCOMES, lease_message, outcome_report, selection_request
+from selector_service.domain.errors import (
+    InvalidRequestError,
+    NoAccountAvailableError,
+    SelectorError,
+    UnknownAccountError,
+    UnknownPoolError,
+)
+from selector_service.domain.selector import SelectorCore
+
+log = logging.getLogger("poolgate.selector.exchange")
+
+MAX_BATCH = 256
+_DONE = object()
+
+
+def _error(exc: SelectorError) -> pb.StreamError:
+    if isinstance(exc, UnknownPoolError | UnknownAccountError):
+        return pb.StreamError(code=grpc.StatusCode.NOT_FOUND.value[0], message=str(exc))
+    if isinstance(exc, NoAccountAvailableError):
+        retry = max(1, int(exc.retry_after * 1000)) if exc.retry_after is not None else 0
+        return pb.StreamError(code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], message=str(exc),
+                              retry_after_ms=retry, cause=exc.cause)
+    return pb.StreamError(code=grpc.StatusCode.INVALID_ARGUMENT.value[0], message=str(exc))
+
+
+class ExchangeSession:
+    """One client's stream: reads requests, runs selections concurrently, writes answers in batches."""
+
+    def __init__(self, core: SelectorCore) -> None:
+        self.core = core
+        self._out: asyncio.Queue[Any] = asyncio.Queue()
+        self._selections: dict[int, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, requests: AsyncIterator[pb.ExchangeRequest]) -> AsyncIterator[pb.ExchangeResponse]:
+        reader = asyncio.create_task(self._read(requests))
+        try:
+            while True:
+                first = await self._out.get()
+                if first is _DONE:
+                    return
+                batch = [first]
+                while len(batch) < MAX_BATCH and not self._out.empty():
+                    item = self._out.get_nowait()
+                    if item is _DONE:
+                        yield pb.ExchangeResponse(results=batch)
+                        return
+                    batch.append(item)
+                yield pb.ExchangeResponse(results=batch)
+        finally:
+            reader.cancel()
+            for task in [*self._selections.values(), *self._tasks]:
+                task.cancel()
+            await asyncio.gather(reader, *self._selections.values(), *self._tasks, return_exceptions=True)
+
+    async def _read(self, requests: AsyncIterator[pb.ExchangeRequest]) -> None:
+        async for message in requests:
+            for cancel in message.cancels:
+                task = self._selections.get(cancel)
+                if task is not None:
+                    task.cancel()
+            for select in message.selects:
+                if select.id in self._selections:
+                    self._out.put_nowait(pb.StreamResult(id=select.id, error=pb.StreamError(
+                        code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
+                        message=f"id: {select.id} is already in flight on this stream")))
+                    continue
+                self._selections[select.id] = asyncio.create_task(self._select(select))
+            if message.reports:
+                task = asyncio.create_task(self._report(list(message.reports)))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        # The client half-closed: answer what is still waiting, then end the stream.
+        await asyncio.gather(*self._selections.values(), *self._tasks, return_exceptions=True)
+        self._out.put_nowait(_DONE)
+
+    async def _select(self, select: pb.StreamSelect) -> None:
+        try:
+            if select.timeout_ms < 0:
+                raise InvalidRequestError("timeout_ms", "must not be negative")
+            grant = await self.core.select(selection_request(select.request), select.request.exclude_account_ids,
+                                           select.timeout_ms / 1000.0)
+            self._out.put_nowait(pb.StreamResult(id=select.id, lease=lease_message(grant)))
+        except SelectorError as exc:
+            self._out.put_nowait(pb.StreamResult(id=select.id, error=_error(exc)))
+        finally:
+            self._selections.pop(select.id, None)
+
+    async def _report(self, reports: list[pb.ReportOutcomeRequest]) -> None:
+        for report in reports:
+            outcome = OUTCOMES.get(report.outcome)
+            if outcome is None:
+                log.warning("stream report for lease %s ignored: outcome is unset or unknown", report.lease_id[:8])
+                continue
+            try:
+                await self.core.report(outcome_report(report, outcome))
+            except InvalidRequestError as exc:
+                log.warning("stream report ignored: %s", exc)

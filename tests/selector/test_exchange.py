@@ -1,0 +1,127 @@
+"""The Exchange stream has the unary calls' semantics: leases, errors, waiting, cancellation, reports."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from poolgate.v1 import selector_pb2 as pb
+from poolgate.v1 import selector_pb2_grpc
+from selector_service.app import SelectorHandle, start_selector
+from tests.selector.conftest import config_from
+
+CONFIG = """
+pools:
+  openai:
+    accounts:
+      - {name: a, key: sk-test-aaaaaaaa1111, max_concurrency: 1}
+      - {name: b, key: sk-test-bbbbbbbb2222, max_concurrency: 1}
+"""
+
+
+@pytest.fixture
+async def selector(tmp_path: Path) -> AsyncIterator[SelectorHandle]:
+    handle = await start_selector(config_from(CONFIG), listen="127.0.0.1:0", database=str(tmp_path / "s.db"))
+    yield handle
+    await handle.stop(grace=0.5)
+
+
+@pytest.fixture
+async def stub(selector: SelectorHandle) -> AsyncIterator[selector_pb2_grpc.SelectorStub]:
+    async with grpc.aio.insecure_channel(selector.address) as channel:
+        yield selector_pb2_grpc.SelectorStub(channel)
+
+
+def select(id: int, pool: str = "openai", timeout_ms: int = 0, exclude: tuple[str, ...] = ()) -> pb.StreamSelect:
+    return pb.StreamSelect(id=id, timeout_ms=timeout_ms,
+                           request=pb.SelectAccountRequest(pool=pool, exclude_account_ids=list(exclude)))
+
+
+async def results(call: grpc.aio.StreamStreamCall, count: int) -> dict[int, pb.StreamResult]:
+    found: dict[int, pb.StreamResult] = {}
+    while len(found) < count:
+        message = await asyncio.wait_for(call.read(), 5)
+        assert message is not grpc.aio.EOF
+        found.update({r.id: r for r in message.results})
+    return found
+
+
+async def in_flight(stub: selector_pb2_grpc.SelectorStub) -> int:
+    listing = await stub.ListAccounts(pb.ListAccountsRequest(), timeout=2)
+    return sum(a.in_flight for p in listing.pools for a in p.accounts)
+
+
+async def test_batched_selections_and_reports(stub: selector_pb2_grpc.SelectorStub) -> None:
+    call = stub.Exchange()
+    await call.write(pb.ExchangeRequest(selects=[select(1), select(2)]))
+    got = await results(call, 2)
+    names = sorted(got[i].lease.account_name for i in (1, 2))
+    assert names == ["a", "b"]
+    assert await in_flight(stub) == 2
+    await call.write(pb.ExchangeRequest(reports=[
+        pb.ReportOutcomeRequest(lease_id=got[i].lease.lease_id, outcome=pb.OUTCOME_SUCCESS) for i in (1, 2)]))
+    for _ in range(50):
+        if await in_flight(stub) == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert await in_flight(stub) == 0
+    await call.done_writing()
+    assert await call.read() is grpc.aio.EOF
+
+
+async def test_errors_carry_status_codes(stub: selector_pb2_grpc.SelectorStub) -> None:
+    call = stub.Exchange()
+    await call.write(pb.ExchangeRequest(selects=[select(1, pool="nope"), select(2, pool=""), select(3), select(4)]))
+    got = await results(call, 4)
+    assert got[1].error.code == grpc.StatusCode.NOT_FOUND.value[0]
+    assert got[2].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0] and got[2].error.message.startswith("pool")
+    await call.write(pb.ExchangeRequest(selects=[select(5)]))
+    busy = (await results(call, 1))[5]
+    assert busy.error.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0] and busy.error.cause == "busy"
+    await call.done_writing()
+
+
+async def test_waiting_selection_is_served_when_a_lease_returns(stub: selector_pb2_grpc.SelectorStub) -> None:
+    call = stub.Exchange()
+    await call.write(pb.ExchangeRequest(selects=[select(1), select(2)]))
+    held = await results(call, 2)
+    await call.write(pb.ExchangeRequest(selects=[select(3, timeout_ms=3000)]))
+    await asyncio.sleep(0.05)
+    await call.write(pb.ExchangeRequest(reports=[
+        pb.ReportOutcomeRequest(lease_id=held[1].lease.lease_id, outcome=pb.OUTCOME_SUCCESS)]))
+    served = (await results(call, 1))[3]
+    assert served.lease.account_name == held[1].lease.account_name
+    await call.done_writing()
+
+
+async def test_cancel_withdraws_a_waiting_selection(stub: selector_pb2_grpc.SelectorStub) -> None:
+    call = stub.Exchange()
+    await call.write(pb.ExchangeRequest(selects=[select(1), select(2)]))
+    await results(call, 2)
+    await call.write(pb.ExchangeRequest(selects=[select(3, timeout_ms=5000)]))
+    await asyncio.sleep(0.05)
+    listing = await stub.ListAccounts(pb.ListAccountsRequest(), timeout=2)
+    assert listing.pools[0].waiting == 1
+    await call.write(pb.ExchangeRequest(cancels=[3]))
+    for _ in range(50):
+        listing = await stub.ListAccounts(pb.ListAccountsRequest(), timeout=2)
+        if listing.pools[0].waiting == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert listing.pools[0].waiting == 0
+    await call.done_writing()
+    assert await asyncio.wait_for(call.read(), 5) is grpc.aio.EOF  # nothing was sent for the withdrawn id
+
+
+async def test_duplicate_id_in_flight_is_rejected(stub: selector_pb2_grpc.SelectorStub) -> None:
+    call = stub.Exchange()
+    await call.write(pb.ExchangeRequest(selects=[select(1), select(2)]))
+    await results(call, 2)
+    await call.write(pb.ExchangeRequest(selects=[select(7, timeout_ms=2000), select(7)]))
+    duplicate = (await results(call, 1))[7]
+    assert duplicate.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    call.cancel()
