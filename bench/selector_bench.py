@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from poolgate.config import parse_config  # noqa: E402
+from poolgate.exchange_client import ExchangeClient  # noqa: E402
 from poolgate.v1 import selector_pb2 as pb  # noqa: E402
 from poolgate.v1 import selector_pb2_grpc  # noqa: E402
 from selector_service.domain.outcomes import Outcome, OutcomeReport  # noqa: E402
@@ -78,15 +79,38 @@ async def pairs(stub: selector_pb2_grpc.SelectorStub, pool: str, seconds: float,
     return done
 
 
+async def stream_pairs(client: ExchangeClient, pool: str, seconds: float, concurrency: int) -> int:
+    """As :func:`pairs`, over the Exchange stream (selections and reports batched per message)."""
+    done = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def caller() -> None:
+        nonlocal done
+        request = pb.SelectAccountRequest(pool=pool, model="bench")
+        while time.perf_counter() < stop_at:
+            lease = await client.select(request, timeout=5)
+            client.report(pb.ReportOutcomeRequest(
+                lease_id=lease.lease_id, outcome=pb.OUTCOME_SUCCESS, http_status=200, latency_ms=100))
+            done += 1
+
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    return done
+
+
 async def grpc_figures(address: str, sizes: list[int], seconds: float) -> None:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = selector_pb2_grpc.SelectorStub(channel)
-        await pairs(stub, f"round_robin_{sizes[0]}", 0.5, 8)  # warm-up
+        stream = ExchangeClient(channel)
+        pool = f"round_robin_{sizes[0]}"
+        await pairs(stub, pool, 0.5, 8)  # warm-up
+        await stream_pairs(stream, pool, 0.5, 8)
         print("\nSelectAccount + ReportOutcome pairs over loopback (round_robin, smallest pool)")
-        print(f"{'concurrency':>12} {'pairs/s':>10}")
+        print(f"{'concurrency':>12} {'unary pairs/s':>14} {'stream pairs/s':>15} {'stream/unary':>13}")
         for concurrency in (1, 64):
-            count = await pairs(stub, f"round_robin_{sizes[0]}", seconds, concurrency)
-            print(f"{concurrency:>12} {count / seconds:>10,.0f}")
+            unary = await pairs(stub, pool, seconds, concurrency) / seconds
+            streamed = await stream_pairs(stream, pool, seconds, concurrency) / seconds
+            print(f"{concurrency:>12} {unary:>14,.0f} {streamed:>15,.0f} {streamed / unary:>12.2f}x")
+        await stream.close()
         print("\nSelectAccount latency over gRPC, one call at a time (p50 µs)")
         print(f"{'strategy':>12} " + " ".join(f"{n:>10,}" for n in sizes) + f" {'largest/smallest':>17}")
         for strategy in STRATEGIES:

@@ -1,0 +1,135 @@
+"""A client for the selector's Exchange stream: SelectAccount and ReportOutcome over one long-lived stream.
+
+Callers use it like the unary calls (``await select(...)``, ``report(...)``); underneath, everything queued while a
+message is being sent goes out together in the next one, and answers are matched back by id. When the stream breaks
+(selector restarted), waiting selections fail with UNAVAILABLE and the next call opens a new stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+
+from poolgate.v1 import selector_pb2 as pb
+from poolgate.v1 import selector_pb2_grpc
+
+log = logging.getLogger("poolgate.exchange")
+
+MAX_BATCH = 256
+
+
+class SelectError(Exception):
+    """A selection failed; ``code`` is the gRPC status code, as the unary call would have raised it."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, retry_after_ms: int = 0, cause: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after_ms = retry_after_ms
+        self.cause = cause
+
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class ExchangeClient:
+    """Multiplexes selections and reports over one Exchange stream on ``channel`` (which the caller owns)."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = selector_pb2_grpc.SelectorStub(channel)
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[pb.Lease]] = {}
+        self._outbox: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+        self._stream: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def select(self, request: pb.SelectAccountRequest, timeout: float) -> pb.Lease:
+        """A lease, or SelectError; never waits much longer than ``timeout`` (the selector answers before it)."""
+        self._ensure_stream()
+        loop = asyncio.get_running_loop()
+        selection_id = next(self._ids)
+        future: asyncio.Future[pb.Lease] = loop.create_future()
+        self._pending[selection_id] = future
+        # The selector gets a little less than our own limit, so its answer (with its reason) arrives in time.
+        wait_ms = max(0, int(timeout * 1000) - 50)
+        self._outbox.put_nowait(("select", pb.StreamSelect(id=selection_id, request=request, timeout_ms=wait_ms)))
+        try:
+            return await asyncio.wait_for(future, timeout + 0.5)
+        except TimeoutError:
+            raise SelectError(grpc.StatusCode.DEADLINE_EXCEEDED, "the selector did not answer in time") from None
+        except asyncio.CancelledError:
+            self._outbox.put_nowait(("cancel", selection_id))
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self.report(pb.ReportOutcomeRequest(lease_id=future.result().lease_id,
+                                                    outcome=pb.OUTCOME_CANCELLED))
+            raise
+        finally:
+            self._pending.pop(selection_id, None)
+
+    def report(self, request: pb.ReportOutcomeRequest) -> None:
+        """Queue an outcome report; it is sent with the next message (no answer is awaited)."""
+        self._ensure_stream()
+        self._outbox.put_nowait(("report", request))
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._stream is not None:
+            self._stream.cancel()
+            await asyncio.gather(self._stream, return_exceptions=True)
+
+    def _ensure_stream(self) -> None:
+        if self._closed:
+            raise SelectError(grpc.StatusCode.UNAVAILABLE, "the selector client is closed")
+        if self._stream is None or self._stream.done():
+            self._stream = asyncio.create_task(self._run(), name="poolgate-exchange")
+
+    async def _requests(self) -> AsyncIterator[pb.ExchangeRequest]:
+        while True:
+            items = [await self._outbox.get()]
+            while len(items) < MAX_BATCH and not self._outbox.empty():
+                items.append(self._outbox.get_nowait())
+            message = pb.ExchangeRequest()
+            for kind, item in items:
+                if kind == "select":
+                    message.selects.append(item)  # type: ignore[arg-type]
+                elif kind == "report":
+                    message.reports.append(item)  # type: ignore[arg-type]
+                else:
+                    message.cancels.append(item)  # type: ignore[arg-type]
+            yield message
+
+    async def _run(self) -> None:
+        call = self._stub.Exchange(self._requests())
+        try:
+            async for response in call:
+                for result in response.results:
+                    future = self._pending.get(result.id)
+                    if future is None or future.done():
+                        if result.HasField("lease"):  # its caller gave up: give the lease back
+                            self._outbox.put_nowait(("report", pb.ReportOutcomeRequest(
+                                lease_id=result.lease.lease_id, outcome=pb.OUTCOME_CANCELLED)))
+                        continue
+                    if result.HasField("lease"):
+                        future.set_result(result.lease)
+                    else:
+                        error = result.error
+                        future.set_exception(SelectError(_CODES.get(error.code, grpc.StatusCode.UNKNOWN),
+                                                         error.message, error.retry_after_ms, error.cause))
+            failure = SelectError(grpc.StatusCode.UNAVAILABLE, "the selector closed the stream")
+        except grpc.aio.AioRpcError as exc:
+            failure = SelectError(exc.code(), f"selector unreachable: {exc.details()}")
+        except asyncio.CancelledError:
+            call.cancel()
+            failure = SelectError(grpc.StatusCode.UNAVAILABLE, "the selector client is closed")
+            self._fail_pending(failure)
+            raise
+        self._fail_pending(failure)
+
+    def _fail_pending(self, failure: SelectError) -> None:
+        for future in list(self._pending.values()):
+            if not future.done():
+                future.set_exception(failure)

@@ -1,0 +1,107 @@
+"""The stream client used by the edge: unary-like calls, batching underneath, recovery after a selector restart."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import grpc
+import pytest
+
+from poolgate.exchange_client import ExchangeClient, SelectError
+from poolgate.v1 import selector_pb2 as pb
+from selector_service.app import start_selector
+from tests.selector.conftest import config_from
+
+CONFIG = """
+pools:
+  openai:
+    accounts:
+      - {name: a, key: sk-test-aaaaaaaa1111, max_concurrency: 2}
+      - {name: b, key: sk-test-bbbbbbbb2222, max_concurrency: 2}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_many_concurrent_selections_share_one_stream(tmp_path: Path) -> None:
+    handle = await start_selector(config_from(CONFIG), listen="127.0.0.1:0", database=str(tmp_path / "s.db"))
+    try:
+        async with grpc.aio.insecure_channel(handle.address) as channel:
+            client = ExchangeClient(channel)
+
+            async def one() -> str:
+                lease = await client.select(pb.SelectAccountRequest(pool="openai"), timeout=5)
+                await asyncio.sleep(0.01)
+                client.report(pb.ReportOutcomeRequest(lease_id=lease.lease_id, outcome=pb.OUTCOME_SUCCESS))
+                return lease.account_name
+
+            names = await asyncio.gather(*(one() for _ in range(40)))  # 40 callers, 4 slots: most of them queue
+            assert sorted(set(names)) == ["a", "b"]
+            with pytest.raises(SelectError) as exc:
+                await client.select(pb.SelectAccountRequest(pool="missing"), timeout=1)
+            assert exc.value.code == grpc.StatusCode.NOT_FOUND
+            for _ in range(50):
+                if all(a.in_flight == 0 for a in handle.core.pools["openai"].accounts.values()):
+                    break
+                await asyncio.sleep(0.02)
+            assert all(a.in_flight == 0 for a in handle.core.pools["openai"].accounts.values())
+            await client.close()
+    finally:
+        await handle.stop(grace=0.5)
+
+
+async def test_exhausted_pool_and_cancelled_caller(tmp_path: Path) -> None:
+    handle = await start_selector(config_from(CONFIG), listen="127.0.0.1:0", database=str(tmp_path / "s.db"))
+    try:
+        async with grpc.aio.insecure_channel(handle.address) as channel:
+            client = ExchangeClient(channel)
+            leases = [await client.select(pb.SelectAccountRequest(pool="openai"), timeout=1) for _ in range(4)]
+            with pytest.raises(SelectError) as exc:
+                await client.select(pb.SelectAccountRequest(pool="openai"), timeout=0.3)
+            assert exc.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and exc.value.cause == "busy"
+            waiting = asyncio.create_task(client.select(pb.SelectAccountRequest(pool="openai"), timeout=5))
+            await asyncio.sleep(0.05)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            for lease in leases:
+                client.report(pb.ReportOutcomeRequest(lease_id=lease.lease_id, outcome=pb.OUTCOME_SUCCESS))
+            for _ in range(50):
+                pool = handle.core.pools["openai"]
+                if not pool.waiters and all(a.in_flight == 0 for a in pool.accounts.values()):
+                    break
+                await asyncio.sleep(0.02)
+            assert not pool.waiters and all(a.in_flight == 0 for a in pool.accounts.values())
+            await client.close()
+    finally:
+        await handle.stop(grace=0.5)
+
+
+async def test_recovers_after_the_selector_restarts(tmp_path: Path) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    handle = await start_selector(config_from(CONFIG), listen=address, database=str(tmp_path / "s.db"))
+    async with grpc.aio.insecure_channel(address) as channel:
+        client = ExchangeClient(channel)
+        assert (await client.select(pb.SelectAccountRequest(pool="openai"), timeout=2)).lease_id
+        await handle.stop(grace=0)
+        with pytest.raises(SelectError) as exc:
+            await client.select(pb.SelectAccountRequest(pool="openai"), timeout=1)
+        assert exc.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+        handle = await start_selector(config_from(CONFIG), listen=address, database=str(tmp_path / "s.db"))
+        try:
+            for _ in range(40):
+                try:
+                    lease = await client.select(pb.SelectAccountRequest(pool="openai"), timeout=1)
+                    break
+                except SelectError:
+                    await asyncio.sleep(0.1)
+            assert lease.account_name in ("a", "b")
+        finally:
+            await client.close()
+            await handle.stop(grace=0.5)
