@@ -16,6 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
     selector.add_argument("--config", required=True, help="config file (YAML)")
     selector.add_argument("--listen", help="address to listen on, host:port or unix:/path (overrides selector.listen)")
     selector.add_argument("--database", help="SQLAlchemy URL or SQLite file path (overrides selector.database)")
+    selector.add_argument("--insecure-listen", action="store_true",
+                          help="allow a non-loopback address without tokens and TLS (warns at start and hourly)")
 
     check = commands.add_parser("check", help="validate a config file and print what it would serve")
     check.add_argument("file", help="config file (YAML)")

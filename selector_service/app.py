@@ -18,6 +18,7 @@ from grpc_health.v1 import health
 from poolgate.config import Config, ConfigError
 from selector_service.api.admin import describe
 from selector_service.api.metrics import SelectorMetrics, start_metrics_server
+from selector_service.api.security import INSECURE_WARNING_INTERVAL, ExposureError, check_exposure, is_loopback
 from selector_service.api.server import ListenError, start_server
 from selector_service.check import load_checked, strategy_errors
 from selector_service.domain.selector import ReloadSummary, SelectorCore
@@ -82,6 +83,7 @@ async def start_selector(
     strategies: StrategyRegistry | None = None,
     source: ConfigSource | None = None,
     metrics_listen: str | None = None,
+    insecure_listen: bool = False,
 ) -> SelectorHandle:
     """Start a selector for ``config``; ``listen``/``database``/``metrics_listen`` override the config (use port 0
     in tests). ``source`` is where the config came from, for reloads and run-time account changes."""
@@ -90,6 +92,7 @@ async def start_selector(
     if errors:
         raise ConfigError("config", errors)
     address = listen or config.selector.listen
+    check_exposure(address, config.selector, insecure_listen)
     repository = StateRepository.open(database or config.selector.database)
     usage = UsageRecorder(repository, config.selector.usage_retention) if config.selector.usage_log else None
     core = SelectorCore(config, registry, repository, usage=usage)
@@ -99,7 +102,7 @@ async def start_selector(
     metrics_port = 0
     try:
         await core.start()
-        server, port, health_servicer = await start_server(core, address, source, metrics)
+        server, port, health_servicer = await start_server(core, address, source, metrics, config.selector)
         if metrics_address:
             runner, metrics_port = await start_metrics_server(metrics, metrics_address)
     except BaseException:
@@ -110,9 +113,11 @@ async def start_selector(
 
 
 async def _serve(
-    config: Config, listen: str | None, database: str | None, registry: StrategyRegistry, source: ConfigSource
+    config: Config, args: argparse.Namespace, registry: StrategyRegistry, source: ConfigSource
 ) -> None:
-    handle = await start_selector(config, listen, database, registry, source)
+    handle = await start_selector(config, args.listen, args.database, registry, source,
+                                  insecure_listen=args.insecure_listen)
+    database = args.database
     accounts = sum(len(p.accounts) for p in config.pools.values())
     log.info("poolgate selector listening on %s (%d pool(s), %d account(s); state in %s)",
              handle.address, len(config.pools), accounts, database or config.selector.database)
@@ -122,6 +127,8 @@ async def _serve(
         loop.add_signal_handler(sig, stopping.set)
     reloads: set[asyncio.Task[None]] = set()
     loop.add_signal_handler(signal.SIGHUP, lambda: _spawn(reloads, _reload_on_signal(handle)))
+    if args.insecure_listen and not is_loopback(handle.address):
+        _spawn(reloads, _keep_warning(handle.address))
     if handle.metrics_port:
         log.info("selector metrics at http://%s:%d/metrics",
                  config.selector.metrics_listen.rpartition(":")[0], handle.metrics_port)
@@ -134,6 +141,12 @@ def _spawn(tasks: set[asyncio.Task[None]], coroutine: Any) -> None:
     task = asyncio.create_task(coroutine)
     tasks.add(task)
     task.add_done_callback(tasks.discard)
+
+
+async def _keep_warning(address: str) -> None:
+    while True:
+        await asyncio.sleep(INSECURE_WARNING_INTERVAL)
+        log.warning("INSECURE: still listening on %s without authentication or TLS (--insecure-listen)", address)
 
 
 async def _reload_on_signal(handle: SelectorHandle) -> None:
@@ -167,8 +180,8 @@ def run_selector_command(args: argparse.Namespace) -> int:
         print(f"poolgate plugins: {exc}", file=sys.stderr)
         return 1
     try:
-        asyncio.run(_serve(config, args.listen, args.database, registry, source))
-    except ListenError as exc:
+        asyncio.run(_serve(config, args, registry, source))
+    except (ListenError, ExposureError) as exc:
         print(f"poolgate selector: {exc}", file=sys.stderr)
         return 1
     return 0

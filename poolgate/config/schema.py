@@ -7,6 +7,7 @@ One YAML file configures both processes; each reads its own section (``selector:
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -100,7 +101,7 @@ class AccountConfig(_Section):
     """One account: a credential and its limits."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._@:+-]+$")
-    key: str = Field(repr=False)
+    key: str = Field(default=None, repr=False)  # None: not given (key_env or a credential source sets it)
     weight: int = Field(default=1, ge=1, le=1_000_000)
     priority: Annotated[int, Field(ge=0, le=2)] = 1
     rpm_limit: int = Field(default=0, ge=0)
@@ -109,6 +110,16 @@ class AccountConfig(_Section):
     max_concurrency: int = Field(default=0, ge=0)
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra headers sent with this account's requests (e.g. an organization id)."""
+    key_env: str = Field(default="", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
+    """Name of an environment variable holding the key, read by the selector when it starts (instead of key)."""
+    identity: str = ""
+    """What keeps this the same account when its key changes (e.g. a credential file's path); empty: the key itself.
+    Set by credential sources whose tokens are renewed, so that a refresh keeps the account's health."""
+    expires_at: float = Field(default=0.0, ge=0)
+    """When the credential stops working (Unix seconds); 0: it does not expire. Set by credential sources."""
+    auth_header: str = ""
+    """Header (and scheme) the key is sent in, e.g. ``authorization: Bearer`` or ``x-api-key``; empty: the pool's
+    auth_scheme."""
 
     @model_validator(mode="before")
     @classmethod
@@ -132,6 +143,8 @@ class AccountConfig(_Section):
     @field_validator("key", mode="before")
     @classmethod
     def _key_given(cls, key: Any) -> Any:
+        if key is None:
+            return ""  # not given: _one_key_source says what to do
         if not isinstance(key, str):
             raise ValueError("must be a string (quote it in YAML)")
         if not key.strip():
@@ -143,14 +156,102 @@ class AccountConfig(_Section):
     def _priority_value(cls, value: Any) -> Any:
         return _priority(value)
 
+    @field_validator("auth_header")
+    @classmethod
+    def _auth_header_form(cls, value: str) -> str:
+        if value:
+            parse_auth_header(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> AccountConfig:
+        if self.key and self.key_env:
+            raise ValueError("set either key or key_env, not both")
+        if not self.key and not self.key_env:
+            raise ValueError("key: required: set the account's API key, or key_env: the name of an environment "
+                             "variable holding it")
+        return self
+
     @property
     def credential_redacted(self) -> str:
-        return redact(self.key)
+        return redact(self.key) if self.key else f"${{{self.key_env}}}"
 
     @property
     def credential_fingerprint(self) -> str:
-        """A one-way digest of the key: tells a changed key from an unchanged one without storing it."""
-        return hashlib.sha256(self.key.encode()).hexdigest()[:16]
+        """A one-way digest of the key (or of ``identity`` when set): tells a changed credential from an unchanged
+        one without storing it."""
+        material = f"identity:{self.identity}" if self.identity else self.key
+        return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+
+def parse_auth_header(spec: str) -> tuple[str, str]:
+    """``"authorization: Bearer"`` -> ``("authorization", "Bearer")``; ``"x-api-key"`` -> ``("x-api-key", "")``."""
+    name, _, scheme = spec.partition(":")
+    name, scheme = name.strip().lower(), scheme.strip()
+    if not _HEADER_NAME.match(name) or (scheme and not _HEADER_NAME.match(scheme)):
+        raise ValueError(f"must be a header name, optionally followed by ': ' and a scheme, such as "
+                         f"'authorization: Bearer' or 'x-api-key', got {spec!r}")
+    return name, scheme
+
+
+class OAuthSettings(_Section):
+    """How a pool's file accounts renew their OAuth access tokens (the refresh_token grant)."""
+
+    token_url: str = ""
+    """The provider's token endpoint; empty: tokens are never refreshed, only used until they expire. Fields of the
+    credential file may be named in braces, e.g. ``https://oidc.{region}.amazonaws.com/token``."""
+    body: Literal["form", "json"] = "form"
+    """How the request is encoded: form (application/x-www-form-urlencoded, RFC 6749) or json."""
+    client_id: str = ""
+    client_secret: str = Field(default="", repr=False)
+    scope: str = ""
+    grant_type: str = "refresh_token"
+    """Sent as ``grant_type``; empty sends none (endpoints that take only the refresh token)."""
+    refresh_token_field: str = Field(default="refresh_token", min_length=1)
+    """The request field that carries the refresh token (e.g. ``refreshToken``)."""
+    params: dict[str, str] = Field(default_factory=dict)
+    """Further fields sent with every refresh request."""
+    header: str = "authorization: Bearer"
+    """Header (and scheme) the access token is sent upstream in."""
+    refresh_margin: Duration = 600.0
+    """Refresh a token this long before it expires."""
+    skip_expiring_threshold: Duration = 300.0
+    """An account whose token expires within this time, and has not been refreshed, is not selected."""
+    timeout: Duration = 30.0
+    """Longest wait for the token endpoint."""
+
+    @field_validator("client_secret", mode="before")
+    @classmethod
+    def _secret_is_text(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise ValueError("must be a string (quote it in YAML)")  # never echo what may be a secret
+        return value
+
+    @field_validator("token_url")
+    @classmethod
+    def _token_url_form(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value
+
+    @field_validator("header")
+    @classmethod
+    def _header_form(cls, value: str) -> str:
+        parse_auth_header(value)
+        return value
+
+    @model_validator(mode="after")
+    def _margins(self) -> OAuthSettings:
+        if self.refresh_margin < self.skip_expiring_threshold:
+            raise ValueError(
+                f"refresh_margin ({self.refresh_margin:g} s) is shorter than skip_expiring_threshold "
+                f"({self.skip_expiring_threshold:g} s): accounts would stop being selected before a refresh is "
+                "tried; make refresh_margin at least as long"
+            )
+        return self
 
 
 class PoolConfig(PoolSettings):
@@ -162,6 +263,15 @@ class PoolConfig(PoolSettings):
     """How the credential is sent; empty means the format's usual one (openai: bearer, anthropic: x-api-key)."""
     headers: dict[str, str] = Field(default_factory=dict)
     accounts: list[AccountConfig] = Field(default_factory=list)
+    credentials_dir: str = ""
+    """A directory of OAuth credential files (JSON, one per account); every file matching credentials_glob becomes
+    an account named after the file, and the directory is watched for added, changed and removed files."""
+    credentials_glob: str = "*.json"
+    credentials_headers: dict[str, str] = Field(default_factory=dict)
+    """Header name -> field of the credential file, sent with that account's requests (e.g. a profile ARN)."""
+    oauth: OAuthSettings = Field(default_factory=OAuthSettings)
+    credential_sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Options for credential-source plugins, by source name: each source named here adds its accounts."""
 
     @model_validator(mode="before")
     @classmethod
@@ -172,7 +282,7 @@ class PoolConfig(PoolSettings):
         given = [k for k in ("accounts", "api_key", "api_keys") if k in data]
         if len(given) > 1:
             raise ValueError(f"set only one of accounts, api_key and api_keys (got {' and '.join(given)})")
-        if not given:
+        if not given and not data.get("credentials_dir") and not data.get("credential_sources"):
             raise ValueError("no accounts: add accounts:, api_key: or api_keys:")
         if "api_key" in data:
             key = data.pop("api_key")
@@ -187,7 +297,7 @@ class PoolConfig(PoolSettings):
                 if not isinstance(key, str) or not key.strip():
                     raise ValueError(f"api_keys[{i}] is empty: set the key, or remove the entry")
             data["accounts"] = [{"name": f"key-{i + 1}", "key": key} for i, key in enumerate(keys)]
-        accounts = data["accounts"]
+        accounts = data.get("accounts")
         if isinstance(accounts, list):
             named = []
             for i, account in enumerate(accounts):
@@ -199,8 +309,17 @@ class PoolConfig(PoolSettings):
 
     @model_validator(mode="after")
     def _complete(self) -> PoolConfig:
-        if not self.accounts:
+        if not self.accounts and not self.credentials_dir and not self.credential_sources:
             raise ValueError("no accounts: add at least one account")
+        if not self.credentials_glob.strip() or "/" in self.credentials_glob:
+            raise ValueError(f"credentials_glob must be a file name pattern such as 'kiro-*.json' (no '/'), got "
+                             f"{self.credentials_glob!r}")
+        for header in self.credentials_headers:
+            if not _HEADER_NAME.match(header):
+                raise ValueError(f"credentials_headers: {header!r} is not a valid header name")
+        if self.oauth.token_url and not self.credentials_dir and "oauth" in self.model_fields_set:
+            raise ValueError("oauth: only accounts from credentials_dir are refreshed; set credentials_dir, or "
+                             "remove oauth")
         seen: set[str] = set()
         for account in self.accounts:
             if account.name in seen:
@@ -213,6 +332,44 @@ class PoolConfig(PoolSettings):
             raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
         if not self.auth_scheme:
             self.auth_scheme = "bearer" if self.format == "openai" else "x-api-key"
+        return self
+
+
+class SelectorAuth(_Section):
+    """Bearer tokens the selector accepts (several each, for rotation)."""
+
+    tokens: list[str] = Field(default_factory=list, repr=False)
+    """For the Selector service (leases carry credentials: whoever can lease can read keys)."""
+    admin_tokens: list[str] = Field(default_factory=list, repr=False)
+    """For the Admin service too (enable, disable, reset, add, remove, reload); also valid for Selector calls."""
+
+    @model_validator(mode="after")
+    def _distinct(self) -> SelectorAuth:
+        for i, token in enumerate([*self.tokens, *self.admin_tokens]):
+            if not token.strip():
+                raise ValueError(f"token {i} is empty: set it or remove it")
+            if len(token) < 16:
+                raise ValueError(f"token {i} is shorter than 16 characters: use a long random token "
+                                 "(python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        if set(self.tokens) & set(self.admin_tokens):
+            raise ValueError("an admin token must differ from every lease token")
+        return self
+
+
+class ServerTLS(_Section):
+    cert: str = ""
+    """PEM certificate chain the selector presents."""
+    key: str = ""
+    """PEM private key of that certificate."""
+    client_ca: str = ""
+    """PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)."""
+
+    @model_validator(mode="after")
+    def _pair(self) -> ServerTLS:
+        if bool(self.cert) != bool(self.key):
+            raise ValueError("set both cert and key (PEM files), or neither")
+        if self.client_ca and not self.cert:
+            raise ValueError("client_ca needs cert and key as well")
         return self
 
 
@@ -229,6 +386,8 @@ class SelectorSection(_Section):
     overlay: str = ""
     """File holding accounts added or removed at run time (poolgate accounts add/remove); empty means
     poolgate.overlay.yaml next to the config file."""
+    auth: SelectorAuth = Field(default_factory=SelectorAuth)
+    tls: ServerTLS = Field(default_factory=ServerTLS)
 
 
 class ModelPrice(_Section):

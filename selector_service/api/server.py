@@ -6,9 +6,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from poolgate.config import SelectorSection
 from poolgate.v1 import selector_pb2, selector_pb2_grpc
 from selector_service.api.admin import AdminServicer
 from selector_service.api.metrics import SelectorMetrics
+from selector_service.api.security import TokenInterceptor, server_credentials
 from selector_service.api.servicer import SelectorServicer
 from selector_service.domain.selector import SelectorCore
 from selector_service.overlay import ConfigSource
@@ -22,10 +24,22 @@ class ListenError(RuntimeError):
 
 
 async def start_server(
-    core: SelectorCore, listen: str, source: ConfigSource | None = None, metrics: SelectorMetrics | None = None
+    core: SelectorCore,
+    listen: str,
+    source: ConfigSource | None = None,
+    metrics: SelectorMetrics | None = None,
+    security: SelectorSection | None = None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
-    """Start serving on ``listen`` (``host:port`` or ``unix:/path``); returns the server and the bound port."""
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    """Start serving on ``listen`` (``host:port`` or ``unix:/path``); returns the server and the bound port.
+
+    With ``security`` carrying tokens, every call but health and reflection must present one; with a certificate,
+    the server speaks TLS (and asks for client certificates when a client CA is set).
+    """
+    interceptors = []
+    if security is not None and (security.auth.tokens or security.auth.admin_tokens):
+        interceptors.append(TokenInterceptor(security.auth.tokens, security.auth.admin_tokens))
+    credentials = server_credentials(security) if security is not None else None
+    server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
     selector_pb2_grpc.add_SelectorServicer_to_server(SelectorServicer(core, metrics), server)
     selector_pb2_grpc.add_AdminServicer_to_server(AdminServicer(core, source), server)
     health_servicer = health.aio.HealthServicer()
@@ -34,7 +48,7 @@ async def start_server(
         (SERVICE_NAME, ADMIN_SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
     )
     try:
-        port = server.add_insecure_port(listen)
+        port = server.add_secure_port(listen, credentials) if credentials else server.add_insecure_port(listen)
     except RuntimeError as exc:
         raise ListenError(f"cannot listen on {listen}: {exc}; is another process using it? (--listen to change)") from exc
     if port == 0 and not listen.startswith("unix:"):
