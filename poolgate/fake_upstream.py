@@ -1,0 +1,454 @@
+"""A local fake of the OpenAI and Anthropic HTTP APIs, for the demo, tests and load tests.
+
+``poolgate fake-upstream [--listen 127.0.0.1:9090] [--latency SECONDS]`` serves ``/v1/chat/completions``,
+``/v1/embeddings``, ``/v1/responses``, ``/v1/models`` and ``/v1/messages``, streaming and not, with realistic
+``usage``, SSE event sequences and rate-limit headers. What an account gets depends on words in its API key:
+
+- ``ratelimited``: 429 with ``retry-after: 30``
+- ``overloaded``: 529 (Anthropic ``overloaded_error``; the OpenAI endpoints answer 503)
+- ``unauthorized``: 401; ``forbidden``: 403; ``broken``: 500
+- ``midstream``: the connection drops after the first stream event (non-stream: halfway through the body)
+- ``errorevent``: a 200 stream whose first event is an error event (non-stream: a normal answer)
+- ``lateerror``: a 200 stream with an error event after the first content event
+- ``slow`` / ``slowN``: the answer starts after N ms (default 2000); ``dripN``: N ms between stream events
+- anything else: a normal answer, at once (``--latency`` adds a delay to every answer)
+
+``GET /_fake/stats`` counts requests per key, and requests the caller abandoned (``cancelled``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import logging
+import re
+import signal
+import struct
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger("poolgate.fake_upstream")
+
+REPLY = "Hello! This is the poolgate fake upstream answering your request."
+EMBEDDING_DIMENSIONS = 8
+MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "claude-sonnet-4-6", "claude-haiku-4-5")
+_SLOW = re.compile(r"slow(\d+)?")
+_DRIP = re.compile(r"drip(\d+)")
+
+
+@dataclass
+class FakeStats:
+    requests: Counter[str] = field(default_factory=Counter)
+    cancelled: int = 0
+    in_flight: int = 0
+
+
+STATS = web.AppKey("stats", FakeStats)
+LATENCY = web.AppKey("latency", float)
+
+
+def _key(request: web.Request) -> str:
+    auth = request.headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.headers.get("x-api-key", "").strip()
+
+
+def _text_of(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return " ".join(_text_of(v) for v in value)
+    if isinstance(value, dict):
+        return " ".join(_text_of(v) for k, v in value.items() if k in ("content", "text", "input", "system"))
+    return ""
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    text = _text_of(body.get("messages")) + _text_of(body.get("input")) + _text_of(body.get("system"))
+    return max(1, len(text) // 4)
+
+
+def _ratelimit_headers(anthropic: bool, served: int) -> dict[str, str]:
+    if anthropic:
+        reset = (datetime.now(UTC) + timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {
+            "anthropic-ratelimit-requests-limit": "4000",
+            "anthropic-ratelimit-requests-remaining": str(max(0, 3999 - served)),
+            "anthropic-ratelimit-requests-reset": reset,
+            "anthropic-ratelimit-input-tokens-limit": "400000",
+            "anthropic-ratelimit-input-tokens-remaining": "399000",
+            "anthropic-ratelimit-input-tokens-reset": reset,
+            "anthropic-ratelimit-output-tokens-limit": "80000",
+            "anthropic-ratelimit-output-tokens-remaining": "79000",
+            "anthropic-ratelimit-output-tokens-reset": reset,
+            "request-id": f"req_{uuid.uuid4().hex[:24]}",
+        }
+    return {
+        "x-ratelimit-limit-requests": "10000",
+        "x-ratelimit-remaining-requests": str(max(0, 9999 - served)),
+        "x-ratelimit-reset-requests": "6ms",
+        "x-ratelimit-limit-tokens": "2000000",
+        "x-ratelimit-remaining-tokens": "1999000",
+        "x-ratelimit-reset-tokens": "30ms",
+        "x-request-id": f"req_{uuid.uuid4().hex[:24]}",
+    }
+
+
+def _error(anthropic: bool, status: int, kind: str, message: str, headers: dict[str, str]) -> web.Response:
+    if anthropic:
+        body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
+    else:
+        body = {"error": {"message": message, "type": kind, "param": None, "code": kind}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+def _failure(key: str, anthropic: bool, headers: dict[str, str]) -> web.Response | None:
+    """The scripted error answer for ``key``, if any."""
+    if "ratelimited" in key:
+        return _error(anthropic, 429, "rate_limit_error", "Rate limit reached for requests (fake upstream).",
+                      {**headers, "retry-after": "30"})
+    if "overloaded" in key:
+        return _error(anthropic, 529 if anthropic else 503, "overloaded_error", "Overloaded (fake upstream).", headers)
+    if "unauthorized" in key:
+        kind = "authentication_error" if anthropic else "invalid_api_key"
+        return _error(anthropic, 401, kind, "Invalid API key (fake upstream).", headers)
+    if "forbidden" in key:
+        return _error(anthropic, 403, "permission_error", "This key may not use this model (fake upstream).", headers)
+    if "broken" in key:
+        return _error(anthropic, 500, "api_error" if anthropic else "server_error", "Internal error (fake upstream).",
+                      headers)
+    return None
+
+
+async def _delay(request: web.Request, key: str) -> None:
+    latency = request.app[LATENCY]
+    match = _SLOW.search(key)
+    if match:
+        latency += int(match.group(1)) / 1000 if match.group(1) else 2.0
+    if latency > 0:
+        await asyncio.sleep(latency)
+
+
+def _sse(event: str | None, data: Any) -> bytes:
+    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    return (f"event: {event}\ndata: {payload}\n\n" if event else f"data: {payload}\n\n").encode()
+
+
+async def _serve_stream(request: web.Request, key: str, headers: dict[str, str], events: list[bytes],
+                        error_event: bytes) -> web.StreamResponse:
+    """Write ``events``; the key's script may drop the connection or slip in ``error_event``."""
+    response = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    if "errorevent" in key:
+        await response.write(error_event)
+        await response.write_eof()
+        return response
+    drip = _DRIP.search(key)
+    pause = int(drip.group(1)) / 1000 if drip else 0.0
+    for index, event in enumerate(events):
+        if pause and index:
+            await asyncio.sleep(pause)
+        await response.write(event)
+        if index == 0 and "midstream" in key:
+            await asyncio.sleep(0.05)  # as a real drop: some time after the stream started
+            assert request.transport is not None
+            request.transport.close()
+            return response
+        if index == 1 and "lateerror" in key:
+            await asyncio.sleep(0.05)
+            await response.write(error_event)
+            break
+    await response.write_eof()
+    return response
+
+
+async def _serve_json(
+    request: web.Request, key: str, body: dict[str, Any], headers: dict[str, str]
+) -> web.StreamResponse:
+    data = json.dumps(body).encode()
+    if "midstream" not in key:
+        return web.Response(body=data, headers=headers, content_type="application/json")
+    response = web.StreamResponse(headers={**headers, "Content-Type": "application/json"})
+    response.content_length = len(data)
+    await response.prepare(request)
+    await response.write(data[: len(data) // 2])
+    assert request.transport is not None
+    request.transport.close()
+    return response
+
+
+def _words() -> list[str]:
+    words = REPLY.split(" ")
+    return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+async def _prologue(request: web.Request, anthropic: bool) -> tuple[str, dict[str, Any], dict[str, str]] | web.Response:
+    key = _key(request)
+    stats = request.app[STATS]
+    stats.requests[key] += 1
+    headers = _ratelimit_headers(anthropic, stats.requests[key])
+    if not key:
+        return _error(anthropic, 401, "authentication_error" if anthropic else "invalid_api_key",
+                      "No API key provided (fake upstream).", headers)
+    await _delay(request, key)
+    failure = _failure(key, anthropic, headers)
+    if failure is not None:
+        return failure
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error(anthropic, 400, "invalid_request_error", "The body is not valid JSON.", headers)
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        return _error(anthropic, 400, "invalid_request_error", "model: field required", headers)
+    return key, body, headers
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    start = await _prologue(request, anthropic=False)
+    if isinstance(start, web.Response):
+        return start
+    key, body, headers = start
+    if not body.get("messages"):
+        return _error(False, 400, "invalid_request_error", "messages: must be a non-empty array", headers)
+    model, created, cid = body["model"], int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    words = _words()
+    usage = {"prompt_tokens": _prompt_tokens(body), "completion_tokens": len(words),
+             "total_tokens": _prompt_tokens(body) + len(words)}
+    if not body.get("stream"):
+        return await _serve_json(request, key, {
+            "id": cid, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(words)},
+                         "finish_reason": "stop", "logprobs": None}],
+            "usage": usage, "system_fingerprint": "fp_fake",
+        }, headers)
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        data: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+        if include_usage:
+            data["usage"] = None
+        return _sse(None, data)
+
+    events = [chunk({"role": "assistant", "content": ""})]
+    events += [chunk({"content": w}) for w in words]
+    events.append(chunk({}, "stop"))
+    if include_usage:
+        events.append(_sse(None, {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                                  "choices": [], "usage": usage}))
+    events.append(b"data: [DONE]\n\n")
+    error = _sse(None, {"error": {"message": "The server had an error while processing your request (fake).",
+                                  "type": "server_error", "param": None, "code": "server_error"}})
+    return await _serve_stream(request, key, headers, events, error)
+
+
+async def responses(request: web.Request) -> web.StreamResponse:
+    start = await _prologue(request, anthropic=False)
+    if isinstance(start, web.Response):
+        return start
+    key, body, headers = start
+    words = _words()
+    text = "".join(words)
+    rid, mid = f"resp_{uuid.uuid4().hex[:24]}", f"msg_{uuid.uuid4().hex[:24]}"
+    prompt = _prompt_tokens(body)
+    usage = {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": len(words),
+             "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": prompt + len(words)}
+    message = {"type": "message", "id": mid, "status": "completed", "role": "assistant",
+               "content": [{"type": "output_text", "text": text, "annotations": []}]}
+
+    def response_object(status: str, output: list[Any], with_usage: bool) -> dict[str, Any]:
+        return {"id": rid, "object": "response", "created_at": int(time.time()), "status": status,
+                "model": body["model"], "output": output, "parallel_tool_calls": True, "tool_choice": "auto",
+                "tools": [], "error": None, "incomplete_details": None, "instructions": None, "metadata": {},
+                "temperature": 1.0, "top_p": 1.0, "usage": usage if with_usage else None}
+
+    if not body.get("stream"):
+        return await _serve_json(request, key, response_object("completed", [message], True), headers)
+    seq = iter(range(1_000_000))
+
+    def event(kind: str, **fields: Any) -> bytes:
+        return _sse(kind, {"type": kind, "sequence_number": next(seq), **fields})
+
+    partial = {**message, "status": "in_progress", "content": []}
+    part = {"type": "output_text", "text": "", "annotations": []}
+    events = [event("response.created", response=response_object("in_progress", [], False)),
+              event("response.in_progress", response=response_object("in_progress", [], False)),
+              event("response.output_item.added", output_index=0, item=partial),
+              event("response.content_part.added", item_id=mid, output_index=0, content_index=0, part=part)]
+    events += [event("response.output_text.delta", item_id=mid, output_index=0, content_index=0, delta=w)
+               for w in words]
+    events += [event("response.output_text.done", item_id=mid, output_index=0, content_index=0, text=text),
+               event("response.content_part.done", item_id=mid, output_index=0, content_index=0,
+                     part={**part, "text": text}),
+               event("response.output_item.done", output_index=0, item=message),
+               event("response.completed", response=response_object("completed", [message], True))]
+    error = _sse("error", {"type": "error", "code": "server_error", "message": "The server had an error (fake).",
+                           "param": None, "sequence_number": 0})
+    return await _serve_stream(request, key, headers, events, error)
+
+
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    start = await _prologue(request, anthropic=False)
+    if isinstance(start, web.Response):
+        return start
+    key, body, headers = start
+    inputs = body.get("input")
+    items = inputs if isinstance(inputs, list) else [inputs]
+    data = []
+    for index, item in enumerate(items):
+        vector = [((hash(str(item)) >> (i * 4)) % 1000) / 1000.0 for i in range(EMBEDDING_DIMENSIONS)]
+        encoded: Any = vector
+        if body.get("encoding_format") == "base64":
+            encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": encoded})
+    tokens = max(1, len(_text_of(items)) // 4)
+    return await _serve_json(request, key, {"object": "list", "data": data, "model": body["model"],
+                                            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}, headers)
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    start = await _prologue(request, anthropic=True)
+    if isinstance(start, web.Response):
+        return start
+    key, body, headers = start
+    if not body.get("messages"):
+        return _error(True, 400, "invalid_request_error", "messages: at least one message is required", headers)
+    words = _words()
+    mid, model, prompt = f"msg_{uuid.uuid4().hex[:24]}", body["model"], _prompt_tokens(body)
+    usage = {"input_tokens": prompt, "output_tokens": len(words), "cache_creation_input_tokens": 0,
+             "cache_read_input_tokens": 0}
+    if not body.get("stream"):
+        return await _serve_json(request, key, {
+            "id": mid, "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": "".join(words)}], "stop_reason": "end_turn",
+            "stop_sequence": None, "usage": usage,
+        }, headers)
+    events = [
+        _sse("message_start", {"type": "message_start", "message": {
+            "id": mid, "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": None,
+            "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}}),
+        _sse("content_block_start", {"type": "content_block_start", "index": 0,
+                                     "content_block": {"type": "text", "text": ""}}),
+        _sse("ping", {"type": "ping"}),
+    ]
+    events += [_sse("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                            "delta": {"type": "text_delta", "text": w}}) for w in words]
+    events += [
+        _sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        _sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                               "usage": {"output_tokens": len(words)}}),
+        _sse("message_stop", {"type": "message_stop"}),
+    ]
+    error = _sse("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded (fake)."}})
+    return await _serve_stream(request, key, headers, events, error)
+
+
+async def models(request: web.Request) -> web.Response:
+    return web.json_response({"object": "list", "data": [
+        {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"} for m in MODELS]})
+
+
+async def stats(request: web.Request) -> web.Response:
+    s = request.app[STATS]
+    return web.json_response({"requests": dict(s.requests), "cancelled": s.cancelled, "in_flight": s.in_flight})
+
+
+@web.middleware
+async def _track(request: web.Request, handler: Any) -> web.StreamResponse:
+    s = request.app[STATS]
+    s.in_flight += 1
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except asyncio.CancelledError:
+        s.cancelled += 1
+        raise
+    finally:
+        s.in_flight -= 1
+
+
+def create_fake_app(latency: float = 0.0) -> web.Application:
+    """The fake upstream's application; ``latency`` seconds pass before every answer."""
+    app = web.Application(middlewares=[_track])
+    app[STATS] = FakeStats()
+    app[LATENCY] = latency
+    for prefix in ("/v1", ""):
+        app.router.add_post(f"{prefix}/chat/completions", chat_completions)
+        app.router.add_post(f"{prefix}/responses", responses)
+        app.router.add_post(f"{prefix}/embeddings", embeddings)
+        app.router.add_post(f"{prefix}/messages", messages)
+        app.router.add_get(f"{prefix}/models", models)
+    app.router.add_get("/_fake/stats", stats)
+    return app
+
+
+@dataclass
+class FakeUpstream:
+    """A running fake upstream; ``url`` is its base URL without a path."""
+
+    runner: web.AppRunner
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def stats(self) -> FakeStats:
+        return self.runner.app[STATS]
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_fake_upstream(host: str = "127.0.0.1", port: int = 0, latency: float = 0.0) -> FakeUpstream:
+    """Start the fake upstream in this event loop (port 0 picks a free port)."""
+    runner = web.AppRunner(create_fake_app(latency), handler_cancellation=True, access_log=None, shutdown_timeout=2)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return FakeUpstream(runner, host, runner.addresses[0][1])
+
+
+def run_fake_upstream_command(args: argparse.Namespace) -> int:
+    """``poolgate fake-upstream``: serve until SIGINT/SIGTERM."""
+    logging.basicConfig(level=getattr(args, "log_level", "info").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host, _, port = args.listen.rpartition(":")
+    if not host or not port.isdigit():
+        print(f"poolgate fake-upstream: --listen must be host:port, got {args.listen!r}", file=sys.stderr)
+        return 2
+    return asyncio.run(_serve(host.strip("[]"), int(port), args.latency))
+
+
+async def _serve(host: str, port: int, latency: float) -> int:
+    try:
+        server = await start_fake_upstream(host, port, latency)
+    except OSError as exc:
+        print(f"poolgate fake-upstream: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    log.info("fake upstream listening on %s (OpenAI base URL %s/v1, Anthropic base URL %s)",
+             server.url, server.url, server.url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+    return 0

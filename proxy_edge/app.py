@@ -1,0 +1,173 @@
+"""The edge's aiohttp application: one pooled ClientSession and one gRPC channel per process, and the command.
+
+``poolgate edge --config FILE [--listen ADDR] [--selector ADDR]`` runs it; :func:`start_edge` runs it in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+
+from poolgate.config.loader import ConfigError, load_config
+from poolgate.config.schema import Config
+from proxy_edge import endpoints, handlers
+from proxy_edge.attempts import Forwarder
+from proxy_edge.auth import Authenticator, EdgeConfigError
+from proxy_edge.outcomes import PoolPolicy
+from proxy_edge.routing import Router
+from proxy_edge.selector_client import SelectorClient
+from proxy_edge.upstream import Upstream
+
+log = logging.getLogger("poolgate.edge")
+
+HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
+CONFIG = web.AppKey("config", Config)
+SHUTDOWN_TIMEOUT = 10.0
+"""Seconds in-flight requests get to finish when the edge stops."""
+
+
+def selector_address(config: Config) -> str:
+    """``edge.selector``, else the selector's own listen address (a wildcard host becomes loopback)."""
+    address = config.edge.selector or config.selector.listen
+    host, sep, port = address.rpartition(":")
+    if sep and host in ("0.0.0.0", ""):
+        return f"127.0.0.1:{port}"
+    if sep and host in ("[::]", "::"):
+        return f"[::1]:{port}"
+    return address
+
+
+def selector_token(config: Config) -> str:
+    """The bearer token for the selector: the first lease token, else the first admin token; empty for none."""
+    auth = config.selector.auth
+    tokens = auth.tokens or auth.admin_tokens
+    return tokens[0] if tokens else ""
+
+
+def parse_listen(address: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` too) -> (host, port); raises EdgeConfigError with the expected form."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise EdgeConfigError(f"listen address {address!r} must be host:port, e.g. 127.0.0.1:8080")
+    return host.strip("[]"), int(port)
+
+
+def create_app(config: Config) -> web.Application:
+    """The edge application for ``config``; raises EdgeConfigError when the config cannot be served."""
+    edge = config.edge
+    app = web.Application(client_max_size=edge.body_limit)
+    app[CONFIG] = config
+    app[handlers.AUTH] = Authenticator(edge.auth, edge.api_keys)
+    app[handlers.ROUTER] = Router(config)
+    app[handlers.BODY_LIMIT] = edge.body_limit
+    app.cleanup_ctx.append(_clients)
+    for endpoint in endpoints.FORWARDED:
+        app.router.add_post(endpoint.client_path, handlers.forward_handler(endpoint))
+    app.router.add_get("/v1/models", handlers.list_models)
+    app.router.add_get("/v1/accounts/stats", handlers.account_stats)
+    app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/readyz", handlers.readyz)
+    return app
+
+
+async def _clients(app: web.Application) -> AsyncIterator[None]:
+    """The process's one upstream ClientSession and one selector channel, closed when the app stops."""
+    config = app[CONFIG]
+    timeouts = config.edge.timeouts
+    session = aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(
+            total=timeouts.total, connect=timeouts.connect, sock_connect=timeouts.connect,
+            sock_read=timeouts.first_byte,
+        ),
+        connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
+    )
+    selector = SelectorClient(selector_address(config), timeouts.selector, selector_token(config))
+    policies = {name: PoolPolicy.from_config(pool) for name, pool in config.pools.items()}
+    app[HTTP_SESSION] = session
+    app[handlers.SELECTOR] = selector
+    app[handlers.FORWARDER] = Forwarder(Upstream(session, selector), selector, policies)
+    try:
+        yield
+    finally:
+        await selector.close()
+        await session.close()
+
+
+@dataclass
+class EdgeServer:
+    """A running edge: ``url`` is its base URL (the real port when started on port 0)."""
+
+    runner: web.AppRunner
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_edge(config: Config, listen: str | None = None) -> EdgeServer:
+    """Start the edge in this event loop on ``listen`` (default ``edge.listen``; port 0 picks a free port)."""
+    host, port = parse_listen(listen or config.edge.listen)
+    app = create_app(config)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return EdgeServer(runner, host, runner.addresses[0][1])
+
+
+def run_edge_command(args: argparse.Namespace) -> int:
+    """``poolgate edge``: serve until SIGINT/SIGTERM; exit status 2 for config problems."""
+    logging.basicConfig(level=getattr(args, "log_level", "info").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"poolgate edge: {exc}", file=sys.stderr)
+        return 2
+    if args.listen:
+        config.edge.listen = args.listen
+    if args.selector:
+        config.edge.selector = args.selector
+    try:
+        return asyncio.run(_serve(config))
+    except EdgeConfigError as exc:
+        print(f"poolgate edge: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _serve(config: Config) -> int:
+    try:
+        server = await start_edge(config)
+    except OSError as exc:
+        print(f"poolgate edge: cannot listen on {config.edge.listen}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    log.info("edge listening on %s (selector at %s, %d pool(s))", server.url, selector_address(config),
+             len(config.pools))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("edge stopping")
+        await server.stop()
+    return 0

@@ -1,0 +1,51 @@
+"""Client authentication with the edge's own keys (never the upstream accounts' keys)."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+
+
+class EdgeConfigError(Exception):
+    """The edge cannot start with this config; the message says what to change."""
+
+
+class Authenticator:
+    """Checks ``Authorization: Bearer <key>`` or ``x-api-key: <key>`` against the configured keys.
+
+    Every configured key is compared, in constant time, whatever the outcome, so timing tells nothing about which
+    key (or how much of one) matched.
+    """
+
+    def __init__(self, enabled: bool, keys: list[str]) -> None:
+        if enabled and not keys:
+            raise EdgeConfigError(
+                "edge.auth is on but edge.api_keys is empty: add the keys clients must present "
+                "(edge: {api_keys: [\"...\"]}), or set edge.auth: false to serve without client authentication"
+            )
+        self.enabled = enabled
+        self._keys = [key.encode() for key in keys]
+
+    def check(self, headers: Mapping[str, str]) -> bool:
+        """Whether the request's headers carry one of the edge's keys (always True with auth off)."""
+        if not self.enabled:
+            return True
+        presented = presented_key(headers)
+        if presented is None:
+            return False
+        candidate = presented.encode()
+        matched = False
+        for key in self._keys:
+            matched |= hmac.compare_digest(candidate, key)
+        return matched
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key a client sent: the Bearer token of ``Authorization``, else ``x-api-key``."""
+    authorization = headers.get("Authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    key = headers.get("x-api-key")
+    return key.strip() if key else None

@@ -1,0 +1,68 @@
+"""Errors in the client's API shape: OpenAI or Anthropic, as a JSON response or as an SSE event."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+
+from aiohttp import web
+
+
+class ApiShape(Enum):
+    """Which provider's API the client speaks (decided by the endpoint it called)."""
+
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+
+
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    403: "invalid_request_error",
+    404: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    529: "overloaded_error",
+}
+
+
+def error_body(shape: ApiShape, status: int, message: str, code: str | None = None) -> dict[str, object]:
+    """The JSON error object a client of ``shape`` expects for ``status``."""
+    if shape is ApiShape.ANTHROPIC:
+        kind = _ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        return {"type": "error", "error": {"type": kind, "message": message}}
+    kind = _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def error_response(
+    shape: ApiShape,
+    status: int,
+    message: str,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """A JSON error response in the client's API shape."""
+    return web.Response(
+        status=status,
+        body=json.dumps(error_body(shape, status, message, code)).encode(),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def sse_error_event(shape: ApiShape, status: int, message: str, code: str | None = None) -> bytes:
+    """An error as one SSE event: ``event: error`` (Anthropic) or a ``data: {"error": …}`` chunk (OpenAI)."""
+    data = json.dumps(error_body(shape, status, message, code))
+    if shape is ApiShape.ANTHROPIC:
+        return f"event: error\ndata: {data}\n\n".encode()
+    return f"data: {data}\n\n".encode()

@@ -1,0 +1,121 @@
+"""HTTP handlers: the forwarded API endpoints, the model list, account stats and health checks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from proxy_edge.attempts import Forwarder
+from proxy_edge.auth import Authenticator
+from proxy_edge.endpoints import Endpoint, InputError, parse_job
+from proxy_edge.errors import ApiShape, error_response
+from proxy_edge.routing import Router
+from proxy_edge.selector_client import SelectorClient, SelectorError
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+FORWARDER = web.AppKey("forwarder", Forwarder)
+SELECTOR = web.AppKey("selector", SelectorClient)
+ROUTER = web.AppKey("router", Router)
+AUTH = web.AppKey("auth", Authenticator)
+BODY_LIMIT = web.AppKey("body_limit", int)
+
+
+def _unauthorized(shape: ApiShape) -> web.Response:
+    return error_response(shape, 401, (
+        "missing or wrong API key: send one of the edge's keys (edge.api_keys) as "
+        "'Authorization: Bearer <key>' or 'x-api-key: <key>'"), "invalid_api_key")
+
+
+def _too_large(shape: ApiShape, limit: int) -> web.Response:
+    return error_response(shape, 413, (
+        f"the request body is larger than the edge's limit of {limit} bytes (edge.body_limit)"), "request_too_large")
+
+
+def forward_handler(endpoint: Endpoint) -> Handler:
+    """The handler for one forwarded endpoint: authenticate, read and check the body, route, forward."""
+    shape = endpoint.shape
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        app = request.app
+        if not app[AUTH].check(request.headers):
+            return _unauthorized(shape)
+        limit = app[BODY_LIMIT]
+        if request.content_length is not None and request.content_length > limit:
+            return _too_large(shape, limit)
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _too_large(shape, limit)
+        try:
+            job = parse_job(raw, endpoint, app[ROUTER], request.headers.get("x-session-id"))
+        except InputError as exc:
+            return error_response(shape, exc.status, exc.message, exc.code)
+        return await app[FORWARDER].forward(request, job)
+
+    return handle
+
+
+async def list_models(request: web.Request) -> web.Response:
+    """The served models in OpenAI's list shape; glob patterns are listed too, marked ``"pattern": true``."""
+    if not request.app[AUTH].check(request.headers):
+        return _unauthorized(ApiShape.OPENAI)
+    data = []
+    for name, pool, is_pattern in request.app[ROUTER].served():
+        entry: dict[str, object] = {"id": name, "object": "model", "created": 0, "owned_by": pool}
+        if is_pattern:
+            entry["pattern"] = True
+        data.append(entry)
+    return web.json_response({"object": "list", "data": data})
+
+
+async def account_stats(request: web.Request) -> web.Response:
+    """Per pool and account, what the selector's ListAccounts reports (credentials only in redacted form)."""
+    if not request.app[AUTH].check(request.headers):
+        return _unauthorized(ApiShape.OPENAI)
+    try:
+        listing = await request.app[SELECTOR].list_accounts(request.query.get("pool", ""))
+    except SelectorError as exc:
+        status = 404 if exc.code == "pool_not_found" else exc.status
+        return error_response(ApiShape.OPENAI, status, exc.message, exc.code)
+    return web.Response(body=json.dumps(message_dict(listing), indent=1).encode(), content_type="application/json")
+
+
+def message_dict(message: Message) -> dict[str, object]:
+    """Every field of ``message`` by its proto name, numbers as JSON numbers and enums by name."""
+    out: dict[str, object] = {}
+    for field in message.DESCRIPTOR.fields:
+        value = getattr(message, field.name)
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            out[field.name] = [message_dict(v) for v in value] if field.is_repeated else message_dict(value)
+        elif field.type == FieldDescriptor.TYPE_ENUM:
+            names = field.enum_type.values_by_number
+            out[field.name] = [names[v].name for v in value] if field.is_repeated else names[value].name
+        else:
+            out[field.name] = list(value) if field.is_repeated else value
+    return out
+
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    """The process is alive."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the selector answers and at least one pool has an account available now."""
+    try:
+        listing = await request.app[SELECTOR].list_accounts()
+    except SelectorError as exc:
+        return web.json_response({"status": "not ready", "reason": exc.message}, status=503)
+    available = {pool.name: pool.available for pool in listing.pools}
+    if any(available.values()):
+        return web.json_response({"status": "ready", "available": available})
+    return web.json_response(
+        {"status": "not ready", "reason": "no pool has an account available right now", "available": available},
+        status=503,
+    )

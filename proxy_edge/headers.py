@@ -1,0 +1,105 @@
+"""Which headers cross the edge in each direction, and what the upstream's rate-limit headers say."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Iterable, Mapping
+
+from multidict import CIMultiDict
+
+# Hop-by-hop headers (RFC 9110 §7.6.1) never cross a proxy.
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+    "te", "trailer", "transfer-encoding", "upgrade",
+})
+# Client headers that are not forwarded upstream: the client's own credentials (the edge's keys), what the HTTP
+# client sets itself, and account-bound identity, which comes from the account (Lease.extra_headers) instead.
+_DROP_REQUEST = HOP_BY_HOP | frozenset({
+    "authorization", "x-api-key", "api-key", "x-goog-api-key", "host", "content-length", "accept-encoding",
+    "cookie", "openai-organization", "openai-project", "x-session-id",
+})
+# Upstream response headers not passed to the client: framing the edge redoes, and the body may be decoded.
+_DROP_RESPONSE = HOP_BY_HOP | frozenset({"content-length", "content-encoding", "set-cookie", "server", "date"})
+# Headers the client's request is written for; an account's default does not override them.
+CLIENT_WINS = frozenset({"anthropic-version", "anthropic-beta"})
+DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
+_RATE_LIMIT_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "retry-after")
+
+
+def upstream_request_headers(
+    client_headers: Iterable[tuple[str, str]],
+    credential: tuple[str, str],
+    extra_headers: Iterable[tuple[str, str]],
+    anthropic: bool,
+) -> CIMultiDict[str]:
+    """Headers for the upstream call: the client's relevant ones, then the account's credential and headers."""
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in client_headers:
+        if name.lower() not in _DROP_REQUEST:
+            out.add(name, value)
+    for name, value in extra_headers:
+        if name.lower() in CLIENT_WINS and name in out:
+            continue
+        out[name] = value
+    name, value = credential
+    if name:
+        out[name] = value
+    if anthropic and "anthropic-version" not in out:
+        out["anthropic-version"] = DEFAULT_ANTHROPIC_VERSION
+    if "content-type" not in out:
+        out["Content-Type"] = "application/json"
+    return out
+
+
+def client_response_headers(upstream_headers: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
+    """The upstream response's headers the client gets (framing headers are the edge's own)."""
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in upstream_headers:
+        if name.lower() not in _DROP_RESPONSE:
+            out.add(name, value)
+    return out
+
+
+def rate_limit_headers(upstream_headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """``x-ratelimit-*``, ``anthropic-ratelimit-*`` and ``retry-after*`` headers, with lower-case names."""
+    out: dict[str, str] = {}
+    for name, value in upstream_headers:
+        lower = name.lower()
+        if lower.startswith(_RATE_LIMIT_PREFIXES):
+            out[lower] = value
+    return out
+
+
+def retry_after_ms(headers: Mapping[str, str], now: float | None = None) -> int:
+    """Milliseconds the upstream asks to wait: ``retry-after-ms``, else ``retry-after`` (seconds or an HTTP date).
+
+    ``headers`` has lower-case names (as from :func:`rate_limit_headers`). 0 when absent or unreadable.
+    """
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        try:
+            return max(0, round(float(value)))
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return 0
+    value = value.strip()
+    try:
+        return max(0, round(float(value) * 1000))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return 0
+    if when.tzinfo is None:
+        return 0
+    now = time.time() if now is None else now
+    return max(0, round((when.timestamp() - now) * 1000))
+
+
+def format_retry_after(ms: int) -> str:
+    """A ``Retry-After`` value in whole seconds, rounded up (never 0 when there is a wait)."""
+    return str(max(1, -(-ms // 1000)))

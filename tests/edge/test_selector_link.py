@@ -1,0 +1,114 @@
+"""The edge without a working selector: quick 503s, readiness, and recovery without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from proxy_edge.app import start_edge
+from proxy_edge.handlers import SELECTOR
+from selector_service.app import start_selector
+from tests.edge.conftest import AUTH, CHAT, EDGE_KEY, Stack, StackFactory, free_port
+
+REQUEST = {"model": "gpt-4o-mini", "messages": CHAT}
+
+
+async def _wait_until_served(stack: Stack, within: float) -> float:
+    """Seconds until a request succeeds (fails the test after ``within``)."""
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        status, _body, _headers = await stack.post("/v1/chat/completions", REQUEST)
+        if status == 200:
+            return time.monotonic() - started
+        await asyncio.sleep(0.05)
+    pytest.fail(f"the edge did not recover within {within} s")
+
+
+async def test_selector_down_then_up_then_down_again(make_stack: StackFactory, tmp_path: object) -> None:
+    port = free_port()
+    stack = await make_stack(selector=False, selector_address=f"127.0.0.1:{port}")
+    started = time.monotonic()
+    status, body, _headers = await stack.post("/v1/chat/completions", REQUEST)
+    assert time.monotonic() - started < 1.0  # the selector deadline (1 s) is not even needed
+    assert status == 503 and body["error"]["code"] == "selector_unavailable"
+    assert "poolgate selector" in body["error"]["message"]
+    async with stack.http.get(f"{stack.url}/readyz") as ready, stack.http.get(f"{stack.url}/healthz") as health:
+        assert ready.status == 503 and health.status == 200
+
+    handle = await start_selector(stack.config, listen=f"127.0.0.1:{port}", database=f"{tmp_path}/s.db")
+    try:
+        assert await _wait_until_served(stack, within=5.0) < 3.0
+        async with stack.http.get(f"{stack.url}/readyz") as ready:
+            assert ready.status == 200 and (await ready.json())["available"] == {"openai": 1, "anthropic": 1}
+    finally:
+        await stack.edge.runner.app[SELECTOR].flush_reports()
+        await handle.stop(grace=0)
+
+    status, body, _headers = await stack.post("/v1/messages", {"model": "claude-x", "messages": CHAT},
+                                              headers={"x-api-key": EDGE_KEY})
+    assert status == 503 and body["type"] == "error" and body["error"]["type"] == "overloaded_error"
+    handle = await start_selector(stack.config, listen=f"127.0.0.1:{port}", database=f"{tmp_path}/s.db")
+    try:
+        await _wait_until_served(stack, within=5.0)
+    finally:
+        await stack.edge.runner.app[SELECTOR].flush_reports()
+        await handle.stop(grace=0)
+
+
+@pytest.fixture
+async def silent_listener() -> AsyncIterator[int]:
+    """A TCP port that accepts connections and never answers (a hung selector)."""
+    connections: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append((reader, writer))
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    for _reader, writer in connections:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_hung_selector_gives_a_503_within_the_deadline(make_stack: StackFactory, silent_listener: int) -> None:
+    stack = await make_stack(selector=False, selector_address=f"127.0.0.1:{silent_listener}",
+                             timeouts="selector: 300ms")
+    started = time.monotonic()
+    status, body, _headers = await stack.post("/v1/chat/completions", REQUEST)
+    elapsed = time.monotonic() - started
+    assert status == 503 and body["error"]["code"] == "selector_timeout"
+    assert 0.2 < elapsed < 1.0, body
+
+
+async def test_readiness_needs_an_available_account(make_stack: StackFactory) -> None:
+    stack = await make_stack(openai_accounts="- {name: revoked, key: sk-unauthorized-01}",
+                             anthropic_accounts="- {name: revoked, key: sk-ant-unauthorized-01}")
+    async with stack.http.get(f"{stack.url}/readyz") as ready:
+        assert ready.status == 200
+    await stack.post("/v1/chat/completions", REQUEST)
+    await stack.post("/v1/messages", {"model": "claude-x", "max_tokens": 8, "messages": CHAT})
+    accounts = await stack.accounts()
+    assert {a["state"] for a in accounts.values()} == {"ACCOUNT_STATE_DISABLED"}
+    async with stack.http.get(f"{stack.url}/readyz") as ready:
+        assert ready.status == 503
+        assert (await ready.json())["available"] == {"openai": 0, "anthropic": 0}
+
+
+async def test_edge_presents_the_selectors_token(make_stack: StackFactory) -> None:
+    stack = await make_stack(selector_settings="auth: {tokens: [lease-token-0123456789abcdef]}")
+    status, _body, _headers = await stack.post("/v1/chat/completions", REQUEST)
+    assert status == 200
+    other = stack.config.model_copy(deep=True)
+    other.selector.auth.tokens = ["another-token-0123456789abcdef"]
+    edge = await start_edge(other, "127.0.0.1:0")
+    try:
+        async with stack.http.post(f"{edge.url}/v1/chat/completions", json=REQUEST, headers=AUTH) as response:
+            body = await response.json()
+        assert response.status == 503 and body["error"]["code"] == "selector_auth"
+        assert "selector.auth.tokens" in body["error"]["message"] and "another-token" not in body["error"]["message"]
+    finally:
+        await edge.stop()
