@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= examples/demo.yaml
 
-.PHONY: run test lint proto bench bench-selector bench-edge clean
+.PHONY: run test browser-deps lint proto bench bench-selector bench-edge clean
 
 $(STAMP): pyproject.toml examples/strategy-plugin/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,17 @@ $(STAMP): pyproject.toml examples/strategy-plugin/pyproject.toml
 run: $(STAMP)
 	$(BIN)/poolgate up --config $(CONFIG)
 
+# The dashboard's browser test drives Debian's chromium (headless, over its DevTools protocol); installed with apt
+# when missing (as root, or through sudo). Does nothing when it is already there.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 && [ -d /usr/share/fonts/truetype/dejavu ] || { \
+		echo "installing chromium and fonts-dejavu-core with apt-get (for the dashboard browser test)"; \
+		sudo=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
+			--no-install-recommends chromium fonts-dejavu-core >/dev/null; }
+
 # pytest exits 5 when it collects no tests: that must fail too, and say why.
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$status
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
-from poolgate.config import ConfigError, load_config
+from poolgate import selector_channel
+from poolgate.config import ClientTLS, ConfigError, load_config
 from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc
 
@@ -56,12 +60,37 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     reload.add_argument("--selector", help="selector address (overrides the config)")
 
 
-def _address(args: argparse.Namespace) -> str:
-    if args.selector:
-        return str(args.selector)
+@dataclass
+class _Connection:
+    address: str
+    tls: ClientTLS
+    token: str
+
+
+def _connection(args: argparse.Namespace) -> _Connection:
+    """Where the selector is and how to reach it: the config's selector address, TLS settings (edge.selector_tls)
+    and admin token, or ``--selector``; the token may also come from POOLGATE_ADMIN_TOKEN."""
+    token = os.environ.get("POOLGATE_ADMIN_TOKEN", "")
     if args.config:
-        return load_config(args.config).selector.listen
+        config = load_config(args.config)
+        auth = config.selector.auth
+        token = token or (auth.admin_tokens or auth.tokens or [""])[0]
+        address = args.selector or selector_channel.loopback_for_wildcard(config.selector.listen)
+        return _Connection(address, config.edge.selector_tls, token)
+    if args.selector:
+        return _Connection(str(args.selector), ClientTLS(), token)
     raise ConfigError("command line", ["give --config FILE or --selector ADDR to find the selector"])
+
+
+class _Bearer(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Adds the admin token to every call."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = (("authorization", f"Bearer {token}"),)
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        details = details._replace(metadata=tuple(details.metadata or ()) + self._metadata)
+        return continuation(details, request)
 
 
 def _format_status(account: pb.AccountStatus) -> str:
@@ -138,11 +167,14 @@ def _accounts_action(channel: grpc.Channel, args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace, action: Callable[[grpc.Channel, argparse.Namespace], None]) -> int:
     try:
-        address = _address(args)
-    except ConfigError as exc:
-        print("\n".join(exc.errors), file=sys.stderr)
+        connection = _connection(args)
+        raw = selector_channel.open_channel(connection.address, connection.tls)
+    except (ConfigError, ValueError) as exc:
+        print("\n".join(exc.errors) if isinstance(exc, ConfigError) else str(exc), file=sys.stderr)
         return 2
-    with grpc.insecure_channel(address) as channel:
+    address = connection.address
+    channel = grpc.intercept_channel(raw, _Bearer(connection.token)) if connection.token else raw
+    with raw:
         try:
             action(channel, args)
         except grpc.RpcError as exc:

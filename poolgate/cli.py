@@ -10,6 +10,8 @@ from collections.abc import Sequence
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="poolgate", description="One endpoint over many accounts of an LLM provider.")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", default="text", choices=["text", "json"],
+                        help="text: human-readable lines (default); json: one JSON object per line")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     selector = commands.add_parser("selector", help="run the selector service (gRPC)")

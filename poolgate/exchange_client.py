@@ -39,8 +39,10 @@ _CODES = {code.value[0]: code for code in grpc.StatusCode}
 class ExchangeClient:
     """Multiplexes selections and reports over one Exchange stream on ``channel`` (which the caller owns)."""
 
-    def __init__(self, channel: grpc.aio.Channel) -> None:
+    def __init__(self, channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...] | None = None) -> None:
         self._stub = selector_pb2_grpc.SelectorStub(channel)
+        self._metadata = metadata
+        self._syncs: dict[int, asyncio.Future[None]] = {}
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[pb.Lease]] = {}
         self._outbox: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
@@ -75,6 +77,20 @@ class ExchangeClient:
         self._ensure_stream()
         self._outbox.put_nowait(("report", request))
 
+    async def sync(self, timeout: float) -> None:
+        """Wait until the selector has applied every report queued so far (raises SelectError on failure)."""
+        self._ensure_stream()
+        sync_id = next(self._ids)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._syncs[sync_id] = future
+        self._outbox.put_nowait(("sync", sync_id))
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise SelectError(grpc.StatusCode.DEADLINE_EXCEEDED, "the selector did not confirm the reports") from None
+        finally:
+            self._syncs.pop(sync_id, None)
+
     async def close(self) -> None:
         self._closed = True
         if self._stream is not None:
@@ -85,27 +101,40 @@ class ExchangeClient:
         if self._closed:
             raise SelectError(grpc.StatusCode.UNAVAILABLE, "the selector client is closed")
         if self._stream is None or self._stream.done():
-            self._stream = asyncio.create_task(self._run(), name="poolgate-exchange")
+            # Each stream reads its own queue: a dead stream's reader must not take messages meant for the new one.
+            # Reports not sent yet move over; selections queued for the dead stream have been failed already.
+            old, self._outbox = self._outbox, asyncio.Queue()
+            while not old.empty():
+                kind, item = old.get_nowait()
+                if kind == "report":
+                    self._outbox.put_nowait((kind, item))
+            self._stream = asyncio.create_task(self._run(self._outbox), name="poolgate-exchange")
 
-    async def _requests(self) -> AsyncIterator[pb.ExchangeRequest]:
+    async def _requests(self, outbox: asyncio.Queue[tuple[str, object]]) -> AsyncIterator[pb.ExchangeRequest]:
         while True:
-            items = [await self._outbox.get()]
-            while len(items) < MAX_BATCH and not self._outbox.empty():
-                items.append(self._outbox.get_nowait())
+            items = [await outbox.get()]
+            while len(items) < MAX_BATCH and not outbox.empty():
+                items.append(outbox.get_nowait())
             message = pb.ExchangeRequest()
             for kind, item in items:
                 if kind == "select":
                     message.selects.append(item)  # type: ignore[arg-type]
                 elif kind == "report":
                     message.reports.append(item)  # type: ignore[arg-type]
+                elif kind == "sync":
+                    message.sync = max(message.sync, item)  # type: ignore[call-overload]
                 else:
                     message.cancels.append(item)  # type: ignore[arg-type]
             yield message
 
-    async def _run(self) -> None:
-        call = self._stub.Exchange(self._requests())
+    async def _run(self, outbox: asyncio.Queue[tuple[str, object]]) -> None:
+        call = self._stub.Exchange(self._requests(outbox), metadata=self._metadata)
         try:
             async for response in call:
+                if response.synced:
+                    for sync_id, waiting in list(self._syncs.items()):
+                        if sync_id <= response.synced and not waiting.done():
+                            waiting.set_result(None)
                 for result in response.results:
                     future = self._pending.get(result.id)
                     if future is None or future.done():
@@ -130,6 +159,6 @@ class ExchangeClient:
         self._fail_pending(failure)
 
     def _fail_pending(self, failure: SelectError) -> None:
-        for future in list(self._pending.values()):
+        for future in [*self._pending.values(), *self._syncs.values()]:
             if not future.done():
                 future.set_exception(failure)

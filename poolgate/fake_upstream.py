@@ -36,6 +36,8 @@ from typing import Any
 
 from aiohttp import web
 
+from poolgate.logging_setup import configure_logging
+
 log = logging.getLogger("poolgate.fake_upstream")
 
 REPLY = "Hello! This is the poolgate fake upstream answering your request."
@@ -426,8 +428,7 @@ async def start_fake_upstream(host: str = "127.0.0.1", port: int = 0, latency: f
 
 def run_fake_upstream_command(args: argparse.Namespace) -> int:
     """``poolgate fake-upstream``: serve until SIGINT/SIGTERM."""
-    logging.basicConfig(level=getattr(args, "log_level", "info").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(getattr(args, "log_level", "info"), getattr(args, "log_format", "text"))
     host, _, port = args.listen.rpartition(":")
     if not host or not port.isdigit():
         print(f"poolgate fake-upstream: --listen must be host:port, got {args.listen!r}", file=sys.stderr)

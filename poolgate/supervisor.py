@@ -124,7 +124,8 @@ def run_up_command(args: argparse.Namespace) -> int:
         print(f"poolgate up: {exc}", file=sys.stderr)
         return 2
     config_path = str(Path(args.config).resolve())
-    base = [sys.executable, "-m", "poolgate.cli", "--log-level", getattr(args, "log_level", "info")]
+    base = [sys.executable, "-m", "poolgate.cli", "--log-level", getattr(args, "log_level", "info"),
+            "--log-format", getattr(args, "log_format", "text")]
     selector_listen = config.selector.listen
     edge_listen = config.edge.listen
     supervisor = Supervisor()

@@ -18,7 +18,8 @@ from aiohttp import web
 
 from poolgate.config.loader import ConfigError, load_config
 from poolgate.config.schema import Config
-from proxy_edge import endpoints, handlers
+from poolgate.logging_setup import configure_logging
+from proxy_edge import endpoints, handlers, observability
 from proxy_edge.attempts import Forwarder
 from proxy_edge.auth import Authenticator, EdgeConfigError
 from proxy_edge.outcomes import PoolPolicy
@@ -75,6 +76,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/v1/accounts/stats", handlers.account_stats)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
+    observability.install(app, config)  # request ids and log lines, /metrics, /v1/accounts/usage, /dashboard
     return app
 
 
@@ -89,7 +91,8 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
         ),
         connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
     )
-    selector = SelectorClient(selector_address(config), timeouts.selector, selector_token(config))
+    selector = SelectorClient(selector_address(config), timeouts.selector, selector_token(config),
+                              config.edge.selector_tls, config.edge.selector_transport)
     policies = {name: PoolPolicy.from_config(pool) for name, pool in config.pools.items()}
     app[HTTP_SESSION] = session
     app[handlers.SELECTOR] = selector
@@ -135,8 +138,7 @@ async def start_edge(config: Config, listen: str | None = None) -> EdgeServer:
 
 def run_edge_command(args: argparse.Namespace) -> int:
     """``poolgate edge``: serve until SIGINT/SIGTERM; exit status 2 for config problems."""
-    logging.basicConfig(level=getattr(args, "log_level", "info").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(getattr(args, "log_level", "info"), getattr(args, "log_format", "text"))
     try:
         config = load_config(args.config)
     except ConfigError as exc:

@@ -17,6 +17,7 @@ from proxy_edge.errors import error_response
 from proxy_edge.headers import format_retry_after
 from proxy_edge.outcomes import PoolPolicy
 from proxy_edge.selector_client import SelectorClient, SelectorError
+from proxy_edge.tracing import trace_for
 from proxy_edge.upstream import Failure, Upstream
 
 log = logging.getLogger("poolgate.edge")
@@ -33,9 +34,9 @@ class Forwarder:
 
     async def forward(self, request: web.Request, job: Job) -> web.StreamResponse:
         """Answer ``request`` from the first account that serves it."""
-        started = self._loop.time()
         pool = job.route.pool
         policy = self._policies[pool]
+        trace = trace_for(request, pool, job.requested_model)  # the request line and metrics (tracing.py)
         client_headers = tuple(request.headers.items())
         exclude: list[str] = []
         failure: Failure | None = None
@@ -60,6 +61,7 @@ class Forwarder:
                             lease.account_id, attempt, policy.max_attempts)
             exclude.append(lease.account_id)
             result = await self._upstream.attempt(request, job, lease, client_headers)
+            trace.attempted(lease, result)
             if not isinstance(result, Failure):
                 response = result
                 break
@@ -72,10 +74,6 @@ class Forwarder:
                             oc.describe(failure.outcome, failure.status, failure.retry_after_ms), attempt)
         if response is None:
             response = final_response(job, failure, failed_account, selector_error)
-        if log.isEnabledFor(logging.INFO):
-            log.info("%s pool=%s account=%s model=%s status=%d attempts=%d latency=%dms",
-                     job.endpoint.client_path, pool, exclude[-1] if exclude else "-", job.requested_model,
-                     response.status, attempt, (self._loop.time() - started) * 1000)
         return response
 
 

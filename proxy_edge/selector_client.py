@@ -1,8 +1,9 @@
 """The edge's side of the selector contract: one long-lived grpc.aio channel, calls with deadlines, and gRPC
 errors turned into what the client should see.
 
-Calls use ``wait_for_ready=False``: while the selector is down they fail at once (UNAVAILABLE) instead of queueing,
-and the channel reconnects by itself (short reconnect backoff) when the selector is back.
+With the ``stream`` transport (the default) selections and reports travel over one Exchange stream, batched; with
+``unary`` each is its own call. Either way, while the selector is down calls fail at once (UNAVAILABLE) instead of
+queueing, and the channel reconnects by itself (short reconnect backoff) when the selector is back.
 """
 
 from __future__ import annotations
@@ -13,20 +14,15 @@ import re
 
 import grpc
 
+from poolgate import selector_channel
+from poolgate.config import ClientTLS
+from poolgate.exchange_client import ExchangeClient
+from poolgate.exchange_client import SelectError as StreamSelectError
 from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc as pb_grpc
 
 log = logging.getLogger("poolgate.edge")
 
-# Reconnect soon after the selector comes back (gRPC's default backoff grows to 120 s). The minimum is also the
-# connect timeout (time to the server's SETTINGS frame), so it stays at a generous 1 s.
-_CHANNEL_OPTIONS = [
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 1000),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-]
 _RATE_LIMITED = re.compile(r"rate[- _]?limit|cooling|429", re.IGNORECASE)
 _MAX_PENDING_REPORTS = 10_000
 
@@ -45,17 +41,25 @@ class SelectorError(Exception):
 class SelectorClient:
     """Leases, outcome reports and account listings over one channel to the selector."""
 
-    def __init__(self, address: str, timeout: float, token: str = "") -> None:
+    def __init__(
+        self, address: str, timeout: float, token: str = "", tls: ClientTLS | None = None, transport: str = "stream"
+    ) -> None:
         self.address = address
         self.timeout = timeout
         # Sent with every call when the selector requires a bearer token (selector.auth.tokens).
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
-        self._channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        self._metadata = selector_channel.metadata(token)
+        self._channel = selector_channel.open_aio_channel(address, tls or ClientTLS())
         self._stub = pb_grpc.SelectorStub(self._channel)  # type: ignore[no-untyped-call]
+        self._exchange = ExchangeClient(self._channel, self._metadata) if transport == "stream" else None
         self._pending: set[asyncio.Task[None]] = set()
 
     async def flush_reports(self) -> None:
-        """Wait (up to the call timeout) for the background outcome reports sent so far."""
+        """Wait (up to the call timeout) until the selector has the outcome reports sent so far."""
+        if self._exchange is not None:
+            try:
+                await self._exchange.sync(self.timeout)
+            except StreamSelectError as exc:
+                log.warning("could not confirm outcome reports with the selector at %s: %s", self.address, exc)
         if self._pending:
             await asyncio.wait(set(self._pending), timeout=self.timeout)
 
@@ -64,6 +68,8 @@ class SelectorClient:
         await self.flush_reports()
         for task in list(self._pending):
             task.cancel()
+        if self._exchange is not None:
+            await self._exchange.close()
         await self._channel.close()
 
     async def select(
@@ -76,6 +82,19 @@ class SelectorClient:
         """
         request = pb.SelectAccountRequest(pool=pool, model=model, session_key=session_key, exclude_account_ids=exclude,
                                           estimated_input_tokens=estimated_input_tokens)
+        if self._exchange is not None:  # the stream client hands back a lease granted to a cancelled caller itself
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.timeout
+            while True:
+                try:
+                    return await self._exchange.select(request, max(0.05, deadline - loop.time()))
+                except StreamSelectError as exc:
+                    # A broken stream (selector restarted, or one replica of several gone) is retried on a new
+                    # stream while time remains: with several selectors, the channel picks a live one.
+                    if exc.code is grpc.StatusCode.UNAVAILABLE and deadline - loop.time() > 0.1:
+                        await asyncio.sleep(0.05)
+                        continue
+                    raise self._error(exc.code, exc.message, exc.retry_after_ms or None, exc.cause, pool) from None
         task = asyncio.get_running_loop().create_task(self._select(request, pool))
         try:
             return await asyncio.shield(task)
@@ -111,6 +130,9 @@ class SelectorClient:
 
     def report_later(self, request: pb.ReportOutcomeRequest) -> asyncio.Task[None] | None:
         """Report in the background (the client's response does not wait for it; it survives cancellation)."""
+        if self._exchange is not None:
+            self._exchange.report(request)
+            return None
         if len(self._pending) >= _MAX_PENDING_REPORTS:
             log.warning("selector at %s is not keeping up with outcome reports; dropping one", self.address)
             return None
@@ -138,20 +160,41 @@ class SelectorClient:
             raise self._translate(exc, pool) from None
         return response
 
+    async def get_usage(self, request: pb.GetUsageRequest) -> pb.GetUsageResponse:
+        """Usage rollups from the selector's usage log; bad arguments (the message starts with the field) are 400s,
+        an unknown pool 404, the usage log turned off 503 ``usage_log_off``."""
+        try:
+            response: pb.GetUsageResponse = await self._stub.GetUsage(
+                request, timeout=self.timeout, metadata=self._metadata, wait_for_ready=False)
+        except grpc.aio.AioRpcError as exc:
+            code, details = exc.code(), exc.details() or ""
+            if code is grpc.StatusCode.INVALID_ARGUMENT:
+                raise SelectorError(400, "invalid_parameter", details) from None
+            if code is grpc.StatusCode.NOT_FOUND:
+                raise SelectorError(404, "pool_not_found", details) from None
+            if code is grpc.StatusCode.FAILED_PRECONDITION:
+                raise SelectorError(503, "usage_log_off", details) from None
+            raise self._translate(exc, request.pool) from None
+        return response
+
     def _translate(self, exc: grpc.aio.AioRpcError, pool: str) -> SelectorError:
-        code, details = exc.code(), exc.details() or ""
+        retry_ms: int | None = None
+        cause = ""
+        for key, value in exc.trailing_metadata() or ():
+            text = value.decode() if isinstance(value, bytes) else str(value)
+            if key == "retry-after-ms":
+                try:
+                    retry_ms = max(0, int(float(text)))
+                except ValueError:
+                    pass
+            elif key == "poolgate-cause":
+                cause = text
+        return self._error(exc.code(), exc.details() or "", retry_ms, cause, pool)
+
+    def _error(
+        self, code: grpc.StatusCode, details: str, retry_ms: int | None, cause: str, pool: str
+    ) -> SelectorError:
         if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
-            retry_ms: int | None = None
-            cause = ""
-            for key, value in exc.trailing_metadata() or ():
-                text = value.decode() if isinstance(value, bytes) else str(value)
-                if key == "retry-after-ms":
-                    try:
-                        retry_ms = max(0, int(float(text)))
-                    except ValueError:
-                        pass
-                elif key == "poolgate-cause":
-                    cause = text
             rate_limited = cause == "rate_limited" if cause else bool(_RATE_LIMITED.search(details))
             message = details or f"no account of pool {pool!r} can serve now"
             return SelectorError(429 if rate_limited else 503, "no_account_available", message, retry_ms)

@@ -16,16 +16,27 @@ from aiohttp import web
 from grpc_health.v1 import health
 
 from poolgate.config import Config, ConfigError
+from poolgate.logging_setup import configure_logging
 from selector_service.api.admin import describe
 from selector_service.api.metrics import SelectorMetrics, start_metrics_server
 from selector_service.api.security import INSECURE_WARNING_INTERVAL, ExposureError, check_exposure, is_loopback
 from selector_service.api.server import ListenError, start_server
 from selector_service.check import load_checked, strategy_errors
+from selector_service.credentials.manager import CredentialManager
 from selector_service.domain.selector import ReloadSummary, SelectorCore
 from selector_service.domain.usage import UsageRecorder
 from selector_service.overlay import ConfigSource
-from selector_service.plugin.manager import PluginError, StrategyRegistry, UnknownStrategyError, load_strategies
+from selector_service.plugin.manager import (
+    CredentialSourceRegistry,
+    PluginError,
+    StrategyRegistry,
+    UnknownStrategyError,
+    load_credential_sources,
+    load_strategies,
+)
+from selector_service.domain.replication import Replicator
 from selector_service.storage import StateRepository
+from selector_service.storage.repository import describe_database
 
 log = logging.getLogger("poolgate.selector")
 
@@ -45,6 +56,8 @@ class SelectorHandle:
     source: ConfigSource | None = None
     metrics_runner: web.AppRunner | None = None
     metrics_port: int = 0
+    credentials: CredentialManager | None = None
+    replicator: Replicator | None = None
 
     @property
     def address(self) -> str:
@@ -59,6 +72,10 @@ class SelectorHandle:
         await self.server.stop(grace)
         if self.metrics_runner is not None:
             await self.metrics_runner.cleanup()
+        if self.credentials is not None:
+            await self.credentials.stop()
+        if self.replicator is not None:
+            await self.replicator.stop()
         await self.core.stop()
         await self.repository.close()
 
@@ -84,6 +101,7 @@ async def start_selector(
     source: ConfigSource | None = None,
     metrics_listen: str | None = None,
     insecure_listen: bool = False,
+    credential_sources: CredentialSourceRegistry | None = None,
 ) -> SelectorHandle:
     """Start a selector for ``config``; ``listen``/``database``/``metrics_listen`` override the config (use port 0
     in tests). ``source`` is where the config came from, for reloads and run-time account changes."""
@@ -93,23 +111,32 @@ async def start_selector(
         raise ConfigError("config", errors)
     address = listen or config.selector.listen
     check_exposure(address, config.selector, insecure_listen)
+    sources = credential_sources if credential_sources is not None else load_credential_sources()
+    credentials = CredentialManager(sources.create_all())
+    credentials.expand(config)  # unusable credential files, unset variables: reported before anything starts
     repository = StateRepository.open(database or config.selector.database)
     usage = UsageRecorder(repository, config.selector.usage_retention) if config.selector.usage_log else None
-    core = SelectorCore(config, registry, repository, usage=usage)
+    core = SelectorCore(config, registry, repository, usage=usage, expand=credentials.expand)
+    replicator = Replicator(core, repository)  # other replicas' changes, when several share the database
     metrics = SelectorMetrics(core)
     metrics_address = config.selector.metrics_listen if metrics_listen is None else metrics_listen
     runner: web.AppRunner | None = None
     metrics_port = 0
     try:
         await core.start()
+        replicator.start()
+        await credentials.start(core)
         server, port, health_servicer = await start_server(core, address, source, metrics, config.selector)
         if metrics_address:
             runner, metrics_port = await start_metrics_server(metrics, metrics_address)
     except BaseException:
+        await credentials.stop()
+        await replicator.stop()
         await core.stop()
         await repository.close()
         raise
-    return SelectorHandle(server, core, repository, health_servicer, address, port, source, runner, metrics_port)
+    return SelectorHandle(server, core, repository, health_servicer, address, port, source, runner, metrics_port,
+                          credentials=credentials, replicator=replicator)
 
 
 async def _serve(
@@ -118,9 +145,10 @@ async def _serve(
     handle = await start_selector(config, args.listen, args.database, registry, source,
                                   insecure_listen=args.insecure_listen)
     database = args.database
-    accounts = sum(len(p.accounts) for p in config.pools.values())
+    accounts = sum(len(p.accounts) for p in handle.core.pools.values())
     log.info("poolgate selector listening on %s (%d pool(s), %d account(s); state in %s)",
-             handle.address, len(config.pools), accounts, database or config.selector.database)
+             handle.address, len(config.pools), accounts,
+             describe_database(database or config.selector.database))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -159,15 +187,8 @@ async def _reload_on_signal(handle: SelectorHandle) -> None:
     log.info("config reloaded: %s", describe(summary))
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()), stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
 def run_selector_command(args: argparse.Namespace) -> int:
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, getattr(args, "log_format", "text"))
     source = ConfigSource(args.config)
     try:
         config, registry = load_checked(args.config, source)

@@ -7,7 +7,14 @@ import sys
 
 from poolgate.config import Config, ConfigError, load_config
 from selector_service.overlay import ConfigSource
-from selector_service.plugin.manager import PluginError, StrategyRegistry, UnknownStrategyError, load_strategies
+from selector_service.credentials.manager import CredentialManager
+from selector_service.plugin.manager import (
+    PluginError,
+    StrategyRegistry,
+    UnknownStrategyError,
+    load_credential_sources,
+    load_strategies,
+)
 
 
 def strategy_errors(config: Config, registry: StrategyRegistry) -> list[str]:
@@ -53,6 +60,8 @@ def describe(config: Config) -> str:
 def run_check_command(args: argparse.Namespace) -> int:
     try:
         config, _ = load_checked(args.file)
+        # Accounts from credential files (and other sources) are listed as the selector would load them.
+        config = CredentialManager(load_credential_sources().create_all()).expand(config)
     except ConfigError as exc:
         print(f"{exc.source}: {len(exc.errors)} problem(s):", file=sys.stderr)
         for error in exc.errors:

@@ -78,7 +78,7 @@ class ConfigSource:
                 added.append(account)
             pools[pool_name] = pool.model_copy(update={"accounts": [*pool.accounts, *added]})
         for name, pool in pools.items():
-            if not pool.accounts:
+            if not pool.accounts and not pool.credentials_dir and not pool.credential_sources:
                 errors.append(f"pools.{name}: every account was removed; add one or remove the pool from the config")
         if errors:
             raise ConfigError(str(self.path), errors)

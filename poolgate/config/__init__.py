@@ -4,6 +4,7 @@ from poolgate.config.loader import ConfigError, format_path, load_config, parse_
 from poolgate.config.schema import (
     AccountConfig,
     CircuitSettings,
+    ClientTLS,
     Config,
     CooldownSettings,
     EdgeSection,
@@ -18,6 +19,7 @@ from poolgate.config.schema import (
 __all__ = [
     "AccountConfig",
     "CircuitSettings",
+    "ClientTLS",
     "Config",
     "ConfigError",
     "CooldownSettings",

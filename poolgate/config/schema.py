@@ -101,7 +101,7 @@ class AccountConfig(_Section):
     """One account: a credential and its limits."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._@:+-]+$")
-    key: str = Field(default=None, repr=False)  # None: not given (key_env or a credential source sets it)
+    key: str = Field(default="", repr=False, validate_default=False)  # empty: key_env (or a source) gives it
     weight: int = Field(default=1, ge=1, le=1_000_000)
     priority: Annotated[int, Field(ge=0, le=2)] = 1
     rpm_limit: int = Field(default=0, ge=0)
@@ -143,8 +143,6 @@ class AccountConfig(_Section):
     @field_validator("key", mode="before")
     @classmethod
     def _key_given(cls, key: Any) -> Any:
-        if key is None:
-            return ""  # not given: _one_key_source says what to do
         if not isinstance(key, str):
             raise ValueError("must be a string (quote it in YAML)")
         if not key.strip():
@@ -283,7 +281,7 @@ class PoolConfig(PoolSettings):
         if len(given) > 1:
             raise ValueError(f"set only one of accounts, api_key and api_keys (got {' and '.join(given)})")
         if not given and not data.get("credentials_dir") and not data.get("credential_sources"):
-            raise ValueError("no accounts: add accounts:, api_key: or api_keys:")
+            raise ValueError("no accounts: add accounts:, api_key:, api_keys: or credentials_dir:")
         if "api_key" in data:
             key = data.pop("api_key")
             if not isinstance(key, str) or not key.strip():
@@ -405,10 +403,35 @@ class EdgeTimeouts(_Section):
     """Deadline for one SelectAccount call (how long a request may wait for a free account)."""
 
 
+class ClientTLS(_Section):
+    """How a client (the edge, ``poolgate accounts``) verifies the selector's TLS certificate and proves its own."""
+
+    ca: str = ""
+    """PEM CA bundle that signed the selector's certificate; setting it turns TLS on."""
+    cert: str = ""
+    """PEM client certificate, for a selector that requires mutual TLS."""
+    key: str = ""
+    server_name: str = ""
+    """Name to verify in the selector's certificate when it differs from the address's host."""
+
+    @model_validator(mode="after")
+    def _pair(self) -> ClientTLS:
+        if bool(self.cert) != bool(self.key):
+            raise ValueError("set both cert and key (PEM files), or neither")
+        if self.cert and not self.ca:
+            raise ValueError("a client certificate needs ca (the selector's CA) as well")
+        return self
+
+
 class EdgeSection(_Section):
     listen: str = DEFAULT_EDGE_LISTEN
     selector: str = ""
-    """Address of the selector; empty means the selector section's listen address."""
+    """Address of the selector, or several (comma-separated or a YAML list of IP:port) to spread over replicas;
+    empty means the selector section's listen address."""
+    selector_transport: Literal["stream", "unary"] = "stream"
+    """``stream``: one long-lived Exchange stream carries every selection and report (fast); ``unary``: one
+    SelectAccount and one ReportOutcome call per attempt."""
+    selector_tls: ClientTLS = Field(default_factory=ClientTLS)
     api_keys: list[str] = Field(default_factory=list, repr=False)
     """Keys clients must present (Authorization: Bearer … or x-api-key: …)."""
     auth: bool = True
@@ -416,6 +439,13 @@ class EdgeSection(_Section):
     body_limit: Size = 32 * 1024 * 1024
     fake_upstream: str = ""
     """host:port on which ``poolgate up`` also runs the fake upstream (demos, load tests); empty runs none."""
+
+    @field_validator("selector", mode="before")
+    @classmethod
+    def _address_list(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return ",".join(str(v).strip() for v in value)
+        return value
 
     @field_validator("api_keys")
     @classmethod

@@ -376,14 +376,16 @@ class StreamSelect(_message.Message):
     def __init__(self, id: _Optional[int] = ..., request: _Optional[_Union[SelectAccountRequest, _Mapping]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
 
 class ExchangeRequest(_message.Message):
-    __slots__ = ("selects", "reports", "cancels")
+    __slots__ = ("selects", "reports", "cancels", "sync")
     SELECTS_FIELD_NUMBER: _ClassVar[int]
     REPORTS_FIELD_NUMBER: _ClassVar[int]
     CANCELS_FIELD_NUMBER: _ClassVar[int]
+    SYNC_FIELD_NUMBER: _ClassVar[int]
     selects: _containers.RepeatedCompositeFieldContainer[StreamSelect]
     reports: _containers.RepeatedCompositeFieldContainer[ReportOutcomeRequest]
     cancels: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, selects: _Optional[_Iterable[_Union[StreamSelect, _Mapping]]] = ..., reports: _Optional[_Iterable[_Union[ReportOutcomeRequest, _Mapping]]] = ..., cancels: _Optional[_Iterable[int]] = ...) -> None: ...
+    sync: int
+    def __init__(self, selects: _Optional[_Iterable[_Union[StreamSelect, _Mapping]]] = ..., reports: _Optional[_Iterable[_Union[ReportOutcomeRequest, _Mapping]]] = ..., cancels: _Optional[_Iterable[int]] = ..., sync: _Optional[int] = ...) -> None: ...
 
 class StreamError(_message.Message):
     __slots__ = ("code", "message", "retry_after_ms", "cause")
@@ -408,7 +410,9 @@ class StreamResult(_message.Message):
     def __init__(self, id: _Optional[int] = ..., lease: _Optional[_Union[Lease, _Mapping]] = ..., error: _Optional[_Union[StreamError, _Mapping]] = ...) -> None: ...
 
 class ExchangeResponse(_message.Message):
-    __slots__ = ("results",)
+    __slots__ = ("results", "synced")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    SYNCED_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[StreamResult]
-    def __init__(self, results: _Optional[_Iterable[_Union[StreamResult, _Mapping]]] = ...) -> None: ...
+    synced: int
+    def __init__(self, results: _Optional[_Iterable[_Union[StreamResult, _Mapping]]] = ..., synced: _Optional[int] = ...) -> None: ...

@@ -104,6 +104,8 @@ class AdminServicer(selector_pb2_grpc.AdminServicer):
     async def _reload(self, context: Any, config: Any) -> ReloadSummary:
         try:
             summary = await self.core.reload(config)
+        except ConfigError as exc:  # e.g. a credentials_dir that no longer has usable files
+            await self._abort_for(context, exc)
         except (UnknownStrategyError, ValueError) as exc:
             await self._abort_for(context, ConfigError("config", [f"strategy: {exc}"]))
         log.info("config applied: %s", describe(summary))

@@ -53,17 +53,22 @@ class ExchangeSession:
         reader = asyncio.create_task(self._read(requests))
         try:
             while True:
-                first = await self._out.get()
-                if first is _DONE:
-                    return
-                batch = [first]
-                while len(batch) < MAX_BATCH and not self._out.empty():
-                    item = self._out.get_nowait()
+                items = [await self._out.get()]
+                while len(items) < MAX_BATCH and not self._out.empty():
+                    items.append(self._out.get_nowait())
+                response = pb.ExchangeResponse()
+                done = False
+                for item in items:
                     if item is _DONE:
-                        yield pb.ExchangeResponse(results=batch)
-                        return
-                    batch.append(item)
-                yield pb.ExchangeResponse(results=batch)
+                        done = True
+                    elif isinstance(item, pb.ExchangeResponse):
+                        response.synced = item.synced
+                    else:
+                        response.results.append(item)
+                if response.results or response.synced:
+                    yield response
+                if done:
+                    return
         finally:
             reader.cancel()
             for task in [*self._selections.values(), *self._tasks]:
@@ -87,6 +92,10 @@ class ExchangeSession:
                 task = asyncio.create_task(self._report(list(message.reports)))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+            if message.sync:
+                task = asyncio.create_task(self._sync(message.sync, list(self._tasks)))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         # The client half-closed: answer what is still waiting, then end the stream.
         await asyncio.gather(*self._selections.values(), *self._tasks, return_exceptions=True)
         self._out.put_nowait(_DONE)
@@ -102,6 +111,10 @@ class ExchangeSession:
             self._out.put_nowait(pb.StreamResult(id=select.id, error=_error(exc)))
         finally:
             self._selections.pop(select.id, None)
+
+    async def _sync(self, sync: int, before: list[asyncio.Task[None]]) -> None:
+        await asyncio.gather(*before, return_exceptions=True)
+        self._out.put_nowait(pb.ExchangeResponse(synced=sync))
 
     async def _report(self, reports: list[pb.ReportOutcomeRequest]) -> None:
         for report in reports:

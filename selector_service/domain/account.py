@@ -12,7 +12,8 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
-from poolgate.config import AccountConfig, PoolConfig
+from poolgate.config import AccountConfig, PoolConfig, redact
+from poolgate.config.schema import parse_auth_header
 from selector_service.domain.backoff import circuit_cooldown, rate_limit_cooldown
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
 from selector_service.domain.ratelimits import RateLimitSnapshot, parse_headers, parse_retry_after
@@ -59,11 +60,12 @@ class Account:
 
     __slots__ = (
         "account_id", "auth_failures_total", "circuit_open_until", "circuit_opens", "config", "cooldown_reason",
-        "cooldown_set_at", "cooldown_until", "credential", "credential_fingerprint", "credential_redacted",
-        "disabled", "disabled_reason", "error_rate", "failure_streak", "failures_total", "health_changed_at",
-        "in_flight", "index", "input_tokens_total", "limits", "max_concurrency", "name", "output_tokens_total",
-        "pool", "priority", "probe_in_flight", "rate_limit_streak", "rate_limited_total", "recent_latency_ms",
-        "requests_total", "successes_total", "weight", "windows",
+        "cooldown_set_at", "cooldown_until", "credential", "credential_fingerprint", "credential_prefix",
+        "credential_redacted", "disabled", "disabled_reason", "error_rate", "expires_at", "expiry_skip",
+        "expiry_wakeup", "failure_streak", "failures_total", "health_changed_at", "in_flight", "index",
+        "input_tokens_total", "limits", "max_concurrency", "name", "output_tokens_total", "pool", "priority",
+        "probe_in_flight", "rate_limit_streak", "rate_limited_total", "recent_latency_ms", "refresh_margin",
+        "refreshing", "requests_total", "successes_total", "weight", "windows",
     )
 
     def __init__(self, pool: PoolConfig, pool_name: str, config: AccountConfig, index: int) -> None:
@@ -92,6 +94,8 @@ class Account:
         # quota learned from headers, and local per-minute windows for configured limits
         self.limits: RateLimitSnapshot | None = None
         self.windows: dict[str, _Window] = {}
+        self.refreshing = False  # a credential refresh is in flight
+        self.expiry_wakeup = 0.0  # the expiry edge the pool last scheduled a re-check for
         self.configure(pool, config, index)
 
     def configure(self, pool: PoolConfig, config: AccountConfig, index: int) -> None:
@@ -101,11 +105,19 @@ class Account:
         self.weight = config.weight
         self.priority = config.priority
         self.max_concurrency = config.max_concurrency
-        scheme_header = "authorization" if pool.auth_scheme == "bearer" else "x-api-key"
-        scheme_value = f"Bearer {config.key}" if pool.auth_scheme == "bearer" else config.key
+        if config.auth_header:
+            scheme_header, self.credential_prefix = parse_auth_header(config.auth_header)
+        elif pool.auth_scheme == "bearer":
+            scheme_header, self.credential_prefix = "authorization", "Bearer"
+        else:
+            scheme_header, self.credential_prefix = "x-api-key", ""
+        scheme_value = f"{self.credential_prefix} {config.key}" if self.credential_prefix else config.key
         extra = {**pool.headers, **config.headers}
         self.credential = Credential(scheme_header, scheme_value, tuple(extra.items()))
         self.credential_redacted = config.credential_redacted
+        self.expires_at = config.expires_at
+        self.expiry_skip = pool.oauth.skip_expiring_threshold
+        self.refresh_margin = pool.oauth.refresh_margin
         self.credential_fingerprint = config.credential_fingerprint
         windows = {}
         for kind, limit in (("requests", config.rpm_limit), ("input_tokens", config.itpm_limit),
@@ -113,6 +125,22 @@ class Account:
             if limit:
                 windows[kind] = self.windows.get(kind) or _Window()
         self.windows = windows
+
+    def set_credential(self, key: str, expires_at: float) -> None:
+        """Take a renewed credential (a refreshed OAuth token) without becoming a new account: health, load and
+        leases stay. The pool must re-check availability afterwards (``SelectorCore.account_changed``)."""
+        value = f"{self.credential_prefix} {key}" if self.credential_prefix else key
+        self.credential = Credential(self.credential.header, value, self.credential.extra_headers)
+        self.credential_redacted = redact(key)
+        self.expires_at = expires_at
+
+    def expiring(self, now: float) -> bool:
+        """Whether the credential expires within the skip threshold (so the account must not be leased)."""
+        return bool(self.expires_at) and now >= self.expires_at - self.expiry_skip
+
+    def refresh_due(self, now: float) -> bool:
+        """Whether the credential is within its refresh margin."""
+        return bool(self.expires_at) and now >= self.expires_at - self.refresh_margin
 
     # -- persisted state -------------------------------------------------------------------------------------------
 
@@ -127,6 +155,24 @@ class Account:
         self.rate_limited_total, self.failures_total = saved.rate_limited_total, saved.failures_total
         self.auth_failures_total = saved.auth_failures_total
 
+    def take_external(self, saved: PersistedState, now: float) -> bool:
+        """Take over health another replica wrote to the shared database; returns whether it changed anything.
+
+        The row holds every replica's changes merged, so counters and streaks are set, never added: nothing counts
+        twice. Bad news from elsewhere counts as news here too: a lease granted before it proves nothing.
+        """
+        if saved.credential_fingerprint and saved.credential_fingerprint != self.credential_fingerprint:
+            return False  # another key under this name (a replica with another config): not this account's health
+        worse = (saved.cooldown_until > self.cooldown_until or saved.circuit_opens > self.circuit_opens
+                 or saved.circuit_open_until > self.circuit_open_until or (saved.disabled and not self.disabled))
+        before = (self.cooldown_until, self.circuit_open_until, self.circuit_opens, self.disabled,
+                  self.failure_streak, self.rate_limit_streak, self.rate_limited_total, self.failures_total)
+        self.restore(saved)
+        if worse:
+            self.health_changed_at = max(self.health_changed_at, now)
+        return before != (self.cooldown_until, self.circuit_open_until, self.circuit_opens, self.disabled,
+                          self.failure_streak, self.rate_limit_streak, self.rate_limited_total, self.failures_total)
+
     # -- availability ----------------------------------------------------------------------------------------------
 
     def _limit_of(self, kind: str) -> int:
@@ -138,6 +184,8 @@ class Account:
         """0.0 when the account can take a lease now; else when it may (``NEVER``: on an event, not a time)."""
         if self.disabled:
             return NEVER
+        if self.expires_at and now >= self.expires_at - self.expiry_skip:
+            return NEVER  # until a refresh brings a new token
         until = 0.0
         if self.cooldown_until > now:
             until = self.cooldown_until
@@ -167,6 +215,11 @@ class Account:
         """The state shown to operators, with the reason when not healthy."""
         if self.disabled:
             return AccountState.DISABLED, self.disabled_reason
+        if self.expiring(now):
+            left = self.expires_at - now
+            when = f"expires in {left:.0f} s" if left > 0 else "has expired"
+            doing = "being refreshed" if self.refreshing else "not refreshed"
+            return AccountState.COOLING, f"credential {when}, {doing}"
         if self.circuit_opens:
             if self.circuit_open_until > now:
                 return AccountState.CIRCUIT_OPEN, f"{self.failure_streak} failures in a row"

@@ -113,6 +113,13 @@ class Pool:
         self._tier_of[account.account_id].mark(account, until == 0.0)
         if 0.0 < until < NEVER:
             heapq.heappush(self._wakeups, (until, next(self._seq), account))
+        elif until == 0.0 and account.expires_at:
+            # An available account whose credential will expire: re-check when it enters the skip threshold
+            # (once per expiry, not on every lease).
+            edge = account.expires_at - account.expiry_skip
+            if edge != account.expiry_wakeup:
+                account.expiry_wakeup = edge
+                heapq.heappush(self._wakeups, (edge, next(self._seq), account))
 
     def refresh_all(self, now: float) -> None:
         for account in self.accounts.values():
@@ -195,6 +202,8 @@ class Pool:
             state, _ = account.state(now)
             if until == 0.0:
                 label = "available"
+            elif account.expiring(now) and not account.disabled:
+                label = "credential expiring"  # back when a refresh succeeds, not at a known time
             elif until == NEVER and not account.disabled:
                 busy = True
                 label = "at max concurrency" if state is AccountState.HEALTHY else "probe in flight"
@@ -215,7 +224,8 @@ class Pool:
             if account.account_id in excluded:
                 continue
             until = account.blocked_until(now)
-            if until <= deadline or (until == NEVER and not account.disabled):
+            if until <= deadline or (until == NEVER and not account.disabled
+                                     and (account.refreshing or not account.expiring(now))):
                 return True
         return False
 

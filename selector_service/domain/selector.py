@@ -24,7 +24,7 @@ from selector_service.domain.errors import (
 from selector_service.domain.leases import Lease, LeaseTable
 from selector_service.domain.outcomes import Outcome, OutcomeReport, ReportResult
 from selector_service.domain.pool import Pool, PoolSnapshot, Waiter
-from selector_service.domain.state import StateChange
+from selector_service.domain.state import PersistedState, StateChange
 from selector_service.domain.usage import PriceTable, UsageRecord, UsageRecorder
 from selector_service.domain.writer import StateStore, StateWriter
 from selector_service.plugin.manager import StrategyRegistry
@@ -69,8 +69,15 @@ class SelectorCore:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         usage: UsageRecorder | None = None,
+        expand: Callable[[Config], Config] | None = None,
     ) -> None:
+        """``expand`` turns a config into the one served, with the accounts of its credential sources (files,
+        environment, plugins); ``config`` stays as given, so a reload re-expands it."""
         self.config = config
+        self._expand: Callable[[Config], Config] = expand or (lambda given: given)
+        self._reload_lock = asyncio.Lock()
+        self.on_refresh_due: Callable[[Account], None] | None = None
+        """Called (without waiting) when a leased account's credential is within its refresh margin."""
         self._strategies = strategies
         self._clock = clock
         self._rng = rng or random.Random()
@@ -80,7 +87,7 @@ class SelectorCore:
         self._writer = StateWriter(store)
         self.leases = LeaseTable()
         self.pools: dict[str, Pool] = {}
-        for name, pool_config in config.pools.items():
+        for name, pool_config in self._expand(config).pools.items():
             strategy = strategies.create(pool_config.strategy, pool_config.strategy_options)
             self.pools[name] = Pool(name, pool_config, strategy)
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -155,6 +162,8 @@ class SelectorCore:
 
     def _grant(self, pool: Pool, account: Account, request: SelectionRequest, now: float) -> Grant:
         probe = account.acquire(now)
+        if account.expires_at and self.on_refresh_due is not None and account.refresh_due(now):
+            self.on_refresh_due(account)  # starts a background refresh; the grant never waits for it
         lease = self.leases.open(account, request.model, now, pool.config.lease_ttl, probe)
         pool.refresh(account, now)
         return Grant(lease, pool)
@@ -300,10 +309,56 @@ class SelectorCore:
     def persist(self, change: StateChange) -> asyncio.Future[None]:
         return self._writer.submit(change)
 
+    def account_changed(self, account: Account) -> None:
+        """Re-check an account changed from outside (a refreshed or rejected credential) and serve waiting calls."""
+        pool = self.pools.get(account.pool)
+        if pool is None or not pool.is_member(account):
+            return  # removed meanwhile: draining
+        pool.refresh(account, self._clock())
+        self._serve_waiters(pool)
+
+    # -- replicas sharing one database -----------------------------------------------------------------------------
+
+    @property
+    def state_lock(self) -> asyncio.Lock:
+        """Held while this selector writes health changes; read other replicas' changes under it."""
+        return self._writer.lock
+
+    def apply_external(self, states: Iterable[PersistedState]) -> set[str]:
+        """Take over health that other replicas wrote to the shared database (cooldowns, circuits, disables).
+
+        Accounts with changes of this selector not yet written are skipped and returned: their state in memory is
+        ahead of the rows read. Unknown accounts (another config, or removed) are ignored.
+        """
+        pending = self._writer.pending_ids()
+        skipped: set[str] = set()
+        now = self._clock()
+        changed: dict[str, Pool] = {}
+        for saved in states:
+            if saved.account_id in pending:
+                skipped.add(saved.account_id)
+                continue
+            pool = self.pools.get(saved.account_id.split("/", 1)[0])
+            account = pool.accounts.get(saved.account_id) if pool is not None else None
+            if pool is None or account is None:
+                continue
+            if account.take_external(saved, now):
+                pool.refresh(account, now)
+                changed[pool.name] = pool
+        for pool in changed.values():
+            self._serve_waiters(pool)
+        return skipped
+
     # -- reload ----------------------------------------------------------------------------------------------------
 
-    async def reload(self, config: Config) -> ReloadSummary:
-        """Switch to ``config`` without a restart. Strategies are built first, so a bad config changes nothing."""
+    async def reload(self, config: Config | None = None) -> ReloadSummary:
+        """Switch to ``config`` without a restart (None: the current one again, after its credential sources'
+        accounts changed). Strategies and accounts are built first, so a bad config changes nothing."""
+        async with self._reload_lock:
+            raw = self.config if config is None else config
+            return await self._reload(raw, self._expand(raw))
+
+    async def _reload(self, raw: Config, config: Config) -> ReloadSummary:
         strategies = {}
         for name, pool_config in config.pools.items():
             current = self.pools.get(name)
@@ -345,7 +400,7 @@ class SelectorCore:
         for pool in self.pools.values():
             pool.refresh_all(now)
             self._serve_waiters(pool)
-        self.config = config
+        self.config = raw
         self._prices = PriceTable({m: (p.input, p.output) for m, p in config.prices.items()})
         return summary
 

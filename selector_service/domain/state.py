@@ -26,6 +26,8 @@ class PersistedState:
     rate_limited_total: int = 0
     failures_total: int = 0
     auth_failures_total: int = 0
+    version: int = 0
+    """Bumped by every change written: tells replicas which rows they have already taken over."""
 
 
 @dataclass(slots=True)

@@ -34,6 +34,8 @@ class StateWriter:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self.lock = asyncio.Lock()
+        """Held while a batch is taken and written; whoever reads the store under it sees no half-written batch."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="poolgate-state-writer")
@@ -44,6 +46,10 @@ class StateWriter:
         self._pending.append((change, future))
         self._wakeup.set()
         return future
+
+    def pending_ids(self) -> set[str]:
+        """Accounts with changes submitted but not yet written (their in-memory state is ahead of the store)."""
+        return {change.account_id for change, _ in self._pending}
 
     async def close(self) -> None:
         """Write what is pending, then stop."""
@@ -56,9 +62,10 @@ class StateWriter:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            batch, self._pending = self._pending, []
-            if batch:
-                await self._write(batch)
+            async with self.lock:
+                batch, self._pending = self._pending, []
+                if batch:
+                    await self._write(batch)
             if self._closing and not self._pending:
                 return
 

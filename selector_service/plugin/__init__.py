@@ -18,8 +18,35 @@ and is made known to poolgate by an entry point in its package's ``pyproject.tom
     my_strategies = "my_package.strategies"
 
 After ``pip install``, ``strategy: lowest_latency`` in a pool's config selects it.
+
+A credential-source plugin provides accounts instead, with a ``register_credential_sources`` hook (see
+``docs/credentials.md``)::
+
+    from selector_service.plugin import AccountConfig, CredentialSourceError, hookimpl
+
+    class VaultSource:
+        def accounts(self, pool, config):
+            options = config.credential_sources.get("vault")
+            if options is None:
+                return []
+            return [AccountConfig(name=name, key=key) for name, key in read_vault(options["path"])]
+
+    @hookimpl
+    def register_credential_sources(register):
+        register("vault", VaultSource)
 """
 
+from poolgate.config import AccountConfig, PoolConfig
+from selector_service.credentials.source import (
+    CredentialRejected,
+    CredentialSource,
+    CredentialSourceError,
+    CredentialSourceFactory,
+    RefreshedCredential,
+    RefreshingSource,
+    RegisterCredentialSource,
+    WatchingSource,
+)
 from selector_service.plugin.spec import hookimpl
 from selector_service.plugin.types import (
     AccountView,
@@ -31,11 +58,21 @@ from selector_service.plugin.types import (
 )
 
 __all__ = [
+    "AccountConfig",
     "AccountView",
     "Candidates",
+    "CredentialRejected",
+    "CredentialSource",
+    "CredentialSourceError",
+    "CredentialSourceFactory",
+    "PoolConfig",
+    "RefreshedCredential",
+    "RefreshingSource",
+    "RegisterCredentialSource",
     "RegisterStrategy",
     "SelectionRequest",
     "Strategy",
     "StrategyFactory",
+    "WatchingSource",
     "hookimpl",
 ]

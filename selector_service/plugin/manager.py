@@ -8,6 +8,7 @@ from typing import Any
 
 import pluggy
 
+from selector_service.credentials.source import CredentialSource, CredentialSourceFactory
 from selector_service.plugin import spec
 from selector_service.plugin.types import Strategy, StrategyFactory
 
@@ -104,3 +105,60 @@ def collect_strategies(manager: pluggy.PluginManager) -> StrategyRegistry:
 def load_strategies(blocked: Iterable[str] = (), extra_plugins: Iterable[object] = ()) -> StrategyRegistry:
     """The strategies of every installed plugin (the usual way to get a registry)."""
     return collect_strategies(build_plugin_manager(blocked=blocked, extra_plugins=extra_plugins))
+
+
+@dataclass
+class CredentialSourceRegistry:
+    """Credential source factories by name, filled by the plugins' ``register_credential_sources`` hooks."""
+
+    factories: dict[str, CredentialSourceFactory] = field(default_factory=dict)
+    providers: dict[str, str] = field(default_factory=dict)
+
+    def register(self, name: str, factory: CredentialSourceFactory, provider: str = "") -> None:
+        if not name or not name.replace("_", "").replace("-", "").isalnum():
+            raise PluginError(f"plugin {provider!r} registered an invalid credential source name {name!r}")
+        if name in self.factories:
+            raise PluginError(
+                f"credential source {name!r} is registered twice (by {self.providers[name]!r} and {provider!r}); "
+                "uninstall one of the two packages"
+            )
+        if not callable(factory):
+            raise PluginError(f"plugin {provider!r} registered credential source {name!r} with a factory that is "
+                              "not callable")
+        self.factories[name] = factory
+        self.providers[name] = provider
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.factories)
+
+    def create_all(self) -> dict[str, CredentialSource]:
+        """One new instance of every source, in registration order (for one running selector)."""
+        sources = {}
+        for name, factory in self.factories.items():
+            source = factory()
+            if not isinstance(source, CredentialSource):
+                raise PluginError(f"credential source {name!r} (plugin {self.providers[name]!r}) has no accounts() "
+                                  "method")
+            sources[name] = source
+        return sources
+
+
+def collect_credential_sources(manager: pluggy.PluginManager) -> CredentialSourceRegistry:
+    """Ask every plugin for its credential sources."""
+    registry = CredentialSourceRegistry()
+    for impl in manager.hook.register_credential_sources.get_hookimpls():
+        provider = impl.plugin_name
+
+        def register(name: str, factory: CredentialSourceFactory, _provider: str = provider) -> None:
+            registry.register(name, factory, _provider)
+
+        impl.function(register=register)
+    return registry
+
+
+def load_credential_sources(
+    blocked: Iterable[str] = (), extra_plugins: Iterable[object] = ()
+) -> CredentialSourceRegistry:
+    """The credential sources of every installed plugin."""
+    return collect_credential_sources(build_plugin_manager(blocked=blocked, extra_plugins=extra_plugins))

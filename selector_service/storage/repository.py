@@ -1,7 +1,16 @@
 """All of poolgate's SQL: the account-state table, read at start-up and updated in exact, transactional increments.
 
+Two engines, one code path: SQLite (the embedded default) and PostgreSQL (several selector replicas sharing one
+database). Where they differ (the upsert, the scalar maximum, how a write transaction starts, the clock) the
+dialect decides, here and nowhere else.
+
 SQLite runs in WAL mode with ``synchronous=NORMAL`` and every transaction starts with ``BEGIN IMMEDIATE``, so
 concurrent writers (several processes on one file) queue for the write lock instead of failing or losing updates.
+PostgreSQL needs no such care: ``n = n + delta`` and ``GREATEST(until, new)`` lock the row and read its latest
+committed value under READ COMMITTED, so concurrent replicas lose nothing.
+
+Every change bumps the row's ``version`` and stamps ``updated_at`` with the database's clock, so replicas can ask
+"what changed lately" (:meth:`StateRepository.changed_since`) without trusting each other's clocks.
 Credentials are never stored: only the account's id, a redacted form and a one-way fingerprint.
 """
 
@@ -16,20 +25,28 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     case,
+    cast,
     delete,
     event,
     func,
     insert,
+    inspect,
+    literal_column,
     select,
+    text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql.elements import ColumnElement
 
 from selector_service.domain.state import PersistedState, StateChange
 from selector_service.domain.usage import UsageRecord
@@ -56,7 +73,14 @@ account_state = Table(
     Column("failures_total", Integer, nullable=False, default=0),
     Column("auth_failures_total", Integer, nullable=False, default=0),
     Column("updated_at", Float, nullable=False, default=0.0),
+    Column("version", Integer, nullable=False, default=0, server_default="0"),
+    Index("ix_account_state_updated_at", "updated_at"),
 )
+
+CHANGE_LOOKBACK = 5.0
+"""Seconds :meth:`StateRepository.changed_since` looks back before its watermark: a row stamped just before a poll
+may commit just after it, and must still be seen. Rows seen twice are told apart by their ``version``."""
+SCHEMA_LOCK = 0x706F6F6C  # PostgreSQL advisory lock id: replicas starting together create the tables one at a time
 
 
 usage_events = Table(
@@ -80,10 +104,26 @@ USAGE_COLUMNS = tuple(c.name for c in usage_events.columns if c.name != "id")
 
 
 def database_url(database: str) -> str:
-    """A SQLAlchemy URL from the config's ``database`` (a URL, or a path to a SQLite file)."""
-    if "://" in database:
+    """A SQLAlchemy URL from the config's ``database`` (a URL, or a path to a SQLite file).
+
+    ``postgresql://`` and ``postgres://`` URLs get the asyncpg driver; a password may also come from ``PGPASSWORD``.
+    """
+    if "://" not in database:
+        return f"sqlite+aiosqlite:///{Path(database).expanduser().resolve()}"
+    scheme, rest = database.split("://", 1)
+    if scheme in ("postgresql", "postgres"):
+        return f"postgresql+asyncpg://{rest}"
+    return database
+
+
+def describe_database(database: str) -> str:
+    """The database for log lines and messages: the URL without its password."""
+    if "://" not in database:
         return database
-    return f"sqlite+aiosqlite:///{Path(database).expanduser().resolve()}"
+    try:
+        return make_url(database_url(database)).render_as_string(hide_password=True)
+    except Exception:  # unparsable: say only which kind it is
+        return database.split("://", 1)[0] + "://…"
 
 
 class StateRepository:
@@ -91,6 +131,9 @@ class StateRepository:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.dialect = engine.dialect.name
+        """``sqlite`` or ``postgresql``."""
+        self._insert = postgresql_insert if self.dialect == "postgresql" else sqlite_insert
 
     @classmethod
     def open(cls, database: str) -> StateRepository:
@@ -100,14 +143,29 @@ class StateRepository:
             path = url.split(":///", 1)[1]
             if path and path != ":memory:":
                 _create_private_file(Path(path))
-        engine = create_async_engine(url, connect_args={"isolation_level": None} if is_sqlite else {})
-        if is_sqlite:
+            engine = create_async_engine(url, connect_args={"isolation_level": None})
             _configure_sqlite(engine)
+        else:
+            # Pre-ping: a replica outlives a database restart or failover without failing its next write.
+            engine = create_async_engine(url, pool_pre_ping=True)
         return cls(engine)
+
+    def _max(self, current: Any, new: float) -> ColumnElement[Any]:
+        """The larger of a column and a value: SQLite's scalar MAX(), PostgreSQL's GREATEST()."""
+        return func.greatest(current, new) if self.dialect == "postgresql" else func.max(current, new)
+
+    def _clock(self) -> ColumnElement[Any]:
+        """The database's time in Unix seconds, when the statement runs (one clock for every replica)."""
+        if self.dialect == "postgresql":
+            return cast(func.extract("epoch", func.clock_timestamp()), Float)
+        return literal_column("((julianday('now') - 2440587.5) * 86400.0)", Float)
 
     async def create_schema(self) -> None:
         async with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                await conn.execute(text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"))
             await conn.run_sync(metadata.create_all)
+            await conn.run_sync(_add_missing_columns)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -120,43 +178,59 @@ class StateRepository:
         """
         await self.create_schema()
         now = time.time()
-        new_row = sqlite_insert(account_state)
-        changed = account_state.c.credential_fingerprint != new_row.excluded.credential_fingerprint
+        new_row = self._insert(account_state)
+        c = account_state.c
+        changed = c.credential_fingerprint != new_row.excluded.credential_fingerprint
         reset: dict[str, Any] = {
-            col: case((changed, default), else_=account_state.c[col])
+            col: case((changed, default), else_=c[col])
             for col, default in (
                 ("cooldown_until", 0.0), ("cooldown_reason", ""), ("rate_limit_streak", 0), ("failure_streak", 0),
                 ("circuit_open_until", 0.0), ("circuit_opens", 0), ("disabled", False), ("disabled_reason", ""),
+                ("version", c.version + 1), ("updated_at", self._clock()),
             )
         }
         upsert = new_row.on_conflict_do_update(
-            index_elements=[account_state.c.account_id],
+            index_elements=[c.account_id],
             set_={**reset, **{col: new_row.excluded[col] for col in (
                 "pool", "name", "credential_redacted", "credential_fingerprint")}},
         )
         params = [
             {"account_id": account_id, "pool": pool, "name": name, "credential_redacted": redacted,
              "credential_fingerprint": fingerprint, "updated_at": now}
-            for account_id, pool, name, redacted, fingerprint in accounts
+            # In key order, so two replicas registering the same accounts lock their rows in the same order.
+            for account_id, pool, name, redacted, fingerprint in sorted(accounts)
         ]
         async with self.engine.begin() as conn:
             if params:
                 await conn.execute(upsert, params)
             rows = (await conn.execute(select(account_state))).mappings().all()
-        return {
-            row["account_id"]: PersistedState(**{
-                k: row[k] for k in PersistedState.__dataclass_fields__  # type: ignore[attr-defined]
-            })
-            for row in rows
-        }
+        return {row["account_id"]: _persisted(row) for row in rows}
+
+    async def changed_since(self, watermark: float | None) -> tuple[float, list[PersistedState]]:
+        """Rows changed since ``watermark`` (every row for None), and the watermark for the next call.
+
+        Looks back :data:`CHANGE_LOOKBACK` seconds more, so a row that committed late is not missed; callers tell rows
+        they have already seen by ``version``.
+        """
+        query = select(account_state)
+        if watermark is not None:
+            query = query.where(account_state.c.updated_at > watermark - CHANGE_LOOKBACK)
+        async with self.engine.connect() as conn:
+            now = float((await conn.execute(select(self._clock()))).scalar_one())
+            rows = (await conn.execute(query)).mappings().all()
+        return now, [_persisted(row) for row in rows]
 
     async def apply(self, changes: list[StateChange]) -> None:
-        """Apply each change in order, in one transaction, as increments and MAX()es (exact under concurrency)."""
-        now = time.time()
+        """Apply each change in order, in one transaction, as increments and MAX()es (exact under concurrency).
+
+        Changes are applied in account order (stable, so each account's own changes keep theirs): two replicas
+        writing the same accounts then lock rows in the same order and cannot deadlock.
+        """
         c = account_state.c
+        clock = self._clock()
         async with self.engine.begin() as conn:
-            for change in changes:
-                values: dict[str, Any] = {"updated_at": now}
+            for change in sorted(changes, key=lambda change: change.account_id):
+                values: dict[str, Any] = {"updated_at": clock, "version": c.version + 1}
                 if change.rate_limited_delta:
                     values["rate_limited_total"] = c.rate_limited_total + change.rate_limited_delta
                 if change.failures_delta:
@@ -177,7 +251,7 @@ class StateRepository:
                 if change.extend_cooldown_until is not None:
                     # A cooldown never shortens a longer one already in force.
                     longer = c.cooldown_until >= change.extend_cooldown_until
-                    values["cooldown_until"] = func.max(c.cooldown_until, change.extend_cooldown_until)
+                    values["cooldown_until"] = self._max(c.cooldown_until, change.extend_cooldown_until)
                     values["cooldown_reason"] = case((longer, c.cooldown_reason), else_=change.cooldown_reason or "")
                 if change.circuit_open_until is not None:
                     values["circuit_open_until"] = change.circuit_open_until
@@ -218,7 +292,20 @@ class StateRepository:
                    ).mappings().first()
         if row is None:
             return None
-        return PersistedState(**{k: row[k] for k in PersistedState.__dataclass_fields__})  # type: ignore[attr-defined]
+        return _persisted(row)
+
+
+def _persisted(row: Any) -> PersistedState:
+    return PersistedState(**{k: row[k] for k in PersistedState.__dataclass_fields__})  # type: ignore[attr-defined]
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Bring a database made by an older poolgate up to date (new columns only; nothing is ever dropped)."""
+    present = {column["name"] for column in inspect(conn).get_columns("account_state")}
+    if "version" not in present:
+        conn.execute(text("ALTER TABLE account_state ADD COLUMN version INTEGER NOT NULL DEFAULT 0"))
+    if "ix_account_state_updated_at" not in {index["name"] for index in inspect(conn).get_indexes("account_state")}:
+        conn.execute(text("CREATE INDEX IF NOT EXISTS ix_account_state_updated_at ON account_state (updated_at)"))
 
 
 def _create_private_file(path: Path) -> None:

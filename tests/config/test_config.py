@@ -121,7 +121,7 @@ def test_missing_variable_is_named() -> None:
     ("pools:\n  a: {api_key: sk-test-1}\nmodels: {gpt-4o: nope}\n",
      "(top level): models.gpt-4o: names pool 'nope', which is not configured (pools: a)"),
     ("pools: {}\n", "pools: no pools: add at least one pool"),
-    ("pools:\n  a: {}\n", "pools.a: no accounts: add accounts:, api_key: or api_keys:"),
+    ("pools:\n  a: {}\n", "pools.a: no accounts: add accounts:, api_key:, api_keys: or credentials_dir:"),
     ("", "the file is empty: add at least a pools: section"),
 ])
 def test_error_messages(text: str, expected: str) -> None:

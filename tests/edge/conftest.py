@@ -117,13 +117,20 @@ async def fake_upstream() -> AsyncIterator[FakeUpstream]:
     await server.stop()
 
 
-@pytest.fixture
-async def make_stack(tmp_path: Path, fake_upstream: FakeUpstream) -> AsyncIterator[StackFactory]:
-    """Start selector and edge for a config built by :func:`stack_config` (``selector=False``: no selector)."""
+@pytest.fixture(params=["stream", "unary"])
+async def make_stack(
+    request: pytest.FixtureRequest, tmp_path: Path, fake_upstream: FakeUpstream
+) -> AsyncIterator[StackFactory]:
+    """Start selector and edge for a config built by :func:`stack_config` (``selector=False``: no selector).
+
+    Every test runs over both ways the edge can talk to the selector: the Exchange stream and unary calls.
+    """
     stacks: list[Stack] = []
+    transport: str = request.param
 
     async def factory(selector: bool = True, selector_address: str | None = None, **settings: Any) -> Stack:
         config = stack_config(fake_upstream.url, **settings)
+        config.edge.selector_transport = transport  # type: ignore[assignment]
         handle = None
         if selector:
             handle = await start_selector(config, listen="127.0.0.1:0", database=str(tmp_path / "state.db"))

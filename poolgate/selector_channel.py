@@ -1,0 +1,84 @@
+"""Opening a channel to the selector, the same way for the edge and the ``poolgate`` commands.
+
+Several addresses are spread with gRPC's client-side ``round_robin`` load balancing (a broken replica is skipped);
+TLS is used when a CA is configured; the bearer token travels as call metadata.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+
+from poolgate.config import ClientTLS
+
+Metadata = tuple[tuple[str, str], ...]
+
+# Reconnect soon after a selector comes back (gRPC's default backoff grows to 120 s).
+CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 1000),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+]
+
+
+def loopback_for_wildcard(address: str) -> str:
+    """A listen address as a client reaches it: ``0.0.0.0:P`` -> ``127.0.0.1:P``, ``[::]:P`` -> ``[::1]:P``."""
+    host, sep, port = address.rpartition(":")
+    if sep and host in ("0.0.0.0", ""):
+        return f"127.0.0.1:{port}"
+    if sep and host in ("[::]", "::"):
+        return f"[::1]:{port}"
+    return address
+
+
+def target(addresses: str) -> str:
+    """A gRPC target for one address or a comma-separated list (IPs, for client-side load balancing)."""
+    parts = [loopback_for_wildcard(a.strip()) for a in addresses.split(",") if a.strip()]
+    if len(parts) <= 1:
+        return parts[0] if parts else addresses
+    scheme = "ipv6" if all(p.startswith("[") for p in parts) else "ipv4"
+    return f"{scheme}:{','.join(parts)}"
+
+
+def options(addresses: str, tls: ClientTLS) -> list[tuple[str, int | str]]:
+    result = list(CHANNEL_OPTIONS)
+    if "," in addresses:
+        result.append(("grpc.lb_policy_name", "round_robin"))
+    if tls.server_name:
+        result.append(("grpc.ssl_target_name_override", tls.server_name))
+    return result
+
+
+def channel_credentials(tls: ClientTLS) -> grpc.ChannelCredentials | None:
+    if not tls.ca:
+        return None
+    try:
+        return grpc.ssl_channel_credentials(
+            root_certificates=Path(tls.ca).read_bytes(),
+            private_key=Path(tls.key).read_bytes() if tls.key else None,
+            certificate_chain=Path(tls.cert).read_bytes() if tls.cert else None,
+        )
+    except OSError as exc:
+        raise ValueError(f"cannot read the selector TLS files (edge.selector_tls): {exc}") from None
+
+
+def metadata(token: str) -> Metadata | None:
+    return (("authorization", f"Bearer {token}"),) if token else None
+
+
+def open_aio_channel(addresses: str, tls: ClientTLS) -> grpc.aio.Channel:
+    credentials = channel_credentials(tls)
+    if credentials is None:
+        return grpc.aio.insecure_channel(target(addresses), options=options(addresses, tls))
+    return grpc.aio.secure_channel(target(addresses), credentials, options=options(addresses, tls))
+
+
+def open_channel(addresses: str, tls: ClientTLS) -> grpc.Channel:
+    """A blocking channel (for the command-line tools)."""
+    credentials = channel_credentials(tls)
+    if credentials is None:
+        return grpc.insecure_channel(target(addresses), options=options(addresses, tls))
+    return grpc.secure_channel(target(addresses), credentials, options=options(addresses, tls))

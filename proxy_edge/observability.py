@@ -1,0 +1,24 @@
+"""Everything that lets an operator see the edge at work, added to the application in one call: request ids and
+the request log line, Prometheus metrics (``GET /metrics``), usage (``GET /v1/accounts/usage``) and the dashboard
+(``GET /dashboard``)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from poolgate.config.schema import Config
+from proxy_edge import dashboard
+from proxy_edge.metrics import METRICS, EdgeMetrics, metrics_handler
+from proxy_edge.tracing import make_middleware, stamp_response
+from proxy_edge.usage import usage_handler
+
+
+def install(app: web.Application, config: Config) -> None:
+    """Add the middleware, the response hook and the routes to ``app`` (before it starts)."""
+    metrics = EdgeMetrics(list(config.pools))
+    app[METRICS] = metrics
+    app.middlewares.append(make_middleware(metrics))
+    app.on_response_prepare.append(stamp_response)
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/v1/accounts/usage", usage_handler)
+    dashboard.install(app)

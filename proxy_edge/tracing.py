@@ -1,0 +1,164 @@
+"""Per request: its id (``x-request-id``), its log line and its metrics.
+
+A middleware gives every request an id — the client's ``x-request-id`` when it is sane (at most 128 characters of
+``[A-Za-z0-9._-]``), else a new one — returns it in the ``x-request-id`` response header and sets it as the logging
+context (:data:`poolgate.logging_setup.REQUEST_ID`), so that every line logged while serving the request carries it.
+An upstream's own ``x-request-id`` is passed on as ``x-upstream-request-id``. The forwarder notes the pool, model
+and attempts on the request's :class:`RequestTrace`; the request line and the metrics are written when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from time import monotonic
+
+from aiohttp import web
+
+from poolgate.logging_setup import REQUEST_ID
+from poolgate.v1 import selector_pb2 as pb
+from proxy_edge.metrics import EdgeMetrics
+from proxy_edge.upstream import Failure
+
+log = logging.getLogger("poolgate.edge")
+
+REQUEST_ID_HEADER = "x-request-id"
+UPSTREAM_REQUEST_ID_HEADER = "x-upstream-request-id"
+CLIENT_CLOSED = 499
+"""Status recorded for requests whose client went away before the answer (nginx's convention)."""
+_SANE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_OUTCOME_NAMES = {v.number: v.name.removeprefix("OUTCOME_").lower() for v in pb.Outcome.DESCRIPTOR.values}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def new_request_id() -> str:
+    """16 random hex characters."""
+    return os.urandom(8).hex()
+
+
+def request_id_for(header: str | None) -> str:
+    """The client's id when it is sane, else a new one."""
+    if header is not None and _SANE_ID.fullmatch(header) is not None:
+        return header
+    return new_request_id()
+
+
+@dataclass(slots=True)
+class RequestTrace:
+    """What the edge learns about one request while serving it."""
+
+    request_id: str
+    started: float
+    metrics: EdgeMetrics | None = None
+    pool: str = ""
+    model: str = ""
+    account: str = ""
+    """Account id (``pool/name``) of the latest attempt; never a credential."""
+    attempts: int = 0
+    ttft: float | None = None
+    """Seconds to the first streamed byte; None for responses that are not streamed."""
+    _failed: tuple[str, str] | None = None
+
+    def routed(self, pool: str, model: str) -> None:
+        """The request goes to ``pool`` (called once, before the first attempt)."""
+        if self.pool:
+            return
+        self.pool, self.model = pool, model
+        if self.metrics is not None:
+            self.metrics.request_started(pool)
+
+    def attempted(self, lease: pb.Lease, result: web.StreamResponse | Failure) -> None:
+        """One upstream attempt with ``lease`` ended in ``result`` (an answer, or a failure before the first byte)."""
+        self.attempts += 1
+        self.account = lease.account_id
+        outcome = _OUTCOME_NAMES.get(result.outcome, "unknown") if isinstance(result, Failure) else "success"
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.attempt(lease.pool, lease.account_name, outcome)
+            if self._failed is not None:
+                metrics.failover(self._failed[0], lease.pool, self._failed[1])
+        self._failed = (lease.pool, outcome) if isinstance(result, Failure) else None
+
+    def finish(self, request: web.Request, status: int) -> None:
+        """Metrics and the request line, once the response is complete."""
+        seconds = monotonic() - self.started
+        metrics = self.metrics
+        if self.pool:
+            if metrics is not None:
+                metrics.request_finished(self.pool, self.model, status, seconds, self.ttft)
+            if log.isEnabledFor(logging.INFO):
+                fields = {"method": request.method, "path": request.path, "status": status,
+                          "latency_ms": round(seconds * 1000, 1), "pool": self.pool,
+                          "account": self.account or None, "model": self.model, "attempts": self.attempts}
+                if self.ttft is not None:
+                    fields["ttft_ms"] = round(self.ttft * 1000, 1)
+                log.info("%s pool=%s account=%s model=%s status=%d attempts=%d latency=%dms", request.path,
+                         self.pool, self.account or "-", self.model, status, self.attempts, seconds * 1000,
+                         extra={"fields": fields})
+            return
+        if metrics is not None:
+            resource = request.match_info.route.resource
+            metrics.request_unrouted(resource.canonical if resource is not None else "unmatched", status)
+        # API calls are logged at INFO; probes, scrapes and the dashboard's polling only at DEBUG.
+        level = logging.INFO if request.path.startswith("/v1/") else logging.DEBUG
+        if log.isEnabledFor(level):
+            log.log(level, "%s %s status=%d latency=%dms", request.method, request.path, status, seconds * 1000,
+                    extra={"fields": {"method": request.method, "path": request.path, "status": status,
+                                      "latency_ms": round(seconds * 1000, 1)}})
+
+
+TRACE = web.RequestKey("poolgate_trace", RequestTrace)
+
+
+def trace_for(request: web.Request, pool: str, model: str) -> RequestTrace:
+    """The request's trace, marked as routed to ``pool`` (a detached one when the middleware is not installed)."""
+    trace = request.get(TRACE)
+    if trace is None:
+        trace = RequestTrace(REQUEST_ID.get() or new_request_id(), monotonic())
+    trace.routed(pool, model)
+    return trace
+
+
+def make_middleware(metrics: EdgeMetrics) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """The middleware that traces every request of an application."""
+
+    @web.middleware
+    async def trace_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+        trace = RequestTrace(request_id_for(request.headers.get(REQUEST_ID_HEADER)), monotonic(), metrics)
+        request[TRACE] = trace
+        token = REQUEST_ID.set(trace.request_id)
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        except asyncio.CancelledError:
+            status = CLIENT_CLOSED
+            raise
+        finally:
+            trace.finish(request, status)
+            REQUEST_ID.reset(token)
+
+    return trace_requests
+
+
+async def stamp_response(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: the request id header; for streams, the time to the first byte."""
+    trace = request.get(TRACE)
+    if trace is None:
+        return
+    headers = response.headers
+    upstream_id = headers.get(REQUEST_ID_HEADER)
+    if upstream_id is not None and upstream_id != trace.request_id:
+        headers[UPSTREAM_REQUEST_ID_HEADER] = upstream_id
+    headers[REQUEST_ID_HEADER] = trace.request_id
+    if trace.pool and trace.ttft is None and not isinstance(response, web.Response):
+        trace.ttft = monotonic() - trace.started
