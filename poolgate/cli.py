@@ -12,6 +12,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--log-format", default="text", choices=["text", "json"],
                         help="text: human-readable lines (default); json: one JSON object per line")
+    parser.add_argument("--no-uvloop", action="store_true", help="run on the standard asyncio event loop")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     selector = commands.add_parser("selector", help="run the selector service (gRPC)")
@@ -43,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.no_uvloop:
+        import os
+
+        from poolgate.runtime import UVLOOP_ENV
+
+        os.environ[UVLOOP_ENV] = "0"  # also for the processes `poolgate up` starts
     if args.command == "selector":
         from selector_service.app import run_selector_command
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
+from poolgate import runtime
 from poolgate.config.loader import ConfigError, load_config
 from poolgate.config.schema import Config
 from poolgate.logging_setup import configure_logging
@@ -149,7 +150,7 @@ def run_edge_command(args: argparse.Namespace) -> int:
     if args.selector:
         config.edge.selector = args.selector
     try:
-        return asyncio.run(_serve(config))
+        return runtime.run(_serve(config))
     except EdgeConfigError as exc:
         print(f"poolgate edge: {exc}", file=sys.stderr)
         return 2

@@ -9,12 +9,12 @@ import signal
 import sys
 from dataclasses import dataclass
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
-from aiohttp import web
 from grpc_health.v1 import health
 
+from poolgate import runtime
 from poolgate.config import Config, ConfigError
 from poolgate.logging_setup import configure_logging
 from selector_service.api.admin import describe
@@ -36,6 +36,9 @@ from selector_service.plugin.manager import (
 )
 from selector_service.domain.replication import Replicator
 from selector_service.storage import StateRepository
+
+if TYPE_CHECKING:
+    from aiohttp import web
 from selector_service.storage.repository import describe_database
 
 log = logging.getLogger("poolgate.selector")
@@ -201,7 +204,7 @@ def run_selector_command(args: argparse.Namespace) -> int:
         print(f"poolgate plugins: {exc}", file=sys.stderr)
         return 1
     try:
-        asyncio.run(_serve(config, args, registry, source))
+        runtime.run(_serve(config, args, registry, source))
     except (ListenError, ExposureError) as exc:
         print(f"poolgate selector: {exc}", file=sys.stderr)
         return 1

@@ -7,13 +7,16 @@ selection and queue-wait histograms are observed per call. Account labels are na
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from selector_service.domain.outcomes import AccountState
+
+if TYPE_CHECKING:
+    from aiohttp import web
 from selector_service.domain.selector import SelectorCore
 
 
@@ -80,6 +83,7 @@ class _StateCollector(Collector):
 
 async def start_metrics_server(metrics: SelectorMetrics, listen: str) -> tuple[web.AppRunner, int]:
     """Serve GET /metrics on ``listen`` (host:port); returns the runner (to clean up) and the bound port."""
+    from aiohttp import web  # only when metrics are on: aiohttp is ~9 MB the selector otherwise does not need
 
     async def handle(_: web.Request) -> web.Response:
         body = generate_latest(metrics.registry)

@@ -1,0 +1,294 @@
+"""The fast-path comparison: bare proxy, poolgate (unary), poolgate (stream) and LiteLLM, in one run.
+
+Every target forwards to the same zero-latency fake upstream; each runs in its own processes; the load comes from
+this process (aiohttp). Printed per target: requests/s at concurrency 32 (non-stream), added latency p50/p99 at
+concurrency 1 (over calling the upstream directly), added time to first byte p50 when streaming, and resident memory
+of the target's processes. Then the ratios the fast path is held to. Then, with ``--memory``, poolgate's memory
+with 1,000 accounts after 100,000 requests.
+
+LiteLLM runs from its own virtualenv (``--litellm-python``, default ``bench/.venv-litellm/bin/python``; ``make
+bench`` creates it with ``pip install 'litellm[proxy]'``): one worker, three deployments of one model on the fake
+upstream, offline (local model cost map, no telemetry, no database).
+
+``--quick --check`` is the CI-light variant: about ten seconds, no LiteLLM, and it exits 1 only on gross
+regressions (ratios far below the targets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from edge_bench import Result, free_port, load  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+EDGE_KEY = "bench-edge-key"
+LITELLM_KEY = "sk-bench-litellm-master"
+UPSTREAM_KEYS = ("sk-bench-good-0001", "sk-bench-good-0002", "sk-bench-good-0003")
+LITELLM_PYTHON = ROOT / "bench" / ".venv-litellm" / "bin" / "python"
+
+
+@dataclass
+class Target:
+    name: str
+    url: str  # base URL up to and including /v1
+    key: str
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def rss_mb(self) -> float:
+        total = 0
+        for process in self.processes:
+            for pid in [process.pid, *_children(process.pid)]:
+                try:
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1])
+                except OSError:
+                    pass
+        return total / 1024
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def spawn(*args: str, env: dict[str, str] | None = None, python: str = sys.executable) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([python, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, **(env or {})})
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"a benchmark process exited early ({process.args})")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer within {seconds:.0f} s")
+
+
+def poolgate_target(name: str, workdir: Path, upstream: str, transport: str, accounts: int = 3) -> Target:
+    selector, edge = free_port(), free_port()
+    keys = [UPSTREAM_KEYS[i % 3] for i in range(accounts)]
+    rows = "\n".join(f"      - {{name: a{i}, key: {key}}}" for i, key in enumerate(keys))
+    config = workdir / f"{name}.yaml"
+    config.write_text(f"""
+edge: {{listen: 127.0.0.1:{edge}, api_keys: [{EDGE_KEY}], selector_transport: {transport}}}
+selector: {{listen: 127.0.0.1:{selector}, database: {workdir / (name + '.db')}}}
+pools:
+  openai:
+    base_url: {upstream}/v1
+    accounts:
+{rows}
+models: {{"gpt-*": openai}}
+""")
+    level = ("--log-level", "warning")
+    target = Target(name, f"http://127.0.0.1:{edge}/v1", EDGE_KEY)
+    target.processes.append(spawn("-m", "poolgate.cli", *level, "selector", "--config", str(config)))
+    target.processes.append(spawn("-m", "poolgate.cli", *level, "edge", "--config", str(config)))
+    wait_http(f"http://127.0.0.1:{edge}/readyz", target.processes[1])
+    return target
+
+
+def bare_target(upstream: str) -> Target:
+    port = free_port()
+    process = spawn("bench/bare_proxy.py", "--listen", f"127.0.0.1:{port}", "--upstream", upstream,
+                    "--key", UPSTREAM_KEYS[0])
+    wait_http(f"http://127.0.0.1:{port}/v1/models", process)
+    return Target("bare proxy", f"http://127.0.0.1:{port}/v1", "unused", [process])
+
+
+def litellm_target(workdir: Path, upstream: str, python: Path) -> Target:
+    port = free_port()
+    config = workdir / "litellm.yaml"
+    deployments = "\n".join(f"""  - model_name: gpt-4o-mini
+    litellm_params: {{model: openai/gpt-4o-mini, api_base: "{upstream}/v1", api_key: "{key}"}}"""
+                            for key in UPSTREAM_KEYS)
+    config.write_text(f"""model_list:
+{deployments}
+litellm_settings:
+  telemetry: false
+  set_verbose: false
+general_settings:
+  master_key: {LITELLM_KEY}
+""")
+    env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False", "LITELLM_LOG": "ERROR",
+           "NO_DOCS": "True", "DISABLE_SCHEMA_UPDATE": "True"}
+    version = subprocess.run([str(python), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    print(f"LiteLLM {version}: proxy, 1 worker, 3 deployments of gpt-4o-mini on the fake upstream, offline")
+    process = spawn("--config", str(config), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1",
+                    env=env, python=str(python.parent / "litellm"))
+    wait_http(f"http://127.0.0.1:{port}/health/liveliness", process, seconds=180)
+    return Target("LiteLLM", f"http://127.0.0.1:{port}/v1", LITELLM_KEY, [process])
+
+
+@dataclass
+class Figures:
+    rate: float
+    p50: float
+    p99: float
+    ttfb50: float
+    rss: float
+
+
+def median_figures(figures: list[Figures]) -> Figures:
+    def mid(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+
+    return Figures(mid([f.rate for f in figures]), mid([f.p50 for f in figures]), mid([f.p99 for f in figures]),
+                   mid([f.ttfb50 for f in figures]), max(f.rss for f in figures))
+
+
+async def measure(target: Target, seconds: float, warmup: float) -> Figures:
+    url = f"{target.url}/chat/completions"
+    throughput = await load(url, target.key, False, 32, seconds, warmup)
+    single = await load(url, target.key, False, 1, seconds, warmup)
+    ttfb = await load(url, target.key, True, 1, seconds, warmup)
+    return Figures(throughput.rate, single.percentile(0.5), single.percentile(0.99), ttfb.percentile(0.5),
+                   target.rss_mb())
+
+
+async def compare(args: argparse.Namespace, workdir: Path) -> int:
+    upstream_port = free_port()
+    upstream_url = f"http://127.0.0.1:{upstream_port}"
+    fake = spawn("-m", "poolgate.cli", "--log-level", "warning", "fake-upstream", "--listen",
+                 f"127.0.0.1:{upstream_port}")
+    targets: list[Target] = []
+    try:
+        wait_http(f"{upstream_url}/v1/models", fake)
+        direct = Target("direct", f"{upstream_url}/v1", UPSTREAM_KEYS[0])
+        targets = [bare_target(upstream_url), poolgate_target("poolgate unary", workdir, upstream_url, "unary"),
+                   poolgate_target("poolgate stream", workdir, upstream_url, "stream")]
+        litellm = Path(args.litellm_python)
+        if not args.quick:
+            if litellm.exists():
+                targets.append(litellm_target(workdir, upstream_url, litellm))
+            else:
+                print(f"(LiteLLM skipped: {litellm} not found; `make bench` installs it)")
+        # Rounds interleave the targets, so a burst of load from elsewhere on the machine hits them all alike;
+        # each figure is the median over the rounds.
+        rounds: dict[str, list[Figures]] = {t.name: [] for t in [direct, *targets]}
+        for _ in range(args.rounds):
+            for target in [direct, *targets]:
+                rounds[target.name].append(await measure(target, args.seconds, args.warmup))
+        base = median_figures(rounds.pop("direct"))
+        results = {name: median_figures(figures) for name, figures in rounds.items()}
+    finally:
+        for target in targets:
+            target.stop()
+        fake.terminate()
+        fake.wait(15)
+    print(f"\n{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}; zero-latency fake upstream; "
+          f"{args.seconds:g} s per case, median of {args.rounds} interleaved round(s)")
+    print(f"{'target':<17}{'req/s c=32':>11}{'added p50 ms':>14}{'added p99 ms':>14}{'added TTFB p50':>16}"
+          f"{'RSS MB':>8}")
+    print(f"{'(direct)':<17}{base.rate:>11,.0f}{base.p50:>13.2f}*{base.p99:>13.2f}*{base.ttfb50:>15.2f}*{'':>8}")
+    for name, f in results.items():
+        print(f"{name:<17}{f.rate:>11,.0f}{f.p50 - base.p50:>14.2f}{f.p99 - base.p99:>14.2f}"
+              f"{f.ttfb50 - base.ttfb50:>16.2f}{f.rss:>8.0f}")
+    print("* direct: absolute latency, not added")
+    bare, stream, unary = results["bare proxy"], results["poolgate stream"], results["poolgate unary"]
+    added = {name: max(0.001, f.p50 - base.p50) for name, f in results.items()}
+    checks = [
+        ("stream req/s / bare proxy req/s", stream.rate / bare.rate, ">=", 0.75, 0.30),
+        ("unary req/s / bare proxy req/s", unary.rate / bare.rate, "", 0.0, 0.0),
+        ("stream added p50 / bare added p50", added["poolgate stream"] / added["bare proxy"], "<=", 1.5, 6.0),
+        ("stream added TTFB p50 (ms)", stream.ttfb50 - base.ttfb50, "<=", 1.0, 10.0),
+    ]
+    if "LiteLLM" in results:
+        lite = results["LiteLLM"]
+        checks += [
+            ("stream req/s / LiteLLM req/s", stream.rate / lite.rate, ">=", 3.0, 0.0),
+            ("stream added p50 / LiteLLM added p50", added["poolgate stream"] / added["LiteLLM"], "<=", 1 / 3, 0.0),
+        ]
+    print("\nratio                                   measured   target")
+    gross = []
+    for label, value, sense, goal, floor in checks:
+        met = "" if not sense else ("met" if (value >= goal if sense == ">=" else value <= goal) else "MISSED")
+        print(f"{label:<38}{value:>10.2f}   {sense} {goal:.2f} {met}" if sense else f"{label:<38}{value:>10.2f}")
+        if floor and (value < floor if sense == ">=" else value > floor):
+            gross.append(f"{label}: {value:.2f} (gross-regression bound {floor:.2f})")
+    if args.check and gross:
+        print("\nGROSS REGRESSION:\n  " + "\n  ".join(gross))
+        return 1
+    return 0
+
+
+async def memory(args: argparse.Namespace, workdir: Path) -> None:
+    """Resident memory of edge and selector with 1,000 accounts after ``--memory-requests`` requests."""
+    upstream_port = free_port()
+    upstream_url = f"http://127.0.0.1:{upstream_port}"
+    fake = spawn("-m", "poolgate.cli", "--log-level", "warning", "fake-upstream", "--listen",
+                 f"127.0.0.1:{upstream_port}")
+    target = None
+    try:
+        wait_http(f"{upstream_url}/v1/models", fake)
+        target = poolgate_target("memory", workdir, upstream_url, "stream", accounts=1000)
+        selector, edge = target.processes
+        sent = 0
+        started = time.monotonic()
+        while sent < args.memory_requests:
+            result: Result = await load(f"{target.url}/chat/completions", EDGE_KEY, False, 32, 5, 0)
+            sent += result.requests
+        elapsed = time.monotonic() - started
+        rss = {}
+        for name, process in (("edge", edge), ("selector", selector)):
+            rss[name] = Target(name, "", "", [process]).rss_mb()
+        print(f"\nmemory: 1,000 accounts, {sent:,} requests in {elapsed:.0f} s: edge {rss['edge']:.0f} MB, "
+              f"selector {rss['selector']:.0f} MB (targets: <= 80 MB each)")
+    finally:
+        if target is not None:
+            target.stop()
+        fake.terminate()
+        fake.wait(15)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0, help="seconds per measured case")
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; figures are their medians")
+    parser.add_argument("--quick", action="store_true", help="short cases, no LiteLLM (the CI-light variant)")
+    parser.add_argument("--check", action="store_true", help="exit 1 on gross regressions")
+    parser.add_argument("--litellm-python", default=str(LITELLM_PYTHON))
+    parser.add_argument("--memory", action="store_true", help="also measure memory after many requests")
+    parser.add_argument("--memory-requests", type=int, default=100_000)
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.warmup, args.rounds = min(args.seconds, 1.0), min(args.warmup, 0.3), 1
+    with tempfile.TemporaryDirectory() as tmp:
+        status = asyncio.run(compare(args, Path(tmp)))
+        if args.memory:
+            asyncio.run(memory(args, Path(tmp)))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
