@@ -11,7 +11,13 @@
 - ``errorevent``: a 200 stream whose first event is an error event (non-stream: a normal answer)
 - ``lateerror``: a 200 stream with an error event after the first content event
 - ``slow`` / ``slowN``: the answer starts after N ms (default 2000); ``dripN``: N ms between stream events
+- ``silent``: the request is read and never answered; ``stall``: status and headers, then nothing
+- ``hangup``: the connection is closed without an answer
+- ``flaky``: at random, 10 % rate limited (429, ``retry-after: 1``), 2 % server errors (500), the rest served
 - anything else: a normal answer, at once (``--latency`` adds a delay to every answer)
+
+Requests that offer tools and ask to "use the tool" get a tool call; a tool result gets text quoting it
+(:mod:`poolgate.fake_tools`).
 
 ``GET /_fake/stats`` counts requests per key, and requests the caller abandoned (``cancelled``).
 """
@@ -23,6 +29,7 @@ import asyncio
 import base64
 import json
 import logging
+import random
 import re
 import signal
 import struct
@@ -36,6 +43,7 @@ from typing import Any
 
 from aiohttp import web
 
+from poolgate import fake_tools
 from poolgate.logging_setup import configure_logging
 
 log = logging.getLogger("poolgate.fake_upstream")
@@ -45,6 +53,9 @@ EMBEDDING_DIMENSIONS = 8
 MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "claude-sonnet-4-6", "claude-haiku-4-5")
 _SLOW = re.compile(r"slow(\d+)?")
 _DRIP = re.compile(r"drip(\d+)")
+STALL_SECONDS = 3600.0
+"""How long ``silent`` and ``stall`` keep a request open (in practice: until the caller gives up)."""
+_RANDOM = random.Random()
 
 
 @dataclass
@@ -116,6 +127,14 @@ def _error(anthropic: bool, status: int, kind: str, message: str, headers: dict[
 
 def _failure(key: str, anthropic: bool, headers: dict[str, str]) -> web.Response | None:
     """The scripted error answer for ``key``, if any."""
+    if "flaky" in key:
+        roll = _RANDOM.random()
+        if roll < 0.10:
+            return _error(anthropic, 429, "rate_limit_error", "Rate limit reached (fake upstream, flaky).",
+                          {**headers, "retry-after": "1"})
+        if roll < 0.12:
+            return _error(anthropic, 500, "api_error" if anthropic else "server_error",
+                          "Internal error (fake upstream, flaky).", headers)
     if "ratelimited" in key:
         return _error(anthropic, 429, "rate_limit_error", "Rate limit reached for requests (fake upstream).",
                       {**headers, "retry-after": "30"})
@@ -194,6 +213,23 @@ def _words() -> list[str]:
     return [w if i == 0 else " " + w for i, w in enumerate(words)]
 
 
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "messages": (list,), "stream": (bool,), "stream_options": (dict,), "tools": (list,), "max_tokens": (int,),
+    "system": (str, list), "input": (str, list), "encoding_format": (str,),
+}
+
+
+def _shape_problem(body: dict[str, Any]) -> str:
+    """Why a real upstream would refuse the body with a 400 (a well-known field of the wrong type); empty if none."""
+    for name, kinds in _FIELD_TYPES.items():
+        value = body.get(name)
+        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool) is not (bool in kinds)):
+            return f"{name}: must be of type {' or '.join(kind.__name__ for kind in kinds)}"
+    if any(not isinstance(message, dict) for message in body.get("messages") or []):
+        return "messages: every item must be an object"
+    return ""
+
+
 async def _prologue(request: web.Request, anthropic: bool) -> tuple[str, dict[str, Any], dict[str, str]] | web.Response:
     key = _key(request)
     stats = request.app[STATS]
@@ -203,6 +239,13 @@ async def _prologue(request: web.Request, anthropic: bool) -> tuple[str, dict[st
         return _error(anthropic, 401, "authentication_error" if anthropic else "invalid_api_key",
                       "No API key provided (fake upstream).", headers)
     await _delay(request, key)
+    if "hangup" in key or "silent" in key:
+        await request.read()
+        if "silent" in key:
+            await asyncio.sleep(STALL_SECONDS)
+        assert request.transport is not None
+        request.transport.close()
+        return web.Response()  # never reaches the caller: the connection is gone
     failure = _failure(key, anthropic, headers)
     if failure is not None:
         return failure
@@ -212,6 +255,18 @@ async def _prologue(request: web.Request, anthropic: bool) -> tuple[str, dict[st
         return _error(anthropic, 400, "invalid_request_error", "The body is not valid JSON.", headers)
     if not isinstance(body, dict) or not isinstance(body.get("model"), str):
         return _error(anthropic, 400, "invalid_request_error", "model: field required", headers)
+    problem = _shape_problem(body)
+    if problem:
+        return _error(anthropic, 400, "invalid_request_error", problem, headers)
+    if "stall" in key:
+        stream = bool(body.get("stream"))
+        response = web.StreamResponse(headers={
+            **headers, "Content-Type": "text/event-stream" if stream else "application/json"})
+        await response.prepare(request)
+        await asyncio.sleep(STALL_SECONDS)
+        assert request.transport is not None
+        request.transport.close()
+        return web.Response()
     return key, body, headers
 
 
@@ -222,8 +277,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     key, body, headers = start
     if not body.get("messages"):
         return _error(False, 400, "invalid_request_error", "messages: must be a non-empty array", headers)
+    if fake_tools.wants_tool(body):
+        return await fake_tools.serve_openai(request, key, body, headers)
     model, created, cid = body["model"], int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"
-    words = _words()
+    words = fake_tools.reply_words(body) or _words()
     usage = {"prompt_tokens": _prompt_tokens(body), "completion_tokens": len(words),
              "total_tokens": _prompt_tokens(body) + len(words)}
     if not body.get("stream"):
@@ -325,7 +382,9 @@ async def messages(request: web.Request) -> web.StreamResponse:
     key, body, headers = start
     if not body.get("messages"):
         return _error(True, 400, "invalid_request_error", "messages: at least one message is required", headers)
-    words = _words()
+    if fake_tools.wants_tool(body):
+        return await fake_tools.serve_anthropic(request, key, body, headers)
+    words = fake_tools.reply_words(body) or _words()
     mid, model, prompt = f"msg_{uuid.uuid4().hex[:24]}", body["model"], _prompt_tokens(body)
     usage = {"input_tokens": prompt, "output_tokens": len(words), "cache_creation_input_tokens": 0,
              "cache_read_input_tokens": 0}

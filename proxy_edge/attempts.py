@@ -33,48 +33,94 @@ class Forwarder:
         self._loop = asyncio.get_running_loop()
 
     async def forward(self, request: web.Request, job: Job) -> web.StreamResponse:
-        """Answer ``request`` from the first account that serves it."""
-        pool = job.route.pool
-        policy = self._policies[pool]
-        trace = trace_for(request, pool, job.requested_model)  # the request line and metrics (tracing.py)
+        """Answer ``request`` from the first account that serves it, along the fallback chain if there is one."""
+        targets = (job, *job.fallbacks)
+        trace = trace_for(request, job.route.pool, job.requested_model)  # the request line and metrics (tracing.py)
         client_headers = tuple(request.headers.items())
-        exclude: list[str] = []
+        budget = attempt_budget(targets, self._policies)
         failure: Failure | None = None
+        failed_job = job
         failed_account = ""
         response: web.StreamResponse | None = None
         selector_error: SelectorError | None = None
         attempt = 0
-        while attempt < policy.max_attempts:
-            try:
-                lease = await self._selector.select(pool, job.route.upstream_model, job.session_key, exclude,
-                                                    len(job.body) // 4)
-            except SelectorError as exc:
-                selector_error = exc
+        for index, target in enumerate(targets):
+            pool = target.route.pool
+            policy = self._policies[pool]
+            headers = client_headers if target.translation is None else without_other_api_headers(client_headers)
+            exclude: list[str] = []
+            selector_error = None
+            final = False  # a failure that is not retried goes to the client as it is
+            while len(exclude) < policy.max_attempts and attempt < budget:
+                try:
+                    lease = await self._selector.select(pool, target.route.upstream_model, target.session_key,
+                                                        exclude, len(target.body) // 4)
+                except SelectorError as exc:
+                    selector_error = exc
+                    if failure is not None and failed_job is target:
+                        log.warning("%s %s; no other account available (%s)", failed_account,
+                                    oc.describe(failure.outcome, failure.status, failure.retry_after_ms), exc.message)
+                    break
+                attempt += 1
                 if failure is not None:
-                    log.warning("%s %s; no other account available (%s)", failed_account,
-                                oc.describe(failure.outcome, failure.status, failure.retry_after_ms), exc.message)
+                    log.warning("%s %s; trying %s, attempt %d/%d", failed_account,
+                                oc.describe(failure.outcome, failure.status, failure.retry_after_ms),
+                                lease.account_id, attempt, budget)
+                exclude.append(lease.account_id)
+                if index:
+                    target.response_headers[FALLBACKS_HEADER] = str(index)
+                result = await self._upstream.attempt(request, target, lease, headers)
+                trace.attempted(lease, result)
+                if not isinstance(result, Failure):
+                    response = result
+                    break
+                failure, failed_account, failed_job = result, lease.account_id, target
+                if not policy.retries(failure.outcome, failure.status):
+                    final = True
+                    break
+            if response is not None or final:
                 break
-            attempt += 1
-            if failure is not None:
-                log.warning("%s %s; trying %s, attempt %d/%d", failed_account,
-                            oc.describe(failure.outcome, failure.status, failure.retry_after_ms),
-                            lease.account_id, attempt, policy.max_attempts)
-            exclude.append(lease.account_id)
-            result = await self._upstream.attempt(request, job, lease, client_headers)
-            trace.attempted(lease, result)
-            if not isinstance(result, Failure):
-                response = result
-                break
-            failure, failed_account = result, lease.account_id
-            if not policy.retries(failure.outcome, failure.status):
-                break
-        else:
-            if failure is not None and policy.max_attempts > 1:
+            movable = selector_error is None or selector_error.code in _MOVE_ON
+            if index + 1 < len(targets) and attempt < budget and movable:
+                nxt = targets[index + 1].route
+                why = _why(selector_error, failure if failed_job is target else None)
+                log.warning("%s: %s/%s %s; moving to %s/%s, target %d/%d", target.via or "chain", pool,
+                            target.route.upstream_model, why, nxt.pool, nxt.upstream_model, index + 2, len(targets))
+                continue
+            if selector_error is None and failure is not None and attempt > 1:
                 log.warning("%s %s; giving up after %d attempts", failed_account,
                             oc.describe(failure.outcome, failure.status, failure.retry_after_ms), attempt)
+            break
         if response is None:
-            response = final_response(job, failure, failed_account, selector_error)
+            response = final_response(failed_job, failure, failed_account, selector_error)
         return response
+
+
+_MOVE_ON = frozenset({"no_account_available", "selector_timeout"})
+"""Selector answers after which a fallback chain moves to its next target (others concern every pool alike)."""
+FALLBACKS_HEADER = "x-poolgate-fallbacks"
+"""Response header: how many targets of a fallback chain were passed over before the one that served."""
+
+
+def attempt_budget(targets: tuple[Job, ...], policies: dict[str, PoolPolicy]) -> int:
+    """The request's one budget of attempts: the largest ``failover.max_attempts`` among its targets' pools, plus
+    one for each further target of a chain, so that every target gets at least one try. Each target also stays
+    within its own pool's ``max_attempts``."""
+    return max(policies[t.route.pool].max_attempts for t in targets) + len(targets) - 1
+
+
+def _why(selector_error: SelectorError | None, failure: Failure | None) -> str:
+    if selector_error is not None:
+        return f"has no account available ({selector_error.message})"
+    if failure is not None:
+        return f"used up its attempts ({oc.describe(failure.outcome, failure.status, failure.retry_after_ms)})"
+    return "cannot serve"
+
+
+def without_other_api_headers(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """The client's headers minus those of its own API (``anthropic-*``, ``openai-*``), for a translated request:
+    they name the client API's versions and features, which the other API does not have."""
+    return tuple((k, v) for k, v in headers if not k.lower().startswith(("anthropic-", "openai-")))
 
 
 def final_response(
@@ -95,7 +141,8 @@ def final_response(
             f"the upstream rejected the credentials of account {account} ({failure.detail}); "
             "no other account could serve: check the keys in the config"), "upstream_auth_failed")
     if failure.body is not None:
-        response = web.Response(status=failure.status, body=failure.body, headers=failure.headers)
+        body = failure.body if job.translation is None else job.translation.error(failure.status, failure.body)
+        response = web.Response(status=failure.status, body=body, headers=failure.headers)
         if failure.headers is None:
             response.content_type = "application/json"
         if selector_error is not None and selector_error.retry_after_ms and "Retry-After" not in response.headers:

@@ -6,13 +6,18 @@ edge has to change it: another upstream model name, or asking an OpenAI upstream
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from proxy_edge.errors import ApiShape
 from proxy_edge.routing import Route, Router
+from proxy_edge.rules import RequestFacts
 from proxy_edge.streaming import StreamKind
+from proxy_edge.translate import TranslationError
+from proxy_edge.translate.bridge import Translation, translate_request
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,10 @@ EMBEDDINGS = Endpoint("embeddings", "/v1/embeddings", "/embeddings", ApiShape.OP
 MESSAGES = Endpoint("messages", "/v1/messages", "/v1/messages", ApiShape.ANTHROPIC, "anthropic", StreamKind.ANTHROPIC)
 FORWARDED = (CHAT, RESPONSES, EMBEDDINGS, MESSAGES)
 _ENDPOINT_FOR_FORMAT = {"openai": CHAT.client_path, "anthropic": MESSAGES.client_path}
+# The endpoint a request is translated to when its model is served by a pool of the other format.
+_TRANSLATED_TO = {("chat", "anthropic"): MESSAGES, ("messages", "openai"): CHAT}
+TARGET_HEADER = "x-poolgate-target"
+"""Response header naming the ``pool/model`` that served."""
 
 
 class InputError(Exception):
@@ -57,10 +66,28 @@ class Job:
     strip_usage: bool
     """The edge added ``stream_options.include_usage``; the usage-only chunk is not passed to the client."""
     session_key: str
+    translation: Translation | None = None
+    """Set when the pool speaks the other API: how its answers are brought back to the client's shape."""
+    upstream_endpoint: Endpoint | None = None
+    """The endpoint called upstream when it is not the client's (a translated request)."""
+    fallbacks: tuple[Job, ...] = ()
+    """Further targets of a fallback chain, tried in order when this one's pool cannot serve."""
+    via: str = ""
+    """The rule or chain that chose the target (for logs); empty for a plain ``models:`` entry."""
+    response_headers: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def upstream(self) -> Endpoint:
+        """The endpoint called upstream: the client's, or the one its request was translated to."""
+        return self.upstream_endpoint or self.endpoint
 
 
-def parse_job(raw: bytes, endpoint: Endpoint, router: Router, session_header: str | None) -> Job:
-    """Validate the body and route it; raises :class:`InputError` (400/404) in words the client can act on."""
+def parse_job(raw: bytes, endpoint: Endpoint, router: Router, session_header: str | None,
+              headers: Mapping[str, str] | None = None) -> Job:
+    """Validate the body and route it; raises :class:`InputError` (400/404) in words the client can act on.
+
+    ``headers`` (the client's) are needed only by ``routes:`` rules that look at headers or the client key.
+    """
     if not raw.strip():
         raise InputError(400, 'the request body is empty: send a JSON object with at least "model"', "empty_body")
     try:
@@ -75,16 +102,24 @@ def parse_job(raw: bytes, endpoint: Endpoint, router: Router, session_header: st
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise InputError(400, 'missing "model": name the model to use (GET /v1/models lists them)', "missing_model")
-    route = router.resolve(model)
-    if route is None:
+    facts = RequestFacts(data, headers or {}) if router.has_rules else None
+    plan = router.plan(model, facts)
+    if plan is None:
         raise InputError(404, f"model {model!r} is not served here; {router.describe_served()}", "model_not_found")
-    if route.format != endpoint.pool_format:
-        hint = _ENDPOINT_FOR_FORMAT.get(route.format, "")
-        raise InputError(400, (
-            f"model {model!r} is served by pool {route.pool!r}, which speaks the {route.format} API, but "
-            f"{endpoint.client_path} needs a {endpoint.pool_format} pool" + (f"; call {hint} instead" if hint else "")
-        ), "wrong_endpoint")
     stream = endpoint.stream_kind is not None and data.get("stream") is True
+    session = session_key(data, session_header)
+    jobs = [_target(raw, data, endpoint, route, model, stream, session, plan.via) for route in plan.routes]
+    jobs[0].fallbacks = tuple(jobs[1:])
+    return jobs[0]
+
+
+def _target(raw: bytes, data: dict[str, Any], endpoint: Endpoint, route: Route, model: str, stream: bool,
+            session: str, via: str) -> Job:
+    """The job for one target: the body as received, changed only where this pool needs it, or translated."""
+    headers = {TARGET_HEADER: f"{route.pool}/{route.upstream_model}"}
+    if route.format != endpoint.pool_format:
+        return _translated(data, endpoint, route, model, stream, session, via, headers)
+    data = dict(data)
     changed = False
     if route.upstream_model != model:
         data["model"] = route.upstream_model
@@ -96,7 +131,27 @@ def parse_job(raw: bytes, endpoint: Endpoint, router: Router, session_header: st
             data["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
             strip_usage = changed = True
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() if changed else raw
-    return Job(endpoint, route, model, body, stream, strip_usage, session_key(data, session_header))
+    return Job(endpoint, route, model, body, stream, strip_usage, session, via=via, response_headers=headers)
+
+
+def _translated(data: dict[str, Any], endpoint: Endpoint, route: Route, model: str, stream: bool, session: str,
+                via: str, headers: dict[str, str]) -> Job:
+    served = f"model {model!r} is served by pool {route.pool!r}, which speaks the {route.format} API"
+    upstream = _TRANSLATED_TO.get((endpoint.name, route.format))
+    if upstream is None:
+        hint = _ENDPOINT_FOR_FORMAT[endpoint.pool_format]
+        raise InputError(400, (
+            f"{served}; {endpoint.client_path} cannot be translated to it (only chat completions and messages "
+            f"can): call {hint} instead, or use a model served by an {endpoint.pool_format}-format pool"
+        ), "untranslatable")
+    try:
+        body, translation = translate_request(endpoint.pool_format, route.format,
+                                              {**data, "model": route.upstream_model})
+    except TranslationError as exc:
+        raise InputError(400, f"{exc.message} ({served})", "untranslatable") from None
+    encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return Job(endpoint, route, model, encoded, stream, False, session, translation, upstream, via=via,
+               response_headers=headers)
 
 
 def session_key(data: dict[str, Any], session_header: str | None) -> str:

@@ -52,7 +52,7 @@ def forward_handler(endpoint: Endpoint) -> Handler:
         except web.HTTPRequestEntityTooLarge:
             return _too_large(shape, limit)
         try:
-            job = parse_job(raw, endpoint, app[ROUTER], request.headers.get("x-session-id"))
+            job = parse_job(raw, endpoint, app[ROUTER], request.headers.get("x-session-id"), request.headers)
         except InputError as exc:
             return error_response(shape, exc.status, exc.message, exc.code)
         return await app[FORWARDER].forward(request, job)

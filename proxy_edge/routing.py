@@ -1,18 +1,18 @@
 """Which pool serves a requested model, and under which upstream model name.
 
-Resolution order: an exact name in ``models:``, then the glob patterns in the order written, then the explicit
-``pool/model`` form (``gemini/gemini-2.0-flash`` sends ``gemini-2.0-flash`` to pool ``gemini``).
+Resolution order: the first matching rule of ``routes:``, then an exact name in ``models:``, then the glob patterns
+in the order written, then the explicit ``pool/model`` form (``gemini/gemini-2.0-flash`` sends ``gemini-2.0-flash``
+to pool ``gemini``). A ``models:`` value may be an alias (another model name) or a fallback chain (a list).
 """
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from dataclasses import dataclass
 
+from poolgate.config.routes import AliasLoop, ModelTable, Target
 from poolgate.config.schema import Config
+from proxy_edge.rules import RequestFacts, RuleSet
 
-_GLOB_CHARS = frozenset("*?[")
 _CACHE_LIMIT = 4096
 
 
@@ -26,9 +26,12 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
-class _Target:
-    pool: str
-    model: str | None  # None: keep the requested name
+class Plan:
+    """Where one request goes: one route, or several tried in order (a fallback chain)."""
+
+    routes: tuple[Route, ...]
+    via: str = ""
+    """The rule or chain that decided (``routes[2]``, ``chain smart``); empty for a plain ``models:`` entry."""
 
 
 class Router:
@@ -36,47 +39,63 @@ class Router:
 
     def __init__(self, config: Config) -> None:
         self._formats = {name: pool.format for name, pool in config.pools.items()}
-        self._exact: dict[str, _Target] = {}
-        self._globs: list[tuple[re.Pattern[str], str, _Target]] = []
-        for pattern, target in config.models.items():
-            pool, _, model = target.partition("/")
-            parsed = _Target(pool, model or None)
-            if _GLOB_CHARS.intersection(pattern):
-                self._globs.append((re.compile(fnmatch.translate(pattern)), pattern, parsed))
-            else:
-                self._exact[pattern] = parsed
-        self._cache: dict[str, Route | None] = {}
+        self._table = ModelTable(config.pools, config.models)
+        self._rules = RuleSet(config.routes)
+        self._cache: dict[str, tuple[Route, ...] | None] = {}
+
+    @property
+    def has_rules(self) -> bool:
+        return bool(self._rules)
 
     def resolve(self, model: str) -> Route | None:
-        """The route for ``model``, or None when no rule serves it."""
+        """The (first) route for ``model``, or None when no entry serves it."""
+        routes = self.resolve_all(model)
+        return routes[0] if routes else None
+
+    def resolve_all(self, model: str) -> tuple[Route, ...] | None:
+        """Every route for ``model`` in order (more than one for a fallback chain), or None."""
         try:
             return self._cache[model]
         except KeyError:
             pass
-        route = self._resolve(model)
+        try:
+            routes = self._routes(self._table.resolve(model))
+        except AliasLoop:  # refused by the config check; here only for safety
+            routes = None
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
-        self._cache[model] = route
-        return route
+        self._cache[model] = routes
+        return routes
 
-    def _resolve(self, model: str) -> Route | None:
-        target = self._exact.get(model)
-        if target is None:
-            for regex, _pattern, candidate in self._globs:
-                if regex.match(model):
-                    target = candidate
-                    break
-        if target is not None:
-            return Route(target.pool, self._formats[target.pool], target.model or model)
-        pool, slash, rest = model.partition("/")
-        if slash and rest and pool in self._formats:
-            return Route(pool, self._formats[pool], rest)
-        return None
+    def plan(self, model: str, facts: RequestFacts | None = None) -> Plan | None:
+        """Where a request for ``model`` goes: the first matching ``routes:`` rule, else ``models:``."""
+        if facts is not None and self._rules:
+            rule = self._rules.first_match(model, facts)
+            if rule is not None:
+                routes = self._routes(self._table.targets(rule.rule.to, model))
+                if routes:
+                    return Plan(routes, rule.label)
+        routes = self.resolve_all(model)
+        if routes is None:
+            return None
+        return Plan(routes, f"chain {model}" if len(routes) > 1 else "")
+
+    def _routes(self, targets: tuple[Target, ...] | None) -> tuple[Route, ...] | None:
+        if not targets:
+            return None
+        return tuple(Route(pool, self._formats[pool], model) for pool, model in targets)
 
     def served(self) -> list[tuple[str, str, bool]]:
-        """``(model or pattern, pool, is_pattern)`` for every rule, in config order (exact names first)."""
-        out = [(name, target.pool, False) for name, target in self._exact.items()]
-        out += [(pattern, target.pool, True) for _regex, pattern, target in self._globs]
+        """``(model or pattern, pool, is_pattern)`` for every entry, in config order (exact names first); a chain
+        or an alias is listed with the pool it tries first."""
+        out = []
+        for name, value, is_pattern in self._table.entries():
+            first = value[0] if isinstance(value, list) else value
+            try:
+                targets = self._table.targets(first, name) or ()
+            except AliasLoop:
+                targets = ()
+            out.append((name, targets[0][0] if targets else "", is_pattern))
         return out
 
     def describe_served(self) -> str:

@@ -73,14 +73,14 @@ class Upstream:
             client_headers,
             (credential.name, credential.value),
             ((h.name, h.value) for h in lease.extra_headers),
-            anthropic=job.endpoint.pool_format == "anthropic",
+            anthropic=job.upstream.pool_format == "anthropic",
         )
         started = self._loop.time()
         report = pb.ReportOutcomeRequest(lease_id=lease.lease_id)
         upstream: aiohttp.ClientResponse | None = None
         try:
             try:
-                upstream = await self._post(self._url(lease.base_url, job.endpoint.upstream_path), job.body, headers)
+                upstream = await self._post(self._url(lease.base_url, job.upstream.upstream_path), job.body, headers)
             except TimeoutError:
                 return await self._fail(report, started, oc.TIMEOUT, 0, {}, "no answer in time")
             except aiohttp.ClientError as exc:
@@ -102,6 +102,9 @@ class Upstream:
             self._succeed(report, started, status, limits)
             out_headers = client_response_headers(upstream.headers.items())
             out_headers[ACCOUNT_HEADER] = lease.account_id
+            out_headers.update(job.response_headers)
+            if job.translation is not None:
+                status, body = job.translation.response(status, body)
             return web.Response(status=status, body=body, headers=out_headers)
         except asyncio.CancelledError:
             # The client went away (the handler is cancelled): the upstream request is dropped with it.
@@ -143,8 +146,10 @@ class Upstream:
         self, request: web.Request, job: Job, report: pb.ReportOutcomeRequest, started: float,
         upstream: aiohttp.ClientResponse, limits: dict[str, str], account_id: str,
     ) -> web.StreamResponse | Failure:
-        assert job.endpoint.stream_kind is not None
-        inspector = StreamInspector(job.endpoint.stream_kind, job.strip_usage)
+        assert job.upstream.stream_kind is not None
+        inspector = StreamInspector(job.upstream.stream_kind, job.strip_usage)
+        # A translated stream: each whole upstream event becomes the client's events as it passes.
+        translate = job.translation.stream().feed if job.translation is not None else None
         status = upstream.status
         content = upstream.content
         first = b""
@@ -168,11 +173,12 @@ class Upstream:
 
         out_headers = client_response_headers(upstream.headers.items())
         out_headers[ACCOUNT_HEADER] = account_id
+        out_headers.update(job.response_headers)
         response = web.StreamResponse(status=status, headers=out_headers)
         upstream_failure: tuple[int, str] | None = None
         try:
             await response.prepare(request)
-            await response.write(first)
+            await response.write(translate(first) if translate else first)
             while True:
                 try:
                     chunk = await content.readany()
@@ -184,10 +190,14 @@ class Upstream:
                     break
                 if not chunk:
                     rest = inspector.flush()
+                    if rest and translate:
+                        rest = translate(rest + b"\n\n")
                     if rest:
                         await response.write(rest)
                     break
                 out = inspector.feed(chunk)
+                if out and translate:
+                    out = translate(out)
                 if out:
                     await response.write(out)
         except ConnectionError:

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from poolgate.config import Config, ConfigError, load_config
+from poolgate.config.routes import describe_value
 from selector_service.overlay import ConfigSource
 from selector_service.credentials.manager import CredentialManager
 from selector_service.plugin.manager import (
@@ -53,7 +54,10 @@ def describe(config: Config) -> str:
             lines.append(f"  - {account.name} ({account.credential_redacted}) weight {account.weight}, "
                          f"priority {account.priority}" + (f", {limits}" if limits else ""))
     for pattern, target in config.models.items():
-        lines.append(f"model {pattern} -> {target}")
+        lines.append(f"model {pattern} -> {describe_value(target)}")
+    for i, rule in enumerate(config.routes):
+        conditions = ", ".join(f"{k} {v}" for k, v in rule.match.model_dump(exclude_defaults=True).items())
+        lines.append(f"route {rule.name or f'routes[{i}]'}: {conditions} -> {describe_value(rule.to)}")
     return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from poolgate.config.durations import Duration, Size
+from poolgate.config.routes import RouteRule, check_routing
 
 DEFAULT_SELECTOR_LISTEN = "127.0.0.1:50151"
 DEFAULT_EDGE_LISTEN = "127.0.0.1:8080"
@@ -463,8 +464,12 @@ class Config(_Section):
     edge: EdgeSection = Field(default_factory=EdgeSection)
     defaults: PoolSettings = Field(default_factory=PoolSettings)
     pools: dict[str, PoolConfig]
-    models: dict[str, str] = Field(default_factory=dict)
-    """Requested model (exact name or glob such as ``claude-*``) -> ``pool`` or ``pool/upstream-model``."""
+    models: dict[str, str | list[str]] = Field(default_factory=dict)
+    """Requested model (exact name or glob such as ``claude-*``) -> ``pool``, ``pool/upstream-model``, another model
+    name (an alias), or a list of ``pool/model`` targets (a fallback chain)."""
+    routes: list[RouteRule] = Field(default_factory=list)
+    """Rules that send a request to a model by what it is (system prompt, header, client key, model); the first
+    that matches wins, before ``models:``."""
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
     """Upstream model (exact name or glob) -> price, for the usage log's cost estimate."""
 
@@ -495,12 +500,9 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _models_name_pools(self) -> Config:
-        for pattern, target in self.models.items():
-            pool = target.split("/", 1)[0]
-            if pool not in self.pools:
-                raise ValueError(
-                    f"models.{pattern}: names pool {pool!r}, which is not configured (pools: {', '.join(self.pools)})"
-                )
+        problem = check_routing(list(self.pools), self.models, self.routes, self.edge.api_keys)
+        if problem:
+            raise ValueError(problem)
         return self
 
 

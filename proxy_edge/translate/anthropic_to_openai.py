@@ -1,8 +1,8 @@
 """Anthropic Messages shapes -> OpenAI Chat Completions shapes.
 
 :func:`request` serves an Anthropic client from an OpenAI-format pool; :func:`response` serves an OpenAI client from
-an Anthropic-format pool. ``cache_control`` (a caching hint) and ``citations`` on earlier turns have no counterpart
-and are left out; everything else that has none is a :class:`TranslationError`.
+an Anthropic-format pool. ``cache_control`` (a caching hint, top-level or on blocks) and ``citations`` on earlier
+turns have no counterpart and are left out; everything else that has none is a :class:`TranslationError`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from proxy_edge.translate.common import (
 
 REQUEST_FIELDS = frozenset({
     "model", "messages", "system", "max_tokens", "stop_sequences", "temperature", "top_p", "stream", "tools",
-    "tool_choice", "metadata", "thinking", "service_tier",
+    "tool_choice", "metadata", "thinking", "service_tier", "cache_control",
 })
 SERVER_TOOL_HINT = ("server tools (web search, code execution, bash, text editor, computer use) run at Anthropic "
                     "and have no OpenAI counterpart")
@@ -33,7 +33,11 @@ def request(body: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"model": body.get("model")}
     messages: list[dict[str, Any]] = []
     system = body.get("system")
-    if system is not None and system != "" and system != []:
+    if isinstance(system, list) and system:
+        text_of_parts(system, "system")  # only text blocks
+        # Blocks are separate paragraphs (Claude Code sends its preamble and its instructions apart).
+        messages.append({"role": "system", "content": "\n\n".join(str(b.get("text", "")) for b in system)})
+    elif system:
         messages.append({"role": "system", "content": text_of_parts(system, "system")})
     raw = body.get("messages")
     if not isinstance(raw, list):

@@ -43,7 +43,8 @@ def request(body: dict[str, Any]) -> dict[str, Any]:
             raise TranslationError(f"{name}: {body[name]!r} cannot be translated for Anthropic-format pools (only "
                                    f"{neutral[-1]!r}); remove it, or use a model served by an OpenAI-format pool")
     response_format = body.get("response_format")
-    if response_format is not None and not (isinstance(response_format, dict) and response_format.get("type") == "text"):
+    if response_format is not None and not (isinstance(response_format, dict)
+                                            and response_format.get("type") == "text"):
         raise TranslationError("response_format: JSON modes cannot be translated for Anthropic-format pools; ask for "
                                "JSON in the prompt, or use a model served by an OpenAI-format pool")
     out: dict[str, Any] = {"model": body.get("model")}

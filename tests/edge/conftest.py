@@ -34,12 +34,15 @@ def free_port() -> int:
 
 
 def stack_config(fake_url: str, openai_accounts: str = GOOD, anthropic_accounts: str = GOOD,
-                 edge: str = "", pool_settings: str = "", timeouts: str = "", selector_settings: str = "") -> Config:
+                 edge: str = "", pool_settings: str = "", timeouts: str = "", selector_settings: str = "",
+                 pools: str = "", models: str = "", extra: str = "") -> Config:
     """Two pools on the fake upstream; accounts as YAML list items (the fake scripts them by key).
 
     ``timeouts`` (YAML flow items) override the tests' short defaults; ``edge`` and ``selector_settings`` add
-    settings to those sections.
+    settings to those sections. ``pools`` and ``models`` add entries (``{fake}`` in them is the fake's URL; models
+    come before the defaults), ``extra`` top-level sections (such as ``routes:``).
     """
+    pools, models = pools.replace("{fake}", fake_url), models.replace("{fake}", fake_url)
     text = f"""
 edge:
   api_keys: [{EDGE_KEY}]
@@ -59,11 +62,14 @@ pools:
     base_url: {fake_url}
     accounts:
 {textwrap.indent(textwrap.dedent(anthropic_accounts).strip(), "      ")}
+{textwrap.indent(textwrap.dedent(pools).strip(), "  ")}
 models:
+{textwrap.indent(textwrap.dedent(models).strip(), "  ")}
   gpt-*: openai
   text-embedding-*: openai
   alias: openai/gpt-4o
   claude-*: anthropic
+{textwrap.dedent(extra).strip()}
 """
     return parse_config(text)
 

@@ -38,7 +38,8 @@ async def test_errors_come_in_anthropic_shape(stack: Stack) -> None:
         "or name a pool explicitly: openai/<model>, anthropic/<model>")}}
     status, body, _headers = await stack.post("/v1/messages", b'{"model": ', headers={"x-api-key": EDGE_KEY})
     assert status == 400 and body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
-    with pytest.raises(anthropic.BadRequestError) as wrong_endpoint:
-        await stack.anthropic().messages.create(model="gpt-4o", max_tokens=8, messages=CHAT)
-    assert "/v1/chat/completions" in wrong_endpoint.value.message
+    with pytest.raises(anthropic.BadRequestError) as untranslatable:  # gpt-4o is served by an OpenAI pool
+        await stack.anthropic().messages.create(model="gpt-4o", max_tokens=8, messages=CHAT,
+                                                extra_body={"top_k": 5})
+    assert "top_k: not supported by OpenAI-format pools" in untranslatable.value.message
     assert stack.fake.stats.requests == {}

@@ -92,7 +92,7 @@ async def test_wrong_or_missing_client_key_is_a_401(stack: Stack) -> None:
     (b"[1, 2]", 400, "invalid_body"),
     (b'{"messages": []}', 400, "missing_model"),
     (b"", 400, "empty_body"),
-    (b'{"model": "claude-sonnet-4-6", "messages": []}', 400, "wrong_endpoint"),
+    (b'{"model": "claude-sonnet-4-6", "messages": [], "n": 2}', 400, "untranslatable"),
 ])
 async def test_malformed_input_is_rejected_in_openai_shape(stack: Stack, body: bytes, status: int, code: str) -> None:
     got_status, got, _headers = await stack.post("/v1/chat/completions", body)

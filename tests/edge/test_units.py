@@ -219,7 +219,7 @@ def test_parse_job_forwards_the_raw_body_unless_it_must_change() -> None:
     (b'"text"', 400, "invalid_body"),
     (b'{"model": 5}', 400, "missing_model"),
     (b'{"model": "llama"}', 404, "model_not_found"),
-    (b'{"model": "gpt-4o"}', 400, "wrong_endpoint"),
+    (b'{"model": "gpt-4o", "messages": [], "top_k": 3}', 400, "untranslatable"),
 ])
 def test_parse_job_rejects(raw: bytes, status: int, code: str) -> None:
     with pytest.raises(InputError) as caught:

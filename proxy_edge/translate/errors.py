@@ -1,0 +1,91 @@
+"""Upstream errors in the client's shape: OpenAI ``{"error": {...}}`` <-> Anthropic ``{"type": "error", ...}``.
+
+The HTTP status is kept; only the body changes. A body already in the client's shape (an error the edge made
+itself) is left as it is.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from proxy_edge.streaming import error_status
+
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+    413: "request_too_large", 429: "rate_limit_error", 503: "overloaded_error", 529: "overloaded_error",
+}
+_OPENAI_TYPES = {
+    "authentication_error": "invalid_request_error", "permission_error": "invalid_request_error",
+    "not_found_error": "invalid_request_error", "request_too_large": "invalid_request_error",
+    "api_error": "server_error", "overloaded_error": "server_error",
+}
+
+
+def anthropic_type(status: int) -> str:
+    """Anthropic's error ``type`` for an HTTP status."""
+    return _ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+
+
+def _parse(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _message(data: Any, body: bytes, status: int) -> str:
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    if isinstance(error, str):
+        return error
+    text = body[:500].decode(errors="replace").strip()
+    return text or f"the upstream answered HTTP {status}"
+
+
+def is_anthropic_error(data: Any) -> bool:
+    return isinstance(data, dict) and data.get("type") == "error" and isinstance(data.get("error"), dict)
+
+
+def is_openai_error(data: Any) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("error"), dict) and "type" not in data
+
+
+def anthropic_error(error: dict[str, Any], status: int) -> dict[str, Any]:
+    """An OpenAI error object as Anthropic's error body."""
+    message = error.get("message") if isinstance(error.get("message"), str) else "upstream error"
+    return {"type": "error", "error": {"type": anthropic_type(status), "message": message}}
+
+
+def openai_error(error: dict[str, Any]) -> dict[str, Any]:
+    """An Anthropic error object as OpenAI's error body (the Anthropic type is kept as ``code``)."""
+    kind = str(error.get("type") or "api_error")
+    message = error.get("message") if isinstance(error.get("message"), str) else "upstream error"
+    return {"error": {"message": message, "type": _OPENAI_TYPES.get(kind, kind), "param": None, "code": kind}}
+
+
+def to_client(body: bytes, status: int, client: str) -> bytes:
+    """An upstream error body in the shape of the ``client`` API ("openai" or "anthropic")."""
+    data = _parse(body)
+    if client == "anthropic":
+        if is_anthropic_error(data):
+            return body
+        error = data["error"] if is_openai_error(data) else {"message": _message(data, body, status)}
+        return json.dumps(anthropic_error(error, status)).encode()
+    if is_openai_error(data):
+        return body
+    if is_anthropic_error(data):
+        return json.dumps(openai_error(data["error"])).encode()
+    return json.dumps(openai_error({"type": anthropic_type(status), "message": _message(data, body, status)})).encode()
+
+
+def stream_error_to_anthropic(error: dict[str, Any]) -> bytes:
+    """An OpenAI in-stream error object as Anthropic's ``event: error``."""
+    data = anthropic_error(error, error_status(error))
+    return f"event: error\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def stream_error_to_openai(error: dict[str, Any]) -> bytes:
+    """An Anthropic in-stream error object as OpenAI's ``data: {"error": ...}`` chunk."""
+    return f"data: {json.dumps(openai_error(error))}\n\n".encode()
