@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= examples/demo.yaml
 
-.PHONY: run test browser-deps lint proto bench bench-selector bench-edge clean
+.PHONY: run test browser-deps postgres-for-tests lint proto bench bench-compare bench-selector bench-edge soak clean
 
 $(STAMP): pyproject.toml examples/strategy-plugin/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,9 +26,17 @@ browser-deps:
 		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
 			--no-install-recommends chromium fonts-dejavu-core >/dev/null; }
 
+# The PostgreSQL tests (selector replicas sharing one database) need a server: the script installs Debian's
+# postgresql when missing and starts a private one on 127.0.0.1 (quick when it already runs). A server of your own:
+# set POOLGATE_TEST_POSTGRES_URL=postgresql://user@host:port/db and none is started.
+postgres-for-tests:
+	@[ -n "$$POOLGATE_TEST_POSTGRES_URL" ] || scripts/postgres-for-tests.sh >/dev/null
+
 # pytest exits 5 when it collects no tests: that must fail too, and say why.
-test: $(STAMP) browser-deps
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+test: $(STAMP) browser-deps postgres-for-tests
+	@url="$${POOLGATE_TEST_POSTGRES_URL:-}"; [ -n "$$url" ] || url=$$(scripts/postgres-for-tests.sh) || exit 1; \
+	export POOLGATE_TEST_POSTGRES_URL="$$url"; \
+	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$status
 
 lint: $(STAMP)
@@ -40,13 +48,30 @@ proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. \
 		protos/poolgate/v1/selector.proto
 
-bench: bench-selector bench-edge
+LITELLM_VENV := bench/.venv-litellm
+
+# The whole comparison (bare proxy, poolgate unary and stream, LiteLLM) plus the selector and edge figures.
+bench: bench-compare bench-selector bench-edge
+
+bench-compare: $(STAMP) $(LITELLM_VENV)/.installed
+	$(BIN)/python bench/compare.py --memory
+
+# LiteLLM lives in its own virtualenv: it is only a point of comparison, never a dependency of poolgate.
+$(LITELLM_VENV)/.installed:
+	@test -x $(LITELLM_VENV)/bin/python || $(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LITELLM_VENV)/bin/python -m pip install --quiet 'litellm[proxy]==1.106.2'
+	@touch $@
 
 bench-selector: $(STAMP)
 	$(BIN)/python bench/selector_bench.py
 
 bench-edge: $(STAMP)
 	$(BIN)/python bench/edge_bench.py
+
+# Not part of `make test`: 10 minutes of flaky-upstream load (SOAK_ARGS="--minutes 1" for a shorter run).
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -43,10 +43,13 @@ def target(addresses: str) -> str:
     return f"{scheme}:{','.join(parts)}"
 
 
-def options(addresses: str, tls: ClientTLS) -> list[tuple[str, int | str]]:
+def options(addresses: str, tls: ClientTLS, balance: bool = True) -> list[tuple[str, int | str]]:
+    """Channel options. With several addresses, ``balance`` spreads calls (``round_robin``); without it every call
+    goes to the first live replica (``pick_first``), for clients whose calls must reach the replica that granted
+    their lease (unary reports)."""
     result = list(CHANNEL_OPTIONS)
     if "," in addresses:
-        result.append(("grpc.lb_policy_name", "round_robin"))
+        result.append(("grpc.lb_policy_name", "round_robin" if balance else "pick_first"))
     if tls.server_name:
         result.append(("grpc.ssl_target_name_override", tls.server_name))
     return result
@@ -69,11 +72,11 @@ def metadata(token: str) -> Metadata | None:
     return (("authorization", f"Bearer {token}"),) if token else None
 
 
-def open_aio_channel(addresses: str, tls: ClientTLS) -> grpc.aio.Channel:
+def open_aio_channel(addresses: str, tls: ClientTLS, balance: bool = True) -> grpc.aio.Channel:
     credentials = channel_credentials(tls)
     if credentials is None:
-        return grpc.aio.insecure_channel(target(addresses), options=options(addresses, tls))
-    return grpc.aio.secure_channel(target(addresses), credentials, options=options(addresses, tls))
+        return grpc.aio.insecure_channel(target(addresses), options=options(addresses, tls, balance))
+    return grpc.aio.secure_channel(target(addresses), credentials, options=options(addresses, tls, balance))
 
 
 def open_channel(addresses: str, tls: ClientTLS) -> grpc.Channel:

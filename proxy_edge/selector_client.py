@@ -48,7 +48,9 @@ class SelectorClient:
         self.timeout = timeout
         # Sent with every call when the selector requires a bearer token (selector.auth.tokens).
         self._metadata = selector_channel.metadata(token)
-        self._channel = selector_channel.open_aio_channel(address, tls or ClientTLS())
+        # A stream stays on one replica, so streams may be spread; unary reports must reach the replica that granted
+        # the lease, so unary calls all go to the first live replica.
+        self._channel = selector_channel.open_aio_channel(address, tls or ClientTLS(), balance=transport == "stream")
         self._stub = pb_grpc.SelectorStub(self._channel)  # type: ignore[no-untyped-call]
         self._exchange = ExchangeClient(self._channel, self._metadata) if transport == "stream" else None
         self._pending: set[asyncio.Task[None]] = set()

@@ -96,18 +96,29 @@ if [ ! -f "$DATA/PG_VERSION" ]; then
     as_owner "$BINDIR/initdb" -D "$DATA" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$BASE/initdb.log" 2>&1 \
         || { say "initdb failed:"; cat "$BASE/initdb.log" >&2; exit 1; }
 fi
-# A stale pid file from a killed server (or a rebooted machine) would stop pg_ctl from starting a new one.
-if [ -f "$DATA/postmaster.pid" ] && ! as_owner "$BINDIR/pg_ctl" status -D "$DATA" >/dev/null 2>&1; then
+# A server of ours that runs but does not answer where we expect it is stopped; a pid file left by a killed server
+# (or a rebooted machine) is removed, or pg_ctl would refuse to start a new one.
+if [ -f "$DATA/postmaster.pid" ]; then
+    pid="$(head -n 1 "$DATA/postmaster.pid")"
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = postgres ]; then
+        as_owner "$BINDIR/pg_ctl" stop -D "$DATA" -m immediate -w -t 10 >/dev/null 2>&1 || true
+    fi
     rm -f "$DATA/postmaster.pid"
-fi
-if as_owner "$BINDIR/pg_ctl" status -D "$DATA" >/dev/null 2>&1; then
-    as_owner "$BINDIR/pg_ctl" stop -D "$DATA" -m fast -w >/dev/null  # running, but not where we expect it
 fi
 PORT="$(free_port)"
 OPTIONS="-c listen_addresses=127.0.0.1 -p $PORT -c unix_socket_directories=$BASE -c fsync=off"
 OPTIONS="$OPTIONS -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-if ! as_owner "$BINDIR/pg_ctl" start -D "$DATA" -l "$LOG" -w -t 30 -o "$OPTIONS" >/dev/null; then
-    say "the server did not start; its log:"
+started=no
+for attempt in 1 2 3; do  # the backends of a killed server may take a moment to go away
+    if as_owner "$BINDIR/pg_ctl" start -D "$DATA" -l "$LOG" -w -t 30 -o "$OPTIONS" >/dev/null 2>&1; then
+        started=yes
+        break
+    fi
+    rm -f "$DATA/postmaster.pid"
+    sleep "$attempt"
+done
+if [ "$started" != yes ]; then
+    say "the server did not start; the end of its log ($LOG):"
     tail -n 30 "$LOG" >&2 || true
     exit 1
 fi

@@ -8,7 +8,6 @@ import logging
 import signal
 import sys
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -23,6 +22,7 @@ from selector_service.api.security import INSECURE_WARNING_INTERVAL, ExposureErr
 from selector_service.api.server import ListenError, start_server
 from selector_service.check import load_checked, strategy_errors
 from selector_service.credentials.manager import CredentialManager
+from selector_service.domain.replication import Replicator
 from selector_service.domain.selector import ReloadSummary, SelectorCore
 from selector_service.domain.usage import UsageRecorder
 from selector_service.overlay import ConfigSource
@@ -34,12 +34,11 @@ from selector_service.plugin.manager import (
     load_credential_sources,
     load_strategies,
 )
-from selector_service.domain.replication import Replicator
 from selector_service.storage import StateRepository
+from selector_service.storage.repository import describe_database
 
 if TYPE_CHECKING:
     from aiohttp import web
-from selector_service.storage.repository import describe_database
 
 log = logging.getLogger("poolgate.selector")
 

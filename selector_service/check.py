@@ -16,6 +16,7 @@ from selector_service.plugin.manager import (
     load_credential_sources,
     load_strategies,
 )
+from selector_service.storage.repository import describe_database
 
 
 def strategy_errors(config: Config, registry: StrategyRegistry) -> list[str]:
@@ -43,7 +44,7 @@ def load_checked(path: str, source: ConfigSource | None = None) -> tuple[Config,
 
 
 def describe(config: Config) -> str:
-    lines = [f"selector: listens on {config.selector.listen}, database {config.selector.database}",
+    lines = [f"selector: listens on {config.selector.listen}, database {describe_database(config.selector.database)}",
              f"edge: listens on {config.edge.listen}, client auth {'on' if config.edge.auth else 'OFF'}"]
     for name, pool in config.pools.items():
         lines.append(f"pool {name}: {pool.format} at {pool.base_url}, strategy {pool.strategy}, "

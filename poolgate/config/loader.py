@@ -39,6 +39,9 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     config = parse_config(text, source=str(file), environ=environ)
     if not config.selector.database:
         config.selector.database = str(file.resolve().parent / DEFAULT_DATABASE_FILE)
+    elif "://" not in config.selector.database and not Path(config.selector.database).expanduser().is_absolute():
+        # A relative file path means next to the config, wherever the command is run from.
+        config.selector.database = str(file.resolve().parent / config.selector.database)
     if not config.selector.overlay:
         config.selector.overlay = str(file.resolve().parent / DEFAULT_OVERLAY_FILE)
     return config

@@ -23,6 +23,9 @@ from selector_service.domain.state import PersistedState
 log = logging.getLogger("poolgate.selector.replication")
 
 POLL_INTERVAL = 0.5
+POLL_TIMEOUT = 5.0
+"""Longest a poll may take: it holds the writer's lock, so a database that hangs must not hold up this replica's
+own writes for longer."""
 WARN_EVERY = 60.0
 
 
@@ -61,7 +64,7 @@ class Replicator:
         # Under the writer's lock: no batch of ours is half-written while we read, so a row we read either has our
         # changes or they are still pending (and then the account is skipped until they are written).
         async with self._core.state_lock:
-            watermark, rows = await self._feed.changed_since(self._watermark)
+            watermark, rows = await asyncio.wait_for(self._feed.changed_since(self._watermark), POLL_TIMEOUT)
             fresh = [row for row in rows if self._seen.get(row.account_id) != row.version]
             skipped = self._core.apply_external(fresh) if fresh else set()
         for row in fresh:

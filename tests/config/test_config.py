@@ -153,3 +153,9 @@ def test_database_defaults_next_to_the_config(tmp_path: Path) -> None:
     path = tmp_path / "gw.yaml"
     path.write_text("pools:\n  a: {api_key: sk-test-1}\n")
     assert load_config(path).selector.database == str(tmp_path / "poolgate.db")
+
+
+def test_relative_database_path_is_next_to_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "gw.yaml"
+    path.write_text("selector: {database: state/gw.db}\npools:\n  a: {api_key: sk-test-1}\n")
+    assert load_config(path).selector.database == str(tmp_path / "state" / "gw.db")

@@ -1,0 +1,103 @@
+"""Fault tests: the fake upstream misbehaving, processes killed under load. Everything runs on 127.0.0.1, bounded
+in requests and time. Helpers to run the selector or the edge as a real process, as users run them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from poolgate.fake_upstream import FakeUpstream, start_fake_upstream
+from proxy_edge.app import start_edge
+from proxy_edge.handlers import SELECTOR
+from selector_service.app import start_selector
+from tests.edge.conftest import Stack, stack_config
+
+FAULT_TIMEOUTS = "connect: 500ms, first_byte: 500ms, total: 5s, selector: 900ms"
+"""Short upstream timeouts, so every fault ends quickly; the selector deadline stays under a second."""
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeUpstream]:
+    server = await start_fake_upstream()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def make_fault_stack(tmp_path: Path, fake: FakeUpstream) -> AsyncIterator[Callable[..., Awaitable[Stack]]]:
+    """Fake upstream, selector and edge in this process (``stack_config`` settings, short timeouts by default)."""
+    stacks: list[Stack] = []
+
+    async def factory(**settings: Any) -> Stack:
+        settings.setdefault("timeouts", FAULT_TIMEOUTS)
+        config = stack_config(fake.url, **settings)
+        handle = await start_selector(config, listen="127.0.0.1:0", database=str(tmp_path / "state.db"))
+        config.edge.selector = handle.address
+        edge = await start_edge(config, "127.0.0.1:0")
+        stack = Stack(fake, handle, edge, config, aiohttp.ClientSession())
+        stacks.append(stack)
+        return stack
+
+    yield factory
+    for stack in stacks:
+        await stack.http.close()
+        await stack.edge.stop()
+        if stack.selector is not None:
+            await stack.selector.stop(grace=0)
+
+
+async def outcomes(stack: Stack) -> dict[str, list[str]]:
+    """account_id -> the outcomes the selector recorded for it, oldest first (from the usage log)."""
+    await stack.edge.runner.app[SELECTOR].flush_reports()
+    assert stack.selector is not None and stack.selector.core.usage is not None
+    await stack.selector.core.usage.flush()
+    records = await stack.selector.repository.usage_between(0, time.time() + 1)
+    found: dict[str, list[str]] = {}
+    for record in records:
+        found.setdefault(record.account_id, []).append(record.outcome)
+    return found
+
+
+def log_text(log: Path) -> str:
+    return log.read_text(errors="replace")
+
+
+def poolgate_process(*args: str, log: Path) -> subprocess.Popen[bytes]:
+    """``poolgate ARGS`` as its own process, output to ``log`` (a file: a pipe nobody reads could fill up)."""
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "poolgate.cli", *args], stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+async def wait_listening(port: int, process: subprocess.Popen[bytes], log: Path, within: float = 20.0) -> float:
+    """Seconds until ``port`` on 127.0.0.1 accepts connections; fails the test if the process dies or is slow."""
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        if process.poll() is not None:
+            pytest.fail(f"the process exited with {process.returncode}:\n{log_text(log)}")
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.02)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return time.monotonic() - started
+    process.kill()
+    process.wait()
+    pytest.fail(f"nothing listened on port {port} within {within} s:\n{log_text(log)}")
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=10)
