@@ -7,7 +7,6 @@ no account selection at all. What poolgate adds is measured against this.
 from __future__ import annotations
 
 import argparse
-
 import sys
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import aiohttp
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from poolgate import runtime  # noqa: E402
+from poolgate import runtime
 
 HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "authorization", "keep-alive"}
 
@@ -32,7 +31,8 @@ def make_app(upstream: str, key: str) -> web.Application:
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         headers["Authorization"] = f"Bearer {key}"
-        async with request.app[session_key].post(f"{upstream}{request.path}", data=body, headers=headers) as upstream_response:
+        session = request.app[session_key]
+        async with session.post(f"{upstream}{request.path}", data=body, headers=headers) as upstream_response:
             response = web.StreamResponse(status=upstream_response.status, headers={
                 "Content-Type": upstream_response.headers.get("Content-Type", "application/json")})
             await response.prepare(request)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from edge_bench import Result, free_port, load  # noqa: E402
+from edge_bench import Result, free_port, load
 
 ROOT = Path(__file__).resolve().parents[1]
 EDGE_KEY = "bench-edge-key"

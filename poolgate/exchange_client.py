@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
@@ -127,14 +128,14 @@ class ExchangeClient:
                     items.append(outbox.get_nowait())
             message = pb.ExchangeRequest()
             for kind, item in items:
-                if kind == "select":
-                    message.selects.append(item)  # type: ignore[arg-type]
-                elif kind == "report":
-                    message.reports.append(item)  # type: ignore[arg-type]
-                elif kind == "sync":
-                    message.sync = max(message.sync, item)  # type: ignore[call-overload]
-                else:
-                    message.cancels.append(item)  # type: ignore[arg-type]
+                if isinstance(item, pb.StreamSelect):
+                    message.selects.append(item)
+                elif isinstance(item, pb.ReportOutcomeRequest):
+                    message.reports.append(item)
+                elif isinstance(item, int) and kind == "sync":
+                    message.sync = max(message.sync, item)
+                elif isinstance(item, int):
+                    message.cancels.append(item)
             yield message
 
     async def _run(self, outbox: asyncio.Queue[tuple[str, object]]) -> None:
@@ -169,6 +170,7 @@ class ExchangeClient:
         self._fail_pending(failure)
 
     def _fail_pending(self, failure: SelectError) -> None:
-        for future in [*self._pending.values(), *self._syncs.values()]:
+        futures: list[asyncio.Future[Any]] = [*self._pending.values(), *self._syncs.values()]
+        for future in futures:
             if not future.done():
                 future.set_exception(failure)

@@ -51,7 +51,7 @@ class SelectorClient:
         # A stream stays on one replica, so streams may be spread; unary reports must reach the replica that granted
         # the lease, so unary calls all go to the first live replica.
         self._channel = selector_channel.open_aio_channel(address, tls or ClientTLS(), balance=transport == "stream")
-        self._stub = pb_grpc.SelectorStub(self._channel)  # type: ignore[no-untyped-call]
+        self._stub = pb_grpc.SelectorStub(self._channel)
         self._exchange = ExchangeClient(self._channel, self._metadata) if transport == "stream" else None
         self._pending: set[asyncio.Task[None]] = set()
 

@@ -7,8 +7,8 @@ import sys
 
 from poolgate.config import Config, ConfigError, load_config
 from poolgate.config.routes import describe_value
-from selector_service.overlay import ConfigSource
 from selector_service.credentials.manager import CredentialManager
+from selector_service.overlay import ConfigSource
 from selector_service.plugin.manager import (
     PluginError,
     StrategyRegistry,

@@ -70,7 +70,8 @@ class FailoverSettings(_Section):
                 continue
             if isinstance(item, str) and item in RETRY_ON_WORDS:
                 continue
-            raise ValueError(f"entries must be HTTP statuses (e.g. 429) or one of {', '.join(RETRY_ON_WORDS)}, got {item!r}")
+            words = ", ".join(RETRY_ON_WORDS)
+            raise ValueError(f"entries must be HTTP statuses (e.g. 429) or one of {words}, got {item!r}")
         return value
 
 

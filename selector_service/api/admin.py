@@ -31,22 +31,22 @@ class AdminServicer(selector_pb2_grpc.AdminServicer):
     async def _status(self, account: Account) -> pb.AccountStatus:
         return single_account_status(account, time.time())
 
-    async def EnableAccount(self, request: pb.AccountRef, context: Any) -> pb.AccountStatus:  # noqa: N802
+    async def EnableAccount(self, request: pb.AccountRef, context: Any) -> pb.AccountStatus:
         account = await self._act(context, self.core.enable(request.pool, request.account))
         log.info("account %s enabled by an operator", account.account_id)
         return await self._status(account)
 
-    async def DisableAccount(self, request: pb.DisableAccountRequest, context: Any) -> pb.AccountStatus:  # noqa: N802
+    async def DisableAccount(self, request: pb.DisableAccountRequest, context: Any) -> pb.AccountStatus:
         account = await self._act(context, self.core.disable(request.pool, request.account, request.reason))
         log.info("account %s disabled by an operator: %s", account.account_id, account.disabled_reason)
         return await self._status(account)
 
-    async def ResetAccount(self, request: pb.AccountRef, context: Any) -> pb.AccountStatus:  # noqa: N802
+    async def ResetAccount(self, request: pb.AccountRef, context: Any) -> pb.AccountStatus:
         account = await self._act(context, self.core.reset(request.pool, request.account))
         log.info("account %s reset by an operator (cooldowns and failures cleared)", account.account_id)
         return await self._status(account)
 
-    async def AddAccount(self, request: pb.AddAccountRequest, context: Any) -> pb.AccountStatus:  # noqa: N802
+    async def AddAccount(self, request: pb.AddAccountRequest, context: Any) -> pb.AccountStatus:
         source = await self._source(context)
         if bool(request.key) == bool(request.key_env):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "key: give exactly one of key and key_env")
@@ -73,7 +73,7 @@ class AdminServicer(selector_pb2_grpc.AdminServicer):
         log.info("account %s/%s added by an operator", request.pool, request.name)
         return await self._status(self.core.account(request.pool, request.name))
 
-    async def RemoveAccount(self, request: pb.AccountRef, context: Any) -> pb.RemoveAccountResponse:  # noqa: N802
+    async def RemoveAccount(self, request: pb.AccountRef, context: Any) -> pb.RemoveAccountResponse:
         source = await self._source(context)
         async with self._lock:
             account = await self._act(context, _ready(self.core.account, request.pool, request.account))
@@ -86,7 +86,7 @@ class AdminServicer(selector_pb2_grpc.AdminServicer):
         log.info("account %s removed by an operator (%d lease(s) draining)", account.account_id, account.in_flight)
         return pb.RemoveAccountResponse(account_id=account.account_id, draining_leases=account.in_flight)
 
-    async def Reload(self, request: pb.ReloadRequest, context: Any) -> pb.ReloadResponse:  # noqa: N802
+    async def Reload(self, request: pb.ReloadRequest, context: Any) -> pb.ReloadResponse:
         source = await self._source(context)
         async with self._lock:
             try:

@@ -7,7 +7,7 @@ selection and queue-wait histograms are observed per call. Account labels are na
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -96,6 +96,6 @@ async def start_metrics_server(metrics: SelectorMetrics, listen: str) -> tuple[w
     host, _, port = listen.rpartition(":")
     site = web.TCPSite(runner, host or "127.0.0.1", int(port))
     await site.start()
-    server = site._server
+    server: Any = site._server
     bound = server.sockets[0].getsockname()[1] if server is not None and server.sockets else int(port)
     return runner, int(bound)

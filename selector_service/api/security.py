@@ -78,7 +78,7 @@ def server_credentials(section: SelectorSection) -> grpc.ServerCredentials | Non
                                        require_client_auth=client_ca is not None)
 
 
-class TokenInterceptor(grpc.aio.ServerInterceptor):
+class TokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Checks ``authorization: Bearer <token>`` on every call (constant-time); health and reflection stay open."""
 
     def __init__(self, tokens: Sequence[str], admin_tokens: Sequence[str]) -> None:

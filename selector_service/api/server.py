@@ -45,12 +45,16 @@ async def start_server(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, ADMIN_SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
+        (SERVICE_NAME, ADMIN_SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME),
+        server,
     )
     try:
         port = server.add_secure_port(listen, credentials) if credentials else server.add_insecure_port(listen)
     except RuntimeError as exc:
-        raise ListenError(f"cannot listen on {listen}: {exc}; is another process using it? (--listen to change)") from exc
+        raise ListenError(
+            f"cannot listen on {listen}: {exc}; is another process using it? (--listen to change)"
+        ) from exc
     if port == 0 and not listen.startswith("unix:"):
         raise ListenError(f"cannot listen on {listen}: the address is in use or invalid (--listen to change)")
     await server.start()

@@ -10,6 +10,7 @@ import grpc
 
 from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc
+from selector_service.api.exchange import ExchangeSession
 from selector_service.api.mapping import (
     OUTCOMES,
     STATES,
@@ -19,7 +20,6 @@ from selector_service.api.mapping import (
     selection_request,
     usage_row,
 )
-from selector_service.api.exchange import ExchangeSession
 from selector_service.api.metrics import SelectorMetrics
 from selector_service.domain.errors import InvalidRequestError, NoAccountAvailableError, UnknownPoolError
 from selector_service.domain.selector import SelectorCore
@@ -38,7 +38,7 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         self.core = core
         self.metrics = metrics
 
-    async def SelectAccount(  # noqa: N802 (gRPC method name)
+    async def SelectAccount(
         self, request: pb.SelectAccountRequest, context: grpc.aio.ServicerContext[pb.SelectAccountRequest, pb.Lease]
     ) -> pb.Lease:
         remaining = context.time_remaining()
@@ -61,7 +61,7 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
                 self.metrics.queue_wait_seconds.labels(request.pool).observe(grant.waited)
         return lease_message(grant)
 
-    async def ReportOutcome(  # noqa: N802
+    async def ReportOutcome(
         self,
         request: pb.ReportOutcomeRequest,
         context: grpc.aio.ServicerContext[pb.ReportOutcomeRequest, pb.ReportOutcomeResponse],
@@ -70,6 +70,7 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         if outcome is None:
             names = ", ".join(pb.Outcome.Name(v) for v in OUTCOMES)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"outcome: required, one of {names}")
+        assert outcome is not None  # abort raised
         try:
             result = await self.core.report(outcome_report(request, outcome))
         except InvalidRequestError as exc:
@@ -77,7 +78,7 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         state = STATES[result.state] if result.state is not None else pb.ACCOUNT_STATE_UNSPECIFIED
         return pb.ReportOutcomeResponse(recorded=result.recorded, detail=result.detail, account_state=state)
 
-    async def ListAccounts(  # noqa: N802
+    async def ListAccounts(
         self,
         request: pb.ListAccountsRequest,
         context: grpc.aio.ServicerContext[pb.ListAccountsRequest, pb.ListAccountsResponse],
@@ -88,7 +89,7 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         return pb.ListAccountsResponse(pools=[pool_status(s) for s in snapshots])
 
-    async def GetUsage(  # noqa: N802
+    async def GetUsage(
         self, request: pb.GetUsageRequest, context: grpc.aio.ServicerContext[pb.GetUsageRequest, pb.GetUsageResponse]
     ) -> pb.GetUsageResponse:
         usage = self.core.usage
@@ -115,10 +116,11 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         if bucket == "minute" and until - since > MAX_MINUTE_RANGE:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 "since: minute buckets cover at most 24 hours; narrow the range or use HOUR")
+        assert usage is not None and bucket is not None  # abort raised otherwise
         rollups = await usage.rollup(since, until, bucket, request.pool, account_id)
         return pb.GetUsageResponse(rows=[usage_row(r) for r in rollups])
 
-    async def Exchange(  # noqa: N802
+    async def Exchange(
         self,
         request_iterator: AsyncIterator[pb.ExchangeRequest],
         context: grpc.aio.ServicerContext[pb.ExchangeRequest, pb.ExchangeResponse],

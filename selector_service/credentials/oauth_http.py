@@ -9,7 +9,6 @@ from urllib.parse import parse_qsl
 
 from selector_service.credentials.oauth import TokenEndpointUnreachable, TokenRequest, TokenResponse
 
-
 if TYPE_CHECKING:
     import aiohttp
 

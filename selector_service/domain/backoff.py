@@ -16,9 +16,9 @@ def rate_limit_cooldown(
     ``max``, with up to ``jitter`` of random spread on top.
     """
     if retry_after is not None and retry_after > 0:
-        return min(retry_after, settings.max_retry_after)
+        return float(min(retry_after, settings.max_retry_after))
     backoff = min(settings.base * (2 ** max(0, min(streak - 1, 30))), settings.max)
-    return min(backoff * (1.0 + settings.jitter * rng.random()), settings.max)
+    return float(min(backoff * (1.0 + settings.jitter * rng.random()), settings.max))
 
 
 def circuit_cooldown(settings: CircuitSettings, opens: int) -> float:

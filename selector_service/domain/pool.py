@@ -155,12 +155,13 @@ class Pool:
             candidates = CandidateView(tier, excluded)
             if not len(candidates):
                 continue
-            account = self.strategy.select(candidates, request)  # type: ignore[assignment]
-            if account not in candidates:
+            picked = self.strategy.select(candidates, request)
+            if not isinstance(picked, Account) or picked not in candidates:
                 raise StrategyContractError(
                     f"strategy {self.config.strategy!r} of pool {self.name!r} returned an account that is not a "
                     "candidate; fix the strategy plugin"
                 )
+            account = picked
             if sticky:
                 self._remember_session(request.session_key, account, now)
             return account

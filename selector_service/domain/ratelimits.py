@@ -117,7 +117,8 @@ def parse_headers(headers: Mapping[str, str], now: float) -> RateLimitSnapshot:
     # A combined token limit (OpenAI's, or Anthropic's total) bounds input and output alike.
     for prefix_remaining, prefix_limit, prefix_reset in (
         ("x-ratelimit-remaining-tokens", "x-ratelimit-limit-tokens", "x-ratelimit-reset-tokens"),
-        ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-limit", "anthropic-ratelimit-tokens-reset"),
+        ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-limit",
+         "anthropic-ratelimit-tokens-reset"),
     ):
         if prefix_remaining in headers:
             for kind in ("input_tokens", "output_tokens"):

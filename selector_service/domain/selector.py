@@ -125,7 +125,8 @@ class SelectorCore:
                 waiter = pool.waiters.popleft()
                 future: asyncio.Future[Grant] = waiter.future  # type: ignore[assignment]
                 if not future.done():
-                    future.set_exception(NoAccountAvailableError(pool.name, "selector shutting down", 1.0, "unavailable"))
+                    future.set_exception(
+                        NoAccountAvailableError(pool.name, "selector shutting down", 1.0, "unavailable"))
         await self._writer.close()
         if self.usage is not None:
             await self.usage.close()

@@ -10,6 +10,8 @@ import random
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from selector_service.plugin.types import AccountView
+
 if TYPE_CHECKING:
     from selector_service.domain.account import Account
 
@@ -44,7 +46,8 @@ class Tier:
 
 
 class CandidateView:
-    """The :class:`~selector_service.plugin.Candidates` a strategy sees: a tier's available accounts minus exclusions."""
+    """The :class:`~selector_service.plugin.Candidates` a strategy sees: a tier's available accounts, minus the
+    request's exclusions."""
 
     __slots__ = ("_excluded", "_excluded_here", "_tier")
 
@@ -76,17 +79,17 @@ class CandidateView:
         position, excluded = self._tier.position, self._excluded
         return (a for a in self._tier.ordered if a.account_id in position and a.account_id not in excluded)
 
-    def sample(self, k: int, rng: random.Random) -> list[Account]:
+    def sample(self, k: int, rng: random.Random) -> list[AccountView]:
         available = self._tier.available
         size = len(self)
         if k >= size:
-            picked = [a for a in available if a.account_id not in self._excluded]
+            picked: list[AccountView] = [a for a in available if a.account_id not in self._excluded]
             rng.shuffle(picked)
             return picked
         if self._excluded_here * 2 > len(available):
-            pool = [a for a in available if a.account_id not in self._excluded]
-            return rng.sample(pool, k)
-        chosen: dict[str, Account] = {}
+            eligible: list[AccountView] = [a for a in available if a.account_id not in self._excluded]
+            return rng.sample(eligible, k)
+        chosen: dict[str, AccountView] = {}
         excluded = self._excluded
         while len(chosen) < k:  # rejection sampling: at least half the set is eligible, so O(k) expected
             account = available[rng.randrange(len(available))]

@@ -13,6 +13,7 @@ from selector_service.domain.selector import Grant, SelectorCore
 from selector_service.plugin.types import SelectionRequest
 from tests.selector.conftest import CoreFactory, FakeClock, pool_config
 
+ONE = "- {name: a, key: sk-test-aaaaaaaa1111}"
 TWO = """
 - {name: a, key: sk-test-aaaaaaaa1111}
 - {name: b, key: sk-test-bbbbbbbb2222}
@@ -65,7 +66,7 @@ async def test_retry_after_is_capped(make_core: CoreFactory, clock: FakeClock) -
 
 
 async def test_429_without_retry_after_backs_off_exponentially(make_core: CoreFactory, clock: FakeClock) -> None:
-    core = await make_core(pool_config("- {name: a, key: sk-test-aaaaaaaa1111}", cooldown="{base: 1s, max: 5s, jitter: 0}"))
+    core = await make_core(pool_config(ONE, cooldown="{base: 1s, max: 5s, jitter: 0}"))
     seen = []
     for _ in range(5):
         grant = await lease(core)
@@ -77,7 +78,7 @@ async def test_429_without_retry_after_backs_off_exponentially(make_core: CoreFa
 
 
 async def test_jitter_stays_within_its_fraction(make_core: CoreFactory, clock: FakeClock) -> None:
-    core = await make_core(pool_config("- {name: a, key: sk-test-aaaaaaaa1111}", cooldown="{base: 10s, max: 1h, jitter: 0.5}"))
+    core = await make_core(pool_config(ONE, cooldown="{base: 10s, max: 1h, jitter: 0.5}"))
     grant = await lease(core)
     await report(core, grant, Outcome.RATE_LIMITED)
     assert 10.0 <= grant.lease.account.cooldown_remaining(clock()) <= 15.0
@@ -155,7 +156,7 @@ async def test_consecutive_server_errors_open_the_circuit(make_core: CoreFactory
 
 
 async def test_failed_probe_reopens_the_circuit_for_longer(make_core: CoreFactory, clock: FakeClock) -> None:
-    core = await make_core(pool_config("- {name: a, key: sk-test-aaaaaaaa1111}", circuit="{failures: 2, cooldown: 10s}"))
+    core = await make_core(pool_config(ONE, circuit="{failures: 2, cooldown: 10s}"))
     for _ in range(2):
         await report(core, await lease(core), Outcome.NETWORK_ERROR)
     account = core.pools["p"].accounts["p/a"]
