@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
-from poolgate import runtime
+from poolgate import runtime, selector_channel
 from poolgate.config.loader import ConfigError, load_config
 from poolgate.config.schema import Config
 from poolgate.logging_setup import configure_logging
@@ -38,13 +38,7 @@ SHUTDOWN_TIMEOUT = 10.0
 
 def selector_address(config: Config) -> str:
     """``edge.selector``, else the selector's own listen address (a wildcard host becomes loopback)."""
-    address = config.edge.selector or config.selector.listen
-    host, sep, port = address.rpartition(":")
-    if sep and host in ("0.0.0.0", ""):
-        return f"127.0.0.1:{port}"
-    if sep and host in ("[::]", "::"):
-        return f"[::1]:{port}"
-    return address
+    return selector_channel.loopback_for_wildcard(config.edge.selector or config.selector.listen)
 
 
 def selector_token(config: Config) -> str:

@@ -20,7 +20,7 @@ from selector_service.api.admin import describe
 from selector_service.api.metrics import SelectorMetrics, start_metrics_server
 from selector_service.api.security import INSECURE_WARNING_INTERVAL, ExposureError, check_exposure, is_loopback
 from selector_service.api.server import ListenError, start_server
-from selector_service.check import load_checked, strategy_errors
+from selector_service.check import load_checked, report_problems, strategy_errors
 from selector_service.credentials.manager import CredentialManager
 from selector_service.domain.replication import Replicator
 from selector_service.domain.selector import ReloadSummary, SelectorCore
@@ -194,14 +194,8 @@ def run_selector_command(args: argparse.Namespace) -> int:
     source = ConfigSource(args.config)
     try:
         config, registry = load_checked(args.config, source)
-    except ConfigError as exc:
-        print(f"{exc.source}: {len(exc.errors)} problem(s):", file=sys.stderr)
-        for error in exc.errors:
-            print(f"  {error}", file=sys.stderr)
-        return 1
-    except PluginError as exc:
-        print(f"poolgate plugins: {exc}", file=sys.stderr)
-        return 1
+    except (ConfigError, PluginError) as exc:
+        return report_problems(exc)
     try:
         runtime.run(_serve(config, args, registry, source))
     except (ListenError, ExposureError) as exc:

@@ -43,6 +43,17 @@ def load_checked(path: str, source: ConfigSource | None = None) -> tuple[Config,
     return config, registry
 
 
+def report_problems(exc: ConfigError | PluginError) -> int:
+    """Print why a config cannot be used, every problem on its own line; returns the exit status (1)."""
+    if isinstance(exc, PluginError):
+        print(f"poolgate plugins: {exc}", file=sys.stderr)
+        return 1
+    print(f"{exc.source}: {len(exc.errors)} problem(s):", file=sys.stderr)
+    for error in exc.errors:
+        print(f"  {error}", file=sys.stderr)
+    return 1
+
+
 def describe(config: Config) -> str:
     lines = [f"selector: listens on {config.selector.listen}, database {describe_database(config.selector.database)}",
              f"edge: listens on {config.edge.listen}, client auth {'on' if config.edge.auth else 'OFF'}"]
@@ -67,14 +78,8 @@ def run_check_command(args: argparse.Namespace) -> int:
         config, _ = load_checked(args.file)
         # Accounts from credential files (and other sources) are listed as the selector would load them.
         config = CredentialManager(load_credential_sources().create_all()).expand(config)
-    except ConfigError as exc:
-        print(f"{exc.source}: {len(exc.errors)} problem(s):", file=sys.stderr)
-        for error in exc.errors:
-            print(f"  {error}", file=sys.stderr)
-        return 1
-    except PluginError as exc:
-        print(f"poolgate plugins: {exc}", file=sys.stderr)
-        return 1
+    except (ConfigError, PluginError) as exc:
+        return report_problems(exc)
     print(f"{args.file}: OK")
     print(describe(config))
     return 0
