@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= examples/demo.yaml
 
-.PHONY: run test browser-deps postgres-for-tests lint proto bench bench-compare bench-selector bench-edge soak clean
+.PHONY: run test browser-deps postgres-for-tests lint proto bench bench-compare bench-selector bench-edge bench-logging soak clean
 
 $(STAMP): pyproject.toml examples/strategy-plugin/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,8 +50,8 @@ proto: $(STAMP)
 
 LITELLM_VENV := bench/.venv-litellm
 
-# The whole comparison (bare proxy, poolgate unary and stream, LiteLLM) plus the selector and edge figures.
-bench: bench-compare bench-selector bench-edge
+# The whole comparison (bare proxy, poolgate unary and stream, LiteLLM) plus the selector, edge and logging figures.
+bench: bench-compare bench-selector bench-edge bench-logging
 
 bench-compare: $(STAMP) $(LITELLM_VENV)/.installed
 	$(BIN)/python bench/compare.py --memory
@@ -68,6 +68,9 @@ bench-selector: $(STAMP)
 
 bench-edge: $(STAMP)
 	$(BIN)/python bench/edge_bench.py
+
+bench-logging: $(STAMP)
+	$(BIN)/python bench/logging_bench.py
 
 # Not part of `make test`: 10 minutes of flaky-upstream load (SOAK_ARGS="--minutes 1" for a shorter run).
 soak: $(STAMP)

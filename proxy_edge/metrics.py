@@ -16,7 +16,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 
 class EdgeMetrics:
-    """The edge's series; ``observe_*`` methods are what the request path calls."""
+    """The edge's series, and the methods the request path calls to update them."""
 
     def __init__(self, pools: list[str] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)

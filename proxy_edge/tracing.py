@@ -13,15 +13,16 @@ import asyncio
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from time import monotonic
+from time import monotonic, time
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
-from poolgate.logging_setup import REQUEST_ID
+from poolgate.logging_setup import REQUEST_ID, log_record
 from poolgate.v1 import selector_pb2 as pb
 from proxy_edge.metrics import EdgeMetrics
+from proxy_edge.request_log import RequestLog
 from proxy_edge.upstream import Failure
 
 log = logging.getLogger("poolgate.edge")
@@ -32,8 +33,6 @@ CLIENT_CLOSED = 499
 """Status recorded for requests whose client went away before the answer (nginx's convention)."""
 _SANE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _OUTCOME_NAMES = {v.number: v.name.removeprefix("OUTCOME_").lower() for v in pb.Outcome.DESCRIPTOR.values}
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def new_request_id() -> str:
@@ -62,6 +61,12 @@ class RequestTrace:
     attempts: int = 0
     ttft: float | None = None
     """Seconds to the first streamed byte; None for responses that are not streamed."""
+    method: str = ""
+    path: str = ""
+    status: int = 0
+    seconds: float = 0.0
+    ended: float = 0.0
+    """Epoch seconds when the response was done."""
     _failed: tuple[str, str] | None = None
 
     def routed(self, pool: str, model: str) -> None:
@@ -84,32 +89,49 @@ class RequestTrace:
                 metrics.failover(self._failed[0], lease.pool, self._failed[1])
         self._failed = (lease.pool, outcome) if isinstance(result, Failure) else None
 
-    def finish(self, request: web.Request, status: int) -> None:
-        """Metrics and the request line, once the response is complete."""
-        seconds = monotonic() - self.started
+    def finish(self, request: web.Request, status: int, request_log: RequestLog | None = None,
+               idle: bool = True) -> None:
+        """Metrics, and the request line (to ``request_log``, else logged at once), when the response is done;
+        ``idle``: no other request is in flight."""
+        self.seconds = seconds = monotonic() - self.started
+        self.status = status
         metrics = self.metrics
         if self.pool:
             if metrics is not None:
                 metrics.request_finished(self.pool, self.model, status, seconds, self.ttft)
-            if log.isEnabledFor(logging.INFO):
-                fields = {"method": request.method, "path": request.path, "status": status,
-                          "latency_ms": round(seconds * 1000, 1), "pool": self.pool,
-                          "account": self.account or None, "model": self.model, "attempts": self.attempts}
-                if self.ttft is not None:
-                    fields["ttft_ms"] = round(self.ttft * 1000, 1)
-                log.info("%s pool=%s account=%s model=%s status=%d attempts=%d latency=%dms", request.path,
-                         self.pool, self.account or "-", self.model, status, self.attempts, seconds * 1000,
-                         extra={"fields": fields})
-            return
-        if metrics is not None:
-            resource = request.match_info.route.resource
-            metrics.request_unrouted(resource.canonical if resource is not None else "unmatched", status)
-        # API calls are logged at INFO; probes, scrapes and the dashboard's polling only at DEBUG.
-        level = logging.INFO if request.path.startswith("/v1/") else logging.DEBUG
+            level = logging.INFO
+        else:
+            if metrics is not None:
+                resource = request.match_info.route.resource
+                metrics.request_unrouted(resource.canonical if resource is not None else "unmatched", status)
+            # API calls are logged at INFO; probes, scrapes and the dashboard's polling only at DEBUG.
+            level = logging.INFO if request.path.startswith("/v1/") else logging.DEBUG
         if log.isEnabledFor(level):
-            log.log(level, "%s %s status=%d latency=%dms", request.method, request.path, status, seconds * 1000,
-                    extra={"fields": {"method": request.method, "path": request.path, "status": status,
-                                      "latency_ms": round(seconds * 1000, 1)}})
+            self.ended = time()
+            self.method, self.path = request.method, request.rel_url.raw_path
+            if request_log is not None:
+                request_log.add(level, self, idle)
+            else:
+                message, args = self.line()
+                log.handle(log_record(log, level, message, args, self.ended, self.request_id, self.log_fields))
+
+    def line(self) -> tuple[str, tuple[object, ...]]:
+        """The request line's message and arguments."""
+        if self.pool:
+            return "%s pool=%s account=%s model=%s status=%d attempts=%d latency=%dms", (
+                self.path, self.pool, self.account or "-", self.model, self.status, self.attempts,
+                self.seconds * 1000)
+        return "%s %s status=%d latency=%dms", (self.method, self.path, self.status, self.seconds * 1000)
+
+    def log_fields(self) -> dict[str, object]:
+        """The request line's fields for JSON lines (built only when a JSON line is written)."""
+        fields: dict[str, object] = {"method": self.method, "path": self.path, "status": self.status,
+                                     "latency_ms": round(self.seconds * 1000, 1)}
+        if self.pool:
+            fields.update(pool=self.pool, account=self.account or None, model=self.model, attempts=self.attempts)
+            if self.ttft is not None:
+                fields["ttft_ms"] = round(self.ttft * 1000, 1)
+        return fields
 
 
 TRACE = web.RequestKey("poolgate_trace", RequestTrace)
@@ -124,15 +146,19 @@ def trace_for(request: web.Request, pool: str, model: str) -> RequestTrace:
     return trace
 
 
-def make_middleware(metrics: EdgeMetrics) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    """The middleware that traces every request of an application."""
+def make_middleware(metrics: EdgeMetrics, request_log: RequestLog | None = None) -> Middleware:
+    """The middleware that traces every request of an application (request lines in batches to ``request_log``)."""
+
+    active = 0
 
     @web.middleware
     async def trace_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal active
         trace = RequestTrace(request_id_for(request.headers.get(REQUEST_ID_HEADER)), monotonic(), metrics)
         request[TRACE] = trace
         token = REQUEST_ID.set(trace.request_id)
         status = 500
+        active += 1
         try:
             response = await handler(request)
             status = response.status
@@ -144,7 +170,8 @@ def make_middleware(metrics: EdgeMetrics) -> Callable[[web.Request, Handler], Aw
             status = CLIENT_CLOSED
             raise
         finally:
-            trace.finish(request, status)
+            active -= 1
+            trace.finish(request, status, request_log, active == 0)
             REQUEST_ID.reset(token)
 
     return trace_requests

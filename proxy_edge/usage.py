@@ -49,7 +49,7 @@ class UsageQuery:
 
     def request(self) -> pb.GetUsageRequest:
         return pb.GetUsageRequest(pool=self.pool, account=self.account, since=timestamp(self.since),
-                                  until=timestamp(self.until), bucket=BUCKETS[self.bucket])  # type: ignore[arg-type]
+                                  until=timestamp(self.until), bucket=BUCKETS[self.bucket])
 
 
 def timestamp(seconds: float) -> Timestamp:

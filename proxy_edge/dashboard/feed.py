@@ -184,7 +184,8 @@ def _account(a: pb.AccountStatus, usage: Usage) -> dict[str, Any]:
                                           h.output_tokens_remaining)),
         },
         "today": None if today is None else {
-            "requests": today.requests, "errors": today.errors, "rate_limited": today.rate_limited,
+            "requests": today.requests, "successes": today.successes, "errors": today.errors,
+            "rate_limited": today.rate_limited,
             "input_tokens": today.input_tokens, "output_tokens": today.output_tokens, "cost": today.cost,
             "latency_p50_ms": today.latency_p50_ms,
         },

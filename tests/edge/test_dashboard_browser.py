@@ -1,0 +1,237 @@
+"""The dashboard in a real headless Chromium: it renders, its numbers match the API, and an account that starts
+cooling (a 429 from the fake upstream) shows up, with a running countdown, without a reload."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anthropic
+import openai
+import pytest
+
+from poolgate.config import Config, parse_config
+from poolgate.fake_upstream import FakeUpstream
+from proxy_edge.app import EdgeServer, start_edge
+from proxy_edge.handlers import SELECTOR
+from selector_service.app import SelectorHandle, start_selector
+from tests.edge.browser import Chromium, Page, chromium_path, wait_until
+from tests.edge.conftest import AUTH, CHAT, EDGE_KEY
+
+PAGE_ROWS = """
+(() => {
+  const out = {};
+  for (const tr of document.querySelectorAll("tr[data-account]")) {
+    const row = {};
+    for (const td of tr.querySelectorAll("td[data-field]")) {
+      row[td.dataset.field] = td.dataset.value;
+      row[td.dataset.field + "_text"] = td.textContent.trim();
+    }
+    out[tr.dataset.account] = row;
+  }
+  return out;
+})()
+"""
+
+
+def browser_config(fake_url: str) -> Config:
+    return parse_config(f"""
+edge:
+  api_keys: [{EDGE_KEY}]
+  timeouts: {{connect: 2s, first_byte: 2s, total: 10s, selector: 1s}}
+selector:
+  listen: 127.0.0.1:0
+pools:
+  openai:
+    base_url: {fake_url}/v1
+    accounts:
+      - {{name: personal, key: sk-personal-000001, rpm_limit: 500}}
+      - {{name: work, key: sk-work-000002, max_concurrency: 8}}
+  anthropic:
+    format: anthropic
+    base_url: {fake_url}
+    accounts:
+      - {{name: team, key: sk-ant-team-000001}}
+      - {{name: limited, key: sk-ant-ratelimited-000002}}
+models:
+  gpt-*: openai
+  claude-*: anthropic
+prices:
+  gpt-4o*: {{input: 2.5, output: 10}}
+  claude-*: {{input: 3, output: 15}}
+""")
+
+
+@dataclass
+class Served:
+    edge: EdgeServer
+    selector: SelectorHandle
+    http: aiohttp.ClientSession
+
+    @property
+    def url(self) -> str:
+        return self.edge.url
+
+    async def get(self, path: str) -> Any:
+        await self.edge.runner.app[SELECTOR].flush_reports()
+        async with self.http.get(f"{self.url}{path}", headers=AUTH) as response:
+            assert response.status == 200, await response.text()
+            return await response.json()
+
+
+@pytest.fixture
+async def served(tmp_path: Path, fake_upstream: FakeUpstream) -> AsyncIterator[Served]:
+    config = browser_config(fake_upstream.url)
+    selector = await start_selector(config, listen="127.0.0.1:0", database=str(tmp_path / "state.db"))
+    config.edge.selector = f"127.0.0.1:{selector.port}"
+    edge = await start_edge(config, "127.0.0.1:0")
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+    try:
+        yield Served(edge, selector, http)
+    finally:
+        await http.close()
+        await edge.stop()
+        await selector.stop(grace=0)
+
+
+@pytest.fixture
+async def page(tmp_path: Path) -> AsyncIterator[Page]:
+    browser = await Chromium.start(tmp_path)
+    try:
+        yield await browser.new_page()
+    finally:
+        await browser.close()
+
+
+async def api_view(served: Served) -> dict[str, dict[str, Any]]:
+    """What the API says, per account, in the page's terms."""
+    stats = await served.get("/v1/accounts/stats")
+    now = time.time()
+    usage = await served.get(f"/v1/accounts/usage?bucket=day&since={int(now - now % 86400)}")
+    today = {row["account_id"]: row for row in usage["rows"]}
+    out = {}
+    for pool in stats["pools"]:
+        for a in pool["accounts"]:
+            row = today.get(a["account_id"], {})
+            out[a["account_id"]] = {
+                "state": a["state"].removeprefix("ACCOUNT_STATE_").lower(),
+                "requests": a["requests_total"],
+                "in_flight": a["in_flight"],
+                "tokens": row.get("input_tokens", 0) + row.get("output_tokens", 0),
+                "cost": row.get("cost", 0.0),
+                "p50": row.get("latency_p50_ms", 0.0),
+            }
+    return out
+
+
+def mismatches(page_rows: dict[str, dict[str, str]], api: dict[str, dict[str, Any]]) -> list[str]:
+    problems = []
+    if set(page_rows) != set(api):
+        return [f"accounts: page {sorted(page_rows)} != API {sorted(api)}"]
+    for account, want in api.items():
+        got = page_rows[account]
+        if got["state"] != want["state"]:
+            problems.append(f"{account} state {got['state']} != {want['state']}")
+        for field in ("requests", "in_flight", "tokens"):
+            if int(got[field]) != want[field]:
+                problems.append(f"{account} {field} {got[field]} != {want[field]}")
+        if abs(float(got["cost"]) - want["cost"]) > 1e-9 or abs(float(got["p50"]) - want["p50"]) > 1e-6:
+            problems.append(f"{account} cost/p50 {got['cost']}/{got['p50']} != {want['cost']}/{want['p50']}")
+        if got["requests_text"] != f"{want['requests']:,}":
+            problems.append(f"{account} shows {got['requests_text']!r} requests, not {want['requests']:,}")
+    return problems
+
+
+async def page_matches_api(page: Page, served: Served, timeout: float) -> None:
+    last: list[str] = []
+
+    async def probe() -> bool:
+        nonlocal last
+        last = mismatches(await page.evaluate(PAGE_ROWS), await api_view(served))
+        return not last
+
+    try:
+        await wait_until(probe, timeout, "the page to show the API's numbers", interval=0.5)
+    except AssertionError:
+        raise AssertionError(f"the page's numbers do not match the API: {last}") from None
+
+
+async def test_dashboard_renders_matches_the_api_and_shows_a_cooldown_live(
+    served: Served, page: Page, tmp_path: Path
+) -> None:
+    # Some traffic first, streamed and not, so that there are tokens, costs and latencies to show.
+    gpt = openai.AsyncOpenAI(base_url=f"{served.url}/v1", api_key=EDGE_KEY, max_retries=0)
+    claude = anthropic.AsyncAnthropic(base_url=served.url, api_key=EDGE_KEY, max_retries=0)
+    try:
+        for i in range(4):
+            if i % 2:
+                stream = await gpt.chat.completions.create(model="gpt-4o-mini", messages=CHAT, stream=True)
+                assert [chunk async for chunk in stream]
+            else:
+                await gpt.chat.completions.create(model="gpt-4o-mini", messages=CHAT)
+
+        # The page loads without a key, then asks for it; a wrong key is refused, the right one accepted.
+        await page.navigate(f"{served.url}/dashboard")
+        await page.wait_for("document.getElementById('key-dialog').open", 10, "the key dialog")
+        submit = ("(() => { document.getElementById('key-input').value = %s; "
+                  "document.getElementById('key-form').requestSubmit(); return true; })()")
+        await page.evaluate(submit % json.dumps("not-the-key"))
+        await page.wait_for("document.getElementById('key-error').textContent.includes('not accepted')", 10,
+                            "the wrong key to be refused")
+        await page.evaluate(submit % json.dumps(EDGE_KEY))
+        await page.wait_for("document.querySelectorAll('tr[data-account]').length === 4", 10, "the account rows")
+        assert await page.evaluate("sessionStorage.getItem('poolgate.edgeKey')") == EDGE_KEY
+        await page_matches_api(page, served, 15)
+        charts = await page.evaluate(
+            "[...document.querySelectorAll('section.pool')].map(s => [s.dataset.pool, "
+            "s.querySelectorAll('.chart')[0].querySelectorAll('polyline').length, "
+            "Number(s.querySelectorAll('.chart')[0].dataset.total)])")
+        assert charts == [["openai", 2, 4], ["anthropic", 2, 0]], charts
+        await page.evaluate("window.__noReload = true")
+
+        # A 429 from the fake upstream (the account 'limited') cools an account; the page shows it by itself.
+        stats = await api_view(served)
+        assert stats["anthropic/limited"]["state"] == "healthy"
+        for _ in range(4):
+            await claude.messages.create(model="claude-haiku-4-5", max_tokens=16, messages=CHAT)
+            if (await api_view(served))["anthropic/limited"]["state"] == "cooling":
+                break
+        else:
+            raise AssertionError("the rate-limited account never got a request")
+        row = "document.querySelector('tr[data-account=\"anthropic/limited\"]')"
+        await page.wait_for(f"{row}.querySelector('[data-field=state]').dataset.value === 'cooling'", 5,
+                            "the account to show as cooling")
+        first = await page.evaluate(f"{row}.querySelector('[data-field=cooldown]').textContent")
+        match = re.fullmatch(r"(\d+\.\d) s", first)
+        assert match and 20 <= float(match[1]) <= 30, first  # the fake upstream's retry-after: 30
+        await page.wait_for(f"{row}.querySelector('[data-field=cooldown]').textContent !== {json.dumps(first)}", 3,
+                            "the countdown to run")
+        later = await page.evaluate(f"{row}.querySelector('[data-field=cooldown]').textContent")
+        assert float(later.split()[0]) < float(match[1])
+        assert await page.evaluate("window.__noReload === true"), "the page reloaded"
+        assert "cooling" in await page.evaluate(f"{row}.querySelector('.pill').textContent")
+        await page_matches_api(page, served, 15)
+
+        shot = await page.screenshot(tmp_path / "dashboard.png")
+        print(f"dashboard screenshot: {shot}")
+        # The page's first poll (no key yet) and the wrong key were refused with a 401; nothing else went wrong.
+        errors = [e for e in page.errors() if "status of 401" not in e]
+        assert not errors, errors
+        html = await page.evaluate("document.documentElement.outerHTML")
+        assert "sk-" not in html  # credentials only redacted
+    finally:
+        await gpt.close()
+        await claude.close()
+
+
+def test_a_missing_chromium_fails_naming_the_install_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    with pytest.raises(pytest.fail.Exception, match=r"make browser-deps"):
+        chromium_path()
