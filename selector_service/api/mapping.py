@@ -6,9 +6,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from poolgate.v1 import selector_pb2 as pb
 from selector_service.domain.account import Account
+from selector_service.domain.leases import Grant
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
 from selector_service.domain.pool import AccountSnapshot, PoolSnapshot
-from selector_service.domain.selector import Grant
 from selector_service.domain.usage import UsageRollup
 from selector_service.plugin.types import SelectionRequest
 

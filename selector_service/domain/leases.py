@@ -6,8 +6,12 @@ import heapq
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from selector_service.domain.account import Account
+
+if TYPE_CHECKING:
+    from selector_service.domain.pool import Pool
 
 RECENTLY_CLOSED = 10_000  # remembered so a second report is answered "already reported", not "unknown"
 
@@ -21,6 +25,16 @@ class Lease:
     expires_at: float
     probe: bool = False
     closed: bool = field(default=False)
+
+
+@dataclass(slots=True)
+class Grant:
+    """A lease handed out, with what the client needs to use it."""
+
+    lease: Lease
+    pool: Pool
+    waited: float = 0.0
+    """Seconds the call queued before it got the lease."""
 
 
 class LeaseTable:

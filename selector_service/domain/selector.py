@@ -21,9 +21,10 @@ from selector_service.domain.errors import (
     UnknownAccountError,
     UnknownPoolError,
 )
-from selector_service.domain.leases import Lease, LeaseTable
+from selector_service.domain.leases import Grant, Lease, LeaseTable
 from selector_service.domain.outcomes import Outcome, OutcomeReport, ReportResult
-from selector_service.domain.pool import Pool, PoolSnapshot, Waiter
+from selector_service.domain.pool import Pool, PoolSnapshot
+from selector_service.domain.queueing import WaitQueue
 from selector_service.domain.state import PersistedState, StateChange
 from selector_service.domain.usage import PriceTable, UsageRecord, UsageRecorder
 from selector_service.domain.writer import StateStore, StateWriter
@@ -44,15 +45,6 @@ class ReloadSummary:
     pools_removed: list[str] = field(default_factory=list)
     accounts_added: list[str] = field(default_factory=list)
     accounts_removed: list[str] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class Grant:
-    """A lease handed out, with what the client needs to use it."""
-
-    lease: Lease
-    pool: Pool
-    waited: float = 0.0
 
 
 def _consume(future: asyncio.Future[None]) -> None:
@@ -90,7 +82,7 @@ class SelectorCore:
         for name, pool_config in self._expand(config).pools.items():
             strategy = strategies.create(pool_config.strategy, pool_config.strategy_options)
             self.pools[name] = Pool(name, pool_config, strategy)
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self.queue = WaitQueue(self._clock, self._grant, self._exhausted, self._release)
         self._sweeper: asyncio.Task[None] | None = None
         self.transitions: dict[tuple[str, str, str], int] = {}  # (pool, from, to) caused by reports
         self._retired: dict[str, Pool] = {}  # pools removed by a reload, until their leases are reported
@@ -118,15 +110,8 @@ class SelectorCore:
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
-        for handle in self._timers.values():
-            handle.cancel()
         for pool in self.pools.values():
-            while pool.waiters:
-                waiter = pool.waiters.popleft()
-                future: asyncio.Future[Grant] = waiter.future  # type: ignore[assignment]
-                if not future.done():
-                    future.set_exception(
-                        NoAccountAvailableError(pool.name, "selector shutting down", 1.0, "unavailable"))
+            self.queue.fail_all(pool, NoAccountAvailableError(pool.name, "selector shutting down", 1.0, "unavailable"))
         await self._writer.close()
         if self.usage is not None:
             await self.usage.close()
@@ -159,7 +144,7 @@ class SelectorCore:
         deadline = now + wait
         if wait <= 0 or not pool.may_free_up(excluded, now, deadline):
             raise self._exhausted(pool, excluded, now)
-        return await self._wait(pool, request, excluded, deadline)
+        return await self.queue.wait(pool, request, excluded, deadline)
 
     def _grant(self, pool: Pool, account: Account, request: SelectionRequest, now: float) -> Grant:
         probe = account.acquire(now)
@@ -172,61 +157,6 @@ class SelectorCore:
     def _exhausted(self, pool: Pool, excluded: frozenset[str], now: float) -> NoAccountAvailableError:
         retry_after, cause, summary = pool.shortage(excluded, now)
         return NoAccountAvailableError(pool.name, summary, retry_after, cause)
-
-    async def _wait(self, pool: Pool, request: SelectionRequest, excluded: frozenset[str], deadline: float) -> Grant:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Grant] = loop.create_future()
-        waiter = Waiter(request, excluded, future)
-        pool.waiters.append(waiter)
-        queued_at = self._clock()
-        timer = loop.call_later(max(0.0, deadline - queued_at), self._time_out, pool, waiter)
-        self._schedule_wakeup(pool)
-        try:
-            grant = await future
-            grant.waited = self._clock() - queued_at
-            return grant
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled() and future.exception() is None:
-                self._release(future.result().lease, "the caller went away")  # granted just as it was cancelled
-            raise
-        finally:
-            timer.cancel()
-            if waiter in pool.waiters:
-                pool.waiters.remove(waiter)
-
-    def _time_out(self, pool: Pool, waiter: Waiter) -> None:
-        future: asyncio.Future[Grant] = waiter.future  # type: ignore[assignment]
-        if not future.done():
-            pool.waiters.remove(waiter)
-            future.set_exception(self._exhausted(pool, waiter.excluded, self._clock()))
-
-    def _serve_waiters(self, pool: Pool) -> None:
-        """Hand freed accounts to queued calls, oldest first."""
-        if not pool.waiters:
-            return
-        now = self._clock()
-        pool.process_due(now)
-        for waiter in list(pool.waiters):
-            if not pool.available_count:
-                break
-            future: asyncio.Future[Grant] = waiter.future  # type: ignore[assignment]
-            if future.done():
-                continue
-            account = pool.choose(waiter.request, waiter.excluded, now)
-            if account is not None:
-                pool.waiters.remove(waiter)
-                future.set_result(self._grant(pool, account, waiter.request, now))
-        self._schedule_wakeup(pool)
-
-    def _schedule_wakeup(self, pool: Pool) -> None:
-        """While calls wait, wake up when the next cooldown ends (a returned lease wakes them directly)."""
-        handle = self._timers.pop(pool.name, None)
-        if handle is not None:
-            handle.cancel()
-        when = pool.next_wakeup()
-        if pool.waiters and when is not None:
-            delay = max(0.0, when - self._clock()) + 0.001
-            self._timers[pool.name] = asyncio.get_running_loop().call_later(delay, self._serve_waiters, pool)
 
     # -- ReportOutcome ---------------------------------------------------------------------------------------------
 
@@ -256,7 +186,7 @@ class SelectorCore:
                 report.output_tokens, self._prices.cost(lease.model, report.input_tokens, report.output_tokens),
             ))
         pool.refresh(account, now)
-        self._serve_waiters(pool)
+        self.queue.serve(pool)
         state, reason = account.state(now)
         if state is not before:
             key = (account.pool, before.value, state.value)
@@ -290,7 +220,7 @@ class SelectorCore:
         pool = self._pool_of(lease.account)
         lease.account.release(lease.probe)
         pool.refresh(lease.account, now)
-        self._serve_waiters(pool)
+        self.queue.serve(pool)
 
     def _expire_leases(self, now: float) -> None:
         for lease in self.leases.expire(now):
@@ -305,7 +235,7 @@ class SelectorCore:
             self._expire_leases(now)
             for pool in self.pools.values():
                 pool.process_due(now)
-                self._serve_waiters(pool)
+                self.queue.serve(pool)
 
     def persist(self, change: StateChange) -> asyncio.Future[None]:
         return self._writer.submit(change)
@@ -316,7 +246,7 @@ class SelectorCore:
         if pool is None or not pool.is_member(account):
             return  # removed meanwhile: draining
         pool.refresh(account, self._clock())
-        self._serve_waiters(pool)
+        self.queue.serve(pool)
 
     # -- replicas sharing one database -----------------------------------------------------------------------------
 
@@ -347,7 +277,7 @@ class SelectorCore:
                 pool.refresh(account, now)
                 changed[pool.name] = pool
         for pool in changed.values():
-            self._serve_waiters(pool)
+            self.queue.serve(pool)
         return skipped
 
     # -- reload ----------------------------------------------------------------------------------------------------
@@ -392,15 +322,11 @@ class SelectorCore:
             pool = self.pools.pop(name)
             self._retired[name] = pool
             summary.pools_removed.append(name)
-            while pool.waiters:
-                waiter = pool.waiters.popleft()
-                future: asyncio.Future[Grant] = waiter.future  # type: ignore[assignment]
-                if not future.done():
-                    future.set_exception(UnknownPoolError(name, list(config.pools)))
+            self.queue.fail_all(pool, UnknownPoolError(name, list(config.pools)))
         await self._restore(new_accounts)
         for pool in self.pools.values():
             pool.refresh_all(now)
-            self._serve_waiters(pool)
+            self.queue.serve(pool)
         self.config = raw
         self._prices = PriceTable({m: (p.input, p.output) for m, p in config.prices.items()})
         return summary
@@ -440,5 +366,5 @@ class SelectorCore:
     async def _operator_change(self, account: Account, change: StateChange) -> None:
         pool = self._pool_of(account)
         pool.refresh(account, self._clock())
-        self._serve_waiters(pool)
+        self.queue.serve(pool)
         await asyncio.shield(self._writer.submit(change))

@@ -23,7 +23,8 @@ from selector_service.credentials.builtin import EnvKeySource, StaticKeySource
 from selector_service.credentials.file_source import FileCredentialSource
 from selector_service.credentials.manager import CredentialManager
 from selector_service.credentials.oauth_http import AiohttpTokenPoster
-from selector_service.domain.selector import Grant, SelectorCore
+from selector_service.domain.leases import Grant
+from selector_service.domain.selector import SelectorCore
 from selector_service.plugin.manager import StrategyRegistry, load_strategies
 from selector_service.plugin.types import SelectionRequest
 from selector_service.storage import StateRepository

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from selector_service.domain.errors import NoAccountAvailableError
+from selector_service.domain.leases import Grant
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
-from selector_service.domain.selector import Grant, SelectorCore
+from selector_service.domain.selector import SelectorCore
 from selector_service.plugin.types import SelectionRequest
 from tests.selector.conftest import CoreFactory, FakeClock, pool_config
 
