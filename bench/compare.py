@@ -175,14 +175,19 @@ async def measure(target: Target, seconds: float, warmup: float) -> Figures:
                    target.rss_mb())
 
 
+def start_fake_upstream() -> tuple[subprocess.Popen[bytes], str]:
+    """The zero-latency fake upstream every target forwards to, once it answers; returns it and its base URL."""
+    port = free_port()
+    fake = spawn("-m", "poolgate.cli", "--log-level", "warning", "fake-upstream", "--listen", f"127.0.0.1:{port}")
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/v1/models", fake)
+    return fake, url
+
+
 async def compare(args: argparse.Namespace, workdir: Path) -> int:
-    upstream_port = free_port()
-    upstream_url = f"http://127.0.0.1:{upstream_port}"
-    fake = spawn("-m", "poolgate.cli", "--log-level", "warning", "fake-upstream", "--listen",
-                 f"127.0.0.1:{upstream_port}")
+    fake, upstream_url = start_fake_upstream()
     targets: list[Target] = []
     try:
-        wait_http(f"{upstream_url}/v1/models", fake)
         direct = Target("direct", f"{upstream_url}/v1", UPSTREAM_KEYS[0])
         targets = [bare_target(upstream_url), poolgate_target("poolgate unary", workdir, upstream_url, "unary"),
                    poolgate_target("poolgate stream", workdir, upstream_url, "stream")]
@@ -242,27 +247,25 @@ async def compare(args: argparse.Namespace, workdir: Path) -> int:
 
 
 async def memory(args: argparse.Namespace, workdir: Path) -> None:
-    """Resident memory of edge and selector with 1,000 accounts after ``--memory-requests`` requests."""
-    upstream_port = free_port()
-    upstream_url = f"http://127.0.0.1:{upstream_port}"
-    fake = spawn("-m", "poolgate.cli", "--log-level", "warning", "fake-upstream", "--listen",
-                 f"127.0.0.1:{upstream_port}")
+    """Resident memory of edge and selector with 1,000 accounts: once started and idle, and after
+    ``--memory-requests`` requests (what the processes hold from the start, and what the requests add)."""
+    fake, upstream_url = start_fake_upstream()
     target = None
     try:
-        wait_http(f"{upstream_url}/v1/models", fake)
         target = poolgate_target("memory", workdir, upstream_url, "stream", accounts=1000)
-        selector, edge = target.processes
+        processes = dict(zip(("selector", "edge"), target.processes, strict=True))
+        idle = {name: Target(name, "", "", [process]).rss_mb() for name, process in processes.items()}
         sent = 0
         started = time.monotonic()
         while sent < args.memory_requests:
             result: Result = await load(f"{target.url}/chat/completions", EDGE_KEY, False, 32, 5, 0)
             sent += result.requests
         elapsed = time.monotonic() - started
-        rss = {}
-        for name, process in (("edge", edge), ("selector", selector)):
-            rss[name] = Target(name, "", "", [process]).rss_mb()
-        print(f"\nmemory: 1,000 accounts, {sent:,} requests in {elapsed:.0f} s: edge {rss['edge']:.0f} MB, "
-              f"selector {rss['selector']:.0f} MB (targets: <= 80 MB each)")
+        after = {name: Target(name, "", "", [process]).rss_mb() for name, process in processes.items()}
+        print("\nmemory, 1,000 accounts (target: <= 80 MB each after the requests)")
+        print(f"{'process':<10}{'idle MB':>9}{f'after {sent:,} requests ({elapsed:.0f} s) MB':>40}{'growth':>8}")
+        for name in ("edge", "selector"):
+            print(f"{name:<10}{idle[name]:>9.0f}{after[name]:>40.0f}{after[name] - idle[name]:>+8.1f}")
     finally:
         if target is not None:
             target.stop()
