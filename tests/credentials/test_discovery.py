@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import textwrap
@@ -12,14 +11,7 @@ import pytest
 from poolgate.config import ConfigError, parse_config
 from selector_service.domain.outcomes import Outcome, OutcomeReport
 from tests.credentials.conftest import HOUR, CredentialDir, Start, file_pool
-
-
-async def eventually(condition: object, within: float = 5.0) -> None:
-    """Wait (polling every 10 ms) until ``condition()`` is true."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not condition():  # type: ignore[operator]
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
+from tests.support import eventually
 
 
 async def test_three_files_one_malformed(start: Start, creds: CredentialDir, caplog: pytest.LogCaptureFixture) -> None:

@@ -30,7 +30,7 @@ from selector_service.plugin.manager import (
 )
 from selector_service.plugin.types import SelectionRequest
 from tests.credentials.conftest import Start
-from tests.credentials.test_discovery import eventually
+from tests.support import eventually
 
 
 class FakeVault:

@@ -16,7 +16,7 @@ from selector_service.credentials.files import FileCredential
 from selector_service.domain.errors import NoAccountAvailableError
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
 from tests.credentials.conftest import EXPIRING, HOUR, IN_MARGIN, CredentialDir, FakeTokenEndpoint, Start, file_pool
-from tests.credentials.test_discovery import eventually
+from tests.support import eventually
 
 
 async def test_refresh_in_margin_runs_once_under_50_concurrent_requests(

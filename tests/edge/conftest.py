@@ -3,7 +3,6 @@ each on 127.0.0.1 port 0, with the official SDKs as clients."""
 
 from __future__ import annotations
 
-import socket
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,17 +19,12 @@ from poolgate.fake_upstream import FakeUpstream, start_fake_upstream
 from proxy_edge.app import EdgeServer, start_edge
 from proxy_edge.handlers import SELECTOR
 from selector_service.app import SelectorHandle, start_selector
+from tests.support import free_port
 
 EDGE_KEY = "test-edge-key-0001"
 AUTH = {"Authorization": f"Bearer {EDGE_KEY}"}
 GOOD = "- {name: good, key: sk-good-000001}"
 CHAT = [{"role": "user", "content": "Say hello"}]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def stack_config(fake_url: str, openai_accounts: str = GOOD, anthropic_accounts: str = GOOD,

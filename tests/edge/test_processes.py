@@ -12,7 +12,7 @@ from pathlib import Path
 
 import openai
 
-from tests.edge.conftest import free_port
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

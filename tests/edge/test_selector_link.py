@@ -11,7 +11,8 @@ import pytest
 from proxy_edge.app import start_edge
 from proxy_edge.handlers import SELECTOR
 from selector_service.app import start_selector
-from tests.edge.conftest import AUTH, CHAT, EDGE_KEY, Stack, StackFactory, free_port
+from tests.edge.conftest import AUTH, CHAT, EDGE_KEY, Stack, StackFactory
+from tests.support import free_port
 
 REQUEST = {"model": "gpt-4o-mini", "messages": CHAT}
 

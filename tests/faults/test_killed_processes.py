@@ -17,8 +17,9 @@ from poolgate.fake_upstream import FakeUpstream
 from proxy_edge.app import start_edge
 from selector_service.app import start_selector
 from selector_service.plugin.types import SelectionRequest
-from tests.edge.conftest import AUTH, CHAT, EDGE_KEY, free_port
+from tests.edge.conftest import AUTH, CHAT, EDGE_KEY
 from tests.faults.conftest import poolgate_process, stop_process, wait_listening
+from tests.support import free_port
 
 REQUEST = {"model": "gpt-4o-mini", "messages": CHAT}
 
@@ -98,6 +99,8 @@ async def test_selector_killed_under_load(tmp_path: Path, fake: FakeUpstream) ->
             if any(c.status == 200 and c.started >= back_at for c in calls):
                 break
             await asyncio.sleep(0.02)
+        else:
+            pytest.fail("no request succeeded within 5 s of the selector's return")
         await asyncio.sleep(0.3)
         stop.set()
         await asyncio.gather(*clients)

@@ -24,7 +24,7 @@ from proxy_edge.app import start_edge
 from proxy_edge.handlers import SELECTOR
 from selector_service.app import start_selector
 from selector_service.overlay import ConfigSource
-from tests.edge.conftest import free_port
+from tests.support import free_port
 
 # The distinctive middle of every secret ("AUDIT" plus random-looking text): any of these found anywhere is a leak.
 # The fake upstream scripts accounts by the words in their keys (ratelimited, unauthorized, good).

@@ -13,6 +13,7 @@ from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc
 from selector_service.app import SelectorHandle, start_selector
 from tests.selector.conftest import config_from
+from tests.support import eventually_async
 
 CONFIG = """
 pools:
@@ -55,6 +56,15 @@ async def in_flight(stub: selector_pb2_grpc.SelectorStub) -> int:
     return sum(a.in_flight for p in listing.pools for a in p.accounts)
 
 
+async def _no_leases(stub: selector_pb2_grpc.SelectorStub) -> bool:
+    return await in_flight(stub) == 0
+
+
+async def waiting(stub: selector_pb2_grpc.SelectorStub, count: int) -> bool:
+    listing = await stub.ListAccounts(pb.ListAccountsRequest(), timeout=2)
+    return listing.pools[0].waiting == count
+
+
 async def test_batched_selections_and_reports(stub: selector_pb2_grpc.SelectorStub) -> None:
     call = stub.Exchange()
     await call.write(pb.ExchangeRequest(selects=[select(1), select(2)]))
@@ -64,11 +74,7 @@ async def test_batched_selections_and_reports(stub: selector_pb2_grpc.SelectorSt
     assert await in_flight(stub) == 2
     await call.write(pb.ExchangeRequest(reports=[
         pb.ReportOutcomeRequest(lease_id=got[i].lease.lease_id, outcome=pb.OUTCOME_SUCCESS) for i in (1, 2)]))
-    for _ in range(50):
-        if await in_flight(stub) == 0:
-            break
-        await asyncio.sleep(0.02)
-    assert await in_flight(stub) == 0
+    await eventually_async(lambda: _no_leases(stub), what="every lease reported")
     await call.done_writing()
     assert await call.read() is grpc.aio.EOF
 
@@ -90,7 +96,7 @@ async def test_waiting_selection_is_served_when_a_lease_returns(stub: selector_p
     await call.write(pb.ExchangeRequest(selects=[select(1), select(2)]))
     held = await results(call, 2)
     await call.write(pb.ExchangeRequest(selects=[select(3, timeout_ms=3000)]))
-    await asyncio.sleep(0.05)
+    await eventually_async(lambda: waiting(stub, 1), what="selection 3 queued")
     await call.write(pb.ExchangeRequest(reports=[
         pb.ReportOutcomeRequest(lease_id=held[1].lease.lease_id, outcome=pb.OUTCOME_SUCCESS)]))
     served = (await results(call, 1))[3]
@@ -103,16 +109,9 @@ async def test_cancel_withdraws_a_waiting_selection(stub: selector_pb2_grpc.Sele
     await call.write(pb.ExchangeRequest(selects=[select(1), select(2)]))
     await results(call, 2)
     await call.write(pb.ExchangeRequest(selects=[select(3, timeout_ms=5000)]))
-    await asyncio.sleep(0.05)
-    listing = await stub.ListAccounts(pb.ListAccountsRequest(), timeout=2)
-    assert listing.pools[0].waiting == 1
+    await eventually_async(lambda: waiting(stub, 1), what="selection 3 queued")
     await call.write(pb.ExchangeRequest(cancels=[3]))
-    for _ in range(50):
-        listing = await stub.ListAccounts(pb.ListAccountsRequest(), timeout=2)
-        if listing.pools[0].waiting == 0:
-            break
-        await asyncio.sleep(0.02)
-    assert listing.pools[0].waiting == 0
+    await eventually_async(lambda: waiting(stub, 0), what="the withdrawn selection gone from the queue")
     await call.done_writing()
     assert await asyncio.wait_for(call.read(), 5) is grpc.aio.EOF  # nothing was sent for the withdrawn id
 

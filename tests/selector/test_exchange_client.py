@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import grpc
@@ -13,6 +12,7 @@ from poolgate.exchange_client import ExchangeClient, SelectError
 from poolgate.v1 import selector_pb2 as pb
 from selector_service.app import start_selector
 from tests.selector.conftest import config_from
+from tests.support import eventually, free_port
 
 CONFIG = """
 pools:
@@ -22,11 +22,6 @@ pools:
       - {name: b, key: sk-test-bbbbbbbb2222, max_concurrency: 2}
 """
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_many_concurrent_selections_share_one_stream(tmp_path: Path) -> None:
@@ -46,11 +41,8 @@ async def test_many_concurrent_selections_share_one_stream(tmp_path: Path) -> No
             with pytest.raises(SelectError) as exc:
                 await client.select(pb.SelectAccountRequest(pool="missing"), timeout=1)
             assert exc.value.code == grpc.StatusCode.NOT_FOUND
-            for _ in range(50):
-                if all(a.in_flight == 0 for a in handle.core.pools["openai"].accounts.values()):
-                    break
-                await asyncio.sleep(0.02)
-            assert all(a.in_flight == 0 for a in handle.core.pools["openai"].accounts.values())
+            await eventually(lambda: all(a.in_flight == 0 for a in handle.core.pools["openai"].accounts.values()),
+                             what="every lease back")
             await client.close()
     finally:
         await handle.stop(grace=0.5)
@@ -66,18 +58,15 @@ async def test_exhausted_pool_and_cancelled_caller(tmp_path: Path) -> None:
                 await client.select(pb.SelectAccountRequest(pool="openai"), timeout=0.3)
             assert exc.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and exc.value.cause == "busy"
             waiting = asyncio.create_task(client.select(pb.SelectAccountRequest(pool="openai"), timeout=5))
-            await asyncio.sleep(0.05)
+            pool = handle.core.pools["openai"]
+            await eventually(lambda: len(pool.waiters) == 1, what="the selection queued")
             waiting.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await waiting
             for lease in leases:
                 client.report(pb.ReportOutcomeRequest(lease_id=lease.lease_id, outcome=pb.OUTCOME_SUCCESS))
-            for _ in range(50):
-                pool = handle.core.pools["openai"]
-                if not pool.waiters and all(a.in_flight == 0 for a in pool.accounts.values()):
-                    break
-                await asyncio.sleep(0.02)
-            assert not pool.waiters and all(a.in_flight == 0 for a in pool.accounts.values())
+            await eventually(lambda: not pool.waiters and all(a.in_flight == 0 for a in pool.accounts.values()),
+                             what="the queue empty and every lease back")
             await client.close()
     finally:
         await handle.stop(grace=0.5)
@@ -88,8 +77,10 @@ async def test_recovers_after_the_selector_restarts(tmp_path: Path) -> None:
     handle = await start_selector(config_from(CONFIG), listen=address, database=str(tmp_path / "s.db"))
     async with grpc.aio.insecure_channel(address) as channel:
         client = ExchangeClient(channel)
-        assert (await client.select(pb.SelectAccountRequest(pool="openai"), timeout=2)).lease_id
-        await handle.stop(grace=0)
+        try:
+            assert (await client.select(pb.SelectAccountRequest(pool="openai"), timeout=2)).lease_id
+        finally:
+            await handle.stop(grace=0)
         with pytest.raises(SelectError) as exc:
             await client.select(pb.SelectAccountRequest(pool="openai"), timeout=1)
         assert exc.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
@@ -101,6 +92,8 @@ async def test_recovers_after_the_selector_restarts(tmp_path: Path) -> None:
                     break
                 except SelectError:
                     await asyncio.sleep(0.1)
+            else:
+                pytest.fail("the client did not recover within about 4 s of the selector's return")
             assert lease.account_name in ("a", "b")
         finally:
             await client.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 
 from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc
+from tests.support import free_port
 
 CONFIG = """
 pools:
@@ -23,11 +23,6 @@ pools:
       - {name: only, key: sk-test-only-account-0001}
 """
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start(config: Path, database: Path, port: int) -> subprocess.Popen[bytes]:
@@ -88,13 +83,11 @@ def test_sigkill_and_restart_keeps_a_ten_minute_cooldown(tmp_path: Path) -> None
 def test_selector_refuses_a_bad_config_with_every_error(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("pools:\n  p:\n    strategy: nope\n    accounts:\n      - {key: '', priority: 7}\n")
-    started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "poolgate.cli", "selector", "--config", str(config)],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert "pools.p.accounts[0].key: is empty" in result.stderr
     assert "pools.p.accounts[0].priority: must be 0, 1 or 2" in result.stderr
-    assert time.monotonic() - started < 30
 
 
 def poolgate(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

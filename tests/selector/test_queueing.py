@@ -11,6 +11,7 @@ from selector_service.domain.errors import NoAccountAvailableError
 from selector_service.domain.outcomes import Outcome, OutcomeReport
 from selector_service.plugin.types import SelectionRequest
 from tests.selector.conftest import CoreFactory, pool_config
+from tests.support import eventually
 
 ONE_SLOT = "- {name: a, key: sk-test-aaaaaaaa1111, max_concurrency: 1}"
 
@@ -69,7 +70,7 @@ async def test_cancelled_waiter_leaves_the_queue(make_core: CoreFactory) -> None
     core = await make_core(pool_config(ONE_SLOT), use_clock=False)
     holder = await core.select(request(), (), timeout=0)
     waiter = asyncio.create_task(core.select(request(), (), timeout=5))
-    await asyncio.sleep(0.01)
+    await eventually(lambda: len(core.pools["p"].waiters) == 1, what="the call queued")
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
