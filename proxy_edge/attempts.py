@@ -6,7 +6,6 @@ budget or the accounts run out, the client gets the last upstream error, or a 50
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiohttp import web
@@ -30,7 +29,6 @@ class Forwarder:
         self._upstream = upstream
         self._selector = selector
         self._policies = policies
-        self._loop = asyncio.get_running_loop()
 
     async def forward(self, request: web.Request, job: Job) -> web.StreamResponse:
         """Answer ``request`` from the first account that serves it, along the fallback chain if there is one."""

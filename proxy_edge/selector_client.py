@@ -118,17 +118,14 @@ class SelectorClient:
         self.report_later(pb.ReportOutcomeRequest(
             lease_id=task.result().lease_id, outcome=pb.OUTCOME_CANCELLED, detail="the client went away"))
 
-    async def report(self, request: pb.ReportOutcomeRequest) -> pb.ReportOutcomeResponse | None:
-        """Report an outcome and wait for the answer; failures are logged, never raised (the call is done)."""
+    async def _report_unary(self, request: pb.ReportOutcomeRequest) -> None:
+        """One ReportOutcome call; failures are logged, never raised (the client's call is done)."""
         try:
-            response: pb.ReportOutcomeResponse = await self._stub.ReportOutcome(
-                request, timeout=self.timeout, metadata=self._metadata, wait_for_ready=False
-            )
+            await self._stub.ReportOutcome(request, timeout=self.timeout, metadata=self._metadata,
+                                           wait_for_ready=False)
         except grpc.aio.AioRpcError as exc:
             log.warning("could not report an outcome to the selector at %s: %s %s",
                         self.address, exc.code().name, exc.details())
-            return None
-        return response
 
     def report_later(self, request: pb.ReportOutcomeRequest) -> asyncio.Task[None] | None:
         """Report in the background (the client's response does not wait for it; it survives cancellation)."""
@@ -138,7 +135,7 @@ class SelectorClient:
         if len(self._pending) >= _MAX_PENDING_REPORTS:
             log.warning("selector at %s is not keeping up with outcome reports; dropping one", self.address)
             return None
-        task = asyncio.get_running_loop().create_task(self._report_quietly(request))
+        task = asyncio.get_running_loop().create_task(self._report_unary(request))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
         return task
@@ -148,9 +145,6 @@ class SelectorClient:
         task = self.report_later(request)
         if task is not None:
             await asyncio.shield(task)
-
-    async def _report_quietly(self, request: pb.ReportOutcomeRequest) -> None:
-        await self.report(request)
 
     async def list_accounts(self, pool: str = "") -> pb.ListAccountsResponse:
         """Every account's state, per pool; raises :class:`SelectorError` when the selector cannot answer."""

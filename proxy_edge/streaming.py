@@ -122,13 +122,12 @@ class StreamInspector:
     minus the usage-only chunk the edge asked an OpenAI upstream for when the client did not.
     """
 
-    __slots__ = ("_buffer", "_kind", "_strip_usage", "error", "events", "finished", "input_tokens", "output_tokens")
+    __slots__ = ("_buffer", "_kind", "_strip_usage", "error", "finished", "input_tokens", "output_tokens")
 
     def __init__(self, kind: StreamKind, strip_usage: bool = False) -> None:
         self._kind = kind
         self._strip_usage = strip_usage
         self._buffer = b""
-        self.events = 0
         self.input_tokens = 0
         self.output_tokens = 0
         self.error: dict[str, Any] | None = None
@@ -171,7 +170,6 @@ class StreamInspector:
 
     def _inspect(self, event: bytes) -> bool:
         """Note what the event says; True when it is to be left out of the client's stream."""
-        self.events += 1
         if self._kind is StreamKind.ANTHROPIC:
             self._inspect_anthropic(event)
             return False

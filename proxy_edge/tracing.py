@@ -19,7 +19,7 @@ from time import monotonic, time
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from poolgate.logging_setup import REQUEST_ID, log_record
+from poolgate.logging_setup import REQUEST_ID
 from poolgate.v1 import selector_pb2 as pb
 from proxy_edge.metrics import EdgeMetrics
 from proxy_edge.request_log import RequestLog
@@ -89,10 +89,9 @@ class RequestTrace:
                 metrics.failover(self._failed[0], lease.pool, self._failed[1])
         self._failed = (lease.pool, outcome) if isinstance(result, Failure) else None
 
-    def finish(self, request: web.Request, status: int, request_log: RequestLog | None = None,
-               idle: bool = True) -> None:
-        """Metrics, and the request line (to ``request_log``, else logged at once), when the response is done;
-        ``idle``: no other request is in flight."""
+    def finish(self, request: web.Request, status: int, request_log: RequestLog, idle: bool = True) -> None:
+        """Metrics, and the request line (to ``request_log``), when the response is done; ``idle``: no other
+        request is in flight."""
         self.seconds = seconds = monotonic() - self.started
         self.status = status
         metrics = self.metrics
@@ -109,11 +108,7 @@ class RequestTrace:
         if log.isEnabledFor(level):
             self.ended = time()
             self.method, self.path = request.method, request.rel_url.raw_path
-            if request_log is not None:
-                request_log.add(level, self, idle)
-            else:
-                message, args = self.line()
-                log.handle(log_record(log, level, message, args, self.ended, self.request_id, self.log_fields))
+            request_log.add(level, self, idle)
 
     def line(self) -> tuple[str, tuple[object, ...]]:
         """The request line's message and arguments."""
@@ -146,7 +141,7 @@ def trace_for(request: web.Request, pool: str, model: str) -> RequestTrace:
     return trace
 
 
-def make_middleware(metrics: EdgeMetrics, request_log: RequestLog | None = None) -> Middleware:
+def make_middleware(metrics: EdgeMetrics, request_log: RequestLog) -> Middleware:
     """The middleware that traces every request of an application (request lines in batches to ``request_log``)."""
 
     active = 0

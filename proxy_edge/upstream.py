@@ -99,7 +99,7 @@ class Upstream:
             except aiohttp.ClientError as exc:
                 return await self._fail(report, started, oc.NETWORK_ERROR, status, limits, _network_detail(exc))
             report.input_tokens, report.output_tokens = body_usage(body)
-            self._succeed(report, started, status, limits)
+            self._report_later(report, started, oc.SUCCESS, status, limits, "")
             out_headers = client_response_headers(upstream.headers.items())
             out_headers[ACCOUNT_HEADER] = lease.account_id
             out_headers.update(job.response_headers)
@@ -221,7 +221,7 @@ class Upstream:
             self._report_later(report, started, oc.outcome_for_status(err_status), err_status, limits,
                                error_message(inspector.error))
         else:
-            self._succeed(report, started, status, limits)
+            self._report_later(report, started, oc.SUCCESS, status, limits, "")
         await _write_quietly(response, None)
         return response
 
@@ -249,10 +249,6 @@ class Upstream:
             report.rate_limit_headers.update(limits)
         if detail:
             report.detail = detail
-
-    def _succeed(self, report: pb.ReportOutcomeRequest, started: float, status: int, limits: dict[str, str]) -> None:
-        self._fill(report, started, oc.SUCCESS, status, limits, "")
-        self._selector.report_later(report)
 
     def _report_later(self, report: pb.ReportOutcomeRequest, started: float, outcome: int, status: int,
                       limits: dict[str, str], detail: str) -> None:

@@ -60,7 +60,7 @@ class Account:
 
     __slots__ = (
         "account_id", "auth_failures_total", "circuit_open_until", "circuit_opens", "config", "cooldown_reason",
-        "cooldown_set_at", "cooldown_until", "credential", "credential_fingerprint", "credential_prefix",
+        "cooldown_until", "credential", "credential_fingerprint", "credential_prefix",
         "credential_redacted", "disabled", "disabled_reason", "error_rate", "expires_at", "expiry_skip",
         "expiry_wakeup", "failure_streak", "failures_total", "health_changed_at", "in_flight", "index",
         "input_tokens_total", "limits", "max_concurrency", "name", "output_tokens_total", "pool", "priority",
@@ -83,7 +83,6 @@ class Account:
         # health (persisted)
         self.cooldown_until = 0.0
         self.cooldown_reason = ""
-        self.cooldown_set_at = 0.0
         self.rate_limit_streak = 0
         self.failure_streak = 0
         self.circuit_open_until = 0.0
@@ -329,7 +328,6 @@ class Account:
             status = report.http_status or 429
             self.cooldown_until = until
             self.cooldown_reason = f"rate limited ({status}), cooling {seconds:.0f} s"
-            self.cooldown_set_at = now
             change.extend_cooldown_until = until
             change.cooldown_reason = self.cooldown_reason
         self.health_changed_at = now

@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 import secrets
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from selector_service.domain.account import Account
@@ -24,7 +24,6 @@ class Lease:
     granted_at: float
     expires_at: float
     probe: bool = False
-    closed: bool = field(default=False)
 
 
 @dataclass(slots=True)
@@ -62,7 +61,6 @@ class LeaseTable:
         lease = self._active.pop(lease_id, None)
         if lease is None:
             return None
-        lease.closed = True
         self._closed[lease_id] = why
         while len(self._closed) > RECENTLY_CLOSED:
             self._closed.popitem(last=False)
@@ -81,6 +79,3 @@ class LeaseTable:
             if lease is not None:
                 expired.append(lease)
         return expired
-
-    def next_expiry(self) -> float | None:
-        return self._expiries[0][0] if self._expiries else None

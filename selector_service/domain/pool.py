@@ -6,7 +6,6 @@ import heapq
 import itertools
 import math
 from collections import OrderedDict, deque
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from poolgate.config import PoolConfig
@@ -241,6 +240,3 @@ class Pool:
         return PoolSnapshot(
             self.name, self.config, strategy_name, accounts, self.available_count, len(self.waiters), now
         )
-
-    def account_ids(self) -> Iterable[str]:
-        return self.accounts.keys()
