@@ -77,15 +77,13 @@ def lease_message(grant: Grant) -> pb.Lease:
 
 def _headroom(snapshot_account: Account, now: float) -> pb.RateLimitHeadroom:
     limits = snapshot_account.limits.limits if snapshot_account.limits is not None else {}
-    config = snapshot_account.config
-    configured = {"requests": config.rpm_limit, "input_tokens": config.itpm_limit, "output_tokens": config.otpm_limit}
 
     def pair(kind: str) -> tuple[int, int]:
         if kind in limits:
             return limits[kind].remaining, limits[kind].limit
         window = snapshot_account.windows.get(kind)
         if window is not None:
-            return max(0, configured[kind] - window.total), configured[kind]
+            return max(0, window.limit - window.total), window.limit
         return -1, 0
 
     resets = [lim.reset_at for lim in limits.values() if lim.reset_at]

@@ -32,13 +32,14 @@ class Credential:
 
 
 class _Window:
-    """Sum of amounts over the last minute (requests or tokens), amortised O(1)."""
+    """Sum of amounts over the last minute (requests or tokens), amortised O(1), and the configured limit on it."""
 
-    __slots__ = ("entries", "total")
+    __slots__ = ("entries", "limit", "total")
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
         self.entries: deque[tuple[float, int]] = deque()
         self.total = 0
+        self.limit = limit
 
     def add(self, now: float, amount: int) -> None:
         if amount > 0:
@@ -122,7 +123,8 @@ class Account:
         for kind, limit in (("requests", config.rpm_limit), ("input_tokens", config.itpm_limit),
                             ("output_tokens", config.otpm_limit)):
             if limit:
-                windows[kind] = self.windows.get(kind) or _Window()
+                window = windows[kind] = self.windows.get(kind) or _Window(limit)
+                window.limit = limit  # a reload may change the limit; the minute's counts stay
         self.windows = windows
 
     def set_credential(self, key: str, expires_at: float) -> None:
@@ -174,11 +176,6 @@ class Account:
 
     # -- availability ----------------------------------------------------------------------------------------------
 
-    def _limit_of(self, kind: str) -> int:
-        config = self.config
-        return {"requests": config.rpm_limit, "input_tokens": config.itpm_limit,
-                "output_tokens": config.otpm_limit}[kind]
-
     def blocked_until(self, now: float) -> float:
         """0.0 when the account can take a lease now; else when it may (``NEVER``: on an event, not a time)."""
         if self.disabled:
@@ -197,17 +194,16 @@ class Account:
             return NEVER
         if self.limits is not None:
             until = max(until, self.limits.exhausted_until(now))
-        for kind, window in self.windows.items():
-            if window.used(now) >= self._limit_of(kind):
+        for window in self.windows.values():
+            if window.used(now) >= window.limit:
                 until = max(until, window.frees_at())
         return until
 
     @property
     def headroom(self) -> float:
         fraction = self.limits.fraction() if self.limits is not None else 1.0
-        for kind, window in self.windows.items():
-            limit = self._limit_of(kind)
-            fraction = min(fraction, max(0.0, 1.0 - window.total / limit))
+        for window in self.windows.values():
+            fraction = min(fraction, max(0.0, 1.0 - window.total / window.limit))
         return fraction
 
     def state(self, now: float) -> tuple[AccountState, str]:
@@ -228,7 +224,7 @@ class Account:
         if self.limits is not None and self.limits.exhausted_until(now) > now:
             return AccountState.COOLING, "quota at zero (rate-limit headers) until reset"
         for kind, window in self.windows.items():
-            if window.used(now) >= self._limit_of(kind):
+            if window.used(now) >= window.limit:
                 return AccountState.COOLING, f"configured {kind.replace('_', ' ')} per minute limit reached"
         return AccountState.HEALTHY, ""
 

@@ -73,7 +73,7 @@ class Pool:
         ]
         self._tier_of = {a.account_id: t for t in self.tiers for a in t.ordered}
 
-    def reconfigure(self, config: PoolConfig, strategy: Strategy, now: float) -> tuple[list[Account], list[Account]]:
+    def reconfigure(self, config: PoolConfig, strategy: Strategy) -> tuple[list[Account], list[Account]]:
         """Apply a new config for this pool; returns (new accounts, removed accounts).
 
         An account with the same name and credential keeps its object, health and in-flight leases; one whose key
@@ -95,8 +95,7 @@ class Pool:
         self.config = config
         self.strategy = strategy
         self.generation += 1
-        self._index(kept)
-        self.refresh_all(now)
+        self._index(kept)  # availability is derived by the caller's refresh, once saved health is restored
         return added, removed
 
     def is_member(self, account: Account) -> bool:

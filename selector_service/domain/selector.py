@@ -74,7 +74,7 @@ class SelectorCore:
         self._clock = clock
         self._rng = rng or random.Random()
         self.usage = usage
-        self._prices = PriceTable({m: (p.input, p.output) for m, p in config.prices.items()})
+        self._prices = PriceTable.from_config(config)
         self._store = store
         self._writer = StateWriter(store)
         self.leases = LeaseTable()
@@ -89,6 +89,8 @@ class SelectorCore:
 
     async def _restore(self, accounts: list[Account]) -> None:
         """Register accounts with the store and take over their saved health."""
+        if not accounts:
+            return  # a reload that added nothing (e.g. a refreshed token file) needs no database round trip
         rows = [(a.account_id, a.pool, a.name, a.credential_redacted, a.credential_fingerprint) for a in accounts]
         saved = await self._store.load(rows)
         for account in accounts:
@@ -307,14 +309,14 @@ class SelectorCore:
                 retired = self._retired.pop(name, None)
                 if retired is not None:
                     pool = retired
-                    added, removed = pool.reconfigure(pool_config, strategies[name], now)
+                    added, removed = pool.reconfigure(pool_config, strategies[name])
                 else:
                     pool = Pool(name, pool_config, strategies[name])
                     added, removed = list(pool.accounts.values()), []
                 self.pools[name] = pool
                 summary.pools_added.append(name)
             else:
-                added, removed = pool.reconfigure(pool_config, strategies[name], now)
+                added, removed = pool.reconfigure(pool_config, strategies[name])
             new_accounts += added
             summary.accounts_added += [a.account_id for a in added]
             summary.accounts_removed += [a.account_id for a in removed]
@@ -328,7 +330,7 @@ class SelectorCore:
             pool.refresh_all(now)
             self.queue.serve(pool)
         self.config = raw
-        self._prices = PriceTable({m: (p.input, p.output) for m, p in config.prices.items()})
+        self._prices = PriceTable.from_config(config)
         return summary
 
     # -- ListAccounts ----------------------------------------------------------------------------------------------

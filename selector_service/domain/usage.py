@@ -10,7 +10,10 @@ import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from poolgate.config import Config
 
 log = logging.getLogger("poolgate.selector.usage")
 
@@ -75,6 +78,10 @@ class PriceTable:
     def __init__(self, prices: Mapping[str, tuple[float, float]]) -> None:
         self._prices = dict(prices)
         self._cache: dict[str, tuple[float, float] | None] = {}
+
+    @classmethod
+    def from_config(cls, config: Config) -> PriceTable:
+        return cls({model: (price.input, price.output) for model, price in config.prices.items()})
 
     def cost(self, model: str, input_tokens: int, output_tokens: int) -> float:
         if model not in self._cache:

@@ -133,6 +133,7 @@ class StateRepository:
         self.dialect = engine.dialect.name
         """``sqlite`` or ``postgresql``."""
         self._insert = postgresql_insert if self.dialect == "postgresql" else sqlite_insert
+        self._schema_ready = False
 
     @classmethod
     def open(cls, database: str) -> StateRepository:
@@ -177,7 +178,9 @@ class StateRepository:
         An account whose credential changed (new fingerprint) starts clean: a new key is not disabled by the old
         one's 401.
         """
-        await self.create_schema()
+        if not self._schema_ready:  # once per process: reloads call load() again
+            await self.create_schema()
+            self._schema_ready = True
         now = time.time()
         new_row = self._insert(account_state)
         c = account_state.c
