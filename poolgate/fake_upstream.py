@@ -44,6 +44,7 @@ from typing import Any
 from aiohttp import web
 
 from poolgate import fake_tools
+from poolgate.addresses import split_host_port
 from poolgate.logging_setup import configure_logging
 
 log = logging.getLogger("poolgate.fake_upstream")
@@ -488,11 +489,12 @@ async def start_fake_upstream(host: str = "127.0.0.1", port: int = 0, latency: f
 def run_fake_upstream_command(args: argparse.Namespace) -> int:
     """``poolgate fake-upstream``: serve until SIGINT/SIGTERM."""
     configure_logging(getattr(args, "log_level", "info"), getattr(args, "log_format", "text"))
-    host, _, port = args.listen.rpartition(":")
-    if not host or not port.isdigit():
-        print(f"poolgate fake-upstream: --listen must be host:port, got {args.listen!r}", file=sys.stderr)
+    try:
+        host, port = split_host_port(args.listen)
+    except ValueError as exc:
+        print(f"poolgate fake-upstream: --listen {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_serve(host.strip("[]"), int(port), args.latency))
+    return asyncio.run(_serve(host, port, args.latency))
 
 
 async def _serve(host: str, port: int, latency: float) -> int:

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import grpc
 
+from poolgate.addresses import loopback_for_wildcard
 from poolgate.config import ClientTLS
+
+__all__ = ["channel_credentials", "loopback_for_wildcard", "metadata", "open_aio_channel", "open_channel", "target"]
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -22,16 +25,6 @@ CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
 ]
-
-
-def loopback_for_wildcard(address: str) -> str:
-    """A listen address as a client reaches it: ``0.0.0.0:P`` -> ``127.0.0.1:P``, ``[::]:P`` -> ``[::1]:P``."""
-    host, sep, port = address.rpartition(":")
-    if sep and host in ("0.0.0.0", ""):
-        return f"127.0.0.1:{port}"
-    if sep and host in ("[::]", "::"):
-        return f"[::1]:{port}"
-    return address
 
 
 def target(addresses: str) -> str:

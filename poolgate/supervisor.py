@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from poolgate.addresses import loopback_for_wildcard, split_host_port
 from poolgate.config.loader import ConfigError, load_config
 
 START_TIMEOUT = 30.0
@@ -49,14 +50,9 @@ def _connectable(address: str) -> bool:
             except OSError:
                 return False
             return True
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]")
-    if host in ("", "0.0.0.0"):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
     try:
-        with socket.create_connection((host, int(port)), timeout=0.5):
+        host, port = split_host_port(loopback_for_wildcard(address))
+        with socket.create_connection((host, port), timeout=0.5):
             return True
     except (OSError, ValueError):
         return False

@@ -17,6 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from poolgate import runtime, selector_channel
+from poolgate.addresses import split_host_port
 from poolgate.config.loader import ConfigError, load_config
 from poolgate.config.schema import Config
 from poolgate.logging_setup import configure_logging
@@ -50,10 +51,10 @@ def selector_token(config: Config) -> str:
 
 def parse_listen(address: str) -> tuple[str, int]:
     """``host:port`` (``[v6]:port`` too) -> (host, port); raises EdgeConfigError with the expected form."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise EdgeConfigError(f"listen address {address!r} must be host:port, e.g. 127.0.0.1:8080")
-    return host.strip("[]"), int(port)
+    try:
+        return split_host_port(address)
+    except ValueError as exc:
+        raise EdgeConfigError(f"listen address {exc}") from None
 
 
 def create_app(config: Config) -> web.Application:

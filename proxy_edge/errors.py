@@ -35,11 +35,15 @@ _ANTHROPIC_TYPES = {
 }
 
 
+def anthropic_type(status: int) -> str:
+    """Anthropic's error ``type`` for an HTTP status."""
+    return _ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+
+
 def error_body(shape: ApiShape, status: int, message: str, code: str | None = None) -> dict[str, object]:
     """The JSON error object a client of ``shape`` expects for ``status``."""
     if shape is ApiShape.ANTHROPIC:
-        kind = _ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
-        return {"type": "error", "error": {"type": kind, "message": message}}
+        return {"type": "error", "error": {"type": anthropic_type(status), "message": message}}
     kind = _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
@@ -66,3 +70,10 @@ def sse_error_event(shape: ApiShape, status: int, message: str, code: str | None
     if shape is ApiShape.ANTHROPIC:
         return f"event: error\ndata: {data}\n\n".encode()
     return f"data: {data}\n\n".encode()
+
+
+def unauthorized(shape: ApiShape = ApiShape.OPENAI) -> web.Response:
+    """401: the client presented none of the edge's keys."""
+    return error_response(shape, 401, (
+        "missing or wrong API key: send one of the edge's keys (edge.api_keys) as "
+        "'Authorization: Bearer <key>' or 'x-api-key: <key>'"), "invalid_api_key")

@@ -12,7 +12,7 @@ from google.protobuf.message import Message
 from proxy_edge.attempts import Forwarder
 from proxy_edge.auth import Authenticator
 from proxy_edge.endpoints import Endpoint, InputError, parse_job
-from proxy_edge.errors import ApiShape, error_response
+from proxy_edge.errors import ApiShape, error_response, unauthorized
 from proxy_edge.routing import Router
 from proxy_edge.selector_client import SelectorClient, SelectorError
 
@@ -23,12 +23,6 @@ SELECTOR = web.AppKey("selector", SelectorClient)
 ROUTER = web.AppKey("router", Router)
 AUTH = web.AppKey("auth", Authenticator)
 BODY_LIMIT = web.AppKey("body_limit", int)
-
-
-def _unauthorized(shape: ApiShape) -> web.Response:
-    return error_response(shape, 401, (
-        "missing or wrong API key: send one of the edge's keys (edge.api_keys) as "
-        "'Authorization: Bearer <key>' or 'x-api-key: <key>'"), "invalid_api_key")
 
 
 def _too_large(shape: ApiShape, limit: int) -> web.Response:
@@ -43,7 +37,7 @@ def forward_handler(endpoint: Endpoint) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         app = request.app
         if not app[AUTH].check(request.headers):
-            return _unauthorized(shape)
+            return unauthorized(shape)
         limit = app[BODY_LIMIT]
         if request.content_length is not None and request.content_length > limit:
             return _too_large(shape, limit)
@@ -63,7 +57,7 @@ def forward_handler(endpoint: Endpoint) -> Handler:
 async def list_models(request: web.Request) -> web.Response:
     """The served models in OpenAI's list shape; glob patterns are listed too, marked ``"pattern": true``."""
     if not request.app[AUTH].check(request.headers):
-        return _unauthorized(ApiShape.OPENAI)
+        return unauthorized(ApiShape.OPENAI)
     data = []
     for name, pool, is_pattern in request.app[ROUTER].served():
         entry: dict[str, object] = {"id": name, "object": "model", "created": 0, "owned_by": pool}
@@ -76,7 +70,7 @@ async def list_models(request: web.Request) -> web.Response:
 async def account_stats(request: web.Request) -> web.Response:
     """Per pool and account, what the selector's ListAccounts reports (credentials only in redacted form)."""
     if not request.app[AUTH].check(request.headers):
-        return _unauthorized(ApiShape.OPENAI)
+        return unauthorized(ApiShape.OPENAI)
     try:
         listing = await request.app[SELECTOR].list_accounts(request.query.get("pool", ""))
     except SelectorError as exc:

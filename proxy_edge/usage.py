@@ -19,7 +19,7 @@ from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from poolgate.v1 import selector_pb2 as pb
-from proxy_edge.errors import ApiShape, error_body, error_response
+from proxy_edge.errors import ApiShape, error_body, error_response, unauthorized
 from proxy_edge.handlers import AUTH, SELECTOR, message_dict
 from proxy_edge.selector_client import SelectorError
 
@@ -108,12 +108,6 @@ def param_error(param: str | None, message: str, code: str = "invalid_parameter"
     body = error_body(ApiShape.OPENAI, status, message, code)
     body["error"]["param"] = param  # type: ignore[index]
     return web.Response(status=status, body=json.dumps(body).encode(), content_type="application/json")
-
-
-def unauthorized() -> web.Response:
-    return error_response(ApiShape.OPENAI, 401, (
-        "missing or wrong API key: send one of the edge's keys (edge.api_keys) as "
-        "'Authorization: Bearer <key>' or 'x-api-key: <key>'"), "invalid_api_key")
 
 
 def row_dict(row: pb.UsageRow) -> dict[str, object]:

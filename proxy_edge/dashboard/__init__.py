@@ -13,10 +13,9 @@ from importlib import resources
 from aiohttp import web
 
 from proxy_edge.dashboard.feed import DashboardFeed
-from proxy_edge.errors import ApiShape, error_response
+from proxy_edge.errors import ApiShape, error_response, unauthorized
 from proxy_edge.handlers import AUTH
 from proxy_edge.selector_client import SelectorError
-from proxy_edge.usage import unauthorized
 
 FEED = web.AppKey("dashboard_feed", DashboardFeed)
 _TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}

@@ -9,22 +9,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from proxy_edge.errors import ApiShape, anthropic_type, sse_error_event
 from proxy_edge.streaming import error_status
 
-_ANTHROPIC_TYPES = {
-    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-    413: "request_too_large", 429: "rate_limit_error", 503: "overloaded_error", 529: "overloaded_error",
-}
 _OPENAI_TYPES = {
     "authentication_error": "invalid_request_error", "permission_error": "invalid_request_error",
     "not_found_error": "invalid_request_error", "request_too_large": "invalid_request_error",
     "api_error": "server_error", "overloaded_error": "server_error",
 }
-
-
-def anthropic_type(status: int) -> str:
-    """Anthropic's error ``type`` for an HTTP status."""
-    return _ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
 
 
 def _parse(body: bytes) -> Any:
@@ -82,8 +74,8 @@ def to_client(body: bytes, status: int, client: str) -> bytes:
 
 def stream_error_to_anthropic(error: dict[str, Any]) -> bytes:
     """An OpenAI in-stream error object as Anthropic's ``event: error``."""
-    data = anthropic_error(error, error_status(error))
-    return f"event: error\ndata: {json.dumps(data)}\n\n".encode()
+    message = error.get("message") if isinstance(error.get("message"), str) else "upstream error"
+    return sse_error_event(ApiShape.ANTHROPIC, error_status(error), str(message))
 
 
 def stream_error_to_openai(error: dict[str, Any]) -> bytes:

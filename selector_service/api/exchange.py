@@ -34,7 +34,7 @@ def _error(exc: SelectorError) -> pb.StreamError:
     if isinstance(exc, UnknownPoolError | UnknownAccountError):
         return pb.StreamError(code=grpc.StatusCode.NOT_FOUND.value[0], message=str(exc))
     if isinstance(exc, NoAccountAvailableError):
-        retry = max(1, int(exc.retry_after * 1000)) if exc.retry_after is not None else 0
+        retry = exc.retry_after_ms or 0
         return pb.StreamError(code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], message=str(exc),
                               retry_after_ms=retry, cause=exc.cause)
     return pb.StreamError(code=grpc.StatusCode.INVALID_ARGUMENT.value[0], message=str(exc))

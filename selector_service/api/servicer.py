@@ -52,8 +52,8 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except NoAccountAvailableError as exc:
             metadata: list[tuple[str, str]] = [("poolgate-cause", exc.cause)]
-            if exc.retry_after is not None:
-                metadata.append(("retry-after-ms", str(max(1, int(exc.retry_after * 1000)))))
+            if exc.retry_after_ms is not None:
+                metadata.append(("retry-after-ms", str(exc.retry_after_ms)))
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), trailing_metadata=tuple(metadata))
         if self.metrics is not None:
             self.metrics.selection_seconds.labels(request.pool).observe(time.perf_counter() - started)

@@ -49,3 +49,8 @@ class NoAccountAvailableError(SelectorError):
         self.cause = cause
         when = f"; earliest account frees up in {retry_after:.1f} s" if retry_after is not None else ""
         super().__init__(f"no account of pool {pool!r} can serve now ({summary}){when}")
+
+    @property
+    def retry_after_ms(self) -> int | None:
+        """The retry time in whole milliseconds, at least 1 (None when no account frees up by itself)."""
+        return max(1, int(self.retry_after * 1000)) if self.retry_after is not None else None
