@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from poolgate.config import AccountConfig, Config, ConfigError, load_config
+from poolgate.config.loader import expand_environment
 
 Overlay = dict[str, Any]
 """``{"added": {pool: [account, ...]}, "removed": {pool: [name, ...]}}``"""
@@ -66,8 +67,13 @@ class ConfigSource:
             existing = {a.name for a in pool.accounts}
             added = []
             for i, raw in enumerate(accounts or []):
+                missing: list[str] = []
+                expanded = expand_environment(raw, os.environ, ("overlay", "added", pool_name, i), missing)
+                if missing:
+                    errors += missing
+                    continue
                 try:
-                    account = AccountConfig.model_validate(_expand_env(raw))
+                    account = AccountConfig.model_validate(expanded)
                 except Exception as exc:
                     errors.append(f"overlay added.{pool_name}[{i}]: {exc}")
                     continue
@@ -119,15 +125,3 @@ class ConfigSource:
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
-
-
-def _expand_env(raw: Any) -> Any:
-    if not isinstance(raw, dict):
-        return raw
-    key = raw.get("key")
-    if isinstance(key, str) and key.startswith("${") and key.endswith("}"):
-        name = key[2:-1]
-        if name not in os.environ:
-            raise ValueError(f"environment variable {name} is not set in the selector's environment")
-        return {**raw, "key": os.environ[name]}
-    return raw

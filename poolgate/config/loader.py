@@ -61,7 +61,7 @@ def parse_config(text: str, source: str = "<config>", environ: Mapping[str, str]
     if not isinstance(raw, dict):
         raise ConfigError(source, [f"the top level must be a mapping of sections, got {type(raw).__name__}"])
     missing: list[str] = []
-    expanded = _expand(raw, environ if environ is not None else os.environ, (), missing)
+    expanded = expand_environment(raw, environ if environ is not None else os.environ, (), missing)
     try:
         config = Config.model_validate(expanded)
     except ValidationError as exc:
@@ -71,7 +71,9 @@ def parse_config(text: str, source: str = "<config>", environ: Mapping[str, str]
     return config
 
 
-def _expand(value: Any, environ: Mapping[str, str], path: tuple[Any, ...], missing: list[str]) -> Any:
+def expand_environment(value: Any, environ: Mapping[str, str], path: tuple[Any, ...], missing: list[str]) -> Any:
+    """``${VAR}`` / ``${VAR:-default}`` in every string of ``value``; an unset variable is left as written and
+    reported in ``missing`` as ``path: ...``."""
     if isinstance(value, str):
         def substitute(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
@@ -87,9 +89,9 @@ def _expand(value: Any, environ: Mapping[str, str], path: tuple[Any, ...], missi
 
         return _VAR.sub(substitute, value)
     if isinstance(value, dict):
-        return {k: _expand(v, environ, (*path, k), missing) for k, v in value.items()}
+        return {k: expand_environment(v, environ, (*path, k), missing) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v, environ, (*path, i), missing) for i, v in enumerate(value)]
+        return [expand_environment(v, environ, (*path, i), missing) for i, v in enumerate(value)]
     return value
 
 
