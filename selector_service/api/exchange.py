@@ -87,7 +87,11 @@ class ExchangeSession:
                         code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
                         message=f"id: {select.id} is already in flight on this stream")))
                     continue
-                self._selections[select.id] = asyncio.create_task(self._select(select))
+                answer = self._select_now(select)
+                if answer is not None:
+                    self._out.put_nowait(answer)
+                else:  # it may have to wait: a task of its own, so later messages are read meanwhile
+                    self._selections[select.id] = asyncio.create_task(self._select(select))
             if message.reports:
                 task = asyncio.create_task(self._report(list(message.reports)))
                 self._tasks.add(task)
@@ -99,6 +103,16 @@ class ExchangeSession:
         # The client half-closed: answer what is still waiting, then end the stream.
         await asyncio.gather(*self._selections.values(), *self._tasks, return_exceptions=True)
         self._out.put_nowait(_DONE)
+
+    def _select_now(self, select: pb.StreamSelect) -> pb.StreamResult | None:
+        """The answer when it needs no waiting (a free account, or a bad request), else None."""
+        try:
+            if select.timeout_ms < 0:
+                raise InvalidRequestError("timeout_ms", "must not be negative")
+            grant = self.core.try_select(selection_request(select.request), select.request.exclude_account_ids)
+        except SelectorError as exc:
+            return pb.StreamResult(id=select.id, error=_error(exc))
+        return None if grant is None else pb.StreamResult(id=select.id, lease=lease_message(grant))
 
     async def _select(self, select: pb.StreamSelect) -> None:
         try:

@@ -128,25 +128,41 @@ class SelectorCore:
             raise UnknownPoolError(name, list(self.pools))
         return pool
 
+    def try_select(self, request: SelectionRequest, exclude: Iterable[str]) -> Grant | None:
+        """A lease at once when an account is free and nobody is queued, else None (then :meth:`select` decides
+        whether to wait). Synchronous, so the stream answers without a task per selection."""
+        pool, excluded = self._checked(request, exclude)
+        return self._grant_now(pool, request, excluded, self._clock())
+
     async def select(self, request: SelectionRequest, exclude: Iterable[str], timeout: float | None) -> Grant:
         """Lease an account, waiting (FIFO) up to ``timeout`` seconds (the pool's queue_timeout when None)."""
-        pool = self.pool(request.pool)
-        excluded = frozenset(exclude)
-        if len(excluded) > MAX_EXCLUDED:
-            raise InvalidRequestError("exclude_account_ids", f"at most {MAX_EXCLUDED} ids, got {len(excluded)}")
-        if request.estimated_input_tokens is not None and request.estimated_input_tokens < 0:
-            raise InvalidRequestError("estimated_input_tokens", "must not be negative")
+        pool, excluded = self._checked(request, exclude)
         now = self._clock()
-        self._expire_leases(now)
-        if not pool.waiters:
-            account = pool.choose(request, excluded, now)
-            if account is not None:
-                return self._grant(pool, account, request, now)
+        grant = self._grant_now(pool, request, excluded, now)
+        if grant is not None:
+            return grant
         wait = pool.config.queue_timeout if timeout is None else max(0.0, min(timeout, pool.config.queue_timeout))
         deadline = now + wait
         if wait <= 0 or not pool.may_free_up(excluded, now, deadline):
             raise self._exhausted(pool, excluded, now)
         return await self.queue.wait(pool, request, excluded, deadline)
+
+    def _grant_now(self, pool: Pool, request: SelectionRequest, excluded: frozenset[str], now: float) -> Grant | None:
+        self._expire_leases(now)
+        if not pool.waiters:  # FIFO: nobody overtakes a queued call
+            account = pool.choose(request, excluded, now)
+            if account is not None:
+                return self._grant(pool, account, request, now)
+        return None
+
+    def _checked(self, request: SelectionRequest, exclude: Iterable[str]) -> tuple[Pool, frozenset[str]]:
+        pool = self.pool(request.pool)
+        excluded = exclude if isinstance(exclude, frozenset) else frozenset(exclude)
+        if len(excluded) > MAX_EXCLUDED:
+            raise InvalidRequestError("exclude_account_ids", f"at most {MAX_EXCLUDED} ids, got {len(excluded)}")
+        if request.estimated_input_tokens is not None and request.estimated_input_tokens < 0:
+            raise InvalidRequestError("estimated_input_tokens", "must not be negative")
+        return pool, excluded
 
     def _grant(self, pool: Pool, account: Account, request: SelectionRequest, now: float) -> Grant:
         probe = account.acquire(now)

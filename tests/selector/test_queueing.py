@@ -108,3 +108,18 @@ async def test_all_disabled_has_no_retry_time(make_core: CoreFactory) -> None:
     with pytest.raises(NoAccountAvailableError) as exc:
         await core.select(request(), (), timeout=10)
     assert exc.value.retry_after is None and "1 disabled" in str(exc.value)
+
+
+async def test_try_select_grants_at_once_and_never_overtakes_a_waiter(make_core: CoreFactory) -> None:
+    """The stream's synchronous path: a lease when one is free, None (so the caller may wait) otherwise."""
+    core = await make_core(pool_config(ONE_SLOT), use_clock=False)
+    holder = core.try_select(request(), ())
+    assert holder is not None and holder.lease.account.name == "a"
+    assert core.try_select(request(), ()) is None  # the one slot is taken
+    waiter = asyncio.create_task(core.select(request(), (), timeout=5))
+    await eventually(lambda: len(core.pools["p"].waiters) == 1, what="the call queued")
+    await core.report(OutcomeReport(holder.lease.lease_id, Outcome.SUCCESS))
+    assert core.try_select(request(), ()) is None  # the freed slot went to the queued call
+    grant = await asyncio.wait_for(waiter, 5)
+    await core.report(OutcomeReport(grant.lease.lease_id, Outcome.SUCCESS))
+    assert core.try_select(request(), ()) is not None
