@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -38,6 +39,48 @@ class SelectError(Exception):
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
+class _Outbox:
+    """What waits to be sent on one stream: a deque and at most one waiting reader. Cheaper than asyncio.Queue, and
+    waiting with a timeout needs no task per call (``asyncio.wait_for`` would create one)."""
+
+    def __init__(self) -> None:
+        self.items: deque[tuple[str, object]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, kind: str, item: object) -> None:
+        self.items.append((kind, item))
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Return once something is queued."""
+        if not self.items:
+            await self.next_put(None)
+
+    async def next_put(self, timeout: float | None) -> None:
+        """Return at the next ``put``, or when ``timeout`` seconds have passed."""
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        timer = None if timeout is None else loop.call_later(timeout, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _time_out(future: asyncio.Future[Any], message: str) -> None:
+    if not future.done():
+        future.set_exception(SelectError(grpc.StatusCode.DEADLINE_EXCEEDED, message))
+
+
 class ExchangeClient:
     """Multiplexes selections and reports over one Exchange stream on ``channel`` (which the caller owns)."""
 
@@ -47,7 +90,7 @@ class ExchangeClient:
         self._syncs: dict[int, asyncio.Future[None]] = {}
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[pb.Lease]] = {}
-        self._outbox: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+        self._outbox = _Outbox()
         self._stream: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -60,24 +103,25 @@ class ExchangeClient:
         self._pending[selection_id] = future
         # The selector gets a little less than our own limit, so its answer (with its reason) arrives in time.
         wait_ms = max(0, int(timeout * 1000) - 50)
-        self._outbox.put_nowait(("select", pb.StreamSelect(id=selection_id, request=request, timeout_ms=wait_ms)))
+        self._outbox.put("select", pb.StreamSelect(id=selection_id, request=request, timeout_ms=wait_ms))
+        # A timer instead of asyncio.wait_for: one loop iteration less on every selection.
+        timer = loop.call_later(timeout + 0.5, _time_out, future, "the selector did not answer in time")
         try:
-            return await asyncio.wait_for(future, timeout + 0.5)
-        except TimeoutError:
-            raise SelectError(grpc.StatusCode.DEADLINE_EXCEEDED, "the selector did not answer in time") from None
+            return await future
         except asyncio.CancelledError:
-            self._outbox.put_nowait(("cancel", selection_id))
+            self._outbox.put("cancel", selection_id)
             if future.done() and not future.cancelled() and future.exception() is None:
                 self.report(pb.ReportOutcomeRequest(lease_id=future.result().lease_id,
                                                     outcome=pb.OUTCOME_CANCELLED))
             raise
         finally:
+            timer.cancel()
             self._pending.pop(selection_id, None)
 
     def report(self, request: pb.ReportOutcomeRequest) -> None:
         """Queue an outcome report; it is sent with the next message (no answer is awaited)."""
         self._ensure_stream()
-        self._outbox.put_nowait(("report", request))
+        self._outbox.put("report", request)
 
     async def sync(self, timeout: float) -> None:
         """Wait until the selector has applied every report queued so far (raises SelectError on failure)."""
@@ -85,12 +129,13 @@ class ExchangeClient:
         sync_id = next(self._ids)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._syncs[sync_id] = future
-        self._outbox.put_nowait(("sync", sync_id))
+        self._outbox.put("sync", sync_id)
+        timer = asyncio.get_running_loop().call_later(timeout, _time_out, future,
+                                                      "the selector did not confirm the reports")
         try:
-            await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            raise SelectError(grpc.StatusCode.DEADLINE_EXCEEDED, "the selector did not confirm the reports") from None
+            await future
         finally:
+            timer.cancel()
             self._syncs.pop(sync_id, None)
 
     async def close(self) -> None:
@@ -105,27 +150,19 @@ class ExchangeClient:
         if self._stream is None or self._stream.done():
             # Each stream reads its own queue: a dead stream's reader must not take messages meant for the new one.
             # Reports not sent yet move over; selections queued for the dead stream have been failed already.
-            old, self._outbox = self._outbox, asyncio.Queue()
-            while not old.empty():
-                kind, item = old.get_nowait()
-                if kind == "report":
-                    self._outbox.put_nowait((kind, item))
+            old, self._outbox = self._outbox, _Outbox()
+            self._outbox.items.extend(entry for entry in old.items if entry[0] == "report")
             self._stream = asyncio.create_task(self._run(self._outbox), name="poolgate-exchange")
 
-    async def _requests(self, outbox: asyncio.Queue[tuple[str, object]]) -> AsyncIterator[pb.ExchangeRequest]:
+    async def _requests(self, outbox: _Outbox) -> AsyncIterator[pb.ExchangeRequest]:
+        queued = outbox.items
         while True:
-            items = [await outbox.get()]
-            while len(items) < MAX_BATCH and not outbox.empty():
-                items.append(outbox.get_nowait())
-            if all(kind == "report" for kind, _ in items):
+            await outbox.wait()
+            if len(queued) < MAX_BATCH and all(kind == "report" for kind, _ in queued):
                 # Nobody waits for a report: give it a moment to ride along with the next selection, which halves
                 # the messages per request under load (each message costs about as much as a small HTTP request).
-                try:
-                    items.append(await asyncio.wait_for(outbox.get(), REPORT_LINGER))
-                except TimeoutError:
-                    pass
-                while len(items) < MAX_BATCH and not outbox.empty():
-                    items.append(outbox.get_nowait())
+                await outbox.next_put(REPORT_LINGER)
+            items = [queued.popleft() for _ in range(min(len(queued), MAX_BATCH))]
             message = pb.ExchangeRequest()
             for kind, item in items:
                 if isinstance(item, pb.StreamSelect):
@@ -138,7 +175,7 @@ class ExchangeClient:
                     message.cancels.append(item)
             yield message
 
-    async def _run(self, outbox: asyncio.Queue[tuple[str, object]]) -> None:
+    async def _run(self, outbox: _Outbox) -> None:
         call = self._stub.Exchange(self._requests(outbox), metadata=self._metadata)
         try:
             async for response in call:
@@ -150,8 +187,8 @@ class ExchangeClient:
                     future = self._pending.get(result.id)
                     if future is None or future.done():
                         if result.HasField("lease"):  # its caller gave up: give the lease back
-                            self._outbox.put_nowait(("report", pb.ReportOutcomeRequest(
-                                lease_id=result.lease.lease_id, outcome=pb.OUTCOME_CANCELLED)))
+                            self._outbox.put("report", pb.ReportOutcomeRequest(
+                                lease_id=result.lease.lease_id, outcome=pb.OUTCOME_CANCELLED))
                         continue
                     if result.HasField("lease"):
                         future.set_result(result.lease)
