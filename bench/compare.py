@@ -56,6 +56,19 @@ class Target:
                     pass
         return total / 1024
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the target's processes so far."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for process in self.processes:
+            for pid in [process.pid, *_children(process.pid)]:
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
+
     def stop(self) -> None:
         for process in self.processes:
             process.terminate()
@@ -156,6 +169,7 @@ class Figures:
     p99: float
     ttfb50: float
     rss: float
+    cpu_us: float  # the target's CPU per request at concurrency 32 (all its processes)
 
 
 def median_figures(figures: list[Figures]) -> Figures:
@@ -163,16 +177,19 @@ def median_figures(figures: list[Figures]) -> Figures:
         return sorted(values)[len(values) // 2]
 
     return Figures(mid([f.rate for f in figures]), mid([f.p50 for f in figures]), mid([f.p99 for f in figures]),
-                   mid([f.ttfb50 for f in figures]), max(f.rss for f in figures))
+                   mid([f.ttfb50 for f in figures]), max(f.rss for f in figures), mid([f.cpu_us for f in figures]))
 
 
 async def measure(target: Target, seconds: float, warmup: float) -> Figures:
     url = f"{target.url}/chat/completions"
-    throughput = await load(url, target.key, False, 32, seconds, warmup)
+    await load(url, target.key, False, 32, warmup, 0)
+    cpu = target.cpu_seconds()
+    throughput = await load(url, target.key, False, 32, seconds, 0)
+    cpu_us = (target.cpu_seconds() - cpu) / max(1, throughput.requests) * 1e6
     single = await load(url, target.key, False, 1, seconds, warmup)
     ttfb = await load(url, target.key, True, 1, seconds, warmup)
     return Figures(throughput.rate, single.percentile(0.5), single.percentile(0.99), ttfb.percentile(0.5),
-                   target.rss_mb())
+                   target.rss_mb(), cpu_us)
 
 
 def start_fake_upstream() -> tuple[subprocess.Popen[bytes], str]:
@@ -188,7 +205,7 @@ async def compare(args: argparse.Namespace, workdir: Path) -> int:
     fake, upstream_url = start_fake_upstream()
     targets: list[Target] = []
     try:
-        direct = Target("direct", f"{upstream_url}/v1", UPSTREAM_KEYS[0])
+        direct = Target("direct", f"{upstream_url}/v1", UPSTREAM_KEYS[0], [fake])
         targets = [bare_target(upstream_url), poolgate_target("poolgate unary", workdir, upstream_url, "unary"),
                    poolgate_target("poolgate stream", workdir, upstream_url, "stream")]
         litellm = Path(args.litellm_python)
@@ -213,17 +230,20 @@ async def compare(args: argparse.Namespace, workdir: Path) -> int:
     print(f"\n{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}; zero-latency fake upstream; "
           f"{args.seconds:g} s per case, median of {args.rounds} interleaved round(s)")
     print(f"{'target':<17}{'req/s c=32':>11}{'added p50 ms':>14}{'added p99 ms':>14}{'added TTFB p50':>16}"
-          f"{'RSS MB':>8}")
-    print(f"{'(direct)':<17}{base.rate:>11,.0f}{base.p50:>13.2f}*{base.p99:>13.2f}*{base.ttfb50:>15.2f}*{'':>8}")
+          f"{'RSS MB':>8}{'CPU µs/req':>12}")
+    print(f"{'(direct)':<17}{base.rate:>11,.0f}{base.p50:>13.2f}*{base.p99:>13.2f}*{base.ttfb50:>15.2f}*{'':>8}"
+          f"{base.cpu_us:>11.0f}*")
     for name, f in results.items():
         print(f"{name:<17}{f.rate:>11,.0f}{f.p50 - base.p50:>14.2f}{f.p99 - base.p99:>14.2f}"
-              f"{f.ttfb50 - base.ttfb50:>16.2f}{f.rss:>8.0f}")
-    print("* direct: absolute latency, not added")
+              f"{f.ttfb50 - base.ttfb50:>16.2f}{f.rss:>8.0f}{f.cpu_us:>12.0f}")
+    print("* direct: absolute latency, not added; CPU of the fake upstream alone")
+    print("CPU µs/req: the target's own processes (poolgate: selector + edge) per request at c=32")
     bare, stream, unary = results["bare proxy"], results["poolgate stream"], results["poolgate unary"]
     added = {name: max(0.001, f.p50 - base.p50) for name, f in results.items()}
     checks = [
         ("stream req/s / bare proxy req/s", stream.rate / bare.rate, ">=", 0.75, 0.30),
         ("unary req/s / bare proxy req/s", unary.rate / bare.rate, "", 0.0, 0.0),
+        ("stream CPU/req / bare proxy CPU/req", stream.cpu_us / max(1.0, bare.cpu_us), "", 0.0, 0.0),
         ("stream added p50 / bare added p50", added["poolgate stream"] / added["bare proxy"], "<=", 1.5, 6.0),
         ("stream added TTFB p50 (ms)", stream.ttfb50 - base.ttfb50, "<=", 1.0, 10.0),
     ]
