@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Boolean,
@@ -41,14 +42,16 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from selector_service.domain.state import PersistedState, StateChange
 from selector_service.domain.usage import UsageRecord
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql.dml import Insert as PostgresqlInsert
+    from sqlalchemy.dialects.sqlite.dml import Insert as SqliteInsert
 
 metadata = MetaData()
 
@@ -132,7 +135,7 @@ class StateRepository:
         self.engine = engine
         self.dialect = engine.dialect.name
         """``sqlite`` or ``postgresql``."""
-        self._insert = postgresql_insert if self.dialect == "postgresql" else sqlite_insert
+        self._insert = _upsert_insert(self.dialect)
         self._schema_ready = False
 
     @classmethod
@@ -307,6 +310,18 @@ class StateRepository:
         if row is None:
             return None
         return _persisted(row)
+
+
+def _upsert_insert(dialect: str) -> Callable[[Table], PostgresqlInsert | SqliteInsert]:
+    """The dialect's INSERT (the one with ON CONFLICT), imported only for the dialect in use: PostgreSQL's dialect
+    package loads every PostgreSQL driver's module, a megabyte or two a SQLite selector would carry for nothing."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def _persisted(row: Any) -> PersistedState:
