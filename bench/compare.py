@@ -2,8 +2,9 @@
 
 Every target forwards to the same zero-latency fake upstream; each runs in its own processes; the load comes from
 this process (aiohttp). Printed per target: requests/s at concurrency 32 (non-stream), added latency p50/p99 at
-concurrency 1 (over calling the upstream directly), added time to first byte p50 when streaming, and resident memory
-of the target's processes. Then the ratios the fast path is held to. Then, with ``--memory``, poolgate's memory
+concurrency 1 (over calling the upstream directly), added time to first byte p50 when streaming, resident memory
+of the target's processes, and their CPU time per request at concurrency 32 (read from ``/proc``; on a machine whose
+cores also run the load and the upstream, CPU per request is what sets requests per second). Then the ratios the fast path is held to. Then, with ``--memory``, poolgate's memory
 with 1,000 accounts after 100,000 requests.
 
 LiteLLM runs from its own virtualenv (``--litellm-python``, default ``bench/.venv-litellm/bin/python``; ``make
