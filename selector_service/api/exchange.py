@@ -115,9 +115,8 @@ class ExchangeSession:
         return None if grant is None else pb.StreamResult(id=select.id, lease=lease_message(grant))
 
     async def _select(self, select: pb.StreamSelect) -> None:
+        """A selection that may wait (:meth:`_select_now` has checked the request and found no free account)."""
         try:
-            if select.timeout_ms < 0:
-                raise InvalidRequestError("timeout_ms", "must not be negative")
             grant = await self.core.select(selection_request(select.request), select.request.exclude_account_ids,
                                            select.timeout_ms / 1000.0)
             self._out.put_nowait(pb.StreamResult(id=select.id, lease=lease_message(grant)))

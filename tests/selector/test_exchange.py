@@ -85,6 +85,10 @@ async def test_errors_carry_status_codes(stub: selector_pb2_grpc.SelectorStub) -
     got = await results(call, 4)
     assert got[1].error.code == grpc.StatusCode.NOT_FOUND.value[0]
     assert got[2].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0] and got[2].error.message.startswith("pool")
+    await call.write(pb.ExchangeRequest(selects=[select(6, timeout_ms=-1)]))
+    negative = (await results(call, 1))[6]
+    assert negative.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert negative.error.message.startswith("timeout_ms")
     await call.write(pb.ExchangeRequest(selects=[select(5)]))
     busy = (await results(call, 1))[5]
     assert busy.error.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0] and busy.error.cause == "busy"
