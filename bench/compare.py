@@ -4,8 +4,8 @@ Every target forwards to the same zero-latency fake upstream; each runs in its o
 this process (aiohttp). Printed per target: requests/s at concurrency 32 (non-stream), added latency p50/p99 at
 concurrency 1 (over calling the upstream directly), added time to first byte p50 when streaming, resident memory
 of the target's processes, and their CPU time per request at concurrency 32 (read from ``/proc``; on a machine whose
-cores also run the load and the upstream, CPU per request is what sets requests per second). Then the ratios the fast path is held to. Then, with ``--memory``, poolgate's memory
-with 1,000 accounts after 100,000 requests.
+cores also run the load and the upstream, CPU per request is what sets requests per second). Then the ratios the
+fast path is held to. Then, with ``--memory``, poolgate's memory with 1,000 accounts after 100,000 requests.
 
 LiteLLM runs from its own virtualenv (``--litellm-python``, default ``bench/.venv-litellm/bin/python``; ``make
 bench`` creates it with ``pip install 'litellm[proxy]'``): one worker, three deployments of one model on the fake
@@ -29,12 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from edge_bench import Result, free_port, load
+from edge_bench import UPSTREAM_KEYS, Result, cpu_seconds, free_port, load, pools_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 EDGE_KEY = "bench-edge-key"
 LITELLM_KEY = "sk-bench-litellm-master"
-UPSTREAM_KEYS = ("sk-bench-good-0001", "sk-bench-good-0002", "sk-bench-good-0003")
 LITELLM_PYTHON = ROOT / "bench" / ".venv-litellm" / "bin" / "python"
 
 
@@ -45,30 +44,24 @@ class Target:
     key: str
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
+    def pids(self) -> list[int]:
+        """The target's processes and their children."""
+        return [pid for process in self.processes for pid in [process.pid, *_children(process.pid)]]
+
     def rss_mb(self) -> float:
         total = 0
-        for process in self.processes:
-            for pid in [process.pid, *_children(process.pid)]:
-                try:
-                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                        if line.startswith("VmRSS:"):
-                            total += int(line.split()[1])
-                except OSError:
-                    pass
+        for pid in self.pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except OSError:
+                pass
         return total / 1024
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the target's processes so far."""
-        tick = os.sysconf("SC_CLK_TCK")
-        total = 0
-        for process in self.processes:
-            for pid in [process.pid, *_children(process.pid)]:
-                try:
-                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                total += int(fields[11]) + int(fields[12])
-        return total / tick
+        return sum(cpu_seconds(pid) for pid in self.pids())
 
     def stop(self) -> None:
         for process in self.processes:
@@ -112,19 +105,11 @@ def wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = 60, o
 
 def poolgate_target(name: str, workdir: Path, upstream: str, transport: str, accounts: int = 3) -> Target:
     selector, edge = free_port(), free_port()
-    keys = [UPSTREAM_KEYS[i % 3] for i in range(accounts)]
-    rows = "\n".join(f"      - {{name: a{i}, key: {key}}}" for i, key in enumerate(keys))
     config = workdir / f"{name}.yaml"
     config.write_text(f"""
 edge: {{listen: 127.0.0.1:{edge}, api_keys: [{EDGE_KEY}], selector_transport: {transport}}}
 selector: {{listen: 127.0.0.1:{selector}, database: {workdir / (name + '.db')}}}
-pools:
-  openai:
-    base_url: {upstream}/v1
-    accounts:
-{rows}
-models: {{"gpt-*": openai}}
-""")
+{pools_yaml(upstream, accounts)}""")
     level = ("--log-level", "warning")
     target = Target(name, f"http://127.0.0.1:{edge}/v1", EDGE_KEY)
     target.processes.append(spawn("-m", "poolgate.cli", *level, "selector", "--config", str(config)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -25,7 +26,8 @@ from pathlib import Path
 import aiohttp
 
 EDGE_KEY = "bench-edge-key"
-UPSTREAM_KEY = "sk-bench-good-0001"
+UPSTREAM_KEYS = ("sk-bench-good-0001", "sk-bench-good-0002", "sk-bench-good-0003")
+UPSTREAM_KEY = UPSTREAM_KEYS[0]
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
 
 
@@ -33,6 +35,33 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def pools_yaml(upstream: str, accounts: int = 3) -> str:
+    """The benchmarks' one pool on the fake upstream at ``upstream`` (``http://host:port``), its accounts cycling
+    through the fake upstream's good keys, and the ``gpt-*`` models routed to it."""
+    rows = "\n".join(f"      - {{name: a{i}, key: {UPSTREAM_KEYS[i % len(UPSTREAM_KEYS)]}}}" for i in range(accounts))
+    return f"""pools:
+  openai:
+    base_url: {upstream}/v1
+    accounts:
+{rows}
+models: {{"gpt-*": openai}}
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process so far (Linux: /proc/PID/schedstat in nanoseconds, else /proc/PID/stat in ticks);
+    0.0 once it is gone."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -89,15 +118,7 @@ def start_processes(workdir: Path, log_level: str) -> tuple[subprocess.Popen[byt
     config.write_text(f"""
 edge: {{listen: 127.0.0.1:{edge}, api_keys: [{EDGE_KEY}], fake_upstream: 127.0.0.1:{fake}}}
 selector: {{listen: 127.0.0.1:{selector}}}
-pools:
-  openai:
-    base_url: http://127.0.0.1:{fake}/v1
-    accounts:
-      - {{name: a, key: {UPSTREAM_KEY}}}
-      - {{name: b, key: sk-bench-good-0002}}
-      - {{name: c, key: sk-bench-good-0003}}
-models: {{"gpt-*": openai}}
-""")
+{pools_yaml(f"http://127.0.0.1:{fake}")}""")
     process = subprocess.Popen(
         [sys.executable, "-m", "poolgate.cli", "--log-level", log_level, "up", "--config", str(config)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

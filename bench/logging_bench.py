@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import statistics
 import subprocess
@@ -23,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_bench import EDGE_KEY, UPSTREAM_KEY, free_port, load
+from edge_bench import EDGE_KEY, cpu_seconds, free_port, load, pools_yaml
 
 VARIANTS = (
     ("logging off (warning)", ["--log-level", "warning"]),
@@ -54,15 +53,6 @@ class Edge:
         return self.cpu / self.requests * 1e6 if self.requests else float("nan")
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time of a process so far (Linux: /proc/PID/schedstat in nanoseconds, else /proc/PID/stat in ticks)."""
-    try:
-        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
-    except (OSError, ValueError, IndexError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _wait_ready(url: str, processes: list[subprocess.Popen[bytes]], workdir: Path) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -86,15 +76,7 @@ def start(workdir: Path, processes: list[subprocess.Popen[bytes]]) -> list[Edge]
     config.write_text(f"""
 edge: {{api_keys: [{EDGE_KEY}]}}
 selector: {{listen: 127.0.0.1:{selector}}}
-pools:
-  openai:
-    base_url: http://127.0.0.1:{fake}/v1
-    accounts:
-      - {{name: a, key: {UPSTREAM_KEY}}}
-      - {{name: b, key: sk-bench-good-0002}}
-      - {{name: c, key: sk-bench-good-0003}}
-models: {{"gpt-*": openai}}
-""")
+{pools_yaml(f"http://127.0.0.1:{fake}")}""")
     base = [sys.executable, "-m", "poolgate.cli"]
 
     def spawn(args: list[str], log: Path) -> None:
