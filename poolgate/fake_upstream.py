@@ -45,6 +45,7 @@ from aiohttp import web
 
 from poolgate import fake_tools
 from poolgate.addresses import split_host_port
+from poolgate.http_site import start_site
 from poolgate.logging_setup import configure_logging
 
 log = logging.getLogger("poolgate.fake_upstream")
@@ -476,14 +477,9 @@ class FakeUpstream:
 
 async def start_fake_upstream(host: str = "127.0.0.1", port: int = 0, latency: float = 0.0) -> FakeUpstream:
     """Start the fake upstream in this event loop (port 0 picks a free port)."""
-    runner = web.AppRunner(create_fake_app(latency), handler_cancellation=True, access_log=None, shutdown_timeout=2)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    return FakeUpstream(runner, host, runner.addresses[0][1])
+    runner, bound = await start_site(create_fake_app(latency), host, port, shutdown_timeout=2,
+                                     handler_cancellation=True)
+    return FakeUpstream(runner, host, bound)
 
 
 def run_fake_upstream_command(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from poolgate import runtime, selector_channel
 from poolgate.addresses import split_host_port
 from poolgate.config.loader import ConfigError, load_config
 from poolgate.config.schema import Config
+from poolgate.http_site import start_site
 from poolgate.logging_setup import configure_logging
 from proxy_edge import endpoints, handlers, observability
 from proxy_edge.attempts import Forwarder
@@ -121,15 +122,8 @@ async def start_edge(config: Config, listen: str | None = None) -> EdgeServer:
     """Start the edge in this event loop on ``listen`` (default ``edge.listen``; port 0 picks a free port)."""
     host, port = parse_listen(listen or config.edge.listen)
     app = create_app(config)
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    return EdgeServer(runner, host, runner.addresses[0][1])
+    runner, bound = await start_site(app, host, port, shutdown_timeout=SHUTDOWN_TIMEOUT, handler_cancellation=True)
+    return EdgeServer(runner, host, bound)
 
 
 def run_edge_command(args: argparse.Namespace) -> int:

@@ -7,12 +7,13 @@ selection and queue-wait histograms are observed per call. Account labels are na
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from poolgate.addresses import split_host_port
 from selector_service.domain.outcomes import AccountState
 
 if TYPE_CHECKING:
@@ -89,13 +90,9 @@ async def start_metrics_server(metrics: SelectorMetrics, listen: str) -> tuple[w
         body = generate_latest(metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    from poolgate.http_site import start_site
+
     app = web.Application()
     app.router.add_get("/metrics", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    host, _, port = listen.rpartition(":")
-    site = web.TCPSite(runner, host or "127.0.0.1", int(port))
-    await site.start()
-    server: Any = site._server
-    bound = server.sockets[0].getsockname()[1] if server is not None and server.sockets else int(port)
-    return runner, int(bound)
+    host, port = split_host_port(f"127.0.0.1{listen}" if listen.startswith(":") else listen)
+    return await start_site(app, host, port)
