@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= examples/demo.yaml
 
-.PHONY: run test browser-deps postgres-for-tests lint proto bench bench-compare bench-selector bench-edge bench-logging soak clean
+.PHONY: run test browser-deps postgres-for-tests lint proto bench bench-compare bench-selector bench-edge bench-logging bench-imports soak clean
 
 $(STAMP): pyproject.toml examples/strategy-plugin/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,7 +51,7 @@ proto: $(STAMP)
 LITELLM_VENV := bench/.venv-litellm
 
 # The whole comparison (bare proxy, poolgate unary and stream, LiteLLM) plus the selector, edge and logging figures.
-bench: bench-compare bench-selector bench-edge bench-logging
+bench: bench-compare bench-selector bench-edge bench-logging bench-imports
 
 bench-compare: $(STAMP) $(LITELLM_VENV)/.installed
 	$(BIN)/python bench/compare.py --memory
@@ -71,6 +71,9 @@ bench-edge: $(STAMP)
 
 bench-logging: $(STAMP)
 	$(BIN)/python bench/logging_bench.py
+
+bench-imports: $(STAMP)
+	$(BIN)/python bench/import_memory.py
 
 # Not part of `make test`: 10 minutes of flaky-upstream load (SOAK_ARGS="--minutes 1" for a shorter run).
 soak: $(STAMP)

@@ -1,0 +1,55 @@
+"""Where a selector's resident memory goes before it serves anything: RSS after importing each library it needs, in
+the order it loads them, in one fresh interpreter.
+
+    python bench/import_memory.py
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# (label, modules imported together); the selector's own modules last, so the libraries' share shows.
+STEPS = (
+    ("yaml", ("yaml",)),
+    ("pydantic", ("pydantic",)),
+    ("gRPC, protobuf, generated stubs", ("grpc", "google.protobuf", "poolgate.v1.selector_pb2_grpc")),
+    ("gRPC health and reflection", ("grpc_health.v1.health", "grpc_reflection.v1alpha.reflection")),
+    ("prometheus_client", ("prometheus_client",)),
+    ("pluggy", ("pluggy",)),
+    ("SQLAlchemy", ("sqlalchemy",)),
+    ("SQLAlchemy asyncio (imports the ORM)", ("sqlalchemy.ext.asyncio",)),
+    ("aiosqlite", ("aiosqlite",)),
+    ("poolgate config models", ("poolgate.config",)),
+    ("selector modules", ("selector_service.app",)),
+    ("uvloop", ("uvloop",)),
+)
+
+
+def rss_mb() -> float:
+    for line in Path(f"/proc/{os.getpid()}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> int:
+    start = last = rss_mb()
+    print(f"{'step':<42}{'+MB':>7}{'RSS MB':>9}")
+    print(f"{'interpreter':<42}{start:>7.1f}{start:>9.1f}")
+    for label, modules in STEPS:
+        for module in modules:
+            importlib.import_module(module)
+        now = rss_mb()
+        print(f"{label:<42}{now - last:>7.1f}{now:>9.1f}")
+        last = now
+    print(f"{'all imports':<42}{last - start:>7.1f}{last:>9.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
