@@ -104,23 +104,11 @@ async def serve_openai(request: web.Request, key: str, body: dict[str, Any],
             "id": cid, "object": "chat.completion", "created": created, "model": model,
             "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls", "logprobs": None}],
             "usage": usage}, headers)
-    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        data: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
-        if include_usage:
-            data["usage"] = None
-        return fake._sse(None, data)
-
-    events = [chunk({"role": "assistant", "content": None, "tool_calls": [
-        {"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}]})]
-    events += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}) for part in _fragments(text)]
-    events.append(chunk({}, "tool_calls"))
-    if include_usage:
-        events.append(fake._sse(None, {"id": cid, "object": "chat.completion.chunk", "created": created,
-                                       "model": model, "choices": [], "usage": usage}))
-    events.append(b"data: [DONE]\n\n")
+    first = {"role": "assistant", "content": None, "tool_calls": [
+        {"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}]}
+    parts = [{"tool_calls": [{"index": 0, "function": {"arguments": part}}]} for part in _fragments(text)]
+    deltas: list[tuple[dict[str, Any], str | None]] = [(first, None), *((part, None) for part in parts)]
+    events = fake.openai_chat_stream(body, cid, created, [*deltas, ({}, "tool_calls")], usage)
     error = fake._sse(None, {"error": {"message": "The server had an error (fake).", "type": "server_error",
                                        "param": None, "code": "server_error"}})
     return await fake._serve_stream(request, key, headers, events, error)

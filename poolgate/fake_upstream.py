@@ -292,25 +292,30 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                          "finish_reason": "stop", "logprobs": None}],
             "usage": usage, "system_fingerprint": "fp_fake",
         }, headers)
-    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        data: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
-        if include_usage:
-            data["usage"] = None
-        return _sse(None, data)
-
-    events = [chunk({"role": "assistant", "content": ""})]
-    events += [chunk({"content": w}) for w in words]
-    events.append(chunk({}, "stop"))
-    if include_usage:
-        events.append(_sse(None, {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                                  "choices": [], "usage": usage}))
-    events.append(b"data: [DONE]\n\n")
+    deltas = [{"role": "assistant", "content": ""}, *({"content": w} for w in words)]
+    events = openai_chat_stream(body, cid, created, [(delta, None) for delta in deltas] + [({}, "stop")], usage)
     error = _sse(None, {"error": {"message": "The server had an error while processing your request (fake).",
                                   "type": "server_error", "param": None, "code": "server_error"}})
     return await _serve_stream(request, key, headers, events, error)
+
+
+def openai_chat_stream(body: dict[str, Any], cid: str, created: int, deltas: list[tuple[dict[str, Any], str | None]],
+                       usage: dict[str, int]) -> list[bytes]:
+    """A streamed chat completion's SSE events: a chunk per (delta, finish_reason), then the usage chunk when the
+    request asked for it (``stream_options.include_usage``), then ``[DONE]``."""
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    head = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": body["model"]}
+    events = []
+    for delta, finish in deltas:
+        data: dict[str, Any] = {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
+                                                     "logprobs": None}]}
+        if include_usage:
+            data["usage"] = None
+        events.append(_sse(None, data))
+    if include_usage:
+        events.append(_sse(None, {**head, "choices": [], "usage": usage}))
+    events.append(b"data: [DONE]\n\n")
+    return events
 
 
 async def responses(request: web.Request) -> web.StreamResponse:
