@@ -1,4 +1,5 @@
-"""Fixtures for selector tests: configs from YAML text, a controllable clock, cores on a real SQLite file."""
+"""Fixtures for selector tests: configs from YAML text, a controllable clock, cores on a real SQLite file, and a
+real selector server on loopback (its config from the module's ``selector_yaml`` fixture)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import grpc
 import pytest
 
 from poolgate.config import Config, parse_config
+from poolgate.v1 import selector_pb2_grpc
+from selector_service.app import SelectorHandle, start_selector
 from selector_service.domain.selector import SelectorCore
 from selector_service.plugin.manager import StrategyRegistry, load_strategies
 from selector_service.storage import StateRepository
@@ -69,3 +73,17 @@ async def make_core(tmp_path: Path, registry: StrategyRegistry, clock: FakeClock
     for core, repository in started:
         await core.stop()
         await repository.close()
+
+
+@pytest.fixture
+async def selector(tmp_path: Path, selector_yaml: str) -> AsyncIterator[SelectorHandle]:
+    """A selector server on 127.0.0.1 (a free port) serving the module's ``selector_yaml``, on a real SQLite file."""
+    handle = await start_selector(config_from(selector_yaml), listen="127.0.0.1:0", database=str(tmp_path / "s.db"))
+    yield handle
+    await handle.stop(grace=0.5)
+
+
+@pytest.fixture
+async def stub(selector: SelectorHandle) -> AsyncIterator[selector_pb2_grpc.SelectorStub]:
+    async with grpc.aio.insecure_channel(selector.address) as channel:
+        yield selector_pb2_grpc.SelectorStub(channel)

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import grpc
 import pytest
 
 from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc
-from selector_service.app import SelectorHandle, start_selector
-from tests.selector.conftest import config_from
 from tests.support import eventually_async
 
 CONFIG = """
@@ -25,16 +21,8 @@ pools:
 
 
 @pytest.fixture
-async def selector(tmp_path: Path) -> AsyncIterator[SelectorHandle]:
-    handle = await start_selector(config_from(CONFIG), listen="127.0.0.1:0", database=str(tmp_path / "s.db"))
-    yield handle
-    await handle.stop(grace=0.5)
-
-
-@pytest.fixture
-async def stub(selector: SelectorHandle) -> AsyncIterator[selector_pb2_grpc.SelectorStub]:
-    async with grpc.aio.insecure_channel(selector.address) as channel:
-        yield selector_pb2_grpc.SelectorStub(channel)
+def selector_yaml() -> str:
+    return CONFIG
 
 
 def select(id: int, pool: str = "openai", timeout_ms: int = 0, exclude: tuple[str, ...] = ()) -> pb.StreamSelect:

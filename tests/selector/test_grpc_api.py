@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -13,8 +11,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc
-from selector_service.app import SelectorHandle, start_selector
-from tests.selector.conftest import config_from
+from selector_service.app import SelectorHandle
 
 CONFIG = """
 pools:
@@ -30,16 +27,8 @@ pools:
 
 
 @pytest.fixture
-async def selector(tmp_path: Path) -> AsyncIterator[SelectorHandle]:
-    handle = await start_selector(config_from(CONFIG), listen="127.0.0.1:0", database=str(tmp_path / "s.db"))
-    yield handle
-    await handle.stop(grace=0.5)
-
-
-@pytest.fixture
-async def stub(selector: SelectorHandle) -> AsyncIterator[selector_pb2_grpc.SelectorStub]:
-    async with grpc.aio.insecure_channel(selector.address) as channel:
-        yield selector_pb2_grpc.SelectorStub(channel)
+def selector_yaml() -> str:
+    return CONFIG
 
 
 async def test_lease_carries_what_the_client_needs(stub: selector_pb2_grpc.SelectorStub) -> None:
