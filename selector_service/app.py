@@ -17,7 +17,6 @@ from poolgate import runtime
 from poolgate.config import Config, ConfigError
 from poolgate.logging_setup import configure_logging
 from selector_service.api.admin import describe
-from selector_service.api.metrics import SelectorMetrics, start_metrics_server
 from selector_service.api.security import INSECURE_WARNING_INTERVAL, ExposureError, check_exposure, is_loopback
 from selector_service.api.server import ListenError, start_server
 from selector_service.check import load_checked, report_problems, strategy_errors
@@ -39,6 +38,8 @@ from selector_service.storage.repository import describe_database
 
 if TYPE_CHECKING:
     from aiohttp import web
+
+    from selector_service.api.metrics import SelectorMetrics
 
 log = logging.getLogger("poolgate.selector")
 
@@ -120,8 +121,13 @@ async def start_selector(
     usage = UsageRecorder(repository, config.selector.usage_retention) if config.selector.usage_log else None
     core = SelectorCore(config, registry, repository, usage=usage, expand=credentials.expand)
     replicator = Replicator(core, repository)  # other replicas' changes, when several share the database
-    metrics = SelectorMetrics(core)
     metrics_address = config.selector.metrics_listen if metrics_listen is None else metrics_listen
+    metrics: SelectorMetrics | None = None
+    if metrics_address:
+        # Imported only when served: prometheus_client is some 4 MB the selector otherwise does not need.
+        from selector_service.api.metrics import SelectorMetrics
+
+        metrics = SelectorMetrics(core)
     runner: web.AppRunner | None = None
     metrics_port = 0
     try:
@@ -129,7 +135,9 @@ async def start_selector(
         replicator.start()
         await credentials.start(core)
         server, port, health_servicer = await start_server(core, address, source, metrics, config.selector)
-        if metrics_address:
+        if metrics is not None:
+            from selector_service.api.metrics import start_metrics_server
+
             runner, metrics_port = await start_metrics_server(metrics, metrics_address)
     except BaseException:
         await credentials.stop()

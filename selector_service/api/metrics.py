@@ -40,25 +40,14 @@ class _StateCollector(Collector):
     def __init__(self, core: SelectorCore) -> None:
         self.core = core
 
+    def describe(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        """The families without samples: registering then costs nothing per account (without it the registry
+        would call :meth:`collect` once to learn the names, building every sample for nothing)."""
+        yield from _families()
+
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        labels = ["pool", "account"]
-        in_flight = GaugeMetricFamily("poolgate_selector_in_flight", "Leases in flight per account", labels=labels)
-        max_conc = GaugeMetricFamily("poolgate_selector_max_concurrency", "Configured max concurrency (0: none)",
-                                     labels=labels)
-        state = GaugeMetricFamily("poolgate_selector_account_state", "1 for the account's current state",
-                                  labels=[*labels, "state"])
-        cooldown = GaugeMetricFamily("poolgate_selector_cooldown_seconds", "Seconds until the account may serve",
-                                     labels=labels)
-        headroom = GaugeMetricFamily("poolgate_selector_headroom_ratio", "Share of rate-limit quota left",
-                                     labels=labels)
-        leases = CounterMetricFamily("poolgate_selector_leases", "Leases handed out", labels=labels)
-        outcomes = CounterMetricFamily("poolgate_selector_outcomes", "Reported outcomes by kind",
-                                       labels=[*labels, "outcome"])
-        tokens = CounterMetricFamily("poolgate_selector_tokens", "Tokens reported", labels=[*labels, "direction"])
-        waiting = GaugeMetricFamily("poolgate_selector_waiting", "SelectAccount calls queued", labels=["pool"])
-        transitions = CounterMetricFamily("poolgate_selector_state_transitions",
-                                          "Account state changes caused by reported outcomes",
-                                          labels=["pool", "from_state", "to_state"])
+        families = _families()
+        in_flight, max_conc, state, cooldown, headroom, leases, outcomes, tokens, waiting, transitions = families
         for snapshot in self.core.snapshots():
             waiting.add_metric([snapshot.name], snapshot.waiting)
             for item in snapshot.accounts:
@@ -79,7 +68,29 @@ class _StateCollector(Collector):
                 tokens.add_metric([*key, "output"], a.output_tokens_total)
         for (pool, before, after), count in self.core.transitions.items():
             transitions.add_metric([pool, before, after], count)
-        yield from (in_flight, max_conc, state, cooldown, headroom, leases, outcomes, tokens, waiting, transitions)
+        yield from families
+
+
+def _families() -> tuple[GaugeMetricFamily | CounterMetricFamily, ...]:
+    labels = ["pool", "account"]
+    in_flight = GaugeMetricFamily("poolgate_selector_in_flight", "Leases in flight per account", labels=labels)
+    max_conc = GaugeMetricFamily("poolgate_selector_max_concurrency", "Configured max concurrency (0: none)",
+                                 labels=labels)
+    state = GaugeMetricFamily("poolgate_selector_account_state", "1 for the account's current state",
+                              labels=[*labels, "state"])
+    cooldown = GaugeMetricFamily("poolgate_selector_cooldown_seconds", "Seconds until the account may serve",
+                                 labels=labels)
+    headroom = GaugeMetricFamily("poolgate_selector_headroom_ratio", "Share of rate-limit quota left",
+                                 labels=labels)
+    leases = CounterMetricFamily("poolgate_selector_leases", "Leases handed out", labels=labels)
+    outcomes = CounterMetricFamily("poolgate_selector_outcomes", "Reported outcomes by kind",
+                                   labels=[*labels, "outcome"])
+    tokens = CounterMetricFamily("poolgate_selector_tokens", "Tokens reported", labels=[*labels, "direction"])
+    waiting = GaugeMetricFamily("poolgate_selector_waiting", "SelectAccount calls queued", labels=["pool"])
+    transitions = CounterMetricFamily("poolgate_selector_state_transitions",
+                                      "Account state changes caused by reported outcomes",
+                                      labels=["pool", "from_state", "to_state"])
+    return in_flight, max_conc, state, cooldown, headroom, leases, outcomes, tokens, waiting, transitions
 
 
 async def start_metrics_server(metrics: SelectorMetrics, listen: str) -> tuple[web.AppRunner, int]:

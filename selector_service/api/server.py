@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -9,11 +11,13 @@ from grpc_reflection.v1alpha import reflection
 from poolgate.config import SelectorSection
 from poolgate.v1 import selector_pb2, selector_pb2_grpc
 from selector_service.api.admin import AdminServicer
-from selector_service.api.metrics import SelectorMetrics
 from selector_service.api.security import TokenInterceptor, server_credentials
 from selector_service.api.servicer import SelectorServicer
 from selector_service.domain.selector import SelectorCore
 from selector_service.overlay import ConfigSource
+
+if TYPE_CHECKING:
+    from selector_service.api.metrics import SelectorMetrics
 
 SERVICE_NAME = selector_pb2.DESCRIPTOR.services_by_name["Selector"].full_name
 ADMIN_SERVICE_NAME = selector_pb2.DESCRIPTOR.services_by_name["Admin"].full_name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -20,9 +21,11 @@ from selector_service.api.mapping import (
     selection_request,
     usage_row,
 )
-from selector_service.api.metrics import SelectorMetrics
 from selector_service.domain.errors import InvalidRequestError, NoAccountAvailableError, UnknownPoolError
 from selector_service.domain.selector import SelectorCore
+
+if TYPE_CHECKING:
+    from selector_service.api.metrics import SelectorMetrics
 
 log = logging.getLogger("poolgate.selector.api")
 

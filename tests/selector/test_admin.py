@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -187,3 +189,48 @@ def test_overlay_problems_are_reported(tmp_path: Path) -> None:
         ConfigSource(path).load()
     assert "pool 'gone' is no longer configured" in str(exc.value)
     assert load_config(path).pools["openai"].accounts[0].name == "personal"
+
+
+def test_registering_the_state_collector_builds_no_samples() -> None:
+    """The registry learns the metric names from describe(): no per-account sample is built before a scrape."""
+    from selector_service.api.metrics import SelectorMetrics
+
+    class CountingCore:
+        snapshot_calls = 0
+        transitions: dict[tuple[str, str, str], int] = {}
+
+        def snapshots(self) -> list[object]:
+            CountingCore.snapshot_calls += 1
+            return []
+
+    core = CountingCore()
+    metrics = SelectorMetrics(core)  # type: ignore[arg-type]
+    assert core.snapshot_calls == 0
+    from prometheus_client import generate_latest
+
+    assert b"poolgate_selector_in_flight" in generate_latest(metrics.registry)
+    assert core.snapshot_calls == 1
+
+
+def test_a_selector_without_metrics_does_not_load_prometheus(tmp_path: Path) -> None:
+    """prometheus_client is loaded only when selector metrics are served (metrics_listen)."""
+    path = tmp_path / "poolgate.yaml"
+    path.write_text(CONFIG)
+    program = f"""
+import asyncio, sys
+from poolgate.config import load_config
+from selector_service.app import start_selector
+
+async def main():
+    handle = await start_selector(load_config({str(path)!r}), listen="127.0.0.1:0",
+                                  database={str(tmp_path / 'state.db')!r})
+    loaded = "prometheus_client" in sys.modules
+    await handle.stop(0)
+    print("loaded" if loaded else "not loaded")
+
+asyncio.run(main())
+"""
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "not loaded"
