@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from poolgate.config import AccountConfig, Config, ConfigError, load_config
-from poolgate.config.loader import expand_environment
+from poolgate.config.loader import expand_environment, load_yaml
 
 Overlay = dict[str, Any]
 """``{"added": {pool: [account, ...]}, "removed": {pool: [name, ...]}}``"""
@@ -43,7 +43,7 @@ class ConfigSource:
         if not path.exists():
             return {"added": {}, "removed": {}}
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = load_yaml(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(str(path), [f"cannot read the overlay: {exc}; fix or delete the file"]) from None
         if not isinstance(data, dict):
