@@ -196,11 +196,12 @@ def test_registering_the_state_collector_builds_no_samples() -> None:
     from selector_service.api.metrics import SelectorMetrics
 
     class CountingCore:
-        snapshot_calls = 0
-        transitions: dict[tuple[str, str, str], int] = {}
+        def __init__(self) -> None:
+            self.snapshot_calls = 0
+            self.transitions: dict[tuple[str, str, str], int] = {}
 
         def snapshots(self) -> list[object]:
-            CountingCore.snapshot_calls += 1
+            self.snapshot_calls += 1
             return []
 
     core = CountingCore()
