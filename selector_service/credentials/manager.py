@@ -122,6 +122,7 @@ class CredentialManager:
         """Watch the sources and refresh credentials for ``core`` (already started with :meth:`expand`)."""
         self._core = core
         core.on_refresh_due = self._refresh_due
+        core.on_credential_rejected = self._renew_rejected
         for source in self.sources.values():
             if isinstance(source, WatchingSource):
                 await source.start(self._dirty.set)
@@ -130,6 +131,7 @@ class CredentialManager:
     async def stop(self) -> None:
         if self._core is not None:
             self._core.on_refresh_due = None
+            self._core.on_credential_rejected = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -188,25 +190,35 @@ class CredentialManager:
     def _refresh_entering_margin(self) -> None:
         now = self._clock()
         for account in self._accounts():
-            if account.expires_at and account.refresh_due(now):
+            if account.refresh_due(now):
                 self._refresh_due(account)
 
     def _refresh_due(self, account: Account) -> None:
         """Start a refresh of ``account`` if its source can renew it (called on the selection path: no waiting)."""
+        if not account.disabled and not self.refresher.in_flight(account.account_id):
+            self._refresh(account)
+
+    def _renew_rejected(self, account: Account) -> bool:
+        """The upstream rejected ``account``'s credential: refresh it if its source can (a refresh already running
+        counts). False when it cannot be renewed; the account is then disabled."""
+        return self.refresher.in_flight(account.account_id) or self._refresh(account)
+
+    def _refresh(self, account: Account) -> bool:
+        """Ask the refresher to renew ``account`` (it may hold back while a failed refresh waits out its backoff:
+        the upkeep loop asks again); False when its source cannot renew it."""
         core = self._core
-        if core is None or account.disabled or self.refresher.in_flight(account.account_id):
-            return
         source = self.sources.get(self._origins.get(account.account_id, ""))
-        pool = core.pools.get(account.pool)
+        pool = core.pools.get(account.pool) if core is not None else None
         if pool is None or not pool.is_member(account) or not isinstance(source, RefreshingSource):
-            return
+            return False
         config = pool.config
         if not source.refreshable(account.pool, config, account.name):
-            return
+            return False
         self.refresher.request(account, lambda: source.refresh(account.pool, config, account.name))
+        return True
 
     def _refreshed(self, account: Account, credential: RefreshedCredential) -> None:
-        account.set_credential(credential.key, credential.expires_at)
+        account.set_credential(credential.key, credential.expires_at, self._clock())
         left = credential.expires_at - self._clock() if credential.expires_at else 0.0
         log.info("credential of %s refreshed (%s)", account.account_id,
                  f"valid for {left / 60:.0f} min" if left else "no expiry given")

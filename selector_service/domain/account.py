@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from poolgate.config import AccountConfig, PoolConfig, redact
@@ -60,13 +61,13 @@ class Account:
     """An account of a pool: configuration, health and load. Also the :class:`AccountView` strategies see."""
 
     __slots__ = (
-        "account_id", "auth_failures_total", "circuit_open_until", "circuit_opens", "config", "cooldown_reason",
-        "cooldown_until", "credential", "credential_fingerprint", "credential_prefix",
-        "credential_redacted", "disabled", "disabled_reason", "error_rate", "expires_at", "expiry_skip",
-        "expiry_wakeup", "failure_streak", "failures_total", "health_changed_at", "in_flight", "index",
+        "account_id", "auth_failures_total", "awaiting_refresh", "circuit_open_until", "circuit_opens", "config",
+        "cooldown_reason", "cooldown_until", "credential", "credential_fingerprint", "credential_prefix",
+        "credential_redacted", "credential_since", "disabled", "disabled_reason", "error_rate", "expires_at",
+        "expiry_skip", "expiry_wakeup", "failure_streak", "failures_total", "health_changed_at", "in_flight", "index",
         "input_tokens_total", "limits", "max_concurrency", "name", "output_tokens_total", "pool", "priority",
         "probe_in_flight", "rate_limit_streak", "rate_limited_total", "recent_latency_ms", "refresh_margin",
-        "refreshing", "requests_total", "successes_total", "weight", "windows",
+        "refreshing", "rejection_refreshed", "requests_total", "successes_total", "weight", "windows",
     )
 
     def __init__(self, pool: PoolConfig, pool_name: str, config: AccountConfig, index: int) -> None:
@@ -95,6 +96,10 @@ class Account:
         self.limits: RateLimitSnapshot | None = None
         self.windows: dict[str, _Window] = {}
         self.refreshing = False  # a credential refresh is in flight
+        # A rejected (401/403) credential that can be renewed is refreshed once before the account is disabled.
+        self.awaiting_refresh = False  # rejected; not leased until a new credential arrives
+        self.rejection_refreshed = False  # renewed after a rejection, and not yet proven by a success
+        self.credential_since = 0.0  # when the credential was last renewed (0: the configured one)
         self.expiry_wakeup = 0.0  # the expiry edge the pool last scheduled a re-check for
         self.configure(pool, config, index)
 
@@ -113,6 +118,9 @@ class Account:
             scheme_header, self.credential_prefix = "x-api-key", ""
         scheme_value = f"{self.credential_prefix} {config.key}" if self.credential_prefix else config.key
         extra = {**pool.headers, **config.headers}
+        previous = getattr(self, "credential", None)
+        if previous is not None and previous.value != scheme_value:
+            self.awaiting_refresh = False  # a new credential from the config (someone logged in again)
         self.credential = Credential(scheme_header, scheme_value, tuple(extra.items()))
         self.credential_redacted = config.credential_redacted
         self.expires_at = config.expires_at
@@ -127,21 +135,23 @@ class Account:
                 window.limit = limit  # a reload may change the limit; the minute's counts stay
         self.windows = windows
 
-    def set_credential(self, key: str, expires_at: float) -> None:
+    def set_credential(self, key: str, expires_at: float, now: float) -> None:
         """Take a renewed credential (a refreshed OAuth token) without becoming a new account: health, load and
         leases stay. The pool must re-check availability afterwards (``SelectorCore.account_changed``)."""
         value = f"{self.credential_prefix} {key}" if self.credential_prefix else key
         self.credential = Credential(self.credential.header, value, self.credential.extra_headers)
         self.credential_redacted = redact(key)
         self.expires_at = expires_at
+        self.credential_since = now
+        self.awaiting_refresh = False
 
     def expiring(self, now: float) -> bool:
         """Whether the credential expires within the skip threshold (so the account must not be leased)."""
         return bool(self.expires_at) and now >= self.expires_at - self.expiry_skip
 
     def refresh_due(self, now: float) -> bool:
-        """Whether the credential is within its refresh margin."""
-        return bool(self.expires_at) and now >= self.expires_at - self.refresh_margin
+        """Whether the credential is within its refresh margin, or was rejected and waits for a new one."""
+        return self.awaiting_refresh or (bool(self.expires_at) and now >= self.expires_at - self.refresh_margin)
 
     # -- persisted state -------------------------------------------------------------------------------------------
 
@@ -178,7 +188,7 @@ class Account:
 
     def blocked_until(self, now: float) -> float:
         """0.0 when the account can take a lease now; else when it may (``NEVER``: on an event, not a time)."""
-        if self.disabled:
+        if self.disabled or self.awaiting_refresh:
             return NEVER
         if self.expires_at and now >= self.expires_at - self.expiry_skip:
             return NEVER  # until a refresh brings a new token
@@ -210,6 +220,9 @@ class Account:
         """The state shown to operators, with the reason when not healthy."""
         if self.disabled:
             return AccountState.DISABLED, self.disabled_reason
+        if self.awaiting_refresh:
+            doing = "being refreshed" if self.refreshing else "refresh to be retried"
+            return AccountState.COOLING, f"credentials rejected, {doing}"
         if self.expiring(now):
             left = self.expires_at - now
             when = f"expires in {left:.0f} s" if left > 0 else "has expired"
@@ -255,9 +268,13 @@ class Account:
     # -- outcomes --------------------------------------------------------------------------------------------------
 
     def apply(
-        self, report: OutcomeReport, granted_at: float, now: float, pool: PoolConfig, rng: random.Random
+        self, report: OutcomeReport, granted_at: float, now: float, pool: PoolConfig, rng: random.Random,
+        renew: Callable[[], bool] | None = None,
     ) -> StateChange:
-        """Apply an attempt's outcome to this account; return what must be persisted (maybe nothing)."""
+        """Apply an attempt's outcome to this account; return what must be persisted (maybe nothing).
+
+        ``renew`` is asked when the upstream rejected the credential: it starts a refresh and returns True when the
+        credential can be renewed, and the account then waits for the new one instead of being disabled."""
         change = StateChange(self.account_id)
         outcome = report.outcome
         headers = report.rate_limit_headers
@@ -280,13 +297,15 @@ class Account:
         elif outcome is Outcome.RATE_LIMITED:
             self._rate_limited(report, now, pool, rng, change)
         elif outcome is Outcome.AUTH_FAILED:
-            self._auth_failed(report, now, change)
+            self._auth_failed(report, granted_at, now, change, renew)
         else:
             self._failed(outcome, report, granted_at, now, pool, change)
         return change
 
     def _succeeded(self, report: OutcomeReport, granted_at: float, change: StateChange) -> None:
         self.successes_total += 1
+        if granted_at >= self.credential_since:
+            self.rejection_refreshed = False  # the current credential works: a later rejection may refresh again
         if report.latency_ms > 0:
             latency = float(report.latency_ms)
             self.recent_latency_ms = latency if not self.recent_latency_ms else (
@@ -328,9 +347,19 @@ class Account:
             change.cooldown_reason = self.cooldown_reason
         self.health_changed_at = now
 
-    def _auth_failed(self, report: OutcomeReport, now: float, change: StateChange) -> None:
+    def _auth_failed(
+        self, report: OutcomeReport, granted_at: float, now: float, change: StateChange,
+        renew: Callable[[], bool] | None,
+    ) -> None:
         self.auth_failures_total += 1
         change.auth_failures_delta = 1
+        if self.awaiting_refresh or granted_at < self.credential_since:
+            return  # a refresh is under way, or the rejected credential has been replaced since the lease was granted
+        if not self.disabled and renew is not None and not self.rejection_refreshed and renew():
+            # An OAuth token revoked or expired early: one refresh before giving up on the account.
+            self.awaiting_refresh = self.rejection_refreshed = True
+            self.health_changed_at = now
+            return
         if not self.disabled:
             detail = report.detail.strip()[:200]
             status = report.http_status or 401
@@ -381,5 +410,6 @@ class Account:
         """Re-enable and forget every failure (an operator's word)."""
         change = self.reset()
         self.disabled, self.disabled_reason = False, ""
+        self.awaiting_refresh = self.rejection_refreshed = False
         change.disabled, change.disabled_reason = False, ""
         return change

@@ -201,6 +201,8 @@ class Pool:
             state, _ = account.state(now)
             if until == 0.0:
                 label = "available"
+            elif account.awaiting_refresh and not account.disabled:
+                label = "credential rejected, refreshing"  # back when the refresh succeeds
             elif account.expiring(now) and not account.disabled:
                 label = "credential expiring"  # back when a refresh succeeds, not at a known time
             elif until == NEVER and not account.disabled:

@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 from poolgate.config import Config
 from selector_service.domain.account import Account
@@ -70,6 +71,9 @@ class SelectorCore:
         self._reload_lock = asyncio.Lock()
         self.on_refresh_due: Callable[[Account], None] | None = None
         """Called (without waiting) when a leased account's credential is within its refresh margin."""
+        self.on_credential_rejected: Callable[[Account], bool] | None = None
+        """Called (without waiting) when the upstream rejected an account's credential; True when a refresh of it
+        has started, so the account waits for the new credential instead of being disabled."""
         self._strategies = strategies
         self._clock = clock
         self._rng = rng or random.Random()
@@ -196,7 +200,10 @@ class SelectorCore:
         pool = self._pool_of(account)
         account.release(lease.probe)
         before = account.state(now)[0]
-        change = account.apply(report, lease.granted_at, now, pool.config, self._rng)
+        renew = None
+        if report.outcome is Outcome.AUTH_FAILED and self.on_credential_rejected is not None:
+            renew = partial(self.on_credential_rejected, account)
+        change = account.apply(report, lease.granted_at, now, pool.config, self._rng, renew)
         if self.usage is not None:
             self.usage.record(UsageRecord(
                 now, account.pool, account.account_id, account.name, lease.model, report.outcome.value,

@@ -216,3 +216,74 @@ async def test_no_token_in_the_written_file_name_or_temp_files(
     await running.settle()
     assert sorted(p.name for p in creds.path.iterdir()) == ["kiro-a.json"]
     assert json.loads((creds.path / "kiro-a.json").read_text())["access_token"] == token_endpoint.issued[0]
+
+
+def rejected(lease_id: str) -> OutcomeReport:
+    return OutcomeReport(lease_id, Outcome.AUTH_FAILED, http_status=401, detail="token revoked")
+
+
+async def test_a_rejected_oauth_token_is_refreshed_once_instead_of_disabling(
+        start: Start, creds: CredentialDir, token_endpoint: FakeTokenEndpoint) -> None:
+    creds.write("kiro-a.json", "at-a-0001", "rt-a-0001", HOUR)  # valid for an hour, yet revoked upstream
+    creds.write("kiro-b.json", "at-b-0001", "rt-b-0001", HOUR)
+    token_endpoint.allow("rt-a-0001", "a")
+    token_endpoint.delay = 0.2
+    running = await start(file_pool(creds.path, token_endpoint.url, extra="strategy: fill_first"), poll=60)
+    account = running.account("kiro-a")
+    first, second = await running.lease(), await running.lease()  # two requests in flight with the old token
+    assert first.lease.account is account and second.lease.account is account
+    await running.core.report(rejected(first.lease.lease_id))
+    assert not account.disabled and account.auth_failures_total == 1
+    assert account.state(time.time()) == (AccountState.COOLING, "credentials rejected, being refreshed")
+    assert (await running.lease()).lease.account.name == "kiro-b"  # not leased while it waits
+    await running.core.report(rejected(second.lease.lease_id))  # the same token again: the refresh is running
+    await running.settle()
+    assert len(token_endpoint.calls) == 1
+    new_access = token_endpoint.issued[0]
+    assert account.credential.value == f"Bearer {new_access}" and not account.disabled
+    assert creds.read("kiro-a.json")["access_token"] == new_access
+    grant = await running.lease()
+    assert grant.lease.account is account and account.state(time.time())[0] is AccountState.HEALTHY
+    await running.core.report(OutcomeReport(grant.lease.lease_id, Outcome.SUCCESS))
+    saved = await running.repository.fetch("p/kiro-a")
+    assert saved is not None and not saved.disabled and saved.auth_failures_total == 2
+
+
+async def test_a_refreshed_token_rejected_again_disables(
+        start: Start, creds: CredentialDir, token_endpoint: FakeTokenEndpoint) -> None:
+    creds.write("kiro-a.json", "at-a-0001", "rt-a-0001", HOUR)
+    token_endpoint.allow("rt-a-0001", "a")
+    running = await start(file_pool(creds.path, token_endpoint.url), poll=60)
+    account = running.account("kiro-a")
+    stale = await running.lease()  # granted before the refresh: its rejection is about the old token
+    await running.core.report(rejected((await running.lease()).lease.lease_id))
+    await running.settle()
+    await running.core.report(rejected(stale.lease.lease_id))
+    assert not account.disabled and account.credential.value != "Bearer at-a-0001"
+    await running.core.report(rejected((await running.lease()).lease.lease_id))  # the new token fails too
+    await running.settle()
+    assert account.disabled and account.disabled_reason == "credentials rejected (401): token revoked"
+    assert len(token_endpoint.calls) == 1  # no refresh loop
+    saved = await running.repository.fetch("p/kiro-a")
+    assert saved is not None and saved.disabled
+
+
+async def test_a_rejected_token_whose_refresh_is_refused_disables(
+        start: Start, creds: CredentialDir, token_endpoint: FakeTokenEndpoint) -> None:
+    creds.write("kiro-a.json", "at-a-0001", "rt-a-revoked-0001", HOUR)
+    running = await start(file_pool(creds.path, token_endpoint.url), poll=60)
+    account = running.account("kiro-a")
+    await running.core.report(rejected((await running.lease()).lease.lease_id))
+    await running.settle()
+    assert account.disabled and account.disabled_reason.startswith("credential refresh rejected: ")
+    assert len(token_endpoint.calls) == 1
+
+
+async def test_a_rejected_key_that_cannot_be_refreshed_disables_at_once(
+        start: Start, creds: CredentialDir) -> None:
+    creds.write("kiro-a.json", "at-a-0001", None, HOUR)  # no refresh token, no token_url
+    running = await start(file_pool(creds.path), poll=60)
+    account = running.account("kiro-a")
+    await running.core.report(rejected((await running.lease()).lease.lease_id))
+    assert account.disabled and account.disabled_reason == "credentials rejected (401): token revoked"
+    assert not running.manager.refresher.in_flight("p/kiro-a")
