@@ -7,6 +7,7 @@ turns have no counterpart and are left out; everything else that has none is a :
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -23,6 +24,10 @@ REQUEST_FIELDS = frozenset({
     "model", "messages", "system", "max_tokens", "stop_sequences", "temperature", "top_p", "stream", "tools",
     "tool_choice", "metadata", "thinking", "service_tier", "cache_control",
 })
+REASONING_MODEL = re.compile(r"(?:[\w.-]+/)?(?:o\d|gpt-5)", re.IGNORECASE)
+"""OpenAI's reasoning models (o1, o3-mini, o4-mini, gpt-5, ...): they refuse ``max_tokens`` and take
+``max_completion_tokens`` instead. Other OpenAI-format upstreams (Gemini's endpoint, local servers) may know only
+``max_tokens``, so the newer name is sent only where it is required."""
 SERVER_TOOL_HINT = ("server tools (web search, code execution, bash, text editor, computer use) run at Anthropic "
                     "and have no OpenAI counterpart")
 
@@ -46,7 +51,9 @@ def request(body: dict[str, Any]) -> dict[str, Any]:
         messages.extend(_message(message, f"messages[{i}]"))
     out["messages"] = messages
     if "max_tokens" in body:
-        out["max_tokens"] = body["max_tokens"]
+        model = body.get("model")
+        reasoning = isinstance(model, str) and REASONING_MODEL.match(model) is not None
+        out["max_completion_tokens" if reasoning else "max_tokens"] = body["max_tokens"]
     for name in ("temperature", "top_p"):
         if body.get(name) is not None:
             out[name] = body[name]

@@ -213,3 +213,16 @@ def test_openai_stream_without_usage_chunk_still_ends_properly() -> None:
     accumulated = sse.accumulate_openai(out)
     assert accumulated["usage"] is None and accumulated["finish_reason"] == "length" and accumulated["content"] == "cut"
     assert b'"usage"' not in out
+
+
+@pytest.mark.parametrize(("model", "field"), [
+    ("gpt-4o", "max_tokens"), ("gpt-4.1-mini", "max_tokens"), ("gemini-2.5-flash", "max_tokens"),
+    ("o1", "max_completion_tokens"), ("o3-mini", "max_completion_tokens"), ("o4-mini", "max_completion_tokens"),
+    ("gpt-5", "max_completion_tokens"), ("gpt-5-mini", "max_completion_tokens"),
+    ("openai/o3", "max_completion_tokens"), ("omni-moderation", "max_tokens"),
+])
+def test_the_token_limit_goes_by_the_name_the_upstream_model_takes(model: str, field: str) -> None:
+    """OpenAI's reasoning models refuse max_tokens; every other OpenAI-format upstream gets the classic name."""
+    out = a2o.request({"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": "x"}]})
+    assert out[field] == 64
+    assert ({"max_tokens", "max_completion_tokens"} - {field}).isdisjoint(out)
