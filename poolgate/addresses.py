@@ -8,7 +8,20 @@ def split_host_port(address: str) -> tuple[str, int]:
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit():
         raise ValueError(f"{address!r} must be host:port, e.g. 127.0.0.1:8080")
+    if int(port) > 65535:
+        raise ValueError(f"{address!r}: port {port} is out of range (0-65535)")
     return host.strip("[]"), int(port)
+
+
+def check_listen(address: str, unix: bool = False, port_only: bool = False) -> str:
+    """``address`` if it is a listen address (``host:port``; ``unix:/path`` with ``unix``; ``:port`` with
+    ``port_only``), else ValueError saying the expected form."""
+    if unix and address.startswith("unix:"):
+        if not address.removeprefix("unix:").strip():
+            raise ValueError(f"{address!r} names no socket file, e.g. unix:/run/poolgate/selector.sock")
+        return address
+    split_host_port(f"127.0.0.1{address}" if port_only and address.startswith(":") else address)
+    return address
 
 
 def loopback_for_wildcard(address: str) -> str:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from poolgate.addresses import check_listen
 from poolgate.config.durations import Duration, Size
 from poolgate.config.routes import RouteRule, check_routing
 
@@ -389,6 +390,16 @@ class SelectorSection(_Section):
     auth: SelectorAuth = Field(default_factory=SelectorAuth)
     tls: ServerTLS = Field(default_factory=ServerTLS)
 
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        return check_listen(value, unix=True)
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_listen(cls, value: str) -> str:
+        return check_listen(value, port_only=True) if value else value
+
 
 class ModelPrice(_Section):
     """USD per million tokens."""
@@ -441,6 +452,16 @@ class EdgeSection(_Section):
     body_limit: Size = 32 * 1024 * 1024
     fake_upstream: str = ""
     """host:port on which ``poolgate up`` also runs the fake upstream (demos, load tests); empty runs none."""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        return check_listen(value)
+
+    @field_validator("fake_upstream")
+    @classmethod
+    def _fake_upstream(cls, value: str) -> str:
+        return check_listen(value) if value else value
 
     @field_validator("selector", mode="before")
     @classmethod

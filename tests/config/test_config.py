@@ -159,3 +159,25 @@ def test_relative_database_path_is_next_to_the_config(tmp_path: Path) -> None:
     path = tmp_path / "gw.yaml"
     path.write_text("selector: {database: state/gw.db}\npools:\n  a: {api_key: sk-test-1}\n")
     assert load_config(path).selector.database == str(tmp_path / "state" / "gw.db")
+
+
+@pytest.mark.parametrize(("section", "error"), [
+    ("edge: {listen: '8080'}", "edge.listen: '8080' must be host:port, e.g. 127.0.0.1:8080"),
+    ("edge: {listen: 'localhost:99999'}", "edge.listen: 'localhost:99999': port 99999 is out of range (0-65535)"),
+    ("edge: {fake_upstream: 'x'}", "edge.fake_upstream: 'x' must be host:port, e.g. 127.0.0.1:8080"),
+    ("selector: {listen: 'unix:'}", "selector.listen: 'unix:' names no socket file"),
+    ("selector: {metrics_listen: 'nohost'}", "selector.metrics_listen: 'nohost' must be host:port"),
+])
+def test_listen_addresses_are_checked_with_the_config(section: str, error: str) -> None:
+    """A bad listen address is a config error (``poolgate check`` reports it), not a failure at start."""
+    errors = errors_of("pools: {p: {accounts: [{name: a, key: sk-test-0123456789}]}}\n" + section)
+    assert len(errors) == 1 and errors[0].startswith(error), errors
+
+
+@pytest.mark.parametrize("section", [
+    "selector: {listen: 'unix:/run/poolgate/selector.sock', metrics_listen: ':9464'}",
+    "selector: {listen: '[::1]:50051', metrics_listen: '127.0.0.1:0'}",
+    "edge: {listen: '0.0.0.0:8080', fake_upstream: '127.0.0.1:9090'}",
+])
+def test_good_listen_addresses_pass(section: str) -> None:
+    parse_config("pools: {p: {accounts: [{name: a, key: sk-test-0123456789}]}}\n" + section)
