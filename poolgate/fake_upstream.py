@@ -31,7 +31,6 @@ import json
 import logging
 import random
 import re
-import signal
 import struct
 import sys
 import time
@@ -43,7 +42,7 @@ from typing import Any
 
 from aiohttp import web
 
-from poolgate import fake_tools
+from poolgate import fake_tools, runtime
 from poolgate.addresses import split_host_port
 from poolgate.http_site import start_site
 from poolgate.logging_setup import configure_logging
@@ -506,10 +505,7 @@ async def _serve(host: str, port: int, latency: float) -> int:
         return 1
     log.info("fake upstream listening on %s (OpenAI base URL %s/v1, Anthropic base URL %s)",
              server.url, server.url, server.url)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = runtime.stop_requested()
     try:
         await stop.wait()
     finally:

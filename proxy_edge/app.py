@@ -6,9 +6,7 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -153,10 +151,7 @@ async def _serve(config: Config) -> int:
         return 1
     log.info("edge listening on %s (selector at %s, %d pool(s))", server.url, selector_address(config),
              len(config.pools))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = runtime.stop_requested()
     try:
         await stop.wait()
     finally:

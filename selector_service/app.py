@@ -159,10 +159,8 @@ async def _serve(
     log.info("poolgate selector listening on %s (%d pool(s), %d account(s); state in %s)",
              handle.address, len(config.pools), accounts,
              describe_database(database or config.selector.database))
-    stopping = asyncio.Event()
+    stopping = runtime.stop_requested()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
     reloads: set[asyncio.Task[None]] = set()
     loop.add_signal_handler(signal.SIGHUP, lambda: _spawn(reloads, _reload_on_signal(handle)))
     if args.insecure_listen and not is_loopback(handle.address):
