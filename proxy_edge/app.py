@@ -30,7 +30,6 @@ from proxy_edge.upstream import Upstream
 
 log = logging.getLogger("poolgate.edge")
 
-HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
 CONFIG = web.AppKey("config", Config)
 SHUTDOWN_TIMEOUT = 10.0
 """Seconds in-flight requests get to finish when the edge stops."""
@@ -89,7 +88,6 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     selector = SelectorClient(selector_address(config), timeouts.selector, selector_token(config),
                               config.edge.selector_tls, config.edge.selector_transport)
     policies = {name: PoolPolicy.from_config(pool) for name, pool in config.pools.items()}
-    app[HTTP_SESSION] = session
     app[handlers.SELECTOR] = selector
     app[handlers.FORWARDER] = Forwarder(Upstream(session, selector), selector, policies)
     try:

@@ -48,6 +48,15 @@ def error_body(shape: ApiShape, status: int, message: str, code: str | None = No
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
+def error_body_message(data: object) -> str | None:
+    """The message of a parsed OpenAI- or Anthropic-shaped error body (``error.message``, or ``error`` when it is a
+    string); None when it has none."""
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    return error if isinstance(error, str) else None
+
+
 def error_response(
     shape: ApiShape,
     status: int,

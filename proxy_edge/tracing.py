@@ -53,7 +53,7 @@ class RequestTrace:
 
     request_id: str
     started: float
-    metrics: EdgeMetrics | None = None
+    metrics: EdgeMetrics
     pool: str = ""
     model: str = ""
     account: str = ""
@@ -74,19 +74,16 @@ class RequestTrace:
         if self.pool:
             return
         self.pool, self.model = pool, model
-        if self.metrics is not None:
-            self.metrics.request_started(pool)
+        self.metrics.request_started(pool)
 
     def attempted(self, lease: pb.Lease, result: web.StreamResponse | Failure) -> None:
         """One upstream attempt with ``lease`` ended in ``result`` (an answer, or a failure before the first byte)."""
         self.attempts += 1
         self.account = lease.account_id
         outcome = _OUTCOME_NAMES.get(result.outcome, "unknown") if isinstance(result, Failure) else "success"
-        metrics = self.metrics
-        if metrics is not None:
-            metrics.attempt(lease.pool, lease.account_name, outcome)
-            if self._failed is not None:
-                metrics.failover(self._failed[0], lease.pool, self._failed[1])
+        self.metrics.attempt(lease.pool, lease.account_name, outcome)
+        if self._failed is not None:
+            self.metrics.failover(self._failed[0], lease.pool, self._failed[1])
         self._failed = (lease.pool, outcome) if isinstance(result, Failure) else None
 
     def finish(self, request: web.Request, status: int, request_log: RequestLog, idle: bool = True) -> None:
@@ -94,15 +91,12 @@ class RequestTrace:
         request is in flight."""
         self.seconds = seconds = monotonic() - self.started
         self.status = status
-        metrics = self.metrics
         if self.pool:
-            if metrics is not None:
-                metrics.request_finished(self.pool, self.model, status, seconds, self.ttft)
+            self.metrics.request_finished(self.pool, self.model, status, seconds, self.ttft)
             level = logging.INFO
         else:
-            if metrics is not None:
-                resource = request.match_info.route.resource
-                metrics.request_unrouted(resource.canonical if resource is not None else "unmatched", status)
+            resource = request.match_info.route.resource
+            self.metrics.request_unrouted(resource.canonical if resource is not None else "unmatched", status)
             # API calls are logged at INFO; probes, scrapes and the dashboard's polling only at DEBUG.
             level = logging.INFO if request.path.startswith("/v1/") else logging.DEBUG
         if log.isEnabledFor(level):
@@ -133,10 +127,8 @@ TRACE = web.RequestKey("poolgate_trace", RequestTrace)
 
 
 def trace_for(request: web.Request, pool: str, model: str) -> RequestTrace:
-    """The request's trace, marked as routed to ``pool`` (a detached one when the middleware is not installed)."""
-    trace = request.get(TRACE)
-    if trace is None:
-        trace = RequestTrace(REQUEST_ID.get() or new_request_id(), monotonic())
+    """The request's trace (made by :func:`make_middleware`), marked as routed to ``pool``."""
+    trace = request[TRACE]
     trace.routed(pool, model)
     return trace
 

@@ -21,7 +21,7 @@ from poolgate.config.schema import redact
 from poolgate.v1 import selector_pb2 as pb
 from proxy_edge import outcomes as oc
 from proxy_edge.endpoints import Job
-from proxy_edge.errors import error_body, sse_error_event
+from proxy_edge.errors import error_body, error_body_message, sse_error_event
 from proxy_edge.headers import client_response_headers, rate_limit_headers, retry_after_ms, upstream_request_headers
 from proxy_edge.selector_client import SelectorClient
 from proxy_edge.streaming import StreamInspector, body_usage, error_message, error_status
@@ -100,9 +100,7 @@ class Upstream:
                 return await self._fail(report, started, oc.NETWORK_ERROR, status, limits, _network_detail(exc))
             report.input_tokens, report.output_tokens = body_usage(body)
             self._report_later(report, started, oc.SUCCESS, status, limits, "")
-            out_headers = client_response_headers(upstream.headers.items())
-            out_headers[ACCOUNT_HEADER] = lease.account_id
-            out_headers.update(job.response_headers)
+            out_headers = _client_headers(upstream, job, lease.account_id)
             if job.translation is not None:
                 status, body = job.translation.response(status, body)
             return web.Response(status=status, body=body, headers=out_headers)
@@ -171,9 +169,7 @@ class Upstream:
             return await self._fail(report, started, oc.NETWORK_ERROR, status, limits, "empty stream")
         report.time_to_first_token_ms = self._ms(started)
 
-        out_headers = client_response_headers(upstream.headers.items())
-        out_headers[ACCOUNT_HEADER] = account_id
-        out_headers.update(job.response_headers)
+        out_headers = _client_headers(upstream, job, account_id)
         response = web.StreamResponse(status=status, headers=out_headers)
         upstream_failure: tuple[int, str] | None = None
         try:
@@ -278,6 +274,14 @@ def _network_detail(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
 
 
+def _client_headers(upstream: aiohttp.ClientResponse, job: Job, account_id: str) -> CIMultiDict[str]:
+    """The headers of the client's response: the upstream's that pass on, the serving account, the job's own."""
+    headers = client_response_headers(upstream.headers.items())
+    headers[ACCOUNT_HEADER] = account_id
+    headers.update(job.response_headers)
+    return headers
+
+
 def scrub(body: bytes, secret: str) -> bytes:
     """``body`` with the account's credential, should the upstream echo it, replaced by its redacted form."""
     token = secret.removeprefix("Bearer ").strip()
@@ -294,11 +298,8 @@ def upstream_message(body: bytes, status: int) -> str:
         data = json.loads(body)
     except ValueError:
         data = None
-    if isinstance(data, dict):
-        error = data.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return f"{status} {error['message']}"[:300]
-        if isinstance(error, str):
-            return f"{status} {error}"[:300]
+    message = error_body_message(data)
+    if message is not None:
+        return f"{status} {message}"[:300]
     text = body[:200].decode(errors="replace").strip()
     return f"{status} {text}" if text else f"HTTP {status}"

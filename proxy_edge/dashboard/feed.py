@@ -117,13 +117,13 @@ class DashboardFeed:
     async def snapshot(self) -> dict[str, Any]:
         """The dashboard's JSON; raises SelectorError when the selector cannot list the accounts."""
         listing, usage = await asyncio.gather(self._accounts.get(), self._usage.get())
-        metrics = self._app.get(METRICS)
+        metrics = self._app[METRICS]
         now = self._clock()
         return {
             "generated_at_ms": round(now * 1000),
             "edge": {
                 "uptime_s": round(now - self._started),
-                "in_flight": dict(metrics.in_flight_by_pool) if metrics is not None else {},
+                "in_flight": dict(metrics.in_flight_by_pool),
             },
             "usage": {
                 "as_of_ms": round(usage.as_of * 1000),

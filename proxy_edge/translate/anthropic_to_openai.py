@@ -13,6 +13,7 @@ from typing import Any
 
 from proxy_edge.translate import TranslationError
 from proxy_edge.translate.common import (
+    DEFAULT_PARAMETERS,
     finish_reason,
     image_to_openai,
     input_to_arguments,
@@ -161,7 +162,7 @@ def _tool(tool: Any, where: str) -> dict[str, Any]:
     function: dict[str, Any] = {"name": tool["name"]}
     if tool.get("description"):
         function["description"] = tool["description"]
-    function["parameters"] = tool.get("input_schema") or {"type": "object", "properties": {}}
+    function["parameters"] = tool.get("input_schema") or dict(DEFAULT_PARAMETERS)
     return {"type": "function", "function": function}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from proxy_edge.errors import ApiShape, anthropic_type, sse_error_event
+from proxy_edge.errors import ApiShape, anthropic_type, error_body, error_body_message, sse_error_event
 from proxy_edge.streaming import error_status
 
 _OPENAI_TYPES = {
@@ -27,11 +27,9 @@ def _parse(body: bytes) -> Any:
 
 
 def _message(data: Any, body: bytes, status: int) -> str:
-    error = data.get("error") if isinstance(data, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])
-    if isinstance(error, str):
-        return error
+    message = error_body_message(data)
+    if message is not None:
+        return message
     text = body[:500].decode(errors="replace").strip()
     return text or f"the upstream answered HTTP {status}"
 
@@ -44,10 +42,10 @@ def is_openai_error(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("error"), dict) and "type" not in data
 
 
-def anthropic_error(error: dict[str, Any], status: int) -> dict[str, Any]:
+def anthropic_error(error: dict[str, Any], status: int) -> dict[str, object]:
     """An OpenAI error object as Anthropic's error body."""
     message = error.get("message") if isinstance(error.get("message"), str) else "upstream error"
-    return {"type": "error", "error": {"type": anthropic_type(status), "message": message}}
+    return error_body(ApiShape.ANTHROPIC, status, str(message))
 
 
 def openai_error(error: dict[str, Any]) -> dict[str, Any]:
