@@ -90,12 +90,12 @@ class Pool:
                 account = Account(config, self.name, account_config, index)
                 kept.append(account)
                 added.append(account)
-        kept_ids = {a.account_id for a in kept}
-        removed = [a for a in self.accounts.values() if a.account_id not in kept_ids or a not in kept]
+        before = self.accounts
         self.config = config
         self.strategy = strategy
         self.generation += 1
         self._index(kept)  # availability is derived by the caller's refresh, once saved health is restored
+        removed = [a for a in before.values() if self.accounts.get(a.account_id) is not a]
         return added, removed
 
     def is_member(self, account: Account) -> bool:
