@@ -116,10 +116,11 @@ async def start_selector(
     check_exposure(address, config.selector, insecure_listen)
     sources = credential_sources if credential_sources is not None else load_credential_sources()
     credentials = CredentialManager(sources.create_all())
-    credentials.expand(config)  # unusable credential files, unset variables: reported before anything starts
+    # Unusable credential files, unset variables: reported before anything starts.
+    served = credentials.expand(config)
     repository = StateRepository.open(database or config.selector.database)
     usage = UsageRecorder(repository, config.selector.usage_retention) if config.selector.usage_log else None
-    core = SelectorCore(config, registry, repository, usage=usage, expand=credentials.expand)
+    core = SelectorCore(config, registry, repository, usage=usage, expand=credentials.expand, served=served)
     replicator = Replicator(core, repository)  # other replicas' changes, when several share the database
     metrics_address = config.selector.metrics_listen if metrics_listen is None else metrics_listen
     metrics: SelectorMetrics | None = None

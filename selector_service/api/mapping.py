@@ -118,7 +118,7 @@ def single_account_status(account: Account, now: float) -> pb.AccountStatus:
 
 def pool_status(snapshot: PoolSnapshot) -> pb.PoolStatus:
     return pb.PoolStatus(
-        name=snapshot.name, format=FORMATS[snapshot.config.format], strategy=snapshot.strategy,
+        name=snapshot.name, format=FORMATS[snapshot.config.format], strategy=snapshot.config.strategy,
         base_url=snapshot.config.base_url,
         accounts=[account_status(item, snapshot.taken_at) for item in snapshot.accounts],
         available=snapshot.available, waiting=snapshot.waiting,
@@ -132,11 +132,11 @@ def timestamp(seconds: float) -> Timestamp:
 
 
 def usage_row(rollup: UsageRollup) -> pb.UsageRow:
+    p50, p95, p99 = rollup.percentiles(50, 95, 99)
     return pb.UsageRow(
         bucket_start=timestamp(rollup.bucket_start), pool=rollup.pool, account_id=rollup.account_id,
         account_name=rollup.account_name, requests=rollup.requests, successes=rollup.successes,
         errors=rollup.errors, rate_limited=rollup.rate_limited, input_tokens=rollup.input_tokens,
-        output_tokens=rollup.output_tokens, cost=rollup.cost, latency_p50_ms=rollup.percentile(50),
-        latency_p95_ms=rollup.percentile(95), latency_p99_ms=rollup.percentile(99),
-        ttft_p50_ms=rollup.percentile(50, ttft=True),
+        output_tokens=rollup.output_tokens, cost=rollup.cost, latency_p50_ms=p50,
+        latency_p95_ms=p95, latency_p99_ms=p99, ttft_p50_ms=rollup.percentiles(50, ttft=True)[0],
     )

@@ -27,6 +27,7 @@ from selector_service.credentials.files import (
     REFRESH_KEYS,
     CredentialFileError,
     FileCredential,
+    account_name,
     read_credential_file,
     write_credential_file,
 )
@@ -203,7 +204,8 @@ class FileCredentialSource:
             entry.stats.pop(path, None)
             entry.problems.pop(path, None)
             if entry.drop(path):
-                log.info("%s: %s was removed; account %s/%s drains", entry.where, path.name, entry.pool, _name_of(path))
+                log.info("%s: %s was removed; account %s/%s drains", entry.where, path.name, entry.pool,
+                         account_name(path))
                 changed = True
         for path, result in scan.parsed.items():
             entry.stats[path] = scan.stats[path]
@@ -316,10 +318,6 @@ class FileCredentialSource:
 
 def _name(credential: FileCredential) -> str:
     return credential.name
-
-
-def _name_of(path: Path) -> str:
-    return path.stem
 
 
 _TOKEN_KEYS = frozenset({*ACCESS_KEYS, *REFRESH_KEYS, *EXPIRY_KEYS})

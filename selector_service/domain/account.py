@@ -116,7 +116,7 @@ class Account:
             scheme_header, self.credential_prefix = "authorization", "Bearer"
         else:
             scheme_header, self.credential_prefix = "x-api-key", ""
-        scheme_value = f"{self.credential_prefix} {config.key}" if self.credential_prefix else config.key
+        scheme_value = self._credential_value(config.key)
         extra = {**pool.headers, **config.headers}
         previous = getattr(self, "credential", None)
         if previous is not None and previous.value != scheme_value:
@@ -135,11 +135,14 @@ class Account:
                 window.limit = limit  # a reload may change the limit; the minute's counts stay
         self.windows = windows
 
+    def _credential_value(self, key: str) -> str:
+        """The credential header's value for ``key`` (``Bearer KEY``, or the bare key)."""
+        return f"{self.credential_prefix} {key}" if self.credential_prefix else key
+
     def set_credential(self, key: str, expires_at: float, now: float) -> None:
         """Take a renewed credential (a refreshed OAuth token) without becoming a new account: health, load and
         leases stay. The pool must re-check availability afterwards (``SelectorCore.account_changed``)."""
-        value = f"{self.credential_prefix} {key}" if self.credential_prefix else key
-        self.credential = Credential(self.credential.header, value, self.credential.extra_headers)
+        self.credential = Credential(self.credential.header, self._credential_value(key), self.credential.extra_headers)
         self.credential_redacted = redact(key)
         self.expires_at = expires_at
         self.credential_since = now

@@ -42,7 +42,6 @@ class AccountSnapshot:
 class PoolSnapshot:
     name: str
     config: PoolConfig
-    strategy: str
     accounts: list[AccountSnapshot]
     available: int
     waiting: int
@@ -232,12 +231,12 @@ class Pool:
 
     # -- reporting -------------------------------------------------------------------------------------------------
 
-    def snapshot(self, strategy_name: str, now: float) -> PoolSnapshot:
+    def snapshot(self, now: float) -> PoolSnapshot:
         self.process_due(now)
         accounts = []
         for account in self.accounts.values():
             state, reason = account.state(now)
             accounts.append(AccountSnapshot(account, state, reason, account.cooldown_remaining(now)))
         return PoolSnapshot(
-            self.name, self.config, strategy_name, accounts, self.available_count, len(self.waiters), now
+            self.name, self.config, accounts, self.available_count, len(self.waiters), now
         )

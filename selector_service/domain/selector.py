@@ -63,9 +63,11 @@ class SelectorCore:
         rng: random.Random | None = None,
         usage: UsageRecorder | None = None,
         expand: Callable[[Config], Config] | None = None,
+        served: Config | None = None,
     ) -> None:
         """``expand`` turns a config into the one served, with the accounts of its credential sources (files,
-        environment, plugins); ``config`` stays as given, so a reload re-expands it."""
+        environment, plugins); ``config`` stays as given, so a reload re-expands it. ``served`` is ``expand(config)``
+        when the caller has it already (it expands first to report unusable credentials before anything starts)."""
         self.config = config
         self._expand: Callable[[Config], Config] = expand or (lambda given: given)
         self._reload_lock = asyncio.Lock()
@@ -83,7 +85,7 @@ class SelectorCore:
         self._writer = StateWriter(store)
         self.leases = LeaseTable()
         self.pools: dict[str, Pool] = {}
-        for name, pool_config in self._expand(config).pools.items():
+        for name, pool_config in (served or self._expand(config)).pools.items():
             strategy = strategies.create(pool_config.strategy, pool_config.strategy_options)
             self.pools[name] = Pool(name, pool_config, strategy)
         self.queue = WaitQueue(self._clock, self._grant, self._exhausted, self._release)
@@ -362,7 +364,7 @@ class SelectorCore:
         now = self._clock()
         self._expire_leases(now)
         pools = [self.pool(pool)] if pool else list(self.pools.values())
-        return [p.snapshot(p.config.strategy, now) for p in pools]
+        return [p.snapshot(now) for p in pools]
 
     # -- operator actions ------------------------------------------------------------------------------------------
 

@@ -57,13 +57,15 @@ class UsageRollup:
     latencies: list[int] = field(default_factory=list)
     ttfts: list[int] = field(default_factory=list)
 
-    def percentile(self, q: float, ttft: bool = False) -> float:
+    def percentiles(self, *qs: int, ttft: bool = False) -> list[float]:
+        """The ``qs`` percentiles (1-99) of the latencies (or times to first token), from one sort."""
         values = self.ttfts if ttft else self.latencies
         if not values:
-            return 0.0
+            return [0.0 for _ in qs]
         if len(values) == 1:
-            return float(values[0])
-        return float(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1])
+            return [float(values[0]) for _ in qs]
+        cuts = statistics.quantiles(values, n=100, method="inclusive")
+        return [float(cuts[q - 1]) for q in qs]
 
 
 class UsageStore(Protocol):
