@@ -21,6 +21,7 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from multidict import CIMultiDict
+from yarl import URL
 
 from poolgate.cli import build_parser
 from poolgate.logging_setup import REQUEST_ID, JsonFormatter, TextFormatter, configure_logging, make_handler
@@ -410,8 +411,10 @@ async def test_dashboard_ships_its_own_files_and_guards_its_data(stack: Stack) -
             text = await response.text()
         text = text.replace("http://www.w3.org/2000/svg", "")  # the SVG namespace is a name, not a download
         assert not re.search(r"https?://|//cdn", text), asset  # nothing from the network
-    async with stack.http.get(f"{stack.url}/dashboard/static/../app.py") as response:
-        assert response.status == 404
+    for name in ("..%2Fapp.py", "nope.js"):  # encoded, so the client does not resolve the ".." itself
+        async with stack.http.get(URL(f"{stack.url}/dashboard/static/{name}", encoded=True)) as response:
+            assert response.status == 404, name
+            assert await response.text() == "no such dashboard file"  # the handler's answer, not the router's
     status, body = await get_json(stack, "/dashboard/api/snapshot", headers={})
     assert status == 401 and body["error"]["code"] == "invalid_api_key"
     await traffic(stack)
