@@ -13,6 +13,11 @@ def split_host_port(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def split_port_only(address: str) -> tuple[str, int]:
+    """As :func:`split_host_port`, where ``:port`` alone means 127.0.0.1 (the selector's metrics address)."""
+    return split_host_port(f"127.0.0.1{address}" if address.startswith(":") else address)
+
+
 def check_listen(address: str, unix: bool = False, port_only: bool = False) -> str:
     """``address`` if it is a listen address (``host:port``; ``unix:/path`` with ``unix``; ``:port`` with
     ``port_only``), else ValueError saying the expected form."""
@@ -20,7 +25,7 @@ def check_listen(address: str, unix: bool = False, port_only: bool = False) -> s
         if not address.removeprefix("unix:").strip():
             raise ValueError(f"{address!r} names no socket file, e.g. unix:/run/poolgate/selector.sock")
         return address
-    split_host_port(f"127.0.0.1{address}" if port_only and address.startswith(":") else address)
+    (split_port_only if port_only else split_host_port)(address)
     return address
 
 

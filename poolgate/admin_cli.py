@@ -86,7 +86,7 @@ class _Bearer(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
     """Adds the admin token to every call."""
 
     def __init__(self, token: str) -> None:
-        self._metadata = (("authorization", f"Bearer {token}"),)
+        self._metadata = selector_channel.metadata(token) or ()
 
     def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         details = details._replace(metadata=tuple(details.metadata or ()) + self._metadata)

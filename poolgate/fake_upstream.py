@@ -44,7 +44,7 @@ from aiohttp import web
 
 from poolgate import fake_tools, runtime
 from poolgate.addresses import split_host_port
-from poolgate.http_site import start_site
+from poolgate.http_site import Site, start_site
 from poolgate.logging_setup import configure_logging
 
 log = logging.getLogger("poolgate.fake_upstream")
@@ -282,8 +282,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return await fake_tools.serve_openai(request, key, body, headers)
     model, created, cid = body["model"], int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"
     words = fake_tools.reply_words(body) or _words()
-    usage = {"prompt_tokens": _prompt_tokens(body), "completion_tokens": len(words),
-             "total_tokens": _prompt_tokens(body) + len(words)}
+    prompt = _prompt_tokens(body)
+    usage = {"prompt_tokens": prompt, "completion_tokens": len(words), "total_tokens": prompt + len(words)}
     if not body.get("stream"):
         return await _serve_json(request, key, {
             "id": cid, "object": "chat.completion", "created": created, "model": model,
@@ -459,24 +459,12 @@ def create_fake_app(latency: float = 0.0) -> web.Application:
     return app
 
 
-@dataclass
-class FakeUpstream:
+class FakeUpstream(Site):
     """A running fake upstream; ``url`` is its base URL without a path."""
-
-    runner: web.AppRunner
-    host: str
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     @property
     def stats(self) -> FakeStats:
         return self.runner.app[STATS]
-
-    async def stop(self) -> None:
-        await self.runner.cleanup()
 
 
 async def start_fake_upstream(host: str = "127.0.0.1", port: int = 0, latency: float = 0.0) -> FakeUpstream:

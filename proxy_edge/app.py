@@ -9,7 +9,6 @@ import argparse
 import logging
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -18,7 +17,7 @@ from poolgate import runtime, selector_channel
 from poolgate.addresses import split_host_port
 from poolgate.config.loader import ConfigError, load_config
 from poolgate.config.schema import Config
-from poolgate.http_site import start_site
+from poolgate.http_site import Site, start_site
 from poolgate.logging_setup import configure_logging
 from proxy_edge import endpoints, handlers, observability
 from proxy_edge.attempts import Forwarder
@@ -97,21 +96,8 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
         await session.close()
 
 
-@dataclass
-class EdgeServer:
-    """A running edge: ``url`` is its base URL (the real port when started on port 0)."""
-
-    runner: web.AppRunner
-    host: str
-    port: int
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    async def stop(self) -> None:
-        await self.runner.cleanup()
+class EdgeServer(Site):
+    """A running edge."""
 
 
 async def start_edge(config: Config, listen: str | None = None) -> EdgeServer:

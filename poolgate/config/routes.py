@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _GLOB_CHARS = frozenset("*?[")
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _HEX = re.compile(r"^[0-9a-f]+$")
 Target = tuple[str, str]
 """(pool, upstream model name)."""
@@ -67,7 +67,7 @@ class RouteMatch(BaseModel):
     @classmethod
     def _header_names(cls, value: dict[str, str]) -> dict[str, str]:
         for name in value:
-            if not _HEADER_NAME.match(name):
+            if not HEADER_NAME.match(name):
                 raise ValueError(f"{name!r} is not a valid header name")
         return {name.lower(): pattern for name, pattern in value.items()}
 

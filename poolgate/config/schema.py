@@ -7,14 +7,13 @@ One YAML file configures both processes; each reads its own section (``selector:
 from __future__ import annotations
 
 import hashlib
-import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from poolgate.addresses import check_listen
 from poolgate.config.durations import Duration, Size
-from poolgate.config.routes import RouteRule, check_routing
+from poolgate.config.routes import HEADER_NAME, RouteRule, check_routing
 
 DEFAULT_SELECTOR_LISTEN = "127.0.0.1:50151"
 DEFAULT_EDGE_LISTEN = "127.0.0.1:8080"
@@ -106,7 +105,7 @@ class AccountConfig(_Section):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._@:+-]+$")
     key: str = Field(default="", repr=False, validate_default=False)  # empty: key_env (or a source) gives it
     weight: int = Field(default=1, ge=1, le=1_000_000)
-    priority: Annotated[int, Field(ge=0, le=2)] = 1
+    priority: int = 1  # 0, 1 or 2: checked (and words mapped) by _priority_value
     rpm_limit: int = Field(default=0, ge=0)
     itpm_limit: int = Field(default=0, ge=0)
     otpm_limit: int = Field(default=0, ge=0)
@@ -185,14 +184,13 @@ class AccountConfig(_Section):
         return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
 
 def parse_auth_header(spec: str) -> tuple[str, str]:
     """``"authorization: Bearer"`` -> ``("authorization", "Bearer")``; ``"x-api-key"`` -> ``("x-api-key", "")``."""
     name, _, scheme = spec.partition(":")
     name, scheme = name.strip().lower(), scheme.strip()
-    if not _HEADER_NAME.match(name) or (scheme and not _HEADER_NAME.match(scheme)):
+    if not HEADER_NAME.match(name) or (scheme and not HEADER_NAME.match(scheme)):
         raise ValueError(f"must be a header name, optionally followed by ': ' and a scheme, such as "
                          f"'authorization: Bearer' or 'x-api-key', got {spec!r}")
     return name, scheme
@@ -316,7 +314,7 @@ class PoolConfig(PoolSettings):
             raise ValueError(f"credentials_glob must be a file name pattern such as 'kiro-*.json' (no '/'), got "
                              f"{self.credentials_glob!r}")
         for header in self.credentials_headers:
-            if not _HEADER_NAME.match(header):
+            if not HEADER_NAME.match(header):
                 raise ValueError(f"credentials_headers: {header!r} is not a valid header name")
         if self.oauth.token_url and not self.credentials_dir and "oauth" in self.model_fields_set:
             raise ValueError("oauth: only accounts from credentials_dir are refreshed; set credentials_dir, or "

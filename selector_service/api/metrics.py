@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from poolgate.addresses import split_host_port
+from poolgate.addresses import split_port_only
 from selector_service.domain.outcomes import AccountState
 
 if TYPE_CHECKING:
@@ -105,5 +105,5 @@ async def start_metrics_server(metrics: SelectorMetrics, listen: str) -> tuple[w
 
     app = web.Application()
     app.router.add_get("/metrics", handle)
-    host, port = split_host_port(f"127.0.0.1{listen}" if listen.startswith(":") else listen)
+    host, port = split_port_only(listen)
     return await start_site(app, host, port)

@@ -242,3 +242,13 @@ def test_auth() -> None:
     assert Authenticator(False, []).check({})
     with pytest.raises(EdgeConfigError, match=r"edge\.auth: false"):
         Authenticator(True, [])
+
+
+def test_site_urls_bracket_ipv6_hosts() -> None:
+    """The edge and the fake upstream share one Site: an IPv6 host is bracketed in both."""
+    from poolgate.fake_upstream import FakeUpstream
+    from proxy_edge.app import EdgeServer
+
+    for site in (EdgeServer(None, "::1", 8080), FakeUpstream(None, "::1", 9090)):  # type: ignore[arg-type]
+        assert site.url == f"http://[::1]:{site.port}"
+    assert FakeUpstream(None, "127.0.0.1", 9090).url == "http://127.0.0.1:9090"  # type: ignore[arg-type]
