@@ -11,7 +11,7 @@ LiteLLM runs from its own virtualenv (``--litellm-python``, default ``bench/.ven
 bench`` creates it with ``pip install 'litellm[proxy]'``): one worker, three deployments of one model on the fake
 upstream, offline (local model cost map, no telemetry, no database).
 
-``--quick --check`` is the CI-light variant: about ten seconds, no LiteLLM, and it exits 1 only on gross
+``--quick --check`` is the CI-light variant: one round, one second per case, no LiteLLM, and it exits 1 only on gross
 regressions (ratios far below the targets).
 """
 
@@ -29,10 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from edge_bench import UPSTREAM_KEYS, Result, cpu_seconds, free_port, load, pools_yaml
+from edge_bench import EDGE_KEY, UPSTREAM_KEYS, Result, cpu_seconds, free_port, load, pools_yaml, rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
-EDGE_KEY = "bench-edge-key"
 LITELLM_KEY = "sk-bench-litellm-master"
 LITELLM_PYTHON = ROOT / "bench" / ".venv-litellm" / "bin" / "python"
 
@@ -49,15 +48,8 @@ class Target:
         return [pid for process in self.processes for pid in [process.pid, *_children(process.pid)]]
 
     def rss_mb(self) -> float:
-        total = 0
-        for pid in self.pids():
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-            except OSError:
-                pass
-        return total / 1024
+        """Resident memory of the target's processes and their children."""
+        return sum(rss_mb(pid) for pid in self.pids())
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the target's processes so far."""

@@ -64,6 +64,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB (/proc/PID/status); 0.0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def percentile_ms(seconds: list[float], fraction: float) -> float:
+    """The ``fraction`` percentile of durations in seconds, in milliseconds (nan for none)."""
+    ordered = sorted(seconds)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000 if ordered else float("nan")
+
+
 @dataclass
 class Result:
     requests: int
@@ -75,8 +92,7 @@ class Result:
         return self.requests / self.seconds
 
     def percentile(self, fraction: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000 if ordered else float("nan")
+        return percentile_ms(self.latencies, fraction)
 
 
 async def load(url: str, key: str, stream: bool, concurrency: int, duration: float, warmup: float) -> Result:

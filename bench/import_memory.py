@@ -1,6 +1,6 @@
 """Where a selector's resident memory goes before it serves anything: RSS after importing each library it needs, in
-the order it loads them, in one fresh interpreter. (prometheus_client, about 4 MB, is loaded only when the selector
-serves metrics: ``selector.metrics_listen``.)
+the order it loads them, in one fresh interpreter; last, what prometheus_client adds, which the selector loads only
+when it serves metrics (``selector.metrics_listen``).
 
     python bench/import_memory.py
 """
@@ -31,6 +31,7 @@ STEPS = (
 
 
 def rss_mb() -> float:
+    # Not edge_bench.rss_mb: importing edge_bench would load aiohttp, which this script must not count.
     for line in Path(f"/proc/{os.getpid()}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
@@ -48,6 +49,9 @@ def main() -> int:
         print(f"{label:<42}{now - last:>7.1f}{now:>9.1f}")
         last = now
     print(f"{'all imports':<42}{last - start:>7.1f}{last:>9.1f}")
+    importlib.import_module("prometheus_client")
+    now = rss_mb()
+    print(f"{'+ prometheus_client (with metrics_listen)':<42}{now - last:>7.1f}{now:>9.1f}")
     return 0
 
 

@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,9 @@ from selector_service.plugin.manager import load_strategies  # noqa: E402
 from selector_service.plugin.types import SelectionRequest  # noqa: E402
 from selector_service.storage import StateRepository  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from edge_bench import free_port  # noqa: E402
+
 STRATEGIES = ("round_robin", "p2c", "weighted", "zenith")
 
 
@@ -49,12 +51,6 @@ def pool_yaml(name: str, strategy: str, size: int) -> str:
 def config_text(sizes: list[int]) -> str:
     pools = [pool_yaml(f"{s}_{n}", s, n) for s in STRATEGIES for n in sizes]
     return "pools:\n" + "".join(pools)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def pairs(stub: selector_pb2_grpc.SelectorStub, pool: str, seconds: float, concurrency: int,

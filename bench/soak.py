@@ -21,7 +21,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+from edge_bench import free_port, percentile_ms, rss_mb
 
 EDGE_KEY = "soak-edge-key"
 MAX_GROWTH = 0.10
@@ -44,20 +44,6 @@ REQUESTS: list[tuple[str, dict[str, object]]] = [
     ("/v1/responses", {"model": "gpt-4o-mini", "input": "Say hello"}),
 ]
 STREAM_END = {"/v1/chat/completions": b"data: [DONE]", "/v1/messages": b"event: message_stop"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident set size of a process, from /proc (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 def config_text(fake_port: int, selector_port: int, accounts: int) -> str:
@@ -206,11 +192,6 @@ async def fake_counts(port: int) -> dict[str, int]:
     return {"requests": sum(stats["requests"].values()), "cancelled": stats["cancelled"]}
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000 if ordered else float("nan")
-
-
 async def soak(args: argparse.Namespace) -> int:
     seconds = args.minutes * 60
     warmup = max(15.0, seconds * 0.2)
@@ -230,7 +211,7 @@ async def soak(args: argparse.Namespace) -> int:
               f"{args.accounts} flaky accounts per pool; warm-up {warmup:.0f} s; files in {folder}", flush=True)
         tally = Tally()
         load = asyncio.create_task(drive(url, seconds, args.rate, args.concurrency, tally))
-        samples: dict[str, list[tuple[float, int]]] = {"selector": [], "edge": []}
+        samples: dict[str, list[tuple[float, float]]] = {"selector": [], "edge": []}
         started = time.monotonic()
         warm: dict[str, int] = {}
         while not load.done():
@@ -239,13 +220,13 @@ async def soak(args: argparse.Namespace) -> int:
             for process in (selector, edge):
                 if process.popen.poll() is not None:
                     raise RuntimeError(f"the {process.name} died:\n{process.tail()}")
-                samples[process.name].append((elapsed, rss_bytes(process.popen.pid)))
+                samples[process.name].append((elapsed, rss_mb(process.popen.pid)))
             if not warm and elapsed >= warmup:
                 warm = {name: values[-1][1] for name, values in samples.items()}
             if int(elapsed) % 60 < 5:
                 print(f"  {elapsed:5.0f} s: {tally.requests} requests, {sum(tally.errors.values())} errors, "
-                      f"{tally.exhausted} exhausted; RSS selector {samples['selector'][-1][1] / 2**20:.1f} MiB, "
-                      f"edge {samples['edge'][-1][1] / 2**20:.1f} MiB", flush=True)
+                      f"{tally.exhausted} exhausted; RSS selector {samples['selector'][-1][1]:.1f} MiB, "
+                      f"edge {samples['edge'][-1][1]:.1f} MiB", flush=True)
         await load
         final = {name: values[-1][1] for name, values in samples.items()}
         if not warm:
@@ -276,13 +257,14 @@ async def soak(args: argparse.Namespace) -> int:
     print(f"client requests        {tally.requests} ({tally.requests / duration:.1f}/s), {tally.ok} answered 200")
     print(f"upstream attempts      {upstream['requests']} (failovers: {upstream['requests'] - tally.requests}, "
           f"abandoned: {upstream['cancelled']})")
-    print(f"latency p50 / p99      {percentile(tally.latencies, 0.5):.1f} / {percentile(tally.latencies, 0.99):.1f} ms")
+    p50, p99 = percentile_ms(tally.latencies, 0.5), percentile_ms(tally.latencies, 0.99)
+    print(f"latency p50 / p99      {p50:.1f} / {p99:.1f} ms")
     print(f"client-visible errors  {failed} while an account could serve; {tally.exhausted} pool-exhausted answers")
     for kind, count in tally.errors.most_common(5):
         print(f"    {count:6d}  {kind}")
     print(f"in flight at the end   {left}")
     for name in ("selector", "edge"):
-        print(f"RSS {name:<8}           {warm[name] / 2**20:.1f} MiB after warm-up -> {final[name] / 2**20:.1f} MiB "
+        print(f"RSS {name:<8}           {warm[name]:.1f} MiB after warm-up -> {final[name]:.1f} MiB "
               f"at the end ({growth[name] * 100:+.1f} %)")
     ok = failed == 0 and left == 0 and all(g < MAX_GROWTH for g in growth.values())
     print(f"\nsoak: {'PASS' if ok else 'FAIL'}")

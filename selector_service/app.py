@@ -125,7 +125,7 @@ async def start_selector(
     metrics_address = config.selector.metrics_listen if metrics_listen is None else metrics_listen
     metrics: SelectorMetrics | None = None
     if metrics_address:
-        # Imported only when served: prometheus_client is some 4 MB the selector otherwise does not need.
+        # Imported only when served: memory the selector otherwise does not need (bench/import_memory.py).
         from selector_service.api.metrics import SelectorMetrics
 
         metrics = SelectorMetrics(core)
