@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
+import subprocess
+import time
+import urllib.request
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -29,3 +34,47 @@ async def eventually_async(condition: Callable[[], Awaitable[object]], within: f
     while not await condition():
         assert asyncio.get_running_loop().time() < deadline, f"{what} not met within {within:g} s"
         await asyncio.sleep(0.01)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_PORTS = ("8080", "50151", "9090")
+"""The demo config's edge, selector and fake upstream ports."""
+
+
+def demo_config(directory: Path) -> tuple[Path, tuple[int, int, int]]:
+    """``examples/demo.yaml`` written to ``directory`` with free ports; returns it and (edge, selector, fake)."""
+    ports = (free_port(), free_port(), free_port())
+    demo = (ROOT / "examples" / "demo.yaml").read_text()
+    for default, port in zip(DEMO_PORTS, ports, strict=True):
+        assert f"127.0.0.1:{default}" in demo
+        demo = demo.replace(f"127.0.0.1:{default}", f"127.0.0.1:{port}")
+    config = directory / "demo.yaml"
+    config.write_text(demo)
+    return config, ports
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], within: float = 30) -> None:
+    """Until ``url``/readyz answers 200; fails with the process's output if it exits or is not ready in time."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0].decode()
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"{url} did not get ready:\n{process.communicate()[0].decode()}")
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 20) -> str:
+    """SIGTERM, then the process's output once it exits (killed if it does not within ``timeout``)."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.communicate(timeout=timeout)[0].decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()

@@ -107,7 +107,31 @@ class Stack:
             return response.status, await response.json(content_type=None), dict(response.headers)
 
 
+    async def close(self) -> None:
+        for client in self._clients:
+            await client.close()
+        await self.http.close()
+        await self.edge.stop()
+        if self.selector is not None:
+            await self.selector.stop(grace=0)
+
+
 StackFactory = Callable[..., Awaitable[Stack]]
+
+
+async def open_stack(fake: FakeUpstream, tmp_path: Path, transport: str = "stream", selector: bool = True,
+                     selector_address: str | None = None, **settings: Any) -> Stack:
+    """Selector (unless ``selector=False``) and edge in this process, for a config built by :func:`stack_config`."""
+    config = stack_config(fake.url, **settings)
+    config.edge.selector_transport = transport  # type: ignore[assignment]
+    handle = None
+    if selector:
+        handle = await start_selector(config, listen="127.0.0.1:0", database=str(tmp_path / "state.db"))
+        config.edge.selector = handle.address
+    else:
+        config.edge.selector = selector_address or f"127.0.0.1:{free_port()}"
+    edge = await start_edge(config, "127.0.0.1:0")
+    return Stack(fake, handle, edge, config, aiohttp.ClientSession())
 
 
 @pytest.fixture
@@ -126,30 +150,14 @@ async def make_stack(
     Every test runs over both ways the edge can talk to the selector: the Exchange stream and unary calls.
     """
     stacks: list[Stack] = []
-    transport: str = request.param
 
-    async def factory(selector: bool = True, selector_address: str | None = None, **settings: Any) -> Stack:
-        config = stack_config(fake_upstream.url, **settings)
-        config.edge.selector_transport = transport  # type: ignore[assignment]
-        handle = None
-        if selector:
-            handle = await start_selector(config, listen="127.0.0.1:0", database=str(tmp_path / "state.db"))
-            config.edge.selector = f"127.0.0.1:{handle.port}"
-        else:
-            config.edge.selector = selector_address or f"127.0.0.1:{free_port()}"
-        edge = await start_edge(config, "127.0.0.1:0")
-        stack = Stack(fake_upstream, handle, edge, config, aiohttp.ClientSession())
-        stacks.append(stack)
-        return stack
+    async def factory(**settings: Any) -> Stack:
+        stacks.append(await open_stack(fake_upstream, tmp_path, request.param, **settings))
+        return stacks[-1]
 
     yield factory
     for stack in stacks:
-        for client in stack._clients:
-            await client.close()
-        await stack.http.close()
-        await stack.edge.stop()
-        if stack.selector is not None:
-            await stack.selector.stop(grace=0)
+        await stack.close()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import io
 import json
 import logging
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -33,13 +32,12 @@ from proxy_edge.metrics import METRICS
 from proxy_edge.tracing import request_id_for
 from proxy_edge.usage import ParamError, parse_time
 from tests.edge.conftest import AUTH, CHAT, GOOD, Stack, StackFactory
-from tests.support import free_port
+from tests.support import demo_config, stop_process, wait_ready
 
 LIMITED_FIRST = f"""
 - {{name: limited, key: sk-ratelimited-0001, priority: high}}
 {GOOD}
 """
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def traffic(stack: Stack) -> None:
@@ -312,24 +310,12 @@ def test_request_ids() -> None:
 
 
 def test_up_writes_json_lines_with_request_ids(tmp_path: Path) -> None:
-    edge, selector, fake = free_port(), free_port(), free_port()
-    demo = (ROOT / "examples" / "demo.yaml").read_text()
-    for default, port in (("8080", edge), ("50151", selector), ("9090", fake)):
-        demo = demo.replace(f"127.0.0.1:{default}", f"127.0.0.1:{port}")
-    config = tmp_path / "demo.yaml"
-    config.write_text(demo)
+    config, (edge, _selector, _fake) = demo_config(tmp_path)
     process = subprocess.Popen([sys.executable, "-m", "poolgate.cli", "--log-format", "json", "up", "--config",
                                 str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
     url = f"http://127.0.0.1:{edge}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None and time.monotonic() < deadline, "poolgate up did not start"
-            try:
-                with urllib.request.urlopen(f"{url}/readyz", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
+        wait_ready(url, process)
         request = urllib.request.Request(
             f"{url}/v1/chat/completions", method="POST", headers={
                 "Authorization": "Bearer poolgate-demo", "Content-Type": "application/json",
@@ -337,12 +323,8 @@ def test_up_writes_json_lines_with_request_ids(tmp_path: Path) -> None:
             data=json.dumps({"model": "gpt-4o-mini", "messages": CHAT}).encode())
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.headers["x-request-id"] == "json-lines-test-1"
-        process.send_signal(signal.SIGTERM)
-        output = process.communicate(timeout=20)[0].decode()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        output = stop_process(process)
     assert process.returncode == 0, output
     lines = [line for line in output.splitlines() if not line.startswith("poolgate up:")]
     records = [json.loads(line) for line in lines]  # every log line of every process is JSON

@@ -2,59 +2,29 @@
 
 from __future__ import annotations
 
-import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import openai
 
-from tests.support import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], within: float) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[0].decode()
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError(f"poolgate up did not get ready:\n{process.communicate()[0].decode()}")
+from tests.support import demo_config, stop_process, wait_ready
 
 
 def test_up_serves_the_demo_and_stops_on_sigterm(tmp_path: Path) -> None:
-    edge, selector, fake = free_port(), free_port(), free_port()
-    demo = (ROOT / "examples" / "demo.yaml").read_text()
-    for default, port in (("8080", edge), ("50151", selector), ("9090", fake)):
-        assert f"127.0.0.1:{default}" in demo
-        demo = demo.replace(f"127.0.0.1:{default}", f"127.0.0.1:{port}")
-    config = tmp_path / "demo.yaml"
-    config.write_text(demo)
+    config, (edge, selector, fake) = demo_config(tmp_path)
     process = subprocess.Popen([sys.executable, "-m", "poolgate.cli", "up", "--config", str(config)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
         url = f"http://127.0.0.1:{edge}"
-        _wait_healthy(url, process, within=30)
+        wait_ready(url, process)
         with openai.OpenAI(base_url=f"{url}/v1", api_key="poolgate-demo", max_retries=0) as client:
             completion = client.chat.completions.create(model="gpt-4o-mini",
                                                         messages=[{"role": "user", "content": "hi"}])
         assert completion.choices[0].message.content
-        process.send_signal(signal.SIGTERM)
-        output = process.communicate(timeout=20)[0].decode()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        output = stop_process(process)
     assert process.returncode == 0, output
     assert "Traceback" not in output
     assert "openai/personal rate limited" in output  # the demo's failover is visible at once

@@ -12,14 +12,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from poolgate.fake_upstream import FakeUpstream, start_fake_upstream
-from proxy_edge.app import start_edge
 from proxy_edge.handlers import SELECTOR
-from selector_service.app import start_selector
-from tests.edge.conftest import Stack, stack_config
+from tests.edge.conftest import Stack, open_stack
 
 FAULT_TIMEOUTS = "connect: 500ms, first_byte: 500ms, total: 5s, selector: 900ms"
 """Short upstream timeouts, so every fault ends quickly; the selector deadline stays under a second."""
@@ -39,20 +36,12 @@ async def make_fault_stack(tmp_path: Path, fake: FakeUpstream) -> AsyncIterator[
 
     async def factory(**settings: Any) -> Stack:
         settings.setdefault("timeouts", FAULT_TIMEOUTS)
-        config = stack_config(fake.url, **settings)
-        handle = await start_selector(config, listen="127.0.0.1:0", database=str(tmp_path / "state.db"))
-        config.edge.selector = handle.address
-        edge = await start_edge(config, "127.0.0.1:0")
-        stack = Stack(fake, handle, edge, config, aiohttp.ClientSession())
-        stacks.append(stack)
-        return stack
+        stacks.append(await open_stack(fake, tmp_path, **settings))
+        return stacks[-1]
 
     yield factory
     for stack in stacks:
-        await stack.http.close()
-        await stack.edge.stop()
-        if stack.selector is not None:
-            await stack.selector.stop(grace=0)
+        await stack.close()
 
 
 async def outcomes(stack: Stack) -> dict[str, list[str]]:
