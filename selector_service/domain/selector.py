@@ -350,6 +350,14 @@ class SelectorCore:
             self._retired[name] = pool
             summary.pools_removed.append(name)
             self.queue.fail_all(pool, UnknownPoolError(name, list(config.pools)))
+        # Kept accounts keep their health: available again at once, so that selections made during the database
+        # round trip below do not find pools with nothing available. New accounts wait for their saved health.
+        new = {id(account) for account in new_accounts}
+        for pool in self.pools.values():
+            for account in pool.accounts.values():
+                if id(account) not in new:
+                    pool.refresh(account, now)
+            self.queue.serve(pool)
         await self._restore(new_accounts)
         for pool in self.pools.values():
             pool.refresh_all(now)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from poolgate.config import parse_config
 from selector_service.domain.errors import UnknownPoolError
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
+from selector_service.domain.state import PersistedState
 from selector_service.plugin.manager import UnknownStrategyError
 from selector_service.plugin.types import SelectionRequest
 from tests.selector.conftest import CoreFactory, FakeClock
@@ -79,3 +82,31 @@ async def test_bad_strategy_changes_nothing(make_core: CoreFactory) -> None:
                                        + "      - {name: c, key: sk-test-cccccccc3333}\n"))
     assert list(core.pools["p"].accounts) == ["p/a", "p/b"]
     assert core.pools["p"].config.strategy == "fill_first"
+
+
+async def test_selections_during_a_reload_are_served(make_core: CoreFactory) -> None:
+    """While a reload waits for the saved health of its new accounts, the accounts it kept go on serving (the
+    new one is not leased before its health is known)."""
+    core = await make_core(parse_config(BEFORE))
+    store = core._store
+    loading = asyncio.Event()
+    release = asyncio.Event()
+    real_load = store.load
+
+    async def slow_load(rows: list[tuple[str, str, str, str, str]]) -> dict[str, PersistedState]:
+        loading.set()
+        await release.wait()
+        return await real_load(rows)
+
+    store.load = slow_load  # type: ignore[method-assign]
+    reload = asyncio.create_task(core.reload(parse_config(BEFORE + "      - {name: c, key: sk-test-cccccccc3333}\n")))
+    await asyncio.wait_for(loading.wait(), 5)
+    served = []
+    for _ in range(4):
+        grant = await core.select(SelectionRequest("p"), (), 0)
+        served.append(grant.lease.account.name)
+        await core.report(OutcomeReport(grant.lease.lease_id, Outcome.SUCCESS))
+    assert set(served) == {"a"}  # fill_first, kept accounts only
+    release.set()
+    assert (await reload).accounts_added == ["p/c"]
+    assert core.pools["p"].available_count == 3
