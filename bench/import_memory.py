@@ -22,8 +22,8 @@ STEPS = (
     ("gRPC health and reflection", ("grpc_health.v1.health", "grpc_reflection.v1alpha.reflection")),
     ("pluggy", ("pluggy",)),
     ("SQLAlchemy", ("sqlalchemy",)),
-    ("SQLAlchemy asyncio (imports the ORM)", ("sqlalchemy.ext.asyncio",)),
-    ("aiosqlite", ("aiosqlite",)),
+    # Not sqlalchemy.ext.asyncio, which imports the ORM: the selector bridges Core to asyncio itself (core_engine).
+    ("aiosqlite, its dialect, greenlet", ("aiosqlite", "sqlalchemy.dialects.sqlite.aiosqlite", "greenlet")),
     ("poolgate config models", ("poolgate.config",)),
     ("selector modules", ("selector_service.app",)),
     ("uvloop", ("uvloop",)),

@@ -33,7 +33,7 @@ from selector_service.plugin.manager import (
     load_credential_sources,
     load_strategies,
 )
-from selector_service.storage import StateRepository
+from selector_service.storage import StateRepository, UnusableDatabase
 from selector_service.storage.repository import describe_database
 
 if TYPE_CHECKING:
@@ -205,7 +205,7 @@ def run_selector_command(args: argparse.Namespace) -> int:
         return report_problems(exc)
     try:
         runtime.run(_serve(config, args, registry, source))
-    except (ListenError, ExposureError) as exc:
+    except (ListenError, ExposureError, UnusableDatabase) as exc:
         print(f"poolgate selector: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -1,5 +1,6 @@
 """Persistence: the only package that speaks SQL."""
 
+from selector_service.storage.core_engine import UnusableDatabase
 from selector_service.storage.repository import StateRepository, database_url
 
-__all__ = ["StateRepository", "database_url"]
+__all__ = ["StateRepository", "UnusableDatabase", "database_url"]

@@ -43,11 +43,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.sql.elements import ColumnElement
 
 from selector_service.domain.state import PersistedState, StateChange
 from selector_service.domain.usage import UsageRecord
+from selector_service.storage.core_engine import CoreEngine, UnusableDatabase
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects.postgresql.dml import Insert as PostgresqlInsert
@@ -108,13 +109,16 @@ USAGE_COLUMNS = tuple(c.name for c in usage_events.columns if c.name != "id")
 def database_url(database: str) -> str:
     """A SQLAlchemy URL from the config's ``database`` (a URL, or a path to a SQLite file).
 
-    ``postgresql://`` and ``postgres://`` URLs get the asyncpg driver; a password may also come from ``PGPASSWORD``.
+    ``postgresql://`` and ``postgres://`` URLs get the asyncpg driver (a password may also come from ``PGPASSWORD``),
+    ``sqlite://`` URLs aiosqlite.
     """
     if "://" not in database:
         return f"sqlite+aiosqlite:///{Path(database).expanduser().resolve()}"
     scheme, rest = database.split("://", 1)
     if scheme in ("postgresql", "postgres"):
         return f"postgresql+asyncpg://{rest}"
+    if scheme == "sqlite":
+        return f"sqlite+aiosqlite://{rest}"
     return database
 
 
@@ -131,7 +135,7 @@ def describe_database(database: str) -> str:
 class StateRepository:
     """The account-state and usage tables. Implements the domain's ``StateStore`` and ``UsageStore``."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: CoreEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         """``sqlite`` or ``postgresql``."""
@@ -140,19 +144,24 @@ class StateRepository:
 
     @classmethod
     def open(cls, database: str) -> StateRepository:
+        """The repository for the config's ``database``; :class:`UnusableDatabase` if its URL cannot be used."""
         url = database_url(database)
         is_sqlite = url.startswith("sqlite")
-        if is_sqlite:
-            path = url.split(":///", 1)[1]
-            if path and path != ":memory:":
-                _create_private_file(Path(path))
-            engine = create_async_engine(url, connect_args={"isolation_level": None})
-            _configure_sqlite(engine)
-        else:
-            # Pre-ping: a replica outlives a database restart or failover without failing its next write. A short
-            # connect timeout: an unreachable database is reported in seconds, not after a minute.
-            engine = create_async_engine(url, pool_pre_ping=True,
-                                         connect_args={"timeout": 10} if "+asyncpg" in url else {})
+        try:
+            if is_sqlite:
+                path = url.split(":///", 1)[1]
+                if path and path != ":memory:":
+                    _create_private_file(Path(path))
+                engine = CoreEngine(url, connect_args={"isolation_level": None})
+                _configure_sqlite(engine)
+            else:
+                # Pre-ping: a replica outlives a database restart or failover without failing its next write. A
+                # short connect timeout: an unreachable database is reported in seconds, not after a minute.
+                engine = CoreEngine(url, pool_pre_ping=True, connect_args={"timeout": 10} if "+asyncpg" in url else {})
+        except (ArgumentError, NoSuchModuleError, ImportError, UnusableDatabase) as exc:
+            raise UnusableDatabase(
+                f"cannot use the database {describe_database(database)}: {exc}. Give a SQLite file path, or a "
+                "postgresql:// URL (served through asyncpg)") from None
         return cls(engine)
 
     def _max(self, current: Any, new: float) -> ColumnElement[Any]:
@@ -166,11 +175,13 @@ class StateRepository:
         return literal_column("((julianday('now') - 2440587.5) * 86400.0)", Float)
 
     async def create_schema(self) -> None:
-        async with self.engine.begin() as conn:
+        def create(conn: Connection) -> None:
             if self.dialect == "postgresql":
-                await conn.execute(text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"))
-            await conn.run_sync(metadata.create_all)
-            await conn.run_sync(_add_missing_columns)
+                conn.execute(text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"))
+            metadata.create_all(conn)
+            _add_missing_columns(conn)
+
+        await self.engine.transaction(create)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -207,11 +218,12 @@ class StateRepository:
             # In key order, so two replicas registering the same accounts lock their rows in the same order.
             for account_id, pool, name, redacted, fingerprint in sorted(accounts)
         ]
-        async with self.engine.begin() as conn:
+        def register(conn: Connection) -> dict[str, PersistedState]:
             if params:
-                await conn.execute(upsert, params)
-            rows = (await conn.execute(select(account_state))).mappings().all()
-        return {row["account_id"]: _persisted(row) for row in rows}
+                conn.execute(upsert, params)
+            return {row["account_id"]: _persisted(row) for row in conn.execute(select(account_state)).mappings()}
+
+        return await self.engine.transaction(register)
 
     async def changed_since(self, watermark: float | None) -> tuple[float, list[PersistedState]]:
         """Rows changed since ``watermark`` (every row for None), and the watermark for the next call.
@@ -222,10 +234,12 @@ class StateRepository:
         query = select(account_state)
         if watermark is not None:
             query = query.where(account_state.c.updated_at > watermark - CHANGE_LOOKBACK)
-        async with self.engine.connect() as conn:
-            now = float((await conn.execute(select(self._clock()))).scalar_one())
-            rows = (await conn.execute(query)).mappings().all()
-        return now, [_persisted(row) for row in rows]
+
+        def read(conn: Connection) -> tuple[float, list[PersistedState]]:
+            now = float(conn.execute(select(self._clock())).scalar_one())
+            return now, [_persisted(row) for row in conn.execute(query).mappings()]
+
+        return await self.engine.read(read)
 
     async def apply(self, changes: list[StateChange]) -> None:
         """Apply each change in order, in one transaction, as increments and MAX()es (exact under concurrency).
@@ -235,40 +249,46 @@ class StateRepository:
         """
         c = account_state.c
         clock = self._clock()
-        async with self.engine.begin() as conn:
-            for change in sorted(changes, key=lambda change: change.account_id):
-                values: dict[str, Any] = {"updated_at": clock, "version": c.version + 1}
-                if change.rate_limited_delta:
-                    values["rate_limited_total"] = c.rate_limited_total + change.rate_limited_delta
-                if change.failures_delta:
-                    values["failures_total"] = c.failures_total + change.failures_delta
-                if change.auth_failures_delta:
-                    values["auth_failures_total"] = c.auth_failures_total + change.auth_failures_delta
-                if change.reset_rate_limit_streak:
-                    values["rate_limit_streak"] = change.rate_limit_streak_delta
-                elif change.rate_limit_streak_delta:
-                    values["rate_limit_streak"] = c.rate_limit_streak + change.rate_limit_streak_delta
-                if change.reset_failure_streak:
-                    values["failure_streak"] = change.failure_streak_delta
-                elif change.failure_streak_delta:
-                    values["failure_streak"] = c.failure_streak + change.failure_streak_delta
-                if change.clear_cooldown:
-                    values["cooldown_until"] = 0.0
-                    values["cooldown_reason"] = ""
-                if change.extend_cooldown_until is not None:
-                    # A cooldown never shortens a longer one already in force.
-                    longer = c.cooldown_until >= change.extend_cooldown_until
-                    values["cooldown_until"] = self._max(c.cooldown_until, change.extend_cooldown_until)
-                    values["cooldown_reason"] = case((longer, c.cooldown_reason), else_=change.cooldown_reason or "")
-                if change.circuit_open_until is not None:
-                    values["circuit_open_until"] = change.circuit_open_until
-                if change.circuit_opens is not None:
-                    values["circuit_opens"] = change.circuit_opens
-                if change.disabled is not None:
-                    values["disabled"] = change.disabled
-                if change.disabled_reason is not None:
-                    values["disabled_reason"] = change.disabled_reason
-                await conn.execute(update(account_state).where(c.account_id == change.account_id).values(**values))
+        statements = []
+        for change in sorted(changes, key=lambda change: change.account_id):
+            values: dict[str, Any] = {"updated_at": clock, "version": c.version + 1}
+            if change.rate_limited_delta:
+                values["rate_limited_total"] = c.rate_limited_total + change.rate_limited_delta
+            if change.failures_delta:
+                values["failures_total"] = c.failures_total + change.failures_delta
+            if change.auth_failures_delta:
+                values["auth_failures_total"] = c.auth_failures_total + change.auth_failures_delta
+            if change.reset_rate_limit_streak:
+                values["rate_limit_streak"] = change.rate_limit_streak_delta
+            elif change.rate_limit_streak_delta:
+                values["rate_limit_streak"] = c.rate_limit_streak + change.rate_limit_streak_delta
+            if change.reset_failure_streak:
+                values["failure_streak"] = change.failure_streak_delta
+            elif change.failure_streak_delta:
+                values["failure_streak"] = c.failure_streak + change.failure_streak_delta
+            if change.clear_cooldown:
+                values["cooldown_until"] = 0.0
+                values["cooldown_reason"] = ""
+            if change.extend_cooldown_until is not None:
+                # A cooldown never shortens a longer one already in force.
+                longer = c.cooldown_until >= change.extend_cooldown_until
+                values["cooldown_until"] = self._max(c.cooldown_until, change.extend_cooldown_until)
+                values["cooldown_reason"] = case((longer, c.cooldown_reason), else_=change.cooldown_reason or "")
+            if change.circuit_open_until is not None:
+                values["circuit_open_until"] = change.circuit_open_until
+            if change.circuit_opens is not None:
+                values["circuit_opens"] = change.circuit_opens
+            if change.disabled is not None:
+                values["disabled"] = change.disabled
+            if change.disabled_reason is not None:
+                values["disabled_reason"] = change.disabled_reason
+            statements.append(update(account_state).where(c.account_id == change.account_id).values(**values))
+
+        def write(conn: Connection) -> None:
+            for statement in statements:
+                conn.execute(statement)
+
+        await self.engine.transaction(write)
 
     async def append_usage(self, records: list[UsageRecord]) -> None:
         """Write a batch of usage records in one transaction.
@@ -276,11 +296,11 @@ class StateRepository:
         Rows go to the driver as plain tuples: building SQLAlchemy parameter dicts per row cost more than the insert.
         """
         rows = [tuple(getattr(record, name) for name in USAGE_COLUMNS) for record in records]
-        async with self.engine.begin() as conn:
-            await conn.exec_driver_sql(self._usage_insert(conn), rows)
+        statement = self._usage_insert()
+        await self.engine.transaction(lambda conn: conn.exec_driver_sql(statement, rows))
 
-    def _usage_insert(self, conn: Any) -> str:
-        style = conn.dialect.paramstyle
+    def _usage_insert(self) -> str:
+        style = self.engine.dialect.paramstyle
         marks = ", ".join("?" if style == "qmark" else f"${i + 1}" if style == "numeric_dollar" else "%s"
                           for i in range(len(USAGE_COLUMNS)))
         return f"INSERT INTO usage_events ({', '.join(USAGE_COLUMNS)}) VALUES ({marks})"
@@ -294,22 +314,21 @@ class StateRepository:
             query = query.where(usage_events.c.pool == pool)
         if account_id:
             query = query.where(usage_events.c.account_id == account_id)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query.order_by(usage_events.c.at))).all()
-        return [UsageRecord(*row) for row in rows]
+        ordered = query.order_by(usage_events.c.at)
+        return await self.engine.read(lambda conn: [UsageRecord(*row) for row in conn.execute(ordered)])
 
     async def prune_usage(self, before: float) -> int:
-        async with self.engine.begin() as conn:
-            result = await conn.execute(delete(usage_events).where(usage_events.c.at < before))
-        return int(result.rowcount or 0)
+        statement = delete(usage_events).where(usage_events.c.at < before)
+        return await self.engine.transaction(lambda conn: int(conn.execute(statement).rowcount or 0))
 
     async def fetch(self, account_id: str) -> PersistedState | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(account_state).where(account_state.c.account_id == account_id))
-                   ).mappings().first()
-        if row is None:
-            return None
-        return _persisted(row)
+        query = select(account_state).where(account_state.c.account_id == account_id)
+
+        def read(conn: Connection) -> PersistedState | None:
+            row = conn.execute(query).mappings().first()
+            return None if row is None else _persisted(row)
+
+        return await self.engine.read(read)
 
 
 def _upsert_insert(dialect: str) -> Callable[[Table], PostgresqlInsert | SqliteInsert]:
@@ -345,7 +364,7 @@ def _create_private_file(path: Path) -> None:
         os.close(fd)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: CoreEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()

@@ -213,8 +213,9 @@ def test_registering_the_state_collector_builds_no_samples() -> None:
     assert core.snapshot_calls == 1
 
 
-def test_a_selector_without_metrics_does_not_load_prometheus(tmp_path: Path) -> None:
-    """prometheus_client is loaded only when selector metrics are served (metrics_listen)."""
+def test_a_selector_loads_neither_prometheus_without_metrics_nor_the_orm(tmp_path: Path) -> None:
+    """prometheus_client is loaded only when selector metrics are served (metrics_listen); SQLAlchemy's ORM and its
+    asyncio extension (which imports the ORM) never: the state is written through Core."""
     path = tmp_path / "poolgate.yaml"
     path.write_text(CONFIG)
     program = f"""
@@ -225,13 +226,15 @@ from selector_service.app import start_selector
 async def main():
     handle = await start_selector(load_config({str(path)!r}), listen="127.0.0.1:0",
                                   database={str(tmp_path / 'state.db')!r})
-    loaded = "prometheus_client" in sys.modules
+    await handle.core.disable("openai", "personal", "a state write")
+    loaded = [name for name in ("prometheus_client", "sqlalchemy.orm", "sqlalchemy.ext.asyncio")
+              if name in sys.modules]
     await handle.stop(0)
-    print("loaded" if loaded else "not loaded")
+    print(" ".join(loaded) or "none")
 
 asyncio.run(main())
 """
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60,
                             cwd=Path(__file__).resolve().parents[2])
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "not loaded"
+    assert result.stdout.strip() == "none"

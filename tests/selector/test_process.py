@@ -90,6 +90,24 @@ def test_selector_refuses_a_bad_config_with_every_error(tmp_path: Path) -> None:
     assert "pools.p.accounts[0].priority: must be 0, 1 or 2" in result.stderr
 
 
+@pytest.mark.parametrize(("database", "says"), [
+    ("mysql://operator:hunter2@db.internal/poolgate", "No module named 'MySQLdb'"),
+    ("postgresql+psycopg2://operator@127.0.0.1:1/poolgate", "No module named 'psycopg2'"),
+    ("sqlite+pysqlite:////tmp/poolgate.db", "its driver 'sqlite+pysqlite' is not an asyncio driver"),
+])
+def test_selector_refuses_a_database_it_cannot_use(tmp_path: Path, database: str, says: str) -> None:
+    config = tmp_path / "poolgate.yaml"
+    config.write_text(CONFIG)
+    result = subprocess.run([sys.executable, "-m", "poolgate.cli", "selector", "--config", str(config),
+                             "--listen", "127.0.0.1:0", "--database", database],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert says in result.stderr
+    assert "Give a SQLite file path, or a postgresql:// URL" in result.stderr
+    assert "hunter2" not in result.stderr
+
+
 def poolgate(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "poolgate.cli", *args], capture_output=True, text=True,
                           timeout=30, input=stdin)
