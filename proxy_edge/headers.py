@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import email.utils
 import time
 from collections.abc import Iterable, Mapping
 
 from multidict import CIMultiDict
+
+from poolgate.rate_limit_times import parse_retry_after
 
 # Hop-by-hop headers (RFC 9110 §7.6.1) never cross a proxy.
 HOP_BY_HOP = frozenset({
@@ -72,32 +73,10 @@ def rate_limit_headers(upstream_headers: Iterable[tuple[str, str]]) -> dict[str,
 
 
 def retry_after_ms(headers: Mapping[str, str], now: float | None = None) -> int:
-    """Milliseconds the upstream asks to wait: ``retry-after-ms``, else ``retry-after`` (seconds or an HTTP date).
-
-    ``headers`` has lower-case names (as from :func:`rate_limit_headers`). 0 when absent or unreadable.
-    """
-    value = headers.get("retry-after-ms")
-    if value is not None:
-        try:
-            return max(0, round(float(value)))
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return 0
-    value = value.strip()
-    try:
-        return max(0, round(float(value) * 1000))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return 0
-    if when.tzinfo is None:
-        return 0
-    now = time.time() if now is None else now
-    return max(0, round((when.timestamp() - now) * 1000))
+    """Milliseconds the upstream asks to wait (see :func:`poolgate.rate_limit_times.parse_retry_after`); 0 when absent
+    or unreadable. ``headers`` has lower-case names (as from :func:`rate_limit_headers`)."""
+    seconds = parse_retry_after(headers, time.time() if now is None else now)
+    return 0 if seconds is None else round(seconds * 1000)
 
 
 def format_retry_after(ms: int) -> str:

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 from poolgate.config import AccountConfig, PoolConfig, redact
 from poolgate.config.schema import parse_auth_header
+from poolgate.rate_limit_times import parse_retry_after
 from selector_service.domain.backoff import circuit_cooldown, rate_limit_cooldown
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
-from selector_service.domain.ratelimits import RateLimitSnapshot, parse_headers, parse_retry_after
+from selector_service.domain.ratelimits import RateLimitSnapshot, parse_headers
 from selector_service.domain.state import PersistedState, StateChange
 
 WINDOW = 60.0  # seconds: rpm / itpm / otpm limits are per minute

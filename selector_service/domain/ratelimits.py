@@ -7,15 +7,11 @@ an RFC 3339 time). Input and output tokens are kept apart; a combined token limi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import parsedate_to_datetime
-from functools import lru_cache
 
-_GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
-_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+from poolgate.rate_limit_times import parse_reset
+
 KINDS = ("requests", "input_tokens", "output_tokens")
 
 
@@ -44,52 +40,6 @@ class RateLimitSnapshot:
         """Share of quota left on the tightest limit, 0..1 (1.0 when nothing is known)."""
         fractions = [lim.remaining / lim.limit for lim in self.limits.values() if lim.limit > 0]
         return max(0.0, min(1.0, min(fractions))) if fractions else 1.0
-
-
-@lru_cache(maxsize=4096)
-def parse_duration(text: str) -> float | None:
-    """``"6m0s"`` / ``"20ms"`` / ``"1.5s"`` / ``"30"`` -> seconds.
-
-    Cached: every report carries reset durations, and providers repeat a small set of them (``"0s"``, ``"6ms"``,
-    ``"1m0s"``), and a cache hit costs about a twentieth of a parse."""
-    text = text.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    parts = _GO_DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        return None
-    return sum(float(n) * _UNIT[u] for n, u in parts)
-
-
-def parse_reset(text: str, now: float) -> float:
-    """A reset header value -> epoch seconds (duration from now, RFC 3339 time, or HTTP date); 0.0 if unreadable."""
-    seconds = parse_duration(text)
-    if seconds is not None:
-        return now + seconds
-    try:
-        return datetime.fromisoformat(text.strip().replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        pass
-    try:
-        return parsedate_to_datetime(text).timestamp()
-    except (TypeError, ValueError, IndexError):
-        return 0.0
-
-
-def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date), if given."""
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    if (value := headers.get("retry-after")) is not None:
-        reset = parse_reset(value, now)
-        if reset:
-            return max(0.0, reset - now)
-    return None
 
 
 def _int(text: str | None) -> int | None:

@@ -94,6 +94,8 @@ def test_response_and_rate_limit_headers() -> None:
     ({"retry-after": "0.5"}, 500),
     ({"retry-after": "Thu, 01 Jan 2026 00:01:00 GMT"}, 60_000),  # an HTTP date, 60 s after "now"
     ({"retry-after": "Thu, 01 Jan 2026 00:00:00 GMT"}, 0),  # in the past
+    ({"retry-after": "6m0s"}, 360_000),  # a duration, read as the selector reads it
+    ({"retry-after": "2026-01-01T00:00:30Z"}, 30_000),
     ({"retry-after": "soon"}, 0),
     ({"retry-after-ms": "x"}, 0),
     ({}, 0),
