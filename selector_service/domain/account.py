@@ -65,7 +65,8 @@ class Account:
         "account_id", "auth_failures_total", "awaiting_refresh", "circuit_open_until", "circuit_opens", "config",
         "cooldown_reason", "cooldown_until", "credential", "credential_fingerprint", "credential_prefix",
         "credential_redacted", "credential_since", "disabled", "disabled_reason", "error_rate", "expires_at",
-        "expiry_skip", "expiry_wakeup", "failure_streak", "failures_total", "health_changed_at", "in_flight", "index",
+        "expiry_skip", "expiry_wakeup", "failure_streak", "failures_total", "headroom_wakeup", "health_changed_at",
+        "in_flight", "index",
         "input_tokens_total", "limits", "max_concurrency", "name", "output_tokens_total", "pool", "priority",
         "probe_in_flight", "rate_limit_streak", "rate_limited_total", "recent_latency_ms", "refresh_margin",
         "refreshing", "rejection_refreshed", "requests_total", "successes_total", "weight", "windows",
@@ -102,6 +103,7 @@ class Account:
         self.rejection_refreshed = False  # renewed after a rejection, and not yet proven by a success
         self.credential_since = 0.0  # when the credential was last renewed (0: the configured one)
         self.expiry_wakeup = 0.0  # the expiry edge the pool last scheduled a re-check for
+        self.headroom_wakeup = 0.0  # when the pool re-checks the headroom of this account next (0: not scheduled)
         self.configure(pool, config, index)
 
     def configure(self, pool: PoolConfig, config: AccountConfig, index: int) -> None:
@@ -213,8 +215,30 @@ class Account:
                 until = max(until, window.frees_at())
         return until
 
+    def expire_quota(self, now: float) -> float:
+        """Forget quota use that has passed, so :attr:`headroom` is true as of ``now``: window entries older than a
+        minute, and learned limits whose reset time has come (full again, as the providers define reset).
+
+        Returns when the headroom will next rise by itself, with no request: 0.0 when it will not.
+        """
+        rises_at = math.inf
+        for window in self.windows.values():
+            window.used(now)
+            if window.entries:
+                rises_at = min(rises_at, window.frees_at())
+        if self.limits is not None:
+            for limit in self.limits.limits.values():
+                if not limit.reset_at:
+                    continue
+                if limit.reset_at <= now:
+                    limit.remaining, limit.reset_at = max(limit.remaining, limit.limit), 0.0
+                elif limit.remaining < limit.limit:
+                    rises_at = min(rises_at, limit.reset_at)
+        return 0.0 if rises_at == math.inf else rises_at
+
     @property
     def headroom(self) -> float:
+        """Share of quota left on the tightest limit, as of the pool's last :meth:`expire_quota`."""
         fraction = self.limits.fraction() if self.limits is not None else 1.0
         for window in self.windows.values():
             fraction = min(fraction, max(0.0, 1.0 - window.total / window.limit))

@@ -15,6 +15,8 @@ from selector_service.domain.tiers import CandidateView, Tier
 from selector_service.plugin.types import SelectionRequest, Strategy
 
 MAX_STICKY_SESSIONS = 100_000
+HEADROOM_RECHECK = 1.0
+"""Seconds between re-checks of one account's headroom as its quota use ages out."""
 
 
 class StrategyContractError(RuntimeError):
@@ -106,10 +108,19 @@ class Pool:
         """Re-derive whether ``account`` is available; schedule a re-check for when a cooldown ends."""
         if not self.is_member(account):
             return  # removed by a reload: draining, never leased again
+        rises_at = account.expire_quota(now)
         until = account.blocked_until(now)
         self._tier_of[account.account_id].mark(account, until == 0.0)
         if 0.0 < until < NEVER:
             heapq.heappush(self._wakeups, (until, next(self._seq), account))
+        if rises_at:
+            # Headroom rises by itself as quota use ages out; strategies that prefer headroom would otherwise keep
+            # avoiding an idle account on old figures. One re-check pending per account (an earlier one replaces
+            # it), at most one a second.
+            when = max(rises_at, now + HEADROOM_RECHECK)
+            if account.headroom_wakeup <= now or when < account.headroom_wakeup:
+                account.headroom_wakeup = when
+                heapq.heappush(self._wakeups, (when, next(self._seq), account))
         elif until == 0.0 and account.expires_at:
             # An available account whose credential will expire: re-check when it enters the skip threshold
             # (once per expiry, not on every lease).

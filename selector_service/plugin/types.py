@@ -34,7 +34,10 @@ class AccountView(Protocol):
         """0 means unlimited."""
     @property
     def headroom(self) -> float:
-        """Fraction of rate-limit quota left, 0..1, from the tightest known limit; 1.0 when nothing is known."""
+        """Fraction of rate-limit quota left, 0..1, from the tightest known limit; 1.0 when nothing is known.
+
+        Kept current by the pool: quota use older than a minute, and learned limits past their reset time, stop
+        counting within a second even on an account that serves nothing."""
     @property
     def recent_latency_ms(self) -> float:
         """Exponentially weighted latency of recent successes; 0.0 before the first."""

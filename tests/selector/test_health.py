@@ -137,6 +137,37 @@ async def test_configured_rpm_limit_is_honoured(make_core: CoreFactory, clock: F
     assert await served_by(core, 1) == ["a"]
 
 
+async def test_learned_quota_refills_at_its_reset_without_a_request(make_core: CoreFactory, clock: FakeClock) -> None:
+    """p2c prefers headroom; an account left idle on a nearly spent quota gets it back when the quota resets."""
+    core = await make_core(pool_config(TWO, strategy="p2c"))
+    for name, remaining, reset in (("a", "1", "10s"), ("b", "50", "1h")):
+        grant = await lease(core, exclude=tuple(f"p/{other}" for other in "ab" if other != name))
+        await report(core, grant, Outcome.SUCCESS, rate_limit_headers={
+            "x-ratelimit-remaining-requests": remaining, "x-ratelimit-limit-requests": "100",
+            "x-ratelimit-reset-requests": reset})
+    a = core.pools["p"].accounts["p/a"]
+    assert a.headroom == pytest.approx(0.01)
+    assert set(await served_by(core, 4)) == {"b"}
+    clock.advance(10.1)
+    assert (await lease(core)).lease.account.name == "a"
+    assert a.headroom == 1.0
+
+
+async def test_configured_window_headroom_recovers_once_the_minute_passes(
+    make_core: CoreFactory, clock: FakeClock
+) -> None:
+    """least_loaded breaks ties by headroom: requests older than a minute no longer count against an idle account."""
+    core = await make_core(pool_config("""
+        - {name: a, key: sk-test-aaaaaaaa1111, rpm_limit: 10}
+        - {name: b, key: sk-test-bbbbbbbb2222, rpm_limit: 10}
+    """, strategy="least_loaded"))
+    assert await served_by(core, 3) == ["a", "b", "a"]  # ties go to config order, then the one with more room
+    clock.advance(60.5)
+    # Every request has aged out: a tie again (on the old counts, b would look roomier: 9 left against 8).
+    assert await served_by(core, 1) == ["a"]
+    assert core.pools["p"].accounts["p/b"].headroom == 1.0
+
+
 async def test_consecutive_server_errors_open_the_circuit(make_core: CoreFactory, clock: FakeClock) -> None:
     core = await make_core(pool_config(TWO, strategy="fill_first", circuit="{failures: 3, cooldown: 10s}"))
     for _ in range(3):
