@@ -19,7 +19,7 @@ from poolgate.logging_setup import configure_logging
 from selector_service.api.admin import describe
 from selector_service.api.security import INSECURE_WARNING_INTERVAL, ExposureError, check_exposure, is_loopback
 from selector_service.api.server import ListenError, start_server
-from selector_service.check import load_checked, report_problems, strategy_errors
+from selector_service.check import load_checked, report_problems
 from selector_service.credentials.manager import CredentialManager
 from selector_service.domain.replication import Replicator
 from selector_service.domain.selector import ReloadSummary, SelectorCore
@@ -29,7 +29,6 @@ from selector_service.plugin.manager import (
     CredentialSourceRegistry,
     PluginError,
     StrategyRegistry,
-    UnknownStrategyError,
     load_credential_sources,
     load_strategies,
 )
@@ -89,8 +88,8 @@ class SelectorHandle:
         config = self.source.load()
         try:
             return await self.core.reload(config)
-        except (UnknownStrategyError, ValueError) as exc:
-            raise ConfigError(str(self.source.path), [f"strategy: {exc}"]) from None
+        except ConfigError as exc:
+            raise ConfigError(str(self.source.path), exc.errors) from None
 
     async def wait_for_termination(self) -> None:
         await self.server.wait_for_termination()
@@ -109,9 +108,6 @@ async def start_selector(
     """Start a selector for ``config``; ``listen``/``database``/``metrics_listen`` override the config (use port 0
     in tests). ``source`` is where the config came from, for reloads and run-time account changes."""
     registry = strategies if strategies is not None else load_strategies()
-    errors = strategy_errors(config, registry)
-    if errors:
-        raise ConfigError("config", errors)
     address = listen or config.selector.listen
     check_exposure(address, config.selector, insecure_listen)
     sources = credential_sources if credential_sources is not None else load_credential_sources()
@@ -192,6 +188,9 @@ async def _reload_on_signal(handle: SelectorHandle) -> None:
     except ConfigError as exc:
         log.error("reload rejected; the running config stays. %d problem(s):\n  %s",
                   len(exc.errors), "\n  ".join(exc.errors))
+        return
+    except Exception:
+        log.exception("reload failed; the running config stays")
         return
     log.info("config reloaded: %s", describe(summary))
 

@@ -12,7 +12,6 @@ from selector_service.overlay import ConfigSource
 from selector_service.plugin.manager import (
     PluginError,
     StrategyRegistry,
-    UnknownStrategyError,
     load_credential_sources,
     load_strategies,
 )
@@ -21,15 +20,11 @@ from selector_service.storage.repository import describe_database
 
 def strategy_errors(config: Config, registry: StrategyRegistry) -> list[str]:
     """Problems with the strategies the config names (unknown names, bad options), as ``path: message``."""
-    errors = []
-    for name, pool in config.pools.items():
-        try:
-            registry.create(pool.strategy, pool.strategy_options)
-        except UnknownStrategyError as exc:
-            errors.append(f"pools.{name}.strategy: {exc}")
-        except (ValueError, TypeError) as exc:
-            errors.append(f"pools.{name}.strategy_options: {exc}")
-    return errors
+    try:
+        registry.build(config.pools)
+    except ConfigError as exc:
+        return exc.errors
+    return []
 
 
 def load_checked(path: str, source: ConfigSource | None = None) -> tuple[Config, StrategyRegistry]:

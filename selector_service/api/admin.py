@@ -17,7 +17,6 @@ from selector_service.domain.account import Account
 from selector_service.domain.errors import UnknownAccountError, UnknownPoolError
 from selector_service.domain.selector import ReloadSummary, SelectorCore
 from selector_service.overlay import ConfigSource
-from selector_service.plugin.manager import UnknownStrategyError
 
 log = logging.getLogger("poolgate.selector.admin")
 
@@ -104,10 +103,8 @@ class AdminServicer(selector_pb2_grpc.AdminServicer):
     async def _reload(self, context: Any, config: Any) -> ReloadSummary:
         try:
             summary = await self.core.reload(config)
-        except ConfigError as exc:  # e.g. a credentials_dir that no longer has usable files
+        except ConfigError as exc:  # a strategy that cannot be built, a credentials_dir without usable files
             await self._abort_for(context, exc)
-        except (UnknownStrategyError, ValueError) as exc:
-            await self._abort_for(context, ConfigError("config", [f"strategy: {exc}"]))
         log.info("config applied: %s", describe(summary))
         return summary
 

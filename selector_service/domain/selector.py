@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 
-from poolgate.config import Config
+from poolgate.config import Config, PoolConfig
 from selector_service.domain.account import Account
 from selector_service.domain.errors import (
     InvalidRequestError,
@@ -30,7 +30,7 @@ from selector_service.domain.state import PersistedState, StateChange
 from selector_service.domain.usage import PriceTable, UsageRecord, UsageRecorder
 from selector_service.domain.writer import StateStore, StateWriter
 from selector_service.plugin.manager import StrategyRegistry
-from selector_service.plugin.types import SelectionRequest
+from selector_service.plugin.types import SelectionRequest, Strategy
 
 log = logging.getLogger("poolgate.selector")
 
@@ -85,9 +85,9 @@ class SelectorCore:
         self._writer = StateWriter(store)
         self.leases = LeaseTable()
         self.pools: dict[str, Pool] = {}
-        for name, pool_config in (served or self._expand(config)).pools.items():
-            strategy = strategies.create(pool_config.strategy, pool_config.strategy_options)
-            self.pools[name] = Pool(name, pool_config, strategy)
+        pools = (served or self._expand(config)).pools
+        for name, strategy in strategies.build(pools).items():
+            self.pools[name] = Pool(name, pools[name], strategy)
         self.queue = WaitQueue(self._clock, self._grant, self._exhausted, self._release)
         self._sweeper: asyncio.Task[None] | None = None
         self.transitions: dict[tuple[str, str, str], int] = {}  # (pool, from, to) caused by reports
@@ -311,20 +311,21 @@ class SelectorCore:
 
     async def reload(self, config: Config | None = None) -> ReloadSummary:
         """Switch to ``config`` without a restart (None: the current one again, after its credential sources'
-        accounts changed). Strategies and accounts are built first, so a bad config changes nothing."""
+        accounts changed). Strategies and accounts are built first, so a bad config changes nothing: ConfigError
+        says what is wrong."""
         async with self._reload_lock:
             raw = self.config if config is None else config
             return await self._reload(raw, self._expand(raw))
 
     async def _reload(self, raw: Config, config: Config) -> ReloadSummary:
-        strategies = {}
-        for name, pool_config in config.pools.items():
+        def unchanged(name: str, pool_config: PoolConfig) -> Strategy | None:
             current = self.pools.get(name)
             if current is not None and (current.config.strategy, current.config.strategy_options) == (
                     pool_config.strategy, pool_config.strategy_options):
-                strategies[name] = current.strategy
-            else:
-                strategies[name] = self._strategies.create(pool_config.strategy, pool_config.strategy_options)
+                return current.strategy
+            return None
+
+        strategies = self._strategies.build(config.pools, reuse=unchanged)
         now = self._clock()
         summary = ReloadSummary()
         new_accounts: list[Account] = []

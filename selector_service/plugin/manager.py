@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
 
+from poolgate.config import ConfigError, PoolConfig
 from selector_service.credentials.source import CredentialSource, CredentialSourceFactory
 from selector_service.plugin import spec
 from selector_service.plugin.types import Strategy, StrategyFactory
@@ -59,6 +60,31 @@ class StrategyRegistry:
         if not isinstance(strategy, Strategy):
             raise PluginError(f"strategy {name!r} factory returned {type(strategy).__name__}, which has no select()")
         return strategy
+
+    def build(
+        self,
+        pools: Mapping[str, PoolConfig],
+        reuse: Callable[[str, PoolConfig], Strategy | None] = lambda _name, _pool: None,
+    ) -> dict[str, Strategy]:
+        """One strategy per pool (``reuse`` may hand back a pool's running one), for checks, start-up and reloads.
+
+        Raises ConfigError naming every pool whose strategy cannot be built, and why; a factory's own bug is
+        reported the same way rather than escaping."""
+        strategies: dict[str, Strategy] = {}
+        errors = []
+        for name, pool in pools.items():
+            try:
+                strategies[name] = reuse(name, pool) or self.create(pool.strategy, pool.strategy_options)
+            except UnknownStrategyError as exc:
+                errors.append(f"pools.{name}.strategy: {exc}")
+            except (ValueError, TypeError) as exc:
+                errors.append(f"pools.{name}.strategy_options: {exc}")
+            except Exception as exc:  # a third-party factory's bug: reported, not raised from a reload
+                errors.append(f"pools.{name}.strategy: strategy {pool.strategy!r} failed to build: "
+                              f"{type(exc).__name__}: {exc}")
+        if errors:
+            raise ConfigError("config", errors)
+        return strategies
 
 
 def build_plugin_manager(

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
-from poolgate.config import parse_config
+from poolgate.config import ConfigError, parse_config
 from selector_service.domain.errors import UnknownPoolError
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
+from selector_service.domain.selector import SelectorCore
 from selector_service.domain.state import PersistedState
-from selector_service.plugin.manager import UnknownStrategyError
+from selector_service.plugin.manager import load_strategies
 from selector_service.plugin.types import SelectionRequest
+from selector_service.storage import StateRepository
 from tests.selector.conftest import CoreFactory, FakeClock
 
 BEFORE = """
@@ -77,11 +80,40 @@ async def test_pools_added_and_removed(make_core: CoreFactory) -> None:
 
 async def test_bad_strategy_changes_nothing(make_core: CoreFactory) -> None:
     core = await make_core(parse_config(BEFORE))
-    with pytest.raises(UnknownStrategyError):
+    with pytest.raises(ConfigError) as caught:
         await core.reload(parse_config(BEFORE.replace("fill_first", "fastest")
                                        + "      - {name: c, key: sk-test-cccccccc3333}\n"))
+    [error] = caught.value.errors
+    assert error.startswith("pools.p.strategy: unknown strategy 'fastest'; installed strategies: ")
     assert list(core.pools["p"].accounts) == ["p/a", "p/b"]
     assert core.pools["p"].config.strategy == "fill_first"
+
+
+@pytest.mark.parametrize(("fault", "error"), [
+    (TypeError("unexpected option 'speed'"), "pools.p.strategy_options: unexpected option 'speed'"),
+    (RuntimeError("boom"), "pools.p.strategy: strategy 'broken' failed to build: RuntimeError: boom"),
+])
+async def test_a_strategy_whose_factory_raises_changes_nothing(
+    tmp_path: Path, clock: FakeClock, fault: Exception, error: str
+) -> None:
+    """A plugin's factory that raises anything is a reload error naming the pool; it never escapes the reload."""
+    def broken(options: object) -> object:
+        raise fault
+
+    registry = load_strategies()
+    registry.register("broken", broken, provider="tests")  # type: ignore[arg-type]
+    repository = StateRepository.open(str(tmp_path / "state.db"))
+    core = SelectorCore(parse_config(BEFORE), registry, repository, clock=clock)
+    await core.start()
+    try:
+        with pytest.raises(ConfigError) as caught:
+            await core.reload(parse_config(BEFORE.replace("fill_first", "broken")))
+        assert caught.value.errors == [error]
+        assert core.pools["p"].config.strategy == "fill_first"
+        assert (await core.select(SelectionRequest("p"), (), 0)).lease.account.name == "a"
+    finally:
+        await core.stop()
+        await repository.close()
 
 
 async def test_selections_during_a_reload_are_served(make_core: CoreFactory) -> None:
