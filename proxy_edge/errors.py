@@ -73,6 +73,13 @@ def error_response(
     )
 
 
+def param_error(param: str | None, message: str, code: str = "invalid_parameter", status: int = 400) -> web.Response:
+    """An error in OpenAI's shape whose ``param`` names the query parameter at fault."""
+    body = error_body(ApiShape.OPENAI, status, message, code)
+    body["error"]["param"] = param  # type: ignore[index]
+    return web.Response(status=status, body=json.dumps(body).encode(), content_type="application/json")
+
+
 def sse_error_event(shape: ApiShape, status: int, message: str, code: str | None = None) -> bytes:
     """An error as one SSE event: ``event: error`` (Anthropic) or a ``data: {"error": …}`` chunk (OpenAI)."""
     data = json.dumps(error_body(shape, status, message, code))

@@ -12,7 +12,7 @@ from google.protobuf.message import Message
 from proxy_edge.attempts import Forwarder
 from proxy_edge.auth import Authenticator
 from proxy_edge.endpoints import Endpoint, InputError, parse_job
-from proxy_edge.errors import ApiShape, error_response, unauthorized
+from proxy_edge.errors import ApiShape, error_response, param_error, unauthorized
 from proxy_edge.routing import Router
 from proxy_edge.selector_client import SelectorClient, SelectorError
 
@@ -74,8 +74,9 @@ async def account_stats(request: web.Request) -> web.Response:
     try:
         listing = await request.app[SELECTOR].list_accounts(request.query.get("pool", ""))
     except SelectorError as exc:
-        status = 404 if exc.code == "pool_not_found" else exc.status
-        return error_response(ApiShape.OPENAI, status, exc.message, exc.code)
+        if exc.status == 404:
+            return param_error("pool", exc.message, exc.code, 404)
+        return error_response(ApiShape.OPENAI, exc.status, exc.message, exc.code)
     return web.Response(body=json.dumps(message_dict(listing), indent=1).encode(), content_type="application/json")
 
 

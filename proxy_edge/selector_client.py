@@ -147,12 +147,15 @@ class SelectorClient:
             await asyncio.shield(task)
 
     async def list_accounts(self, pool: str = "") -> pb.ListAccountsResponse:
-        """Every account's state, per pool; raises :class:`SelectorError` when the selector cannot answer."""
+        """Every account's state, per pool; raises :class:`SelectorError` when the selector cannot answer (404
+        ``pool_not_found`` for a pool it does not have)."""
         try:
             response: pb.ListAccountsResponse = await self._stub.ListAccounts(
                 pb.ListAccountsRequest(pool=pool), timeout=self.timeout, metadata=self._metadata, wait_for_ready=False
             )
         except grpc.aio.AioRpcError as exc:
+            if exc.code() is grpc.StatusCode.NOT_FOUND:
+                raise SelectorError(404, "pool_not_found", exc.details() or f"unknown pool {pool!r}") from None
             raise self._translate(exc, pool) from None
         return response
 

@@ -19,7 +19,7 @@ from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from poolgate.v1 import selector_pb2 as pb
-from proxy_edge.errors import ApiShape, error_body, error_response, unauthorized
+from proxy_edge.errors import ApiShape, error_response, param_error, unauthorized
 from proxy_edge.handlers import AUTH, SELECTOR, message_dict
 from proxy_edge.selector_client import SelectorError
 
@@ -101,13 +101,6 @@ def parse_query(query: Mapping[str, str], now: float) -> UsageQuery:
     if since >= until:
         raise ParamError("since", f"since: {iso(since)} is not before until ({iso(until)})")
     return UsageQuery(pool, account, since, until, bucket)
-
-
-def param_error(param: str | None, message: str, code: str = "invalid_parameter", status: int = 400) -> web.Response:
-    """An error in OpenAI's shape whose ``param`` names the query parameter at fault."""
-    body = error_body(ApiShape.OPENAI, status, message, code)
-    body["error"]["param"] = param  # type: ignore[index]
-    return web.Response(status=status, body=json.dumps(body).encode(), content_type="application/json")
 
 
 def row_dict(row: pb.UsageRow) -> dict[str, object]:

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from proxy_edge.errors import ApiShape, error_body
 from proxy_edge.translate import TranslationError, anthropic_to_openai, errors, openai_to_anthropic
 from proxy_edge.translate.stream import AnthropicToOpenAIStream, OpenAIToAnthropicStream
 
@@ -34,7 +35,7 @@ class Translation:
         except (ValueError, TranslationError) as exc:
             detail = exc.message if isinstance(exc, TranslationError) else "the body is not JSON"
             message = f"the upstream's answer could not be translated ({detail}); retry the request"
-            return 502, self.error(502, json.dumps({"error": {"message": message}}).encode())
+            return 502, json.dumps(error_body(ApiShape(self.client), 502, message, "translation_failed")).encode()
         return status, json.dumps(out, ensure_ascii=False).encode()
 
     def error(self, status: int, body: bytes) -> bytes:

@@ -141,6 +141,16 @@ async def test_usage_rejects_bad_parameters_naming_them(stack: Stack, query: str
     assert body["error"]["type"] == "invalid_request_error"
 
 
+async def test_stats_of_an_unknown_pool_say_which_pools_there_are(stack: Stack) -> None:
+    status, body = await get_json(stack, "/v1/accounts/stats?pool=nope")
+    assert status == 404, body
+    assert body["error"]["param"] == "pool" and body["error"]["code"] == "pool_not_found"
+    assert body["error"]["message"].startswith("unknown pool 'nope'; configured pools: "), body
+    assert "openai" in body["error"]["message"]
+    status, body = await get_json(stack, "/v1/accounts/stats?pool=openai")
+    assert status == 200 and [pool["name"] for pool in body["pools"]] == ["openai"], body
+
+
 async def test_usage_needs_the_client_key_and_the_usage_log(make_stack: StackFactory) -> None:
     stack = await make_stack(selector_settings="usage_log: false")
     status, body = await get_json(stack, "/v1/accounts/usage", headers={})

@@ -154,6 +154,11 @@ def test_bridge_translates_answers_and_reports_unreadable_ones_as_502() -> None:
     bad = {"choices": [{"message": {"tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{"}}]}}]}
     status, body = translation.response(200, json.dumps(bad).encode())
     assert status == 502 and "tool call arguments must be a JSON object" in json.loads(body)["error"]["message"]
+    # An OpenAI client gets OpenAI's whole error shape, so its SDK raises the right error class.
+    status, body = Translation("openai", "anthropic").response(200, b"not json")
+    assert status == 502 and json.loads(body) == {"error": {
+        "message": "the upstream's answer could not be translated (the body is not JSON); retry the request",
+        "type": "server_error", "param": None, "code": "translation_failed"}}
     with pytest.raises(TranslationError):
         translate_request("openai", "openai", {})
     _, openai_client = translate_request("openai", "anthropic", {
