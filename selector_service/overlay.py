@@ -8,7 +8,6 @@ no secret is written for them; a key given directly is stored as the config file
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import yaml
 
 from poolgate.config import AccountConfig, Config, ConfigError, load_config
 from poolgate.config.loader import expand_environment, load_yaml
+from selector_service.private_files import replace_private_file
 
 Overlay = dict[str, Any]
 """``{"added": {pool: [account, ...]}, "removed": {pool: [name, ...]}}``"""
@@ -112,16 +112,4 @@ class ConfigSource:
 
     def save(self, config: Config, overlay: Overlay) -> None:
         """Write the overlay atomically, readable by the owner only."""
-        path = self.overlay_path(config)
-        text = HEADER + yaml.safe_dump(overlay, sort_keys=False)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".overlay-", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                file.write(text)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        replace_private_file(self.overlay_path(config), HEADER + yaml.safe_dump(overlay, sort_keys=False))

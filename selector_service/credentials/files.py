@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from selector_service.private_files import replace_private_file
+
 ACCESS_KEYS = ("access_token", "accessToken")
 REFRESH_KEYS = ("refresh_token", "refreshToken")
 EXPIRY_KEYS = ("expires_at", "expiresAt", "expired", "expiry", "expiry_date")
 SECRET_KEYS = frozenset({*ACCESS_KEYS, *REFRESH_KEYS, "id_token", "idToken", "client_secret", "clientSecret"})
 ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9._@:+-]+$")
-FILE_MODE = 0o600
 _MILLISECONDS = 1e11  # epoch values above this are milliseconds (1e11 s is the year 5138)
 
 
@@ -163,36 +162,12 @@ def format_expiry(expires_at: float, like: Any) -> Any:
 
 
 def write_credential_file(credential: FileCredential) -> None:
-    """Replace the file atomically (a temporary file in the same directory, fsync, rename), mode 0600.
-
-    A reader sees the old file or the new one, never a mix. A file removed meanwhile is not brought back.
-    """
+    """Replace the file atomically, mode 0600: a reader sees the old file or the new one, never a mix. A file removed
+    meanwhile is not brought back."""
     path = credential.path
-    text = json.dumps(credential.data, indent=2) + "\n"
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
+
+    def still_there() -> None:
         if not path.exists():
             raise CredentialFileError(path, "was removed while its token was being refreshed")
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    _sync_directory(path.parent)
 
-
-def _sync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # not supported on every file system; the rename itself is still atomic
-    finally:
-        os.close(fd)
+    replace_private_file(path, json.dumps(credential.data, indent=2) + "\n", before_replace=still_there)
