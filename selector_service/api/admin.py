@@ -13,8 +13,9 @@ from poolgate.config import ConfigError
 from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc
 from selector_service.api.mapping import single_account_status
+from selector_service.api.statuses import abort
 from selector_service.domain.account import Account
-from selector_service.domain.errors import UnknownAccountError, UnknownPoolError
+from selector_service.domain.errors import SelectorError, UnknownAccountError, UnknownPoolError
 from selector_service.domain.selector import ReloadSummary, SelectorCore
 from selector_service.overlay import ConfigSource
 
@@ -122,9 +123,9 @@ class AdminServicer(selector_pb2_grpc.AdminServicer):
         except (UnknownPoolError, UnknownAccountError) as exc:
             await self._abort_for(context, exc)
 
-    async def _abort_for(self, context: Any, exc: Exception) -> NoReturn:
-        if isinstance(exc, UnknownPoolError | UnknownAccountError):
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+    async def _abort_for(self, context: Any, exc: SelectorError | ConfigError | ValueError) -> NoReturn:
+        if isinstance(exc, SelectorError):
+            await abort(context, exc)
         if isinstance(exc, ConfigError):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 "the new config was rejected; the running one stays:\n" + "\n".join(exc.errors))

@@ -15,12 +15,11 @@ import grpc
 
 from poolgate.v1 import selector_pb2 as pb
 from selector_service.api.mapping import OUTCOMES, lease_message, outcome_report, selection_request
+from selector_service.api.statuses import status_of
 from selector_service.domain.errors import (
     InvalidRequestError,
     NoAccountAvailableError,
     SelectorError,
-    UnknownAccountError,
-    UnknownPoolError,
 )
 from selector_service.domain.selector import SelectorCore
 
@@ -31,13 +30,10 @@ _DONE = object()
 
 
 def _error(exc: SelectorError) -> pb.StreamError:
-    if isinstance(exc, UnknownPoolError | UnknownAccountError):
-        return pb.StreamError(code=grpc.StatusCode.NOT_FOUND.value[0], message=str(exc))
+    error = pb.StreamError(code=status_of(exc).value[0], message=str(exc))
     if isinstance(exc, NoAccountAvailableError):
-        retry = exc.retry_after_ms or 0
-        return pb.StreamError(code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], message=str(exc),
-                              retry_after_ms=retry, cause=exc.cause)
-    return pb.StreamError(code=grpc.StatusCode.INVALID_ARGUMENT.value[0], message=str(exc))
+        error.retry_after_ms, error.cause = exc.retry_after_ms or 0, exc.cause
+    return error
 
 
 class ExchangeSession:

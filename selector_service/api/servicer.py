@@ -21,7 +21,8 @@ from selector_service.api.mapping import (
     selection_request,
     usage_row,
 )
-from selector_service.domain.errors import InvalidRequestError, NoAccountAvailableError, UnknownPoolError
+from selector_service.api.statuses import abort
+from selector_service.domain.errors import SelectorError
 from selector_service.domain.selector import SelectorCore
 
 if TYPE_CHECKING:
@@ -49,15 +50,8 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         started = time.perf_counter()
         try:
             grant = await self.core.select(selection_request(request), request.exclude_account_ids, timeout)
-        except UnknownPoolError as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-        except InvalidRequestError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except NoAccountAvailableError as exc:
-            metadata: list[tuple[str, str]] = [("poolgate-cause", exc.cause)]
-            if exc.retry_after_ms is not None:
-                metadata.append(("retry-after-ms", str(exc.retry_after_ms)))
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), trailing_metadata=tuple(metadata))
+        except SelectorError as exc:
+            await abort(context, exc)
         if self.metrics is not None:
             self.metrics.selection_seconds.labels(request.pool).observe(time.perf_counter() - started)
             if grant.waited:
@@ -76,8 +70,8 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         assert outcome is not None  # abort raised
         try:
             result = await self.core.report(outcome_report(request, outcome))
-        except InvalidRequestError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except SelectorError as exc:
+            await abort(context, exc)
         state = STATES[result.state] if result.state is not None else pb.ACCOUNT_STATE_UNSPECIFIED
         return pb.ReportOutcomeResponse(recorded=result.recorded, detail=result.detail, account_state=state)
 
@@ -88,8 +82,8 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
     ) -> pb.ListAccountsResponse:
         try:
             snapshots = self.core.snapshots(request.pool)
-        except UnknownPoolError as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except SelectorError as exc:
+            await abort(context, exc)
         return pb.ListAccountsResponse(pools=[pool_status(s) for s in snapshots])
 
     async def GetUsage(
@@ -114,8 +108,8 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
                 if not request.pool:
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "account: give the pool too")
                 account_id = request.account if "/" in request.account else f"{request.pool}/{request.account}"
-        except UnknownPoolError as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except SelectorError as exc:
+            await abort(context, exc)
         if bucket == "minute" and until - since > MAX_MINUTE_RANGE:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 "since: minute buckets cover at most 24 hours; narrow the range or use HOUR")
