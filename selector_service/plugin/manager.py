@@ -1,10 +1,11 @@
-"""Builds the plugin set and the strategy registry, once, at start-up."""
+"""Builds the plugin set, once per process, and the strategy and credential-source registries from it."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import pluggy
 
@@ -12,6 +13,8 @@ from poolgate.config import ConfigError, PoolConfig
 from selector_service.credentials.source import CredentialSource, CredentialSourceFactory
 from selector_service.plugin import spec
 from selector_service.plugin.types import Strategy, StrategyFactory
+
+F = TypeVar("F", StrategyFactory, CredentialSourceFactory)
 
 
 class PluginError(Exception):
@@ -28,28 +31,49 @@ class UnknownStrategyError(ValueError):
 
 
 @dataclass
-class StrategyRegistry:
-    """Strategy factories by name, filled by the plugins' ``register_strategies`` hooks."""
+class _Registry(Generic[F]):
+    """Factories by name, each with the plugin that registered it."""
 
-    factories: dict[str, StrategyFactory] = field(default_factory=dict)
+    KIND: ClassVar[str] = "factory"
+    """What the factories make, for messages."""
+    factories: dict[str, F] = field(default_factory=dict)
     providers: dict[str, str] = field(default_factory=dict)
 
-    def register(self, name: str, factory: StrategyFactory, provider: str = "") -> None:
+    def register(self, name: str, factory: F, provider: str = "") -> None:
         if not name or not name.replace("_", "").replace("-", "").isalnum():
-            raise PluginError(f"plugin {provider!r} registered an invalid strategy name {name!r}")
+            raise PluginError(f"plugin {provider!r} registered an invalid {self.KIND} name {name!r}")
         if name in self.factories:
             raise PluginError(
-                f"strategy {name!r} is registered twice (by {self.providers[name]!r} and {provider!r}); "
+                f"{self.KIND} {name!r} is registered twice (by {self.providers[name]!r} and {provider!r}); "
                 "uninstall one of the two packages"
             )
         if not callable(factory):
-            raise PluginError(f"plugin {provider!r} registered strategy {name!r} with a factory that is not callable")
+            raise PluginError(f"plugin {provider!r} registered {self.KIND} {name!r} with a factory that is not "
+                              "callable")
         self.factories[name] = factory
         self.providers[name] = provider
 
     @property
     def names(self) -> list[str]:
         return sorted(self.factories)
+
+    def collect(self, hook: Any) -> Self:
+        """Ask every plugin implementing ``hook`` to register its factories here."""
+        for impl in hook.get_hookimpls():
+            provider: str = impl.plugin_name
+
+            def register(name: str, factory: F, _provider: str = provider) -> None:
+                self.register(name, factory, _provider)
+
+            impl.function(register=register)
+        return self
+
+
+@dataclass
+class StrategyRegistry(_Registry[StrategyFactory]):
+    """Strategy factories by name, filled by the plugins' ``register_strategies`` hooks."""
+
+    KIND: ClassVar[str] = "strategy"
 
     def create(self, name: str, options: Mapping[str, Any]) -> Strategy:
         """A new strategy instance for one pool; raises UnknownStrategyError or ValueError (bad options)."""
@@ -117,46 +141,33 @@ def build_plugin_manager(
 
 def collect_strategies(manager: pluggy.PluginManager) -> StrategyRegistry:
     """Ask every plugin for its strategies."""
-    registry = StrategyRegistry()
-    for impl in manager.hook.register_strategies.get_hookimpls():
-        provider = impl.plugin_name
+    return StrategyRegistry().collect(manager.hook.register_strategies)
 
-        def register(name: str, factory: StrategyFactory, _provider: str = provider) -> None:
-            registry.register(name, factory, _provider)
 
-        impl.function(register=register)
-    return registry
+@functools.cache
+def installed_plugins() -> pluggy.PluginManager:
+    """Every installed plugin, loaded once per process: strategies and credential sources come from one scan of the
+    entry points. A failure is not cached; the next call tries again."""
+    return build_plugin_manager()
+
+
+def _manager(blocked: Iterable[str], extra_plugins: Iterable[object]) -> pluggy.PluginManager:
+    blocked, extra_plugins = tuple(blocked), tuple(extra_plugins)
+    if blocked or extra_plugins:
+        return build_plugin_manager(blocked=blocked, extra_plugins=extra_plugins)
+    return installed_plugins()
 
 
 def load_strategies(blocked: Iterable[str] = (), extra_plugins: Iterable[object] = ()) -> StrategyRegistry:
     """The strategies of every installed plugin (the usual way to get a registry)."""
-    return collect_strategies(build_plugin_manager(blocked=blocked, extra_plugins=extra_plugins))
+    return collect_strategies(_manager(blocked, extra_plugins))
 
 
 @dataclass
-class CredentialSourceRegistry:
+class CredentialSourceRegistry(_Registry[CredentialSourceFactory]):
     """Credential source factories by name, filled by the plugins' ``register_credential_sources`` hooks."""
 
-    factories: dict[str, CredentialSourceFactory] = field(default_factory=dict)
-    providers: dict[str, str] = field(default_factory=dict)
-
-    def register(self, name: str, factory: CredentialSourceFactory, provider: str = "") -> None:
-        if not name or not name.replace("_", "").replace("-", "").isalnum():
-            raise PluginError(f"plugin {provider!r} registered an invalid credential source name {name!r}")
-        if name in self.factories:
-            raise PluginError(
-                f"credential source {name!r} is registered twice (by {self.providers[name]!r} and {provider!r}); "
-                "uninstall one of the two packages"
-            )
-        if not callable(factory):
-            raise PluginError(f"plugin {provider!r} registered credential source {name!r} with a factory that is "
-                              "not callable")
-        self.factories[name] = factory
-        self.providers[name] = provider
-
-    @property
-    def names(self) -> list[str]:
-        return sorted(self.factories)
+    KIND: ClassVar[str] = "credential source"
 
     def create_all(self) -> dict[str, CredentialSource]:
         """One new instance of every source, in registration order (for one running selector)."""
@@ -172,19 +183,11 @@ class CredentialSourceRegistry:
 
 def collect_credential_sources(manager: pluggy.PluginManager) -> CredentialSourceRegistry:
     """Ask every plugin for its credential sources."""
-    registry = CredentialSourceRegistry()
-    for impl in manager.hook.register_credential_sources.get_hookimpls():
-        provider = impl.plugin_name
-
-        def register(name: str, factory: CredentialSourceFactory, _provider: str = provider) -> None:
-            registry.register(name, factory, _provider)
-
-        impl.function(register=register)
-    return registry
+    return CredentialSourceRegistry().collect(manager.hook.register_credential_sources)
 
 
 def load_credential_sources(
     blocked: Iterable[str] = (), extra_plugins: Iterable[object] = ()
 ) -> CredentialSourceRegistry:
     """The credential sources of every installed plugin."""
-    return collect_credential_sources(build_plugin_manager(blocked=blocked, extra_plugins=extra_plugins))
+    return collect_credential_sources(_manager(blocked, extra_plugins))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pluggy
 import poolgate_plugins.strategies
 import pytest
 
@@ -11,6 +12,8 @@ from selector_service.plugin.manager import (
     UnknownStrategyError,
     build_plugin_manager,
     collect_strategies,
+    installed_plugins,
+    load_credential_sources,
     load_strategies,
 )
 from tests.plugins.test_options import BUILT_INS
@@ -33,6 +36,28 @@ def test_installed_plugins_provide_the_built_ins_and_the_example() -> None:
     assert set(BUILT_INS) | {"lowest_latency"} <= set(registry.names)
     assert {registry.providers[name] for name in BUILT_INS} == {"builtin_strategies"}
     assert registry.providers["lowest_latency"] == "example_strategy"
+
+
+def test_strategies_and_credential_sources_come_from_one_scan_of_the_entry_points(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scans = []
+    real = pluggy.PluginManager.load_setuptools_entrypoints
+
+    def counting(manager: pluggy.PluginManager, group: str, name: str | None = None) -> int:
+        scans.append(group)
+        return real(manager, group, name)
+
+    monkeypatch.setattr(pluggy.PluginManager, "load_setuptools_entrypoints", counting)
+    installed_plugins.cache_clear()
+    try:
+        strategies, sources = load_strategies(), load_credential_sources()
+        assert "round_robin" in strategies.names and "files" in sources.names
+        assert scans == ["poolgate"]
+        load_strategies(blocked=["example_strategy"])  # a different plugin set is built on its own
+        assert scans == ["poolgate", "poolgate"]
+    finally:
+        installed_plugins.cache_clear()
 
 
 @pytest.mark.parametrize("name", BUILT_INS)
