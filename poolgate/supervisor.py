@@ -8,6 +8,7 @@ exits with its status.
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from types import FrameType
 
 from poolgate.addresses import loopback_for_wildcard, split_host_port
 from poolgate.config.loader import ConfigError, load_config
+from poolgate.logging_setup import configure_logging
 
 START_TIMEOUT = 30.0
 """Seconds a child gets to start listening."""
@@ -33,8 +35,7 @@ class Child:
     address: str
 
 
-def _say(message: str) -> None:
-    print(f"poolgate up: {message}", file=sys.stderr, flush=True)
+log = logging.getLogger("poolgate.up")
 
 
 def _connectable(address: str) -> bool:
@@ -76,12 +77,13 @@ class Supervisor:
             if self.signalled is not None:
                 return False
             if process.poll() is not None:
-                _say(f"the {name} exited with status {process.returncode} while starting; see its messages above")
+                log.error("the %s exited with status %d while starting; see its messages above", name,
+                          process.returncode)
                 return False
             if _connectable(address):
                 return True
             time.sleep(0.05)
-        _say(f"the {name} did not listen on {address} within {START_TIMEOUT:g} s")
+        log.error("the %s did not listen on %s within %g s", name, address, START_TIMEOUT)
         return False
 
     def watch(self) -> int:
@@ -90,7 +92,7 @@ class Supervisor:
             for child in self.children:
                 code = child.process.poll()
                 if code is not None:
-                    _say(f"the {child.name} exited with status {code}; stopping the others")
+                    log.error("the %s exited with status %d; stopping the others", child.name, code)
                     self.stop(signal.SIGTERM)
                     return code if code else 1
             time.sleep(0.1)
@@ -107,13 +109,14 @@ class Supervisor:
             try:
                 child.process.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _say(f"the {child.name} did not stop within {STOP_TIMEOUT:g} s; killing it")
+                log.warning("the %s did not stop within %g s; killing it", child.name, STOP_TIMEOUT)
                 child.process.kill()
                 child.process.wait()
 
 
 def run_up_command(args: argparse.Namespace) -> int:
     """``poolgate up --config FILE``."""
+    configure_logging(getattr(args, "log_level", "info"), getattr(args, "log_format", "text"))
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -138,7 +141,7 @@ def run_up_command(args: argparse.Namespace) -> int:
                 supervisor.stop(supervisor.signalled or signal.SIGTERM)
                 return 0 if supervisor.signalled is not None else 1
         fake = f", fake upstream on http://{config.edge.fake_upstream}" if config.edge.fake_upstream else ""
-        _say(f"serving on http://{edge_listen} (selector on {selector_listen}{fake}); Ctrl-C stops")
+        log.info("serving on http://%s (selector on %s%s); Ctrl-C stops", edge_listen, selector_listen, fake)
         return supervisor.watch()
     finally:
         for sig, handler in previous.items():

@@ -336,10 +336,9 @@ def test_up_writes_json_lines_with_request_ids(tmp_path: Path) -> None:
     finally:
         output = stop_process(process)
     assert process.returncode == 0, output
-    lines = [line for line in output.splitlines() if not line.startswith("poolgate up:")]
-    records = [json.loads(line) for line in lines]  # every log line of every process is JSON
+    records = [json.loads(line) for line in output.splitlines()]  # every line of every process is JSON
     loggers = {record["logger"] for record in records}
-    assert {"poolgate.selector", "poolgate.edge"} <= loggers, loggers
+    assert {"poolgate.up", "poolgate.selector", "poolgate.edge"} <= loggers, loggers
     tagged = [record for record in records if record.get("request_id") == "json-lines-test-1"]
     assert tagged[-1]["level"] == "info" and tagged[-1]["status"] == 200, tagged  # the request line
     assert all(record["level"] == "warning" for record in tagged[:-1])  # the demo's failover, if any
