@@ -93,6 +93,7 @@ class ExchangeClient:
         self._outbox = _Outbox()
         self._stream: asyncio.Task[None] | None = None
         self._closed = False
+        self._unconfirmed = 0  # reports queued since the last confirmed sync
 
     async def select(self, request: pb.SelectAccountRequest, timeout: float) -> pb.Lease:
         """A lease, or SelectError; never waits much longer than ``timeout`` (the selector answers before it)."""
@@ -122,9 +123,14 @@ class ExchangeClient:
         """Queue an outcome report; it is sent with the next message (no answer is awaited)."""
         self._ensure_stream()
         self._outbox.put("report", request)
+        self._unconfirmed += 1
 
     async def sync(self, timeout: float) -> None:
-        """Wait until the selector has applied every report queued so far (raises SelectError on failure)."""
+        """Wait until the selector has applied every report queued so far (raises SelectError on failure). Returns at
+        once when every report is confirmed already: an idle client opens no stream for it."""
+        confirming = self._unconfirmed
+        if not confirming:
+            return
         self._ensure_stream()
         sync_id = next(self._ids)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -137,6 +143,7 @@ class ExchangeClient:
         finally:
             timer.cancel()
             self._syncs.pop(sync_id, None)
+        self._unconfirmed -= confirming
 
     async def close(self) -> None:
         self._closed = True

@@ -1,5 +1,5 @@
 """``poolgate up``: the selector and the edge (and, when ``edge.fake_upstream`` is set, the fake upstream) as
-separate OS processes, started in order, stopped together.
+separate OS processes, started in order, stopped in the reverse order.
 
 SIGINT/SIGTERM are forwarded to the children; when any child exits by itself the others are stopped and ``up``
 exits with its status.
@@ -100,14 +100,14 @@ class Supervisor:
         return 0
 
     def stop(self, signum: int) -> None:
-        """Forward ``signum`` to the running children (edge first), then wait; kill what does not stop in time."""
+        """Stop the children one at a time, last started first: the edge, then the selector, so the outcome reports
+        of the edge's last requests still reach the selector. Each gets ``signum``, then the kill when it has not
+        stopped within STOP_TIMEOUT."""
         for child in reversed(self.children):
             if child.process.poll() is None:
                 child.process.send_signal(signum)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for child in reversed(self.children):
             try:
-                child.process.wait(max(0.0, deadline - time.monotonic()))
+                child.process.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 log.warning("the %s did not stop within %g s; killing it", child.name, STOP_TIMEOUT)
                 child.process.kill()

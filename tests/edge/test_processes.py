@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import openai
@@ -32,6 +34,30 @@ def test_up_serves_the_demo_and_stops_on_sigterm(tmp_path: Path) -> None:
     for port in (edge, selector, fake):  # every child stopped
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} is still served"
+
+
+def test_up_stops_the_edge_first_so_a_request_in_flight_is_answered_and_reported(tmp_path: Path) -> None:
+    config, (edge, _selector, _fake) = demo_config(tmp_path)
+    # Every account that serves answers after 1.5 s, so a request is still in flight when `up` is stopped.
+    config.write_text(config.read_text().replace("sk-demo-work-0001", "sk-demo-slow1500-work")
+                      .replace("sk-demo-team-0002", "sk-demo-slow1500-team"))
+    process = subprocess.Popen([sys.executable, "-m", "poolgate.cli", "up", "--config", str(config)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    url = f"http://127.0.0.1:{edge}"
+    with (concurrent.futures.ThreadPoolExecutor(1) as pool,
+          openai.OpenAI(base_url=f"{url}/v1", api_key="poolgate-demo", max_retries=0, timeout=20) as client):
+        try:
+            wait_ready(url, process)
+            answer = pool.submit(client.chat.completions.create, model="gpt-4o-mini",
+                                 messages=[{"role": "user", "content": "hi"}])
+            time.sleep(0.7)  # past the first account's 429: the request waits on a slow account
+        finally:
+            output = stop_process(process)
+        assert answer.result(timeout=5).choices[0].message.content
+    assert process.returncode == 0, output
+    # The edge stopped first and its last outcome report reached the selector: nothing to warn about.
+    assert output.index("edge stopping") < output.index("poolgate selector stopping"), output
+    assert "could not confirm outcome reports" not in output, output
 
 
 def test_edge_refuses_to_start_with_auth_on_and_no_keys(tmp_path: Path) -> None:

@@ -98,3 +98,27 @@ async def test_recovers_after_the_selector_restarts(tmp_path: Path) -> None:
         finally:
             await client.close()
             await handle.stop(grace=0.5)
+
+
+async def test_sync_confirms_only_reports_not_yet_confirmed(tmp_path: Path) -> None:
+    """An idle client syncs without a stream (an edge stopping after its selector says nothing); a queued report
+    needs the selector to confirm it."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{free_port()}") as channel:  # nothing listens there
+        client = ExchangeClient(channel)
+        await client.sync(0.5)
+        assert client._stream is None
+        client.report(pb.ReportOutcomeRequest(lease_id="lease-1", outcome=pb.OUTCOME_SUCCESS))
+        with pytest.raises(SelectError):
+            await client.sync(0.5)
+        await client.close()
+    handle = await start_selector(config_from(CONFIG), listen="127.0.0.1:0", database=str(tmp_path / "s.db"))
+    try:
+        async with grpc.aio.insecure_channel(handle.address) as channel:
+            client = ExchangeClient(channel)
+            lease = await client.select(pb.SelectAccountRequest(pool="openai"), timeout=5)
+            client.report(pb.ReportOutcomeRequest(lease_id=lease.lease_id, outcome=pb.OUTCOME_SUCCESS))
+            await client.sync(5)  # returns once the selector has applied it
+            assert all(a.in_flight == 0 for a in handle.core.pools["openai"].accounts.values())
+            await client.close()
+    finally:
+        await handle.stop(grace=0.5)
