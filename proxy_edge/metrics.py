@@ -9,10 +9,31 @@ any): later ones are counted as ``other``.
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 MAX_MODELS = 100
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class _InFlightCollector(Collector):
+    """The in-flight gauge, read from the plain per-pool counts when scraped: the request path keeps one count, with
+    no lock (the event loop is its only writer)."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self._counts = counts
+
+    def describe(self) -> list[Metric]:
+        return [GaugeMetricFamily("poolgate_edge_in_flight_requests", "Client requests being served, per pool",
+                                  labels=["pool"])]
+
+    def collect(self) -> list[Metric]:
+        family = GaugeMetricFamily("poolgate_edge_in_flight_requests", "Client requests being served, per pool",
+                                   labels=["pool"])
+        for pool, count in list(self._counts.items()):
+            family.add_metric([pool], count)
+        return [family]
 
 
 class EdgeMetrics:
@@ -39,36 +60,32 @@ class EdgeMetrics:
         self.ttft = Histogram(
             "poolgate_edge_time_to_first_token_seconds", "Streamed responses: time from the request until the "
             "first event was sent to the client", ["pool"], buckets=LATENCY_BUCKETS, registry=registry)
-        self.in_flight = Gauge(
-            "poolgate_edge_in_flight_requests", "Client requests being served, per pool", ["pool"],
-            registry=registry)
+        self.in_flight_by_pool: dict[str, int] = {}
+        """Client requests being served, per pool: the dashboard reads it, and the registry exports it."""
+        registry.register(_InFlightCollector(self.in_flight_by_pool))
         self._requests: dict[tuple[str, str, str], Counter] = {}
         self._unrouted: dict[tuple[str, int], Counter] = {}
         self._attempts: dict[tuple[str, str, str], Counter] = {}
         self._failovers: dict[tuple[str, str, str], Counter] = {}
-        self._pools: dict[str, tuple[Histogram, Histogram, Gauge]] = {}
+        self._pools: dict[str, tuple[Histogram, Histogram]] = {}
         self._models: dict[str, set[str]] = {}
-        self.in_flight_by_pool: dict[str, int] = {}
-        """Plain counts of the in-flight gauge, for the dashboard."""
         for pool in pools or ():
             self._pool(pool)
 
-    def _pool(self, pool: str) -> tuple[Histogram, Histogram, Gauge]:
+    def _pool(self, pool: str) -> tuple[Histogram, Histogram]:
         children = self._pools.get(pool)
         if children is None:
-            children = self._pools[pool] = (
-                self.duration.labels(pool), self.ttft.labels(pool), self.in_flight.labels(pool))
+            children = self._pools[pool] = (self.duration.labels(pool), self.ttft.labels(pool))
             self.in_flight_by_pool.setdefault(pool, 0)
         return children
 
     def request_started(self, pool: str) -> None:
-        self._pool(pool)[2].inc()
+        self._pool(pool)
         self.in_flight_by_pool[pool] += 1
 
     def request_finished(self, pool: str, model: str, status: int, seconds: float, ttft: float | None) -> None:
         """A routed request ended (its in-flight count was raised by :meth:`request_started`)."""
-        duration, first_token, in_flight = self._pool(pool)
-        in_flight.dec()
+        duration, first_token = self._pool(pool)
         self.in_flight_by_pool[pool] -= 1
         duration.observe(seconds)
         if ttft is not None:

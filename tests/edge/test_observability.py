@@ -20,6 +20,7 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from multidict import CIMultiDict
+from prometheus_client import generate_latest
 from yarl import URL
 
 from poolgate.cli import build_parser
@@ -28,7 +29,7 @@ from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc as pb_grpc
 from proxy_edge.app import create_app
 from proxy_edge.handlers import SELECTOR
-from proxy_edge.metrics import METRICS
+from proxy_edge.metrics import METRICS, EdgeMetrics
 from proxy_edge.tracing import request_id_for
 from proxy_edge.usage import ParamError, parse_time
 from tests.edge.conftest import AUTH, CHAT, GOOD, Stack, StackFactory
@@ -207,6 +208,18 @@ async def test_metrics_count_requests_attempts_failovers_and_latency(make_stack:
     assert got['poolgate_edge_in_flight_requests{pool="openai"}'] == 0
     assert got['poolgate_edge_unrouted_requests_total{route="/v1/chat/completions",status="404"}'] == 1
     assert "sk-ratelimited-0001" not in text and "sk-good-000001" not in text  # names only, never credentials
+
+
+def test_the_in_flight_gauge_is_the_count_the_dashboard_reads() -> None:
+    metrics = EdgeMetrics(["openai"])
+    metrics.request_started("openai")
+    metrics.request_started("anthropic")  # a pool first seen on the request path
+    metrics.request_started("openai")
+    metrics.request_finished("openai", "gpt-4o-mini", 200, 0.1, None)
+    got = samples(generate_latest(metrics.registry).decode())
+    assert got['poolgate_edge_in_flight_requests{pool="openai"}'] == 1
+    assert got['poolgate_edge_in_flight_requests{pool="anthropic"}'] == 1
+    assert metrics.in_flight_by_pool == {"openai": 1, "anthropic": 1}
 
 
 async def test_each_app_has_its_own_registry(stack: Stack) -> None:
