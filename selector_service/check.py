@@ -15,7 +15,8 @@ from selector_service.plugin.manager import (
     load_credential_sources,
     load_strategies,
 )
-from selector_service.storage.repository import describe_database
+from selector_service.storage import UnusableDatabase
+from selector_service.storage.repository import check_database, describe_database
 
 
 def strategy_errors(config: Config, registry: StrategyRegistry) -> list[str]:
@@ -33,6 +34,10 @@ def load_checked(path: str, source: ConfigSource | None = None) -> tuple[Config,
     config = source.load() if source is not None else load_config(path)
     registry = load_strategies()
     errors = strategy_errors(config, registry)
+    try:
+        check_database(config.selector.database)
+    except UnusableDatabase as exc:
+        errors.append(f"selector.database: {exc}")
     if errors:
         raise ConfigError(path, errors)
     return config, registry

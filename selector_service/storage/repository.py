@@ -146,22 +146,12 @@ class StateRepository:
     def open(cls, database: str) -> StateRepository:
         """The repository for the config's ``database``; :class:`UnusableDatabase` if its URL cannot be used."""
         url = database_url(database)
-        is_sqlite = url.startswith("sqlite")
-        try:
-            if is_sqlite:
-                path = url.split(":///", 1)[1]
-                if path and path != ":memory:":
-                    _create_private_file(Path(path))
-                engine = CoreEngine(url, connect_args={"isolation_level": None})
-                _configure_sqlite(engine)
-            else:
-                # Pre-ping: a replica outlives a database restart or failover without failing its next write. A
-                # short connect timeout: an unreachable database is reported in seconds, not after a minute.
-                engine = CoreEngine(url, pool_pre_ping=True, connect_args={"timeout": 10} if "+asyncpg" in url else {})
-        except (ArgumentError, NoSuchModuleError, ImportError, UnusableDatabase) as exc:
-            raise UnusableDatabase(
-                f"cannot use the database {describe_database(database)}: {exc}. Give a SQLite file path, or a "
-                "postgresql:// URL (served through asyncpg)") from None
+        engine = _engine(database, url)
+        if engine.dialect.name == "sqlite":
+            path = url.split(":///", 1)[1]
+            if path and path != ":memory:":
+                _create_private_file(Path(path))
+            _configure_sqlite(engine)
         return cls(engine)
 
     def _max(self, current: Any, new: float) -> ColumnElement[Any]:
@@ -329,6 +319,25 @@ class StateRepository:
             return None if row is None else _persisted(row)
 
         return await self.engine.read(read)
+
+
+def check_database(database: str) -> None:
+    """Raise :class:`UnusableDatabase` if the selector could not use ``database`` (connects to nothing, creates
+    nothing)."""
+    _engine(database, database_url(database)).sync_engine.dispose()
+
+
+def _engine(database: str, url: str) -> CoreEngine:
+    try:
+        if url.startswith("sqlite"):
+            return CoreEngine(url, connect_args={"isolation_level": None})
+        # Pre-ping: a replica outlives a database restart or failover without failing its next write. A short
+        # connect timeout: an unreachable database is reported in seconds, not after a minute.
+        return CoreEngine(url, pool_pre_ping=True, connect_args={"timeout": 10} if "+asyncpg" in url else {})
+    except (ArgumentError, NoSuchModuleError, ImportError, UnusableDatabase) as exc:
+        raise UnusableDatabase(
+            f"cannot use the database {describe_database(database)}: {exc}. Give a SQLite file path, or a "
+            "postgresql:// URL (served through asyncpg)") from None
 
 
 def _upsert_insert(dialect: str) -> Callable[[Table], PostgresqlInsert | SqliteInsert]:

@@ -75,3 +75,20 @@ def test_third_party_strategy_is_picked_up_by_name(tmp_path: Path, capsys: pytes
 def test_missing_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(tmp_path / "nope.yaml")]) == 1
     assert "cannot read the file" in capsys.readouterr().err
+
+
+def test_a_database_the_selector_cannot_use_is_a_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "poolgate.yaml"
+    path.write_text('selector:\n  database: "mysql://operator:hunter2@db.internal/poolgate"\n' + GOOD)
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert ("selector.database: cannot use the database mysql://operator:***@db.internal/poolgate: "
+            "No module named 'MySQLdb'") in err
+    assert "hunter2" not in err
+
+
+def test_checking_creates_no_database(tmp_path: Path) -> None:
+    path = tmp_path / "poolgate.yaml"
+    path.write_text(GOOD)
+    assert main(["check", str(path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["poolgate.yaml"]
