@@ -482,7 +482,7 @@ def run_fake_upstream_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"poolgate fake-upstream: --listen {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_serve(host, port, args.latency))
+    return runtime.run(_serve(host, port, args.latency))
 
 
 async def _serve(host: str, port: int, latency: float) -> int:
