@@ -83,6 +83,8 @@ account_state = Table(
 CHANGE_LOOKBACK = 5.0
 """Seconds :meth:`StateRepository.changed_since` looks back before its watermark: a row stamped just before a poll
 may commit just after it, and must still be seen. Rows seen twice are told apart by their ``version``."""
+ID_BATCH = 500
+"""Account ids per ``IN (…)`` query: well under every driver's limit on bound parameters."""
 SCHEMA_LOCK = 0x706F6F6C  # PostgreSQL advisory lock id: replicas starting together create the tables one at a time
 
 
@@ -177,7 +179,7 @@ class StateRepository:
         await self.engine.dispose()
 
     async def load(self, accounts: list[tuple[str, str, str, str, str]]) -> dict[str, PersistedState]:
-        """Register configured accounts (new rows for new ones) and return every saved state.
+        """Register configured accounts (new rows for new ones) and return their saved states.
 
         An account whose credential changed (new fingerprint) starts clean: a new key is not disabled by the old
         one's 401.
@@ -208,10 +210,16 @@ class StateRepository:
             # In key order, so two replicas registering the same accounts lock their rows in the same order.
             for account_id, pool, name, redacted, fingerprint in sorted(accounts)
         ]
+        ids = [row["account_id"] for row in params]
+
         def register(conn: Connection) -> dict[str, PersistedState]:
             if params:
                 conn.execute(upsert, params)
-            return {row["account_id"]: _persisted(row) for row in conn.execute(select(account_state)).mappings()}
+            saved: dict[str, PersistedState] = {}
+            for start in range(0, len(ids), ID_BATCH):  # only these accounts' rows, not every row ever saved
+                query = select(account_state).where(c.account_id.in_(ids[start:start + ID_BATCH]))
+                saved.update((row["account_id"], _persisted(row)) for row in conn.execute(query).mappings())
+            return saved
 
         return await self.engine.transaction(register)
 

@@ -120,6 +120,21 @@ async def test_a_database_from_an_older_version_is_upgraded(tmp_path: Path) -> N
         await repository.close()
 
 
+async def test_load_returns_the_given_accounts_only_in_batches(tmp_path: Path) -> None:
+    """A reload that adds one account reads that account's row, not every row ever saved (more than one batch of
+    ids is read in several queries)."""
+    repository = StateRepository.open(str(tmp_path / "state.db"))
+    try:
+        rows = [(f"p/a{i}", "p", f"a{i}", "…0000", f"fp{i}") for i in range(1200)]
+        assert len(await repository.load(rows)) == 1200
+        await repository.apply([StateChange("p/a1100", disabled=True, disabled_reason="revoked")])
+        saved = await repository.load([rows[1100], ("p/new", "p", "new", "…1111", "fp-new")])
+        assert sorted(saved) == ["p/a1100", "p/new"]
+        assert saved["p/a1100"].disabled and not saved["p/new"].disabled
+    finally:
+        await repository.close()
+
+
 class Outage:
     """A store whose writes fail while ``writes_fail`` is set (the database is down for writes, reads still work)."""
 
