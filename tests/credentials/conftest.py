@@ -25,7 +25,7 @@ from selector_service.credentials.manager import CredentialManager
 from selector_service.credentials.oauth_http import AiohttpTokenPoster
 from selector_service.domain.leases import Grant
 from selector_service.domain.selector import SelectorCore
-from selector_service.plugin.manager import StrategyRegistry, load_strategies
+from selector_service.plugin.manager import StrategyRegistry
 from selector_service.plugin.types import SelectionRequest
 from selector_service.storage import StateRepository
 
@@ -194,11 +194,6 @@ class Running:
 
 
 Start = Callable[..., Awaitable[Running]]
-
-
-@pytest.fixture(scope="session")
-def registry() -> StrategyRegistry:
-    return load_strategies()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from poolgate.config import Config, parse_config
-from poolgate.fake_upstream import FakeUpstream, start_fake_upstream
+from poolgate.fake_upstream import FakeUpstream
 from proxy_edge.app import EdgeServer, start_edge
 from proxy_edge.handlers import SELECTOR
 from selector_service.app import SelectorHandle, start_selector
@@ -132,13 +132,6 @@ async def open_stack(fake: FakeUpstream, tmp_path: Path, transport: str = "strea
         config.edge.selector = selector_address or f"127.0.0.1:{free_port()}"
     edge = await start_edge(config, "127.0.0.1:0")
     return Stack(fake, handle, edge, config, aiohttp.ClientSession())
-
-
-@pytest.fixture
-async def fake_upstream() -> AsyncIterator[FakeUpstream]:
-    server = await start_fake_upstream()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture(params=["stream", "unary"])

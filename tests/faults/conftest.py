@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from poolgate.fake_upstream import FakeUpstream, start_fake_upstream
+from poolgate.fake_upstream import FakeUpstream
 from proxy_edge.handlers import SELECTOR
 from tests.edge.conftest import Stack, open_stack
 
@@ -23,20 +23,15 @@ FAULT_TIMEOUTS = "connect: 500ms, first_byte: 500ms, total: 5s, selector: 900ms"
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeUpstream]:
-    server = await start_fake_upstream()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def make_fault_stack(tmp_path: Path, fake: FakeUpstream) -> AsyncIterator[Callable[..., Awaitable[Stack]]]:
+async def make_fault_stack(
+    tmp_path: Path, fake_upstream: FakeUpstream
+) -> AsyncIterator[Callable[..., Awaitable[Stack]]]:
     """Fake upstream, selector and edge in this process (``stack_config`` settings, short timeouts by default)."""
     stacks: list[Stack] = []
 
     async def factory(**settings: Any) -> Stack:
         settings.setdefault("timeouts", FAULT_TIMEOUTS)
-        stacks.append(await open_stack(fake, tmp_path, **settings))
+        stacks.append(await open_stack(fake_upstream, tmp_path, **settings))
         return stacks[-1]
 
     yield factory

@@ -63,14 +63,14 @@ async def load(session: aiohttp.ClientSession, url: str, calls: list[Call], stop
             await asyncio.sleep(0.02)  # as a client would, briefly, before retrying
 
 
-async def test_selector_killed_under_load(tmp_path: Path, fake: FakeUpstream) -> None:
+async def test_selector_killed_under_load(tmp_path: Path, fake_upstream: FakeUpstream) -> None:
     port = free_port()
     accounts = """      - {name: limited, key: sk-ratelimited-000001}
       - {name: revoked, key: sk-unauthorized-000002}
       - {name: good1, key: sk-good-000003}
       - {name: good2, key: sk-good-000004}"""
     config_file, database, log = tmp_path / "poolgate.yaml", tmp_path / "state.db", tmp_path / "selector.log"
-    text = config_text(fake.url, port, accounts)
+    text = config_text(fake_upstream.url, port, accounts)
     config_file.write_text(text)
     selector_args = ("selector", "--config", str(config_file), "--database", str(database))
     selector = poolgate_process(*selector_args, log=log)
@@ -82,7 +82,8 @@ async def test_selector_killed_under_load(tmp_path: Path, fake: FakeUpstream) ->
         for _ in range(4):  # round robin meets the 429 and the 401 at once; the client never sees them
             async with session.post(f"{edge.url}/v1/chat/completions", json=REQUEST, headers=AUTH) as response:
                 assert response.status == 200, await response.text()
-        assert fake.stats.requests["sk-ratelimited-000001"] == 1 and fake.stats.requests["sk-unauthorized-000002"] == 1
+        requests = fake_upstream.stats.requests
+        assert requests["sk-ratelimited-000001"] == 1 and requests["sk-unauthorized-000002"] == 1
 
         calls: list[Call] = []
         stop = asyncio.Event()
@@ -121,8 +122,8 @@ async def test_selector_killed_under_load(tmp_path: Path, fake: FakeUpstream) ->
         assert listing["openai/limited"]["state"] == "ACCOUNT_STATE_COOLING"
         assert int(listing["openai/limited"]["cooldown_remaining_ms"]) > 20_000  # the 30 s retry-after survived
         assert listing["openai/revoked"]["state"] == "ACCOUNT_STATE_DISABLED"
-        assert fake.stats.requests["sk-ratelimited-000001"] == 1  # never tried again, before or after the kill
-        assert fake.stats.requests["sk-unauthorized-000002"] == 1
+        assert fake_upstream.stats.requests["sk-ratelimited-000001"] == 1  # never tried again, before or after the kill
+        assert fake_upstream.stats.requests["sk-unauthorized-000002"] == 1
     finally:
         await session.close()
         if edge is not None:
@@ -130,12 +131,12 @@ async def test_selector_killed_under_load(tmp_path: Path, fake: FakeUpstream) ->
         stop_process(selector)
 
 
-async def test_edge_killed_mid_stream_releases_its_leases(tmp_path: Path, fake: FakeUpstream) -> None:
+async def test_edge_killed_mid_stream_releases_its_leases(tmp_path: Path, fake_upstream: FakeUpstream) -> None:
     accounts = "\n".join(f"      - {{name: slow{i}, key: sk-drip300-00000{i}}}" for i in range(3))
     config_file, log = tmp_path / "poolgate.yaml", tmp_path / "edge.log"
-    handle = await start_selector(parse_config(config_text(fake.url, 0, accounts, "    lease_ttl: 2s")),
+    handle = await start_selector(parse_config(config_text(fake_upstream.url, 0, accounts, "    lease_ttl: 2s")),
                                   listen="127.0.0.1:0", database=str(tmp_path / "state.db"))
-    config_file.write_text(config_text(fake.url, handle.port, accounts, "    lease_ttl: 2s"))
+    config_file.write_text(config_text(fake_upstream.url, handle.port, accounts, "    lease_ttl: 2s"))
     port = free_port()
     edge = poolgate_process("edge", "--config", str(config_file), "--listen", f"127.0.0.1:{port}", log=log)
     session = aiohttp.ClientSession()

@@ -17,7 +17,7 @@ import grpc
 import openai
 import pytest
 
-from poolgate.fake_upstream import FakeUpstream, start_fake_upstream
+from poolgate.fake_upstream import FakeUpstream
 from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc
 from proxy_edge.app import start_edge
@@ -81,13 +81,6 @@ models:
 """
 
 
-@pytest.fixture
-async def fake() -> FakeUpstream:
-    server = await start_fake_upstream()
-    yield server  # type: ignore[misc]
-    await server.stop()
-
-
 def database_files(folder: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in folder.glob("poolgate.db*")}
 
@@ -102,11 +95,13 @@ async def poolgate_cli(*args: str, stdin: str | None = None) -> str:
     return output.decode()
 
 
-async def test_no_secret_appears_anywhere(tmp_path: Path, fake: FakeUpstream, caplog: pytest.LogCaptureFixture) -> None:
+async def test_no_secret_appears_anywhere(
+    tmp_path: Path, fake_upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)  # every logger of both processes, debug included
     port = free_port()
     config_file = tmp_path / "poolgate.yaml"
-    config_file.write_text(config_text(fake.url, port))
+    config_file.write_text(config_text(fake_upstream.url, port))
     source = ConfigSource(config_file)
     config = source.load()
     selector = await start_selector(config, source=source, metrics_listen="127.0.0.1:0")

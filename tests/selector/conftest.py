@@ -15,7 +15,7 @@ from poolgate.config import Config, parse_config
 from poolgate.v1 import selector_pb2_grpc
 from selector_service.app import SelectorHandle, start_selector
 from selector_service.domain.selector import SelectorCore
-from selector_service.plugin.manager import StrategyRegistry, load_strategies
+from selector_service.plugin.manager import StrategyRegistry
 from selector_service.storage import StateRepository
 
 
@@ -41,11 +41,6 @@ def pool_config(accounts: str, **settings: object) -> Config:
     lines = "\n".join(f"    {k}: {v}" for k, v in settings.items())
     body = textwrap.indent(textwrap.dedent(accounts).strip(), "      ")
     return parse_config(f"pools:\n  p:\n{lines}\n    accounts:\n{body}\n")
-
-
-@pytest.fixture(scope="session")
-def registry() -> StrategyRegistry:
-    return load_strategies()
 
 
 @pytest.fixture
