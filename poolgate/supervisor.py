@@ -1,8 +1,9 @@
 """``poolgate up``: the selector and the edge (and, when ``edge.fake_upstream`` is set, the fake upstream) as
 separate OS processes, started in order, stopped in the reverse order.
 
-SIGINT/SIGTERM are forwarded to the children; when any child exits by itself the others are stopped and ``up``
-exits with its status.
+SIGINT/SIGTERM are forwarded to the children, and SIGHUP (the terminal closed) stops them with SIGTERM (use
+``poolgate reload`` to reload the selector's config); when any child exits by itself the others are stopped and
+``up`` exits with its status.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class Supervisor:
         self.signalled: int | None = None
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        self.signalled = signum
+        # A hangup (the terminal closed) stops everything; forwarded as is, it would make the selector reload.
+        self.signalled = signal.SIGTERM if signum == signal.SIGHUP else signum
 
     def start(self, name: str, command: list[str], address: str) -> bool:
         """Start a child and wait until it listens on ``address``; False if it died, timed out or was signalled."""
@@ -128,7 +130,8 @@ def run_up_command(args: argparse.Namespace) -> int:
     selector_listen = config.selector.listen
     edge_listen = config.edge.listen
     supervisor = Supervisor()
-    previous = {sig: signal.signal(sig, supervisor._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stopping = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, supervisor._on_signal) for sig in stopping}
     try:
         steps = []
         if config.edge.fake_upstream:

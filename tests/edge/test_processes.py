@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +33,26 @@ def test_up_serves_the_demo_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert "openai/personal rate limited" in output  # the demo's failover is visible at once
     assert (tmp_path / "poolgate.db").exists()  # the database next to the config
     for port in (edge, selector, fake):  # every child stopped
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} is still served"
+
+
+def test_a_hangup_stops_up_and_every_child(tmp_path: Path) -> None:
+    """SIGHUP (the terminal closed) to `up` alone: every child stops, none is left running on its own."""
+    config, (edge, selector, fake) = demo_config(tmp_path)
+    process = subprocess.Popen([sys.executable, "-m", "poolgate.cli", "up", "--config", str(config)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        wait_ready(f"http://127.0.0.1:{edge}", process)
+        process.send_signal(signal.SIGHUP)
+        output = process.communicate(timeout=30)[0].decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, output
+    assert "config reloaded" not in output  # stopped, not reloaded
+    for port in (edge, selector, fake):
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} is still served"
 
