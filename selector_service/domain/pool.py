@@ -113,6 +113,13 @@ class Pool:
         self._tier_of[account.account_id].mark(account, until == 0.0)
         if 0.0 < until < NEVER:
             heapq.heappush(self._wakeups, (until, next(self._seq), account))
+        elif until == 0.0 and account.expires_at:
+            # An available account whose credential will expire: re-check when it enters the skip threshold
+            # (once per expiry, not on every lease).
+            edge = account.expires_at - account.expiry_skip
+            if edge != account.expiry_wakeup:
+                account.expiry_wakeup = edge
+                heapq.heappush(self._wakeups, (edge, next(self._seq), account))
         if rises_at:
             # Headroom rises by itself as quota use ages out; strategies that prefer headroom would otherwise keep
             # avoiding an idle account on old figures. One re-check pending per account (an earlier one replaces
@@ -121,13 +128,6 @@ class Pool:
             if account.headroom_wakeup <= now or when < account.headroom_wakeup:
                 account.headroom_wakeup = when
                 heapq.heappush(self._wakeups, (when, next(self._seq), account))
-        elif until == 0.0 and account.expires_at:
-            # An available account whose credential will expire: re-check when it enters the skip threshold
-            # (once per expiry, not on every lease).
-            edge = account.expires_at - account.expiry_skip
-            if edge != account.expiry_wakeup:
-                account.expiry_wakeup = edge
-                heapq.heappush(self._wakeups, (edge, next(self._seq), account))
 
     def refresh_all(self, now: float) -> None:
         for account in self.accounts.values():

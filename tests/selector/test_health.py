@@ -153,6 +153,25 @@ async def test_learned_quota_refills_at_its_reset_without_a_request(make_core: C
     assert a.headroom == 1.0
 
 
+async def test_an_expiring_credential_is_still_rechecked_on_an_account_with_learned_quota(
+    make_core: CoreFactory, clock: FakeClock
+) -> None:
+    """Both re-checks are scheduled: the headroom's and the credential expiry's (past its skip threshold, 300 s by
+    default, the account is not leased)."""
+    core = await make_core(pool_config(TWO, strategy="fill_first"))
+    a = core.pools["p"].accounts["p/a"]
+    grant = await lease(core)
+    assert grant.lease.account is a
+    await report(core, grant, Outcome.SUCCESS, rate_limit_headers={
+        "x-ratelimit-remaining-requests": "50", "x-ratelimit-limit-requests": "100",
+        "x-ratelimit-reset-requests": "1h"})
+    a.set_credential("sk-test-renewed-aaaa", expires_at=clock() + 400, now=clock())  # a token that expires
+    core.account_changed(a)
+    assert await served_by(core, 1) == ["a"]
+    clock.advance(101)  # within the skip threshold of the expiry
+    assert await served_by(core, 2) == ["b", "b"]
+
+
 async def test_configured_window_headroom_recovers_once_the_minute_passes(
     make_core: CoreFactory, clock: FakeClock
 ) -> None:
