@@ -199,7 +199,7 @@ def run_selector_command(args: argparse.Namespace) -> int:
     configure_logging(args.log_level, getattr(args, "log_format", "text"))
     source = ConfigSource(args.config)
     try:
-        config, registry = load_checked(args.config, source)
+        config, registry = load_checked(args.config, source, args.database)
     except (ConfigError, PluginError) as exc:
         return report_problems(exc)
     try:

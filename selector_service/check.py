@@ -28,16 +28,18 @@ def strategy_errors(config: Config, registry: StrategyRegistry) -> list[str]:
     return []
 
 
-def load_checked(path: str, source: ConfigSource | None = None) -> tuple[Config, StrategyRegistry]:
+def load_checked(
+    path: str, source: ConfigSource | None = None, database: str | None = None
+) -> tuple[Config, StrategyRegistry]:
     """The config (with the run-time overlay when ``source`` is given) and the strategy registry, or ConfigError
-    listing every problem."""
+    listing every problem. ``database`` is the command line's override of ``selector.database``."""
     config = source.load() if source is not None else load_config(path)
     registry = load_strategies()
     errors = strategy_errors(config, registry)
     try:
-        check_database(config.selector.database)
+        check_database(database or config.selector.database)
     except UnusableDatabase as exc:
-        errors.append(f"selector.database: {exc}")
+        errors.append(f"{'--database' if database else 'selector.database'}: {exc}")
     if errors:
         raise ConfigError(path, errors)
     return config, registry

@@ -98,7 +98,8 @@ class StrategyRegistry(_Registry[StrategyFactory]):
         errors = []
         for name, pool in pools.items():
             try:
-                strategies[name] = reuse(name, pool) or self.create(pool.strategy, pool.strategy_options)
+                running = reuse(name, pool)
+                strategies[name] = running if running is not None else self.create(pool.strategy, pool.strategy_options)
             except UnknownStrategyError as exc:
                 errors.append(f"pools.{name}.strategy: {exc}")
             except (ValueError, TypeError) as exc:

@@ -103,9 +103,22 @@ def test_selector_refuses_a_database_it_cannot_use(tmp_path: Path, database: str
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert says in result.stderr
+    assert "--database: cannot use the database" in result.stderr and says in result.stderr
     assert "Give a SQLite file path, or a postgresql:// URL" in result.stderr
     assert "hunter2" not in result.stderr
+
+
+def test_a_database_given_on_the_command_line_replaces_the_configs(tmp_path: Path) -> None:
+    config = tmp_path / "poolgate.yaml"
+    config.write_text('selector:\n  database: "mysql://operator@db.internal/poolgate"\n' + CONFIG)
+    port = free_port()
+    process = start(config, tmp_path / "state.db", port)
+    try:
+        wait_ready(port, process).close()
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert (tmp_path / "state.db").exists()
 
 
 def poolgate(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
