@@ -2,8 +2,8 @@
 separate OS processes, started in order, stopped in the reverse order.
 
 SIGINT/SIGTERM are forwarded to the children, and SIGHUP (the terminal closed) stops them with SIGTERM (use
-``poolgate reload`` to reload the selector's config); when any child exits by itself the others are stopped and
-``up`` exits with its status.
+``poolgate reload`` to reload the selector's config; under ``nohup`` a hangup stays ignored); when any child exits by
+itself the others are stopped and ``up`` exits with its status.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from poolgate.logging_setup import configure_logging
 START_TIMEOUT = 30.0
 """Seconds a child gets to start listening."""
 STOP_TIMEOUT = 15.0
-"""Seconds the children get to stop after a signal before they are killed."""
+"""Seconds the children get, all together, to stop after a signal before they are killed."""
+STOP_SHARE = 3.0
+"""Seconds of STOP_TIMEOUT kept for each child that stops after another (the selector after the edge)."""
 
 
 @dataclass
@@ -103,15 +105,20 @@ class Supervisor:
 
     def stop(self, signum: int) -> None:
         """Stop the children one at a time, last started first: the edge, then the selector, so the outcome reports
-        of the edge's last requests still reach the selector. Each gets ``signum``, then the kill when it has not
-        stopped within STOP_TIMEOUT."""
-        for child in reversed(self.children):
+        of the edge's last requests still reach the selector (when ``up`` alone is signalled: a Ctrl-C in the
+        terminal reaches every process of the group at once). All of it within STOP_TIMEOUT: each child waits for
+        its turn no longer than leaves STOP_SHARE seconds to every child after it, and is killed if it has not
+        stopped by then."""
+        deadline = time.monotonic() + STOP_TIMEOUT
+        order = list(reversed(self.children))
+        for position, child in enumerate(order):
             if child.process.poll() is None:
                 child.process.send_signal(signum)
+            until = deadline - STOP_SHARE * (len(order) - 1 - position)
             try:
-                child.process.wait(STOP_TIMEOUT)
+                child.process.wait(max(0.0, until - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log.warning("the %s did not stop within %g s; killing it", child.name, STOP_TIMEOUT)
+                log.warning("the %s did not stop in time; killing it", child.name)
                 child.process.kill()
                 child.process.wait()
 
@@ -130,7 +137,9 @@ def run_up_command(args: argparse.Namespace) -> int:
     selector_listen = config.selector.listen
     edge_listen = config.edge.listen
     supervisor = Supervisor()
-    stopping = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    # A hangup already ignored (``nohup``) stays ignored, for `up` and the children it starts.
+    stopping = [sig for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+                if sig != signal.SIGHUP or signal.getsignal(sig) is not signal.SIG_IGN]
     previous = {sig: signal.signal(sig, supervisor._on_signal) for sig in stopping}
     try:
         steps = []

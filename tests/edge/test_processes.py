@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import openai
+import pytest
 
 from tests.support import demo_config, stop_process, wait_ready
 
@@ -37,24 +39,59 @@ def test_up_serves_the_demo_and_stops_on_sigterm(tmp_path: Path) -> None:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} is still served"
 
 
-def test_a_hangup_stops_up_and_every_child(tmp_path: Path) -> None:
-    """SIGHUP (the terminal closed) to `up` alone: every child stops, none is left running on its own."""
+def start_up_in_its_own_session(config: Path, cwd: Path, ignore_hangup: bool = False) -> subprocess.Popen[bytes]:
+    """`poolgate up` as a terminal's job: its own process group, so a hangup can reach the whole group."""
+    def child_setup() -> None:
+        if ignore_hangup:  # what `nohup` does
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    return subprocess.Popen([sys.executable, "-m", "poolgate.cli", "up", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True,
+                            preexec_fn=child_setup)
+
+
+def served(*ports: int) -> list[bool]:
+    out = []
+    for port in ports:
+        with socket.socket() as sock:
+            out.append(sock.connect_ex(("127.0.0.1", port)) == 0)
+    return out
+
+
+@pytest.mark.parametrize("to_group", [False, True], ids=["up alone", "the whole group"])
+def test_a_hangup_stops_up_and_every_child(tmp_path: Path, to_group: bool) -> None:
+    """SIGHUP (the terminal closed): every child stops, none is left running on its own."""
     config, (edge, selector, fake) = demo_config(tmp_path)
-    process = subprocess.Popen([sys.executable, "-m", "poolgate.cli", "up", "--config", str(config)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    process = start_up_in_its_own_session(config, tmp_path)
     try:
         wait_ready(f"http://127.0.0.1:{edge}", process)
-        process.send_signal(signal.SIGHUP)
+        if to_group:
+            os.killpg(process.pid, signal.SIGHUP)
+        else:
+            process.send_signal(signal.SIGHUP)
         output = process.communicate(timeout=30)[0].decode()
     finally:
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
     assert process.returncode == 0, output
-    assert "config reloaded" not in output  # stopped, not reloaded
-    for port in (edge, selector, fake):
-        with socket.socket() as sock:
-            assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} is still served"
+    assert served(edge, selector, fake) == [False, False, False], output
+
+
+def test_under_nohup_a_hangup_changes_nothing(tmp_path: Path) -> None:
+    config, (edge, selector, fake) = demo_config(tmp_path)
+    process = start_up_in_its_own_session(config, tmp_path, ignore_hangup=True)
+    try:
+        wait_ready(f"http://127.0.0.1:{edge}", process)
+        os.killpg(process.pid, signal.SIGHUP)
+        time.sleep(1.5)
+        assert process.poll() is None
+        assert served(edge, selector, fake) == [True, True, True]
+        wait_ready(f"http://127.0.0.1:{edge}", process)
+    finally:
+        output = stop_process(process)
+    assert process.returncode == 0, output
+    assert served(edge, selector, fake) == [False, False, False], output
 
 
 def test_up_stops_the_edge_first_so_a_request_in_flight_is_answered_and_reported(tmp_path: Path) -> None:
