@@ -93,7 +93,8 @@ class ExchangeClient:
         self._outbox = _Outbox()
         self._stream: asyncio.Task[None] | None = None
         self._closed = False
-        self._unconfirmed = 0  # reports queued since the last confirmed sync
+        self._reports_queued = 0  # reports queued since the client started
+        self._reports_confirmed = 0  # of those, how many the selector has confirmed applying (by a sync)
 
     async def select(self, request: pb.SelectAccountRequest, timeout: float) -> pb.Lease:
         """A lease, or SelectError; never waits much longer than ``timeout`` (the selector answers before it)."""
@@ -122,14 +123,17 @@ class ExchangeClient:
     def report(self, request: pb.ReportOutcomeRequest) -> None:
         """Queue an outcome report; it is sent with the next message (no answer is awaited)."""
         self._ensure_stream()
+        self._queue_report(request)
+
+    def _queue_report(self, request: pb.ReportOutcomeRequest) -> None:
         self._outbox.put("report", request)
-        self._unconfirmed += 1
+        self._reports_queued += 1
 
     async def sync(self, timeout: float) -> None:
         """Wait until the selector has applied every report queued so far (raises SelectError on failure). Returns at
         once when every report is confirmed already: an idle client opens no stream for it."""
-        confirming = self._unconfirmed
-        if not confirming:
+        queued = self._reports_queued
+        if queued <= self._reports_confirmed:
             return
         self._ensure_stream()
         sync_id = next(self._ids)
@@ -143,7 +147,7 @@ class ExchangeClient:
         finally:
             timer.cancel()
             self._syncs.pop(sync_id, None)
-        self._unconfirmed -= confirming
+        self._reports_confirmed = max(self._reports_confirmed, queued)
 
     async def close(self) -> None:
         self._closed = True
@@ -194,7 +198,7 @@ class ExchangeClient:
                     future = self._pending.get(result.id)
                     if future is None or future.done():
                         if result.HasField("lease"):  # its caller gave up: give the lease back
-                            self._outbox.put("report", pb.ReportOutcomeRequest(
+                            self._queue_report(pb.ReportOutcomeRequest(
                                 lease_id=result.lease.lease_id, outcome=pb.OUTCOME_CANCELLED))
                         continue
                     if result.HasField("lease"):

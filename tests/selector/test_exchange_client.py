@@ -122,3 +122,29 @@ async def test_sync_confirms_only_reports_not_yet_confirmed(tmp_path: Path) -> N
             await client.close()
     finally:
         await handle.stop(grace=0.5)
+
+
+async def test_concurrent_syncs_leave_no_later_report_unconfirmed(tmp_path: Path) -> None:
+    handle = await start_selector(config_from(CONFIG), listen="127.0.0.1:0", database=str(tmp_path / "s.db"))
+    accounts = handle.core.pools["openai"].accounts.values()
+    try:
+        async with grpc.aio.insecure_channel(handle.address) as channel:
+            client = ExchangeClient(channel)
+            leases = [await client.select(pb.SelectAccountRequest(pool="openai"), timeout=5) for _ in range(3)]
+
+            def report(lease: pb.Lease) -> None:
+                client.report(pb.ReportOutcomeRequest(lease_id=lease.lease_id, outcome=pb.OUTCOME_SUCCESS))
+
+            report(leases[0])
+            first = asyncio.create_task(client.sync(5))
+            await asyncio.sleep(0)
+            report(leases[1])
+            second = asyncio.create_task(client.sync(5))
+            await asyncio.gather(first, second)
+            assert sum(a.in_flight for a in accounts) == 1
+            report(leases[2])
+            await client.sync(5)  # must wait for this report, however the two syncs before it counted
+            assert sum(a.in_flight for a in accounts) == 0
+            await client.close()
+    finally:
+        await handle.stop(grace=0.5)
