@@ -42,7 +42,7 @@ class CoreEngine:
         return await greenlet_spawn(self._in_transaction, work)
 
     async def read(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work`` on a pooled connection without starting a write transaction."""
+        """Run ``work`` on a pooled connection, and roll back whatever it did (for reads)."""
         return await greenlet_spawn(self._on_connection, work)
 
     async def dispose(self) -> None:

@@ -112,7 +112,7 @@ def database_url(database: str) -> str:
     """A SQLAlchemy URL from the config's ``database`` (a URL, or a path to a SQLite file).
 
     ``postgresql://`` and ``postgres://`` URLs get the asyncpg driver (a password may also come from ``PGPASSWORD``),
-    ``sqlite://`` URLs aiosqlite.
+    ``sqlite://`` URLs aiosqlite, and ``postgresql+psycopg://`` psycopg's asyncio side.
     """
     if "://" not in database:
         return f"sqlite+aiosqlite:///{Path(database).expanduser().resolve()}"
@@ -121,6 +121,8 @@ def database_url(database: str) -> str:
         return f"postgresql+asyncpg://{rest}"
     if scheme == "sqlite":
         return f"sqlite+aiosqlite://{rest}"
+    if scheme == "postgresql+psycopg":
+        return f"postgresql+psycopg_async://{rest}"
     return database
 
 
@@ -150,9 +152,6 @@ class StateRepository:
         url = database_url(database)
         engine = _engine(database, url)
         if engine.dialect.name == "sqlite":
-            path = url.split(":///", 1)[1]
-            if path and path != ":memory:":
-                _create_private_file(Path(path))
             _configure_sqlite(engine)
         return cls(engine)
 
@@ -167,6 +166,11 @@ class StateRepository:
         return literal_column("((julianday('now') - 2440587.5) * 86400.0)", Float)
 
     async def create_schema(self) -> None:
+        """The tables, if missing. A SQLite file is created first, readable by its owner only."""
+        path = self.engine.sync_engine.url.database
+        if self.dialect == "sqlite" and path and path != ":memory:":
+            _create_private_file(Path(path))
+
         def create(conn: Connection) -> None:
             if self.dialect == "postgresql":
                 conn.execute(text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})"))
@@ -346,6 +350,10 @@ def _engine(database: str, url: str) -> CoreEngine:
         raise UnusableDatabase(
             f"cannot use the database {describe_database(database)}: {exc}. Give a SQLite file path, or a "
             "postgresql:// URL (served through asyncpg)") from None
+    except ValueError:  # its text may quote a part of the URL, the password included
+        raise UnusableDatabase(
+            f"cannot use the database {describe_database(database)}: the URL cannot be read; check its host, "
+            "port and database name") from None
 
 
 def _upsert_insert(dialect: str) -> Callable[[Table], PostgresqlInsert | SqliteInsert]:

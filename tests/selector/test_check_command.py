@@ -92,3 +92,14 @@ def test_checking_creates_no_database(tmp_path: Path) -> None:
     path.write_text(GOOD)
     assert main(["check", str(path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["poolgate.yaml"]
+
+
+def test_an_unreadable_database_url_is_a_problem_that_quotes_no_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "poolgate.yaml"
+    path.write_text('selector:\n  database: "postgresql://operator@db.internal:hunter2/poolgate"\n' + GOOD)
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "selector.database: cannot use the database postgresql://…: the URL cannot be read" in err
+    assert "hunter2" not in err

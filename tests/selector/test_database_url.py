@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from selector_service.storage import database_url
+from selector_service.storage import StateRepository, database_url
 from selector_service.storage.repository import describe_database
 
 
@@ -15,6 +15,7 @@ from selector_service.storage.repository import describe_database
     ("postgres://u@db/poolgate", "postgresql+asyncpg://u@db/poolgate"),
     ("sqlite:////var/lib/poolgate.db", "sqlite+aiosqlite:////var/lib/poolgate.db"),
     ("sqlite+aiosqlite:///state.db", "sqlite+aiosqlite:///state.db"),
+    ("postgresql+psycopg://u@db/poolgate", "postgresql+psycopg_async://u@db/poolgate"),
 ])
 def test_urls_get_an_asyncio_driver(database: str, url: str) -> None:
     assert database_url(database) == url
@@ -27,3 +28,14 @@ def test_a_path_is_a_sqlite_file_made_absolute(tmp_path: Path, monkeypatch: pyte
 
 def test_descriptions_hide_the_password() -> None:
     assert describe_database("postgresql://operator:hunter2@db/poolgate") == "postgresql+asyncpg://operator:***@db/poolgate"
+
+
+async def test_an_in_memory_database_serves_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    repository = StateRepository.open("sqlite://")
+    try:
+        saved = await repository.load([("p/a", "p", "a", "…1111", "fp")])
+        assert list(saved) == ["p/a"]
+    finally:
+        await repository.close()
+    assert list(tmp_path.iterdir()) == []

@@ -142,3 +142,13 @@ async def test_selections_during_a_reload_are_served(make_core: CoreFactory) -> 
     release.set()
     assert (await reload).accounts_added == ["p/c"]
     assert core.pools["p"].available_count == 3
+
+
+async def test_a_selector_with_a_bad_strategy_starts_nothing_and_creates_no_database(tmp_path: Path) -> None:
+    from selector_service.app import start_selector
+
+    with pytest.raises(ConfigError) as caught:
+        await start_selector(parse_config(BEFORE.replace("fill_first", "fastest")), listen="127.0.0.1:0",
+                             database=str(tmp_path / "state.db"))
+    assert caught.value.errors[0].startswith("pools.p.strategy: unknown strategy 'fastest'")
+    assert list(tmp_path.iterdir()) == []
