@@ -16,6 +16,8 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.util import greenlet_spawn
 
 T = TypeVar("T")
+READ_ONLY = "poolgate_read_only"
+"""Execution option set on the connections :meth:`CoreEngine.read` hands out (a dialect may begin them differently)."""
 
 
 class UnusableDatabase(ValueError):
@@ -42,7 +44,7 @@ class CoreEngine:
         return await greenlet_spawn(self._in_transaction, work)
 
     async def read(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work`` on a pooled connection, and roll back whatever it did (for reads)."""
+        """Run ``work`` on a pooled connection marked :data:`READ_ONLY`, and roll back whatever it did."""
         return await greenlet_spawn(self._on_connection, work)
 
     async def dispose(self) -> None:
@@ -55,4 +57,4 @@ class CoreEngine:
 
     def _on_connection(self, work: Callable[[Connection], T]) -> T:
         with self.sync_engine.connect() as conn:
-            return work(conn)
+            return work(conn.execution_options(**{READ_ONLY: True}))

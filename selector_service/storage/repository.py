@@ -48,7 +48,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from selector_service.domain.state import PersistedState, StateChange
 from selector_service.domain.usage import UsageRecord
-from selector_service.storage.core_engine import CoreEngine, UnusableDatabase
+from selector_service.storage.core_engine import READ_ONLY, CoreEngine, UnusableDatabase
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects.postgresql.dml import Insert as PostgresqlInsert
@@ -399,6 +399,9 @@ def _configure_sqlite(engine: CoreEngine) -> None:
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
-    def _begin_immediate(conn: Any) -> None:
+    def _begin(conn: Any) -> None:
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")  # a snapshot (WAL): reads neither wait for nor block a writer
+            return
         # Take the write lock up front: plain BEGIN lets two writers both read, then one fails "database is locked".
         conn.exec_driver_sql("BEGIN IMMEDIATE")

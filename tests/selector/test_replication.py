@@ -135,6 +135,28 @@ async def test_load_returns_the_given_accounts_only_in_batches(tmp_path: Path) -
         await repository.close()
 
 
+async def test_reads_neither_wait_for_nor_block_a_writer(tmp_path: Path) -> None:
+    """Replicas sharing one SQLite file poll for changes twice a second; a poll must not queue behind another
+    process's write transaction (nor hold the write lock itself)."""
+    path = tmp_path / "shared.db"
+    repository = StateRepository.open(str(path))
+    try:
+        await repository.load([("p/a", "p", "a", "…1111", "fp")])
+        writer = sqlite3.connect(path, timeout=0.5, isolation_level=None)
+        try:
+            writer.execute("BEGIN IMMEDIATE")  # another process is in the middle of a write
+            writer.execute("UPDATE account_state SET failures_total = 7")
+            _, rows = await asyncio.wait_for(repository.changed_since(None), timeout=3)
+            assert [(row.account_id, row.failures_total) for row in rows] == [("p/a", 0)]  # the committed state
+            writer.execute("COMMIT")
+            fetched = await repository.fetch("p/a")
+            assert fetched is not None and fetched.failures_total == 7
+        finally:
+            writer.close()
+    finally:
+        await repository.close()
+
+
 class Outage:
     """A store whose writes fail while ``writes_fail`` is set (the database is down for writes, reads still work)."""
 
