@@ -4,8 +4,9 @@ Two engines, one code path: SQLite (the embedded default) and PostgreSQL (severa
 database). Where they differ (the upsert, the scalar maximum, how a write transaction starts, the clock) the
 dialect decides, here and nowhere else.
 
-SQLite runs in WAL mode with ``synchronous=NORMAL`` and every transaction starts with ``BEGIN IMMEDIATE``, so
-concurrent writers (several processes on one file) queue for the write lock instead of failing or losing updates.
+SQLite runs in WAL mode with ``synchronous=NORMAL`` and every write transaction starts with ``BEGIN IMMEDIATE``, so
+concurrent writers (several processes on one file) queue for the write lock instead of failing or losing updates;
+reads begin a deferred transaction, a snapshot that neither waits for a writer nor blocks one.
 PostgreSQL needs no such care: ``n = n + delta`` and ``GREATEST(until, new)`` lock the row and read its latest
 committed value under READ COMMITTED, so concurrent replicas lose nothing.
 
