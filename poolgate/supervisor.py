@@ -111,6 +111,7 @@ class Supervisor:
         stopped by then."""
         deadline = time.monotonic() + STOP_TIMEOUT
         order = list(reversed(self.children))
+        log.info("stopping the %s", ", then the ".join(child.name for child in order))
         for position, child in enumerate(order):
             if child.process.poll() is None:
                 child.process.send_signal(signum)
