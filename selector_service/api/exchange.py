@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -22,6 +23,9 @@ from selector_service.domain.errors import (
     SelectorError,
 )
 from selector_service.domain.selector import SelectorCore
+
+if TYPE_CHECKING:
+    from selector_service.api.metrics import SelectorMetrics
 
 log = logging.getLogger("poolgate.selector.exchange")
 
@@ -39,8 +43,9 @@ def _error(exc: SelectorError) -> pb.StreamError:
 class ExchangeSession:
     """One client's stream: reads requests, runs selections concurrently, writes answers in batches."""
 
-    def __init__(self, core: SelectorCore) -> None:
+    def __init__(self, core: SelectorCore, metrics: SelectorMetrics | None = None) -> None:
         self.core = core
+        self._metrics = metrics
         self._out: asyncio.Queue[Any] = asyncio.Queue()
         self._selections: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -102,19 +107,27 @@ class ExchangeSession:
 
     def _select_now(self, select: pb.StreamSelect) -> pb.StreamResult | None:
         """The answer when it needs no waiting (a free account, or a bad request), else None."""
+        started = time.perf_counter()
         try:
             if select.timeout_ms < 0:
                 raise InvalidRequestError("timeout_ms", "must not be negative")
             grant = self.core.try_select(selection_request(select.request), select.request.exclude_account_ids)
         except SelectorError as exc:
             return pb.StreamResult(id=select.id, error=_error(exc))
-        return None if grant is None else pb.StreamResult(id=select.id, lease=lease_message(grant))
+        if grant is None:
+            return None
+        if self._metrics is not None:
+            self._metrics.observe_selection(select.request.pool, time.perf_counter() - started, grant.waited)
+        return pb.StreamResult(id=select.id, lease=lease_message(grant))
 
     async def _select(self, select: pb.StreamSelect) -> None:
         """A selection that may wait (:meth:`_select_now` has checked the request and found no free account)."""
+        started = time.perf_counter()
         try:
             grant = await self.core.select(selection_request(select.request), select.request.exclude_account_ids,
                                            select.timeout_ms / 1000.0)
+            if self._metrics is not None:
+                self._metrics.observe_selection(select.request.pool, time.perf_counter() - started, grant.waited)
             self._out.put_nowait(pb.StreamResult(id=select.id, lease=lease_message(grant)))
         except SelectorError as exc:
             self._out.put_nowait(pb.StreamResult(id=select.id, error=_error(exc)))

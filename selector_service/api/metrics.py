@@ -27,13 +27,20 @@ class SelectorMetrics:
     def __init__(self, core: SelectorCore) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.selection_seconds = Histogram(
-            "poolgate_selector_selection_seconds", "SelectAccount time inside the selector, queueing included",
+            "poolgate_selector_selection_seconds", "Selection time inside the selector (SelectAccount and the "
+            "Exchange stream), queueing included",
             ["pool"], registry=self.registry,
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5, 30))
         self.queue_wait_seconds = Histogram(
-            "poolgate_selector_queue_wait_seconds", "Time SelectAccount calls waited for a free account",
+            "poolgate_selector_queue_wait_seconds", "Time selections waited for a free account",
             ["pool"], registry=self.registry, buckets=(0.001, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30))
         self.registry.register(_StateCollector(core))
+
+    def observe_selection(self, pool: str, seconds: float, waited: float) -> None:
+        """A granted selection, by ``SelectAccount`` or on the Exchange stream: its time, and its wait if it queued."""
+        self.selection_seconds.labels(pool).observe(seconds)
+        if waited:
+            self.queue_wait_seconds.labels(pool).observe(waited)
 
 
 class _StateCollector(Collector):

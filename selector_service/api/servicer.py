@@ -53,9 +53,7 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         except SelectorError as exc:
             await abort(context, exc)
         if self.metrics is not None:
-            self.metrics.selection_seconds.labels(request.pool).observe(time.perf_counter() - started)
-            if grant.waited:
-                self.metrics.queue_wait_seconds.labels(request.pool).observe(grant.waited)
+            self.metrics.observe_selection(request.pool, time.perf_counter() - started, grant.waited)
         return lease_message(grant)
 
     async def ReportOutcome(
@@ -122,5 +120,5 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         request_iterator: AsyncIterator[pb.ExchangeRequest],
         context: grpc.aio.ServicerContext[pb.ExchangeRequest, pb.ExchangeResponse],
     ) -> AsyncIterator[pb.ExchangeResponse]:
-        async for response in ExchangeSession(self.core).run(request_iterator):
+        async for response in ExchangeSession(self.core, self.metrics).run(request_iterator):
             yield response

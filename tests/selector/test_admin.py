@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import grpc
 import pytest
 
 from poolgate.config import load_config
+from poolgate.exchange_client import ExchangeClient
 from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc
 from selector_service.app import SelectorHandle, start_selector
@@ -179,6 +181,38 @@ async def test_metrics_name_accounts_never_credentials(client: Client, selector:
         in text
     assert "poolgate_selector_selection_seconds_count" in text
     assert "sk-test-personal-9f3a" not in text and "sk-test-work-77c1" not in text
+
+
+async def test_selections_on_the_stream_are_timed_like_unary_ones(tmp_path: Path) -> None:
+    """The Exchange stream is the edge's default transport: its selections feed the same histograms."""
+    path = tmp_path / "poolgate.yaml"
+    path.write_text(CONFIG.replace("key: sk-test-personal-9f3a}", "key: sk-test-personal-9f3a, max_concurrency: 1}")
+                    .replace("key: sk-test-work-77c1}", "key: sk-test-work-77c1, max_concurrency: 1}"))
+    selector = await start(path)
+    try:
+        await select_on_the_stream(selector)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{selector.metrics_port}/metrics") as response:
+                text = await response.text()
+    finally:
+        await selector.stop(grace=0.5)
+    assert 'poolgate_selector_selection_seconds_count{pool="openai"} 3.0' in text
+    assert 'poolgate_selector_queue_wait_seconds_count{pool="openai"} 1.0' in text
+
+
+async def select_on_the_stream(selector: SelectorHandle) -> None:
+    """Three selections on one stream with two single-slot accounts: the third waits for the first's report."""
+    async with grpc.aio.insecure_channel(selector.address) as channel:
+        stream = ExchangeClient(channel)
+        held = [await stream.select(pb.SelectAccountRequest(pool="openai"), timeout=2) for _ in range(2)]
+        waiting = asyncio.create_task(stream.select(pb.SelectAccountRequest(pool="openai"), timeout=5))
+        await asyncio.sleep(0.2)  # both accounts are busy: the third selection queues
+        stream.report(pb.ReportOutcomeRequest(lease_id=held[0].lease_id, outcome=pb.OUTCOME_SUCCESS))
+        third = await waiting
+        for lease in (held[1], third):
+            stream.report(pb.ReportOutcomeRequest(lease_id=lease.lease_id, outcome=pb.OUTCOME_SUCCESS))
+        await stream.sync(5)
+        await stream.close()
 
 
 def test_overlay_problems_are_reported(tmp_path: Path) -> None:
