@@ -34,6 +34,10 @@ from selector_service.plugin.types import SelectionRequest, Strategy
 
 log = logging.getLogger("poolgate.selector")
 
+MAX_REPORTED = 10**12
+"""The largest token count or time in milliseconds a report may carry: more than any request uses or waits, and small
+enough that totals and usage sums stay within 64 bits."""
+
 SWEEP_INTERVAL = 1.0
 MAX_EXCLUDED = 1000
 
@@ -188,8 +192,11 @@ class SelectorCore:
         if not report.lease_id:
             raise InvalidRequestError("lease_id", "required: pass the lease_id SelectAccount returned")
         for name in ("latency_ms", "time_to_first_token_ms", "input_tokens", "output_tokens", "retry_after_ms"):
-            if getattr(report, name) < 0:
+            value = getattr(report, name)
+            if value < 0:
                 raise InvalidRequestError(name, "must not be negative")
+            if value > MAX_REPORTED:
+                raise InvalidRequestError(name, f"must be at most {MAX_REPORTED:,}, got {value:,}")
         if not 0 <= report.http_status <= 999:
             raise InvalidRequestError("http_status", f"must be 0 or an HTTP status, got {report.http_status}")
         now = self._clock()

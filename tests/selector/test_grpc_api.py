@@ -144,3 +144,19 @@ async def test_health_and_reflection_are_served(selector: SelectorHandle) -> Non
         responses = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
         names = [s.name async for r in responses for s in r.list_services_response.service]
         assert "poolgate.v1.Selector" in names and "grpc.health.v1.Health" in names
+
+
+async def test_a_report_with_an_absurd_count_is_refused_and_the_lease_stays_open(
+    stub: selector_pb2_grpc.SelectorStub,
+) -> None:
+    """Counts beyond any real request are a caller's bug; accepted, they would overflow the 64-bit totals and usage
+    sums. The lease stays open, so a corrected report is still recorded."""
+    lease = await stub.SelectAccount(pb.SelectAccountRequest(pool="openai"), timeout=2)
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await stub.ReportOutcome(pb.ReportOutcomeRequest(
+            lease_id=lease.lease_id, outcome=pb.OUTCOME_SUCCESS, input_tokens=2**63 - 1), timeout=2)
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (exc.value.details() or "").startswith("input_tokens: must be at most 1,000,000,000,000")
+    answer = await stub.ReportOutcome(pb.ReportOutcomeRequest(
+        lease_id=lease.lease_id, outcome=pb.OUTCOME_SUCCESS, input_tokens=12), timeout=2)
+    assert answer.recorded
