@@ -131,12 +131,16 @@ def timestamp(seconds: float) -> Timestamp:
     return stamp
 
 
+INT64_MAX = 2**63 - 1
+"""Token sums are capped here: a usage log written before reports were bounded may hold larger ones."""
+
+
 def usage_row(rollup: UsageRollup) -> pb.UsageRow:
     p50, p95, p99 = rollup.percentiles(50, 95, 99)
     return pb.UsageRow(
         bucket_start=timestamp(rollup.bucket_start), pool=rollup.pool, account_id=rollup.account_id,
         account_name=rollup.account_name, requests=rollup.requests, successes=rollup.successes,
-        errors=rollup.errors, rate_limited=rollup.rate_limited, input_tokens=rollup.input_tokens,
-        output_tokens=rollup.output_tokens, cost=rollup.cost, latency_p50_ms=p50,
+        errors=rollup.errors, rate_limited=rollup.rate_limited, input_tokens=min(rollup.input_tokens, INT64_MAX),
+        output_tokens=min(rollup.output_tokens, INT64_MAX), cost=rollup.cost, latency_p50_ms=p50,
         latency_p95_ms=p95, latency_p99_ms=p99, ttft_p50_ms=rollup.percentiles(50, ttft=True)[0],
     )

@@ -160,3 +160,14 @@ async def test_a_report_with_an_absurd_count_is_refused_and_the_lease_stays_open
     answer = await stub.ReportOutcome(pb.ReportOutcomeRequest(
         lease_id=lease.lease_id, outcome=pb.OUTCOME_SUCCESS, input_tokens=12), timeout=2)
     assert answer.recorded
+
+
+def test_usage_sums_beyond_64_bits_are_capped_not_an_error() -> None:
+    """A usage log written before reports were bounded may sum past 2^63; the row still goes out."""
+    from selector_service.api.mapping import INT64_MAX, usage_row
+    from selector_service.domain.usage import UsageRollup
+
+    rollup = UsageRollup(0.0, "openai", "openai/a", "a", requests=2, input_tokens=2**63 + 7793, output_tokens=5,
+                         latencies=[10, 20])
+    row = usage_row(rollup)
+    assert (row.input_tokens, row.output_tokens, row.requests) == (INT64_MAX, 5, 2)
