@@ -90,7 +90,8 @@ async def test_usage_matches_the_selectors_get_usage(make_stack: StackFactory, b
     for got, want in zip(body["rows"], direct.rows, strict=True):
         assert got["bucket_start"] == iso(want.bucket_start)
         for field in ("pool", "account_id", "account_name", "requests", "successes", "errors", "rate_limited",
-                      "input_tokens", "output_tokens", "cost", "latency_p50_ms", "latency_p99_ms", "ttft_p50_ms"):
+                      "input_tokens", "output_tokens", "cost", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
+                      "ttft_p50_ms"):
             assert got[field] == getattr(want, field), field
     by_account: dict[str, dict[str, int]] = {}
     for row in body["rows"]:

@@ -19,6 +19,7 @@ from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc
 from selector_service.app import SelectorHandle, start_selector
 from selector_service.overlay import ConfigSource
+from tests.support import eventually
 
 CONFIG = """
 pools:
@@ -206,7 +207,7 @@ async def select_on_the_stream(selector: SelectorHandle) -> None:
         stream = ExchangeClient(channel)
         held = [await stream.select(pb.SelectAccountRequest(pool="openai"), timeout=2) for _ in range(2)]
         waiting = asyncio.create_task(stream.select(pb.SelectAccountRequest(pool="openai"), timeout=5))
-        await asyncio.sleep(0.2)  # both accounts are busy: the third selection queues
+        await eventually(lambda: len(selector.core.pools["openai"].waiters) == 1, what="the third selection queued")
         stream.report(pb.ReportOutcomeRequest(lease_id=held[0].lease_id, outcome=pb.OUTCOME_SUCCESS))
         third = await waiting
         for lease in (held[1], third):

@@ -119,7 +119,8 @@ async def test_a_strategy_whose_factory_raises_changes_nothing(
 async def test_selections_during_a_reload_are_served(make_core: CoreFactory) -> None:
     """While a reload waits for the saved health of its new accounts, the accounts it kept go on serving (the
     new one is not leased before its health is known)."""
-    core = await make_core(parse_config(BEFORE))
+    rotating = BEFORE.replace("fill_first", "round_robin")  # every available account takes its turn
+    core = await make_core(parse_config(rotating))
     store = core._store
     loading = asyncio.Event()
     release = asyncio.Event()
@@ -131,14 +132,14 @@ async def test_selections_during_a_reload_are_served(make_core: CoreFactory) -> 
         return await real_load(rows)
 
     store.load = slow_load  # type: ignore[method-assign]
-    reload = asyncio.create_task(core.reload(parse_config(BEFORE + "      - {name: c, key: sk-test-cccccccc3333}\n")))
+    reload = asyncio.create_task(core.reload(parse_config(rotating + "      - {name: c, key: sk-test-cccccccc3333}\n")))
     await asyncio.wait_for(loading.wait(), 5)
     served = []
-    for _ in range(4):
+    for _ in range(6):
         grant = await core.select(SelectionRequest("p"), (), 0)
         served.append(grant.lease.account.name)
         await core.report(OutcomeReport(grant.lease.lease_id, Outcome.SUCCESS))
-    assert set(served) == {"a"}  # fill_first, kept accounts only
+    assert set(served) == {"a", "b"}  # the kept accounts, in turn; never the new one
     release.set()
     assert (await reload).accounts_added == ["p/c"]
     assert core.pools["p"].available_count == 3

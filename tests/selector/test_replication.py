@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
 from selector_service.domain.replication import Replicator
@@ -124,11 +125,21 @@ async def test_load_returns_the_given_accounts_only_in_batches(tmp_path: Path) -
     """A reload that adds one account reads that account's row, not every row ever saved (more than one batch of
     ids is read in several queries)."""
     repository = StateRepository.open(str(tmp_path / "state.db"))
+    reads: list[int] = []  # bound ids of each SELECT on the account table
+
+    @event.listens_for(repository.engine.sync_engine, "before_cursor_execute")
+    def _count(_conn: object, _cursor: object, statement: str, parameters: object, *_: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM account_state" in statement:
+            reads.append(len(parameters) if isinstance(parameters, (tuple, list)) else 0)
+
     try:
         rows = [(f"p/a{i}", "p", f"a{i}", "…0000", f"fp{i}") for i in range(1200)]
         assert len(await repository.load(rows)) == 1200
+        assert reads == [500, 500, 200]  # three batches of ids
         await repository.apply([StateChange("p/a1100", disabled=True, disabled_reason="revoked")])
+        reads.clear()
         saved = await repository.load([rows[1100], ("p/new", "p", "new", "…1111", "fp-new")])
+        assert reads == [2]  # the two ids asked for, not the table
         assert sorted(saved) == ["p/a1100", "p/new"]
         assert saved["p/a1100"].disabled and not saved["p/new"].disabled
     finally:
