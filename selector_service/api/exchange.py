@@ -22,7 +22,9 @@ from selector_service.domain.errors import (
     NoAccountAvailableError,
     SelectorError,
 )
+from selector_service.domain.leases import Grant
 from selector_service.domain.selector import SelectorCore
+from selector_service.plugin.types import SelectionRequest
 
 if TYPE_CHECKING:
     from selector_service.api.metrics import SelectorMetrics
@@ -88,11 +90,14 @@ class ExchangeSession:
                         code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
                         message=f"id: {select.id} is already in flight on this stream")))
                     continue
-                answer = self._select_now(select)
+                # Built once: a selection that has to wait is tried again by core.select.
+                request = selection_request(select.request)
+                excluded = frozenset(select.request.exclude_account_ids)
+                answer = self._select_now(select, request, excluded)
                 if answer is not None:
                     self._out.put_nowait(answer)
                 else:  # it may have to wait: a task of its own, so later messages are read meanwhile
-                    self._selections[select.id] = asyncio.create_task(self._select(select))
+                    self._selections[select.id] = asyncio.create_task(self._select(select, request, excluded))
             if message.reports:
                 task = asyncio.create_task(self._report(list(message.reports)))
                 self._tasks.add(task)
@@ -105,34 +110,34 @@ class ExchangeSession:
         await asyncio.gather(*self._selections.values(), *self._tasks, return_exceptions=True)
         self._out.put_nowait(_DONE)
 
-    def _select_now(self, select: pb.StreamSelect) -> pb.StreamResult | None:
+    def _select_now(
+        self, select: pb.StreamSelect, request: SelectionRequest, excluded: frozenset[str]
+    ) -> pb.StreamResult | None:
         """The answer when it needs no waiting (a free account, or a bad request), else None."""
         started = time.perf_counter()
         try:
             if select.timeout_ms < 0:
                 raise InvalidRequestError("timeout_ms", "must not be negative")
-            grant = self.core.try_select(selection_request(select.request), select.request.exclude_account_ids)
+            grant = self.core.try_select(request, excluded)
         except SelectorError as exc:
             return pb.StreamResult(id=select.id, error=_error(exc))
-        if grant is None:
-            return None
-        if self._metrics is not None:
-            self._metrics.observe_selection(select.request.pool, time.perf_counter() - started, grant.waited)
-        return pb.StreamResult(id=select.id, lease=lease_message(grant))
+        return None if grant is None else self._leased(select, grant, started)
 
-    async def _select(self, select: pb.StreamSelect) -> None:
+    async def _select(self, select: pb.StreamSelect, request: SelectionRequest, excluded: frozenset[str]) -> None:
         """A selection that may wait (:meth:`_select_now` has checked the request and found no free account)."""
         started = time.perf_counter()
         try:
-            grant = await self.core.select(selection_request(select.request), select.request.exclude_account_ids,
-                                           select.timeout_ms / 1000.0)
-            if self._metrics is not None:
-                self._metrics.observe_selection(select.request.pool, time.perf_counter() - started, grant.waited)
-            self._out.put_nowait(pb.StreamResult(id=select.id, lease=lease_message(grant)))
+            grant = await self.core.select(request, excluded, select.timeout_ms / 1000.0)
+            self._out.put_nowait(self._leased(select, grant, started))
         except SelectorError as exc:
             self._out.put_nowait(pb.StreamResult(id=select.id, error=_error(exc)))
         finally:
             self._selections.pop(select.id, None)
+
+    def _leased(self, select: pb.StreamSelect, grant: Grant, started: float) -> pb.StreamResult:
+        if self._metrics is not None:
+            self._metrics.observe_selection(select.request.pool, time.perf_counter() - started, grant.waited)
+        return pb.StreamResult(id=select.id, lease=lease_message(grant))
 
     async def _sync(self, sync: int, before: list[asyncio.Task[None]]) -> None:
         await asyncio.gather(*before, return_exceptions=True)
