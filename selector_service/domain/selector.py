@@ -360,15 +360,16 @@ class SelectorCore:
             self.queue.fail_all(pool, UnknownPoolError(name, list(config.pools)))
         # Kept accounts keep their health: available again at once, so that selections made during the database
         # round trip below do not find pools with nothing available. New accounts wait for their saved health.
-        new = {id(account) for account in new_accounts}
+        new = set(new_accounts)
         for pool in self.pools.values():
             for account in pool.accounts.values():
-                if id(account) not in new:
+                if account not in new:
                     pool.refresh(account, now)
             self.queue.serve(pool)
         await self._restore(new_accounts)
+        for account in new_accounts:  # the kept ones were refreshed above
+            self.pools[account.pool].refresh(account, now)
         for pool in self.pools.values():
-            pool.refresh_all(now)
             self.queue.serve(pool)
         self.config = raw
         self._prices = PriceTable.from_config(config)
