@@ -1,4 +1,5 @@
-"""Files the selector writes for its owner only (OAuth credential files, the run-time config overlay)."""
+"""Files the selector writes for its owner only (OAuth credential files, the run-time config overlay, the SQLite
+database)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,14 @@ def replace_private_file(path: Path, text: str, before_replace: Callable[[], Non
         Path(temp).unlink(missing_ok=True)
         raise
     _sync_directory(path.parent)
+
+
+def create_private_file(path: Path) -> None:
+    """Create ``path`` (and its folder) empty, mode 0600, unless it exists: what is written to it later stays
+    private."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, PRIVATE_MODE))
 
 
 def _sync_directory(directory: Path) -> None:

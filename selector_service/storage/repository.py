@@ -17,7 +17,6 @@ Credentials are never stored: only the account's id, a redacted form and a one-w
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +48,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from selector_service.domain.state import PersistedState, StateChange
 from selector_service.domain.usage import UsageRecord
+from selector_service.private_files import create_private_file
 from selector_service.storage.core_engine import READ_ONLY, CoreEngine, UnusableDatabase
 
 if TYPE_CHECKING:
@@ -170,7 +170,7 @@ class StateRepository:
         """The tables, if missing. A SQLite file is created first, readable by its owner only."""
         path = self.engine.sync_engine.url.database
         if self.dialect == "sqlite" and path and path != ":memory:":
-            _create_private_file(Path(path))
+            create_private_file(Path(path))  # the database holds account state
 
         def create(conn: Connection) -> None:
             if self.dialect == "postgresql":
@@ -380,14 +380,6 @@ def _add_missing_columns(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE account_state ADD COLUMN version INTEGER NOT NULL DEFAULT 0"))
     if "ix_account_state_updated_at" not in {index["name"] for index in inspect(conn).get_indexes("account_state")}:
         conn.execute(text("CREATE INDEX IF NOT EXISTS ix_account_state_updated_at ON account_state (updated_at)"))
-
-
-def _create_private_file(path: Path) -> None:
-    """The database holds account state: readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-        os.close(fd)
 
 
 def _configure_sqlite(engine: CoreEngine) -> None:
