@@ -227,13 +227,7 @@ class Account:
             if window.entries:
                 rises_at = min(rises_at, window.frees_at())
         if self.limits is not None:
-            for limit in self.limits.limits.values():
-                if not limit.reset_at:
-                    continue
-                if limit.reset_at <= now:
-                    limit.remaining, limit.reset_at = max(limit.remaining, limit.limit), 0.0
-                elif limit.remaining < limit.limit:
-                    rises_at = min(rises_at, limit.reset_at)
+            rises_at = min(rises_at, self.limits.expire(now))
         return 0.0 if rises_at == math.inf else rises_at
 
     @property

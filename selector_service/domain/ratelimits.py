@@ -7,6 +7,7 @@ an RFC 3339 time). Input and output tokens are kept apart; a combined token limi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -35,6 +36,19 @@ class RateLimitSnapshot:
             if limit.remaining <= 0 and limit.reset_at > now:
                 until = max(until, limit.reset_at)
         return until
+
+    def expire(self, now: float) -> float:
+        """Refill the limits whose reset time has come (full again, as the providers define reset); return the
+        earliest reset still to come of a limit that is not full (``inf`` when there is none)."""
+        rises_at = math.inf
+        for limit in self.limits.values():
+            if not limit.reset_at:
+                continue
+            if limit.reset_at <= now:
+                limit.remaining, limit.reset_at = max(limit.remaining, limit.limit), 0.0
+            elif limit.remaining < limit.limit:
+                rises_at = min(rises_at, limit.reset_at)
+        return rises_at
 
     def fraction(self) -> float:
         """Share of quota left on the tightest limit, 0..1 (1.0 when nothing is known)."""
