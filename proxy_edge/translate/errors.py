@@ -42,17 +42,22 @@ def is_openai_error(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("error"), dict) and "type" not in data
 
 
+def _error_text(error: dict[str, Any]) -> str:
+    """An error object's ``message``, or a stand-in when it has none."""
+    message = error.get("message")
+    return message if isinstance(message, str) else "upstream error"
+
+
 def anthropic_error(error: dict[str, Any], status: int) -> dict[str, object]:
     """An OpenAI error object as Anthropic's error body."""
-    message = error.get("message") if isinstance(error.get("message"), str) else "upstream error"
-    return error_body(ApiShape.ANTHROPIC, status, str(message))
+    return error_body(ApiShape.ANTHROPIC, status, _error_text(error))
 
 
 def openai_error(error: dict[str, Any]) -> dict[str, Any]:
     """An Anthropic error object as OpenAI's error body (the Anthropic type is kept as ``code``)."""
     kind = str(error.get("type") or "api_error")
-    message = error.get("message") if isinstance(error.get("message"), str) else "upstream error"
-    return {"error": {"message": message, "type": _OPENAI_TYPES.get(kind, kind), "param": None, "code": kind}}
+    return {"error": {"message": _error_text(error), "type": _OPENAI_TYPES.get(kind, kind), "param": None,
+                      "code": kind}}
 
 
 def to_client(body: bytes, status: int, client: str) -> bytes:
@@ -72,8 +77,7 @@ def to_client(body: bytes, status: int, client: str) -> bytes:
 
 def stream_error_to_anthropic(error: dict[str, Any]) -> bytes:
     """An OpenAI in-stream error object as Anthropic's ``event: error``."""
-    message = error.get("message") if isinstance(error.get("message"), str) else "upstream error"
-    return sse_error_event(ApiShape.ANTHROPIC, error_status(error), str(message))
+    return sse_error_event(ApiShape.ANTHROPIC, error_status(error), _error_text(error))
 
 
 def stream_error_to_openai(error: dict[str, Any]) -> bytes:
