@@ -74,10 +74,15 @@ async def account_stats(request: web.Request) -> web.Response:
     try:
         listing = await request.app[SELECTOR].list_accounts(request.query.get("pool", ""))
     except SelectorError as exc:
-        if exc.status == 404:
-            return param_error("pool", exc.message, exc.code, 404)
-        return error_response(ApiShape.OPENAI, exc.status, exc.message, exc.code)
+        return query_error_response(exc)
     return web.Response(body=json.dumps(message_dict(listing), indent=1).encode(), content_type="application/json")
+
+
+def query_error_response(exc: SelectorError) -> web.Response:
+    """A failed query (stats, usage) in OpenAI's error shape; an unknown pool names ``pool`` as the parameter."""
+    if exc.status == 404:
+        return param_error("pool", exc.message, exc.code, 404)
+    return error_response(ApiShape.OPENAI, exc.status, exc.message, exc.code)
 
 
 def message_dict(message: Message) -> dict[str, object]:

@@ -154,9 +154,7 @@ class SelectorClient:
                 pb.ListAccountsRequest(pool=pool), timeout=self.timeout, metadata=self._metadata, wait_for_ready=False
             )
         except grpc.aio.AioRpcError as exc:
-            if exc.code() is grpc.StatusCode.NOT_FOUND:
-                raise SelectorError(404, "pool_not_found", exc.details() or f"unknown pool {pool!r}") from None
-            raise self._translate(exc, pool) from None
+            raise self._query_error(exc, pool) from None
         return response
 
     async def get_usage(self, request: pb.GetUsageRequest) -> pb.GetUsageResponse:
@@ -166,15 +164,19 @@ class SelectorClient:
             response: pb.GetUsageResponse = await self._stub.GetUsage(
                 request, timeout=self.timeout, metadata=self._metadata, wait_for_ready=False)
         except grpc.aio.AioRpcError as exc:
-            code, details = exc.code(), exc.details() or ""
-            if code is grpc.StatusCode.INVALID_ARGUMENT:
-                raise SelectorError(400, "invalid_parameter", details) from None
-            if code is grpc.StatusCode.NOT_FOUND:
-                raise SelectorError(404, "pool_not_found", details) from None
-            if code is grpc.StatusCode.FAILED_PRECONDITION:
-                raise SelectorError(503, "usage_log_off", details) from None
-            raise self._translate(exc, request.pool) from None
+            raise self._query_error(exc, request.pool) from None
         return response
+
+    def _query_error(self, exc: grpc.aio.AioRpcError, pool: str) -> SelectorError:
+        """A query's (ListAccounts, GetUsage) failure: the caller's mistakes as 4xx, the rest as for selections."""
+        code, details = exc.code(), exc.details() or ""
+        if code is grpc.StatusCode.INVALID_ARGUMENT:
+            return SelectorError(400, "invalid_parameter", details)
+        if code is grpc.StatusCode.NOT_FOUND:
+            return SelectorError(404, "pool_not_found", details or f"unknown pool {pool!r}")
+        if code is grpc.StatusCode.FAILED_PRECONDITION:
+            return SelectorError(503, "usage_log_off", details)
+        return self._translate(exc, pool)
 
     def _translate(self, exc: grpc.aio.AioRpcError, pool: str) -> SelectorError:
         retry_ms: int | None = None

@@ -19,8 +19,8 @@ from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from poolgate.v1 import selector_pb2 as pb
-from proxy_edge.errors import ApiShape, error_response, param_error, unauthorized
-from proxy_edge.handlers import AUTH, SELECTOR, message_dict
+from proxy_edge.errors import param_error, unauthorized
+from proxy_edge.handlers import AUTH, SELECTOR, message_dict, query_error_response
 from proxy_edge.selector_client import SelectorError
 
 PARAMS = ("pool", "account", "since", "until", "bucket")
@@ -129,9 +129,7 @@ async def usage_handler(request: web.Request) -> web.Response:
         if exc.status == 400:
             field = exc.message.partition(":")[0].strip()
             return param_error(field if field in PARAMS else None, exc.message)
-        if exc.status == 404:
-            return param_error("pool", exc.message, exc.code, 404)
-        return error_response(ApiShape.OPENAI, exc.status, exc.message, exc.code)
+        return query_error_response(exc)
     body = {"object": "usage", "bucket": query.bucket, "since": iso(query.since), "until": iso(query.until),
             "rows": rows}
     return web.Response(body=json.dumps(body, indent=1).encode(), content_type="application/json")
