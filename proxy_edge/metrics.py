@@ -17,6 +17,11 @@ MAX_MODELS = 100
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
+def _in_flight_family() -> GaugeMetricFamily:
+    return GaugeMetricFamily("poolgate_edge_in_flight_requests", "Client requests being served, per pool",
+                             labels=["pool"])
+
+
 class _InFlightCollector(Collector):
     """The in-flight gauge, read from the plain per-pool counts when scraped: the request path keeps one count, with
     no lock (the event loop is its only writer)."""
@@ -25,12 +30,10 @@ class _InFlightCollector(Collector):
         self._counts = counts
 
     def describe(self) -> list[Metric]:
-        return [GaugeMetricFamily("poolgate_edge_in_flight_requests", "Client requests being served, per pool",
-                                  labels=["pool"])]
+        return [_in_flight_family()]
 
     def collect(self) -> list[Metric]:
-        family = GaugeMetricFamily("poolgate_edge_in_flight_requests", "Client requests being served, per pool",
-                                   labels=["pool"])
+        family = _in_flight_family()
         for pool, count in list(self._counts.items()):
             family.add_metric([pool], count)
         return [family]
