@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 
 from poolgate import selector_channel
+from poolgate.addresses import loopback_for_wildcard
 from poolgate.config import ClientTLS, ConfigError, load_config
 from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc
@@ -75,7 +76,7 @@ def _connection(args: argparse.Namespace) -> _Connection:
         config = load_config(args.config)
         auth = config.selector.auth
         token = token or (auth.admin_tokens or auth.tokens or [""])[0]
-        address = args.selector or selector_channel.loopback_for_wildcard(config.selector.listen)
+        address = args.selector or loopback_for_wildcard(config.selector.listen)
         return _Connection(address, config.edge.selector_tls, token)
     if args.selector:
         return _Connection(str(args.selector), ClientTLS(), token)

@@ -13,8 +13,6 @@ import grpc
 from poolgate.addresses import loopback_for_wildcard
 from poolgate.config import ClientTLS
 
-__all__ = ["channel_credentials", "loopback_for_wildcard", "metadata", "open_aio_channel", "open_channel", "target"]
-
 Metadata = tuple[tuple[str, str], ...]
 
 # Reconnect soon after a selector comes back (gRPC's default backoff grows to 120 s).

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from poolgate import runtime, selector_channel
-from poolgate.addresses import split_host_port
+from poolgate import runtime
+from poolgate.addresses import loopback_for_wildcard, split_host_port
 from poolgate.config.loader import ConfigError, load_config
 from poolgate.config.schema import Config
 from poolgate.http_site import Site, start_site
@@ -36,7 +36,7 @@ SHUTDOWN_TIMEOUT = 10.0
 
 def selector_address(config: Config) -> str:
     """``edge.selector``, else the selector's own listen address (a wildcard host becomes loopback)."""
-    return selector_channel.loopback_for_wildcard(config.edge.selector or config.selector.listen)
+    return loopback_for_wildcard(config.edge.selector or config.selector.listen)
 
 
 def selector_token(config: Config) -> str:
