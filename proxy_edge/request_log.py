@@ -30,7 +30,7 @@ class RequestLog:
         self._pending: list[tuple[int, RequestTrace]] = []
         self._timer: asyncio.TimerHandle | None = None
 
-    def add(self, level: int, trace: RequestTrace, idle: bool = False) -> None:
+    def add(self, level: int, trace: RequestTrace, idle: bool) -> None:
         """Log ``trace``'s request line soon, or now (with the lines pending) when the edge is ``idle``; the caller
         has checked that ``level`` is enabled."""
         self._pending.append((level, trace))

@@ -86,7 +86,7 @@ class RequestTrace:
             self.metrics.failover(self._failed[0], lease.pool, self._failed[1])
         self._failed = (lease.pool, outcome) if isinstance(result, Failure) else None
 
-    def finish(self, request: web.Request, status: int, request_log: RequestLog, idle: bool = True) -> None:
+    def finish(self, request: web.Request, status: int, request_log: RequestLog, idle: bool) -> None:
         """Metrics, and the request line (to ``request_log``), when the response is done; ``idle``: no other
         request is in flight."""
         self.seconds = seconds = monotonic() - self.started
