@@ -79,9 +79,7 @@ class WaitQueue:
 
     def fail_all(self, pool: Pool, error: SelectorError) -> None:
         """End every call waiting on ``pool`` with ``error`` (the pool was removed, or the selector stops)."""
-        handle = self._timers.pop(pool.name, None)
-        if handle is not None:
-            handle.cancel()
+        self._cancel_timer(pool)
         while pool.waiters:
             future = _future(pool.waiters.popleft())
             if not future.done():
@@ -93,11 +91,14 @@ class WaitQueue:
             pool.waiters.remove(waiter)
             future.set_exception(self._exhausted(pool, waiter.excluded, self._clock()))
 
-    def _schedule_wakeup(self, pool: Pool) -> None:
-        """While calls wait, wake up when the next cooldown ends (a returned lease wakes them directly)."""
+    def _cancel_timer(self, pool: Pool) -> None:
         handle = self._timers.pop(pool.name, None)
         if handle is not None:
             handle.cancel()
+
+    def _schedule_wakeup(self, pool: Pool) -> None:
+        """While calls wait, wake up when the next cooldown ends (a returned lease wakes them directly)."""
+        self._cancel_timer(pool)
         when = pool.next_wakeup()
         if pool.waiters and when is not None:
             delay = max(0.0, when - self._clock()) + 0.001
