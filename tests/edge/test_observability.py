@@ -33,7 +33,7 @@ from proxy_edge.metrics import METRICS, EdgeMetrics
 from proxy_edge.tracing import request_id_for
 from proxy_edge.usage import ParamError, parse_time
 from tests.edge.conftest import AUTH, CHAT, GOOD, Stack, StackFactory
-from tests.support import demo_config, stop_process, wait_ready
+from tests.support import demo_config, eventually, stop_process, wait_ready
 
 LIMITED_FIRST = f"""
 - {{name: limited, key: sk-ratelimited-0001, priority: high}}
@@ -364,18 +364,12 @@ async def test_busy_edges_batch_request_lines_without_losing_any(stack: Stack, j
     results = await asyncio.gather(*(stack.post("/v1/chat/completions", body, {**AUTH, "x-request-id": rid})
                                      for rid in ids))
     assert all(status == 200 for status, _, _ in results)
-    await wait_for_lines(json_log, len(ids))
+    # At most FLUSH_DELAY (0.1 s) when the edge is busy; at once when it goes idle.
+    await eventually(lambda: len(json_log.getvalue().splitlines()) >= len(ids), within=2,
+                     what=f"{len(ids)} request lines")
     lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
     assert sorted(line["request_id"] for line in lines) == sorted(ids)  # each exactly once, with its own id
     assert all(line["status"] == 200 and line["pool"] == "openai" for line in lines)
-
-
-async def wait_for_lines(stream: io.StringIO, count: int) -> None:
-    for _ in range(100):  # at most FLUSH_DELAY (0.1 s) when the edge is busy; at once when it goes idle
-        if len(stream.getvalue().splitlines()) >= count:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"expected {count} lines, got: {stream.getvalue()}")
 
 
 def test_buffered_lines_wait_for_a_flush_but_warnings_do_not() -> None:

@@ -56,10 +56,11 @@ async def make_core(tmp_path: Path, registry: StrategyRegistry, clock: FakeClock
     """Build started cores on a real SQLite file (``database`` to share one between cores); all stopped at the end."""
     started: list[tuple[SelectorCore, StateRepository]] = []
 
-    async def factory(config: Config, database: Path | None = None, use_clock: bool = True) -> SelectorCore:
+    async def factory(config: Config, database: Path | None = None, use_clock: bool = True,
+                      strategies: StrategyRegistry | None = None) -> SelectorCore:
         repository = StateRepository.open(str(database or tmp_path / "state.db"))
-        core = SelectorCore(config, registry, repository, clock=clock if use_clock else __import__("time").time,
-                            rng=random.Random(7))
+        core = SelectorCore(config, strategies or registry, repository,
+                            clock=clock if use_clock else __import__("time").time, rng=random.Random(7))
         await core.start()
         started.append((core, repository))
         return core

@@ -10,11 +10,9 @@ import pytest
 from poolgate.config import ConfigError, parse_config
 from selector_service.domain.errors import UnknownPoolError
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
-from selector_service.domain.selector import SelectorCore
 from selector_service.domain.state import PersistedState
 from selector_service.plugin.manager import load_strategies
 from selector_service.plugin.types import SelectionRequest
-from selector_service.storage import StateRepository
 from tests.selector.conftest import CoreFactory, FakeClock
 
 BEFORE = """
@@ -94,7 +92,7 @@ async def test_bad_strategy_changes_nothing(make_core: CoreFactory) -> None:
     (RuntimeError("boom"), "pools.p.strategy: strategy 'broken' failed to build: RuntimeError: boom"),
 ])
 async def test_a_strategy_whose_factory_raises_changes_nothing(
-    tmp_path: Path, clock: FakeClock, fault: Exception, error: str
+    make_core: CoreFactory, fault: Exception, error: str
 ) -> None:
     """A plugin's factory that raises anything is a reload error naming the pool; it never escapes the reload."""
     def broken(options: object) -> object:
@@ -102,18 +100,12 @@ async def test_a_strategy_whose_factory_raises_changes_nothing(
 
     registry = load_strategies()
     registry.register("broken", broken, provider="tests")  # type: ignore[arg-type]
-    repository = StateRepository.open(str(tmp_path / "state.db"))
-    core = SelectorCore(parse_config(BEFORE), registry, repository, clock=clock)
-    await core.start()
-    try:
-        with pytest.raises(ConfigError) as caught:
-            await core.reload(parse_config(BEFORE.replace("fill_first", "broken")))
-        assert caught.value.errors == [error]
-        assert core.pools["p"].config.strategy == "fill_first"
-        assert (await core.select(SelectionRequest("p"), (), 0)).lease.account.name == "a"
-    finally:
-        await core.stop()
-        await repository.close()
+    core = await make_core(parse_config(BEFORE), strategies=registry)
+    with pytest.raises(ConfigError) as caught:
+        await core.reload(parse_config(BEFORE.replace("fill_first", "broken")))
+    assert caught.value.errors == [error]
+    assert core.pools["p"].config.strategy == "fill_first"
+    assert (await core.select(SelectionRequest("p"), (), 0)).lease.account.name == "a"
 
 
 async def test_selections_during_a_reload_are_served(make_core: CoreFactory) -> None:
