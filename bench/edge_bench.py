@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,18 +140,31 @@ selector: {{listen: 127.0.0.1:{selector}}}
         [sys.executable, "-m", "poolgate.cli", "--log-level", log_level, "up", "--config", str(config)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     edge_url, fake_url = f"http://127.0.0.1:{edge}", f"http://127.0.0.1:{fake}"
-    deadline = time.monotonic() + 30
+    try:
+        wait_ready(edge_url, [process],
+                   lambda p: f"poolgate up failed:\n{p.stderr.read().decode() if p.stderr else ''}")
+    except SystemExit:
+        process.kill()
+        raise
+    return process, edge_url, fake_url
+
+
+def wait_ready(url: str, processes: list[subprocess.Popen[bytes]],
+               exited: Callable[[subprocess.Popen[bytes]], str], within: float = 30) -> None:
+    """Until the edge at ``url`` says ready (``/readyz`` 200); SystemExit with ``exited(process)`` if one of
+    ``processes`` ends first, or after ``within`` seconds."""
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"poolgate up failed:\n{process.stderr.read().decode() if process.stderr else ''}")
+        for process in processes:
+            if process.poll() is not None:
+                raise SystemExit(exited(process))
         try:
-            with urllib.request.urlopen(f"{edge_url}/readyz", timeout=1) as response:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:
                 if response.status == 200:
-                    return process, edge_url, fake_url
+                    return
         except OSError:
             time.sleep(0.1)
-    process.kill()
-    raise SystemExit("poolgate up did not get ready within 30 s")
+    raise SystemExit(f"{url} did not get ready within {within:g} s")
 
 
 async def run(args: argparse.Namespace, edge_url: str, fake_url: str) -> None:

@@ -17,12 +17,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_bench import EDGE_KEY, cpu_seconds, free_port, load, pools_yaml
+from edge_bench import EDGE_KEY, cpu_seconds, free_port, load, pools_yaml, wait_ready
 
 VARIANTS = (
     ("logging off (warning)", ["--log-level", "warning"]),
@@ -54,19 +52,11 @@ class Edge:
 
 
 def _wait_ready(url: str, processes: list[subprocess.Popen[bytes]], workdir: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        for process in processes:
-            if process.poll() is not None:
-                logs = "\n".join(f"--- {log.name}\n{log.read_text()[-2000:]}" for log in sorted(workdir.glob("*.log")))
-                raise SystemExit(f"{' '.join(map(str, process.args))} exited while starting:\n{logs}")
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not get ready within 30 s")
+    def exited(process: subprocess.Popen[bytes]) -> str:
+        logs = "\n".join(f"--- {log.name}\n{log.read_text()[-2000:]}" for log in sorted(workdir.glob("*.log")))
+        return f"{' '.join(map(str, process.args))} exited while starting:\n{logs}"
+
+    wait_ready(url, processes, exited)
 
 
 def start(workdir: Path, processes: list[subprocess.Popen[bytes]]) -> list[Edge]:
