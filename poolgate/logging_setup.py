@@ -21,7 +21,6 @@ REQUEST_ID: ContextVar[str] = ContextVar("poolgate_request_id", default="")
 """The id of the request being served in this context; empty outside requests."""
 
 LOG_FORMATS = ("text", "json")
-TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 _template: dict[str, Any] | None = None
@@ -58,7 +57,7 @@ class TextFormatter(logging.Formatter):
     ``%(asctime)s`` writes it, in local time, formatted once per second."""
 
     def __init__(self) -> None:
-        super().__init__(TEXT_FORMAT)
+        super().__init__()
         self._second = -1
         self._stamp = ""
 

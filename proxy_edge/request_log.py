@@ -3,8 +3,9 @@
 While other requests are in flight, a request that ends only appends its trace to a list (well under a
 microsecond); a moment later (at most :data:`FLUSH_DELAY` seconds, or every :data:`BATCH` requests) the event loop
 turns the batch into log records, each with its request's id and the time the request ended. Formatting lines one
-after another costs a fraction of formatting each amid its request's own work. When the edge goes idle the lines
-are written at once. Warnings (failovers) are never held back.
+after another costs a fraction of formatting each amid its request's own work. When the edge goes idle the batch
+goes to the log handler at once (a buffered handler, as ``configure_logging`` sets up, writes it within its own
+``FLUSH_INTERVAL``). Warnings (failovers) are never held back.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from poolgate.logging_setup import log_record
+from poolgate.logging_setup import BUFFER_LINES, log_record
 
 if TYPE_CHECKING:
     from proxy_edge.tracing import RequestTrace
 
 FLUSH_DELAY = 0.1
-BATCH = 256
+BATCH = BUFFER_LINES  # one batch fills the handler's buffer once
 
 
 class RequestLog:
