@@ -18,7 +18,7 @@ _UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6, "µs": 1e-6,
 
 
 @lru_cache(maxsize=4096)
-def parse_duration(text: str) -> float | None:
+def parse_header_duration(text: str) -> float | None:
     """``"6m0s"`` / ``"20ms"`` / ``"1.5s"`` / ``"30"`` -> seconds; None when it is not a duration.
 
     Cached: every report carries reset durations, and providers repeat a small set of them (``"0s"``, ``"6ms"``,
@@ -36,7 +36,7 @@ def parse_duration(text: str) -> float | None:
 
 def parse_reset(text: str, now: float) -> float:
     """A reset header value -> epoch seconds (duration from now, RFC 3339 time, or HTTP date); 0.0 if unreadable."""
-    seconds = parse_duration(text)
+    seconds = parse_header_duration(text)
     if seconds is not None:
         return now + seconds
     text = text.strip()

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from poolgate.rate_limit_times import parse_duration, parse_reset, parse_retry_after
+from poolgate.rate_limit_times import parse_header_duration, parse_reset, parse_retry_after
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 
@@ -16,7 +16,7 @@ NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
     ("6m0sx", None),
 ])
 def test_durations(text: str, seconds: float | None) -> None:
-    assert parse_duration(text) == (pytest.approx(seconds) if seconds is not None else None)
+    assert parse_header_duration(text) == (pytest.approx(seconds) if seconds is not None else None)
 
 
 @pytest.mark.parametrize(("text", "at"), [
