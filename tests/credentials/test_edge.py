@@ -9,7 +9,7 @@ from pathlib import Path
 import openai
 
 from poolgate.config import parse_config
-from poolgate.fake_upstream import start_fake_upstream
+from poolgate.fake_upstream import FakeUpstream
 from proxy_edge.app import start_edge
 from proxy_edge.handlers import SELECTOR
 from selector_service.app import start_selector
@@ -18,12 +18,14 @@ from tests.credentials.conftest import HOUR, CredentialDir
 EDGE_KEY = "test-edge-key-0001"
 
 
-async def test_round_robin_across_three_file_accounts_through_the_edge(tmp_path: Path, creds: CredentialDir) -> None:
+async def test_round_robin_across_three_file_accounts_through_the_edge(
+    tmp_path: Path, creds: CredentialDir, fake_upstream: FakeUpstream
+) -> None:
     tokens = {name: f"at-{name}-{i:04d}" for i, name in enumerate(("personal", "work", "team"), start=1)}
     for name, token in tokens.items():
         creds.write(f"kiro-{name}.json", token, f"rt-{name}-0000", HOUR, profile_arn=f"arn:aws:x:{name}")
     (creds.path / "kiro-garbled.json").write_text("{not json")
-    fake = await start_fake_upstream()
+    fake = fake_upstream
     selector = edge = client = None
     try:
         config = parse_config(f"""
@@ -59,4 +61,3 @@ models:
             await edge.stop()
         if selector is not None:
             await selector.stop(grace=0)
-        await fake.stop()
