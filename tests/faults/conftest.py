@@ -81,7 +81,7 @@ async def wait_listening(port: int, process: subprocess.Popen[bytes], log: Path,
     pytest.fail(f"nothing listened on port {port} within {within} s:\n{log_text(log)}")
 
 
-def stop_process(process: subprocess.Popen[bytes]) -> None:
+def kill_process(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.kill()
     process.wait(timeout=10)

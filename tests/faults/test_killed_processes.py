@@ -18,7 +18,7 @@ from proxy_edge.app import start_edge
 from selector_service.app import start_selector
 from selector_service.plugin.types import SelectionRequest
 from tests.edge.conftest import AUTH, CHAT, EDGE_KEY
-from tests.faults.conftest import poolgate_process, stop_process, wait_listening
+from tests.faults.conftest import kill_process, poolgate_process, wait_listening
 from tests.support import free_port
 
 REQUEST = {"model": "gpt-4o-mini", "messages": CHAT}
@@ -128,7 +128,7 @@ async def test_selector_killed_under_load(tmp_path: Path, fake_upstream: FakeUps
         await session.close()
         if edge is not None:
             await edge.stop()
-        stop_process(selector)
+        kill_process(selector)
 
 
 async def test_edge_killed_mid_stream_releases_its_leases(tmp_path: Path, fake_upstream: FakeUpstream) -> None:
@@ -174,5 +174,5 @@ async def test_edge_killed_mid_stream_releases_its_leases(tmp_path: Path, fake_u
         for response in responses:
             response.close()
         await session.close()
-        stop_process(edge)
+        kill_process(edge)
         await handle.stop(grace=0)
