@@ -99,6 +99,11 @@ class Stack:
             body = await response.json()
         return {a["account_id"]: a for pool in body["pools"] for a in pool["accounts"]}
 
+    async def get_json(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        """Status and JSON body of a GET (the client key unless ``headers`` say otherwise)."""
+        async with self.http.get(f"{self.url}{path}", headers=AUTH if headers is None else headers) as response:
+            return response.status, await response.json(content_type=None)
+
     async def post(self, path: str, body: bytes | dict[str, Any], headers: dict[str, str] | None = None,
                    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         kwargs: dict[str, Any] = {"data": body} if isinstance(body, bytes) else {"json": body}

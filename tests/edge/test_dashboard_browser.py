@@ -8,22 +8,17 @@ import re
 import shutil
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import anthropic
 import openai
 import pytest
 
-from poolgate.config import Config, parse_config
 from poolgate.fake_upstream import FakeUpstream
-from proxy_edge.app import EdgeServer, start_edge
 from proxy_edge.handlers import SELECTOR
-from selector_service.app import SelectorHandle, start_selector
 from tests.edge.browser import Chromium, Page, chromium_path, wait_until
-from tests.edge.conftest import AUTH, CHAT, EDGE_KEY
+from tests.edge.conftest import CHAT, EDGE_KEY, Stack, open_stack
 
 PAGE_ROWS = """
 (() => {
@@ -41,64 +36,24 @@ PAGE_ROWS = """
 """
 
 
-def browser_config(fake_url: str) -> Config:
-    return parse_config(f"""
-edge:
-  api_keys: [{EDGE_KEY}]
-  timeouts: {{connect: 2s, first_byte: 2s, total: 10s, selector: 1s}}
-selector:
-  listen: 127.0.0.1:0
-pools:
-  openai:
-    base_url: {fake_url}/v1
-    accounts:
-      - {{name: personal, key: sk-personal-000001, rpm_limit: 500}}
-      - {{name: work, key: sk-work-000002, max_concurrency: 8}}
-  anthropic:
-    format: anthropic
-    base_url: {fake_url}
-    accounts:
-      - {{name: team, key: sk-ant-team-000001}}
-      - {{name: limited, key: sk-ant-ratelimited-000002}}
-models:
-  gpt-*: openai
-  claude-*: anthropic
-prices:
-  gpt-4o*: {{input: 2.5, output: 10}}
-  claude-*: {{input: 3, output: 15}}
-""")
-
-
-@dataclass
-class Served:
-    edge: EdgeServer
-    selector: SelectorHandle
-    http: aiohttp.ClientSession
-
-    @property
-    def url(self) -> str:
-        return self.edge.url
-
-    async def get(self, path: str) -> Any:
-        await self.edge.runner.app[SELECTOR].flush_reports()
-        async with self.http.get(f"{self.url}{path}", headers=AUTH) as response:
-            assert response.status == 200, await response.text()
-            return await response.json()
-
-
 @pytest.fixture
-async def served(tmp_path: Path, fake_upstream: FakeUpstream) -> AsyncIterator[Served]:
-    config = browser_config(fake_upstream.url)
-    selector = await start_selector(config, listen="127.0.0.1:0", database=str(tmp_path / "state.db"))
-    config.edge.selector = f"127.0.0.1:{selector.port}"
-    edge = await start_edge(config, "127.0.0.1:0")
-    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+async def served(tmp_path: Path, fake_upstream: FakeUpstream) -> AsyncIterator[Stack]:
+    stack = await open_stack(
+        fake_upstream, tmp_path,
+        openai_accounts="""
+            - {name: personal, key: sk-personal-000001, rpm_limit: 500}
+            - {name: work, key: sk-work-000002, max_concurrency: 8}""",
+        anthropic_accounts="""
+            - {name: team, key: sk-ant-team-000001}
+            - {name: limited, key: sk-ant-ratelimited-000002}""",
+        extra="""
+            prices:
+              gpt-4o*: {input: 2.5, output: 10}
+              claude-*: {input: 3, output: 15}""")
     try:
-        yield Served(edge, selector, http)
+        yield stack
     finally:
-        await http.close()
-        await edge.stop()
-        await selector.stop(grace=0)
+        await stack.close()
 
 
 @pytest.fixture
@@ -110,11 +65,19 @@ async def page(tmp_path: Path) -> AsyncIterator[Page]:
         await browser.close()
 
 
-async def api_view(served: Served) -> dict[str, dict[str, Any]]:
+async def get(served: Stack, path: str) -> Any:
+    """A query's answer, once the edge's pending outcome reports have reached the selector."""
+    await served.edge.runner.app[SELECTOR].flush_reports()
+    status, body = await served.get_json(path)
+    assert status == 200, body
+    return body
+
+
+async def api_view(served: Stack) -> dict[str, dict[str, Any]]:
     """What the API says, per account, in the page's terms."""
-    stats = await served.get("/v1/accounts/stats")
+    stats = await get(served, "/v1/accounts/stats")
     now = time.time()
-    usage = await served.get(f"/v1/accounts/usage?bucket=day&since={int(now - now % 86400)}")
+    usage = await get(served, f"/v1/accounts/usage?bucket=day&since={int(now - now % 86400)}")
     today = {row["account_id"]: row for row in usage["rows"]}
     out = {}
     for pool in stats["pools"]:
@@ -149,7 +112,7 @@ def mismatches(page_rows: dict[str, dict[str, str]], api: dict[str, dict[str, An
     return problems
 
 
-async def page_matches_api(page: Page, served: Served, timeout: float) -> None:
+async def page_matches_api(page: Page, served: Stack, timeout: float) -> None:
     last: list[str] = []
 
     async def probe() -> bool:
@@ -164,7 +127,7 @@ async def page_matches_api(page: Page, served: Served, timeout: float) -> None:
 
 
 async def test_dashboard_renders_matches_the_api_and_shows_a_cooldown_live(
-    served: Served, page: Page, tmp_path: Path
+    served: Stack, page: Page, tmp_path: Path
 ) -> None:
     # Some traffic first, streamed and not, so that there are tokens, costs and latencies to show.
     gpt = openai.AsyncOpenAI(base_url=f"{served.url}/v1", api_key=EDGE_KEY, max_retries=0)

@@ -14,7 +14,6 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -53,11 +52,6 @@ async def traffic(stack: Stack) -> None:
     await stack.edge.runner.app[SELECTOR].flush_reports()
 
 
-async def get_json(stack: Stack, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    async with stack.http.get(f"{stack.url}{path}", headers=AUTH if headers is None else headers) as response:
-        return response.status, await response.json(content_type=None)
-
-
 def stamp(seconds: float) -> Timestamp:
     out = Timestamp()
     out.FromNanoseconds(int(seconds * 1e9))
@@ -77,7 +71,7 @@ async def test_usage_matches_the_selectors_get_usage(make_stack: StackFactory, b
     await traffic(stack)
     until = time.time() + 1
     since = until - 3600
-    status, body = await get_json(stack, f"/v1/accounts/usage?bucket={bucket}&since={since}&until={until}")
+    status, body = await stack.get_json(f"/v1/accounts/usage?bucket={bucket}&since={since}&until={until}")
     assert status == 200, body
     assert body["bucket"] == bucket and body["object"] == "usage"
     assert body["since"] == datetime.fromtimestamp(since, UTC).isoformat().replace("+00:00", "Z")
@@ -109,14 +103,14 @@ async def test_usage_filters_and_time_forms(stack: Stack) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     since = now.timestamp() - 7200
     iso_since = datetime.fromtimestamp(since, UTC).isoformat()  # +00:00, sent unescaped: '+' arrives as ' '
-    status, body = await get_json(stack, f"/v1/accounts/usage?pool=anthropic&since={iso_since}&bucket=day")
+    status, body = await stack.get_json(f"/v1/accounts/usage?pool=anthropic&since={iso_since}&bucket=day")
     assert status == 200, body
     assert {row["pool"] for row in body["rows"]} == {"anthropic"}
     assert body["since"] == datetime.fromtimestamp(since, UTC).isoformat().replace("+00:00", "Z")
-    status, body = await get_json(stack, "/v1/accounts/usage?account=openai/good")
+    status, body = await stack.get_json("/v1/accounts/usage?account=openai/good")
     assert status == 200 and {row["account_id"] for row in body["rows"]} == {"openai/good"}
     naive = datetime.fromtimestamp(since + 3600, UTC).strftime("%Y-%m-%dT%H:%M:%S")  # no offset: UTC
-    status, body = await get_json(stack, f"/v1/accounts/usage?pool=openai&account=good&bucket=minute&since={naive}")
+    status, body = await stack.get_json(f"/v1/accounts/usage?pool=openai&account=good&bucket=minute&since={naive}")
     assert status == 200, body
     assert body["since"] == naive + "Z" and {row["account_id"] for row in body["rows"]} == {"openai/good"}
 
@@ -133,7 +127,7 @@ async def test_usage_filters_and_time_forms(stack: Stack) -> None:
     ("pool=nope", "pool", 404),
 ])
 async def test_usage_rejects_bad_parameters_naming_them(stack: Stack, query: str, param: str, status: int) -> None:
-    got, body = await get_json(stack, f"/v1/accounts/usage?{query}")
+    got, body = await stack.get_json(f"/v1/accounts/usage?{query}")
     assert got == status, body
     assert body["error"]["param"] == param, body
     if status == 404:
@@ -144,20 +138,20 @@ async def test_usage_rejects_bad_parameters_naming_them(stack: Stack, query: str
 
 
 async def test_stats_of_an_unknown_pool_say_which_pools_there_are(stack: Stack) -> None:
-    status, body = await get_json(stack, "/v1/accounts/stats?pool=nope")
+    status, body = await stack.get_json("/v1/accounts/stats?pool=nope")
     assert status == 404, body
     assert body["error"]["param"] == "pool" and body["error"]["code"] == "pool_not_found"
     assert body["error"]["message"].startswith("unknown pool 'nope'; configured pools: "), body
     assert "openai" in body["error"]["message"]
-    status, body = await get_json(stack, "/v1/accounts/stats?pool=openai")
+    status, body = await stack.get_json("/v1/accounts/stats?pool=openai")
     assert status == 200 and [pool["name"] for pool in body["pools"]] == ["openai"], body
 
 
 async def test_usage_needs_the_client_key_and_the_usage_log(make_stack: StackFactory) -> None:
     stack = await make_stack(selector_settings="usage_log: false")
-    status, body = await get_json(stack, "/v1/accounts/usage", headers={})
+    status, body = await stack.get_json("/v1/accounts/usage", headers={})
     assert status == 401 and body["error"]["code"] == "invalid_api_key"
-    status, body = await get_json(stack, "/v1/accounts/usage")
+    status, body = await stack.get_json("/v1/accounts/usage")
     assert status == 503 and body["error"]["code"] == "usage_log_off", body
     assert "usage_log" in body["error"]["message"]
 
@@ -414,10 +408,10 @@ async def test_dashboard_ships_its_own_files_and_guards_its_data(stack: Stack) -
         async with stack.http.get(URL(f"{stack.url}/dashboard/static/{name}", encoded=True)) as response:
             assert response.status == 404, name
             assert await response.text() == "no such dashboard file"  # the handler's answer, not the router's
-    status, body = await get_json(stack, "/dashboard/api/snapshot", headers={})
+    status, body = await stack.get_json("/dashboard/api/snapshot", headers={})
     assert status == 401 and body["error"]["code"] == "invalid_api_key"
     await traffic(stack)
-    status, body = await get_json(stack, "/dashboard/api/snapshot")
+    status, body = await stack.get_json("/dashboard/api/snapshot")
     assert status == 200
     accounts = {a["id"]: a for pool in body["pools"] for a in pool["accounts"]}
     assert accounts["openai/good"]["state"] == "healthy" and accounts["openai/good"]["requests"] == 3
@@ -430,5 +424,5 @@ async def test_dashboard_ships_its_own_files_and_guards_its_data(stack: Stack) -
 
 async def test_dashboard_data_needs_no_key_with_auth_off(make_stack: StackFactory) -> None:
     stack = await make_stack(edge="auth: false")
-    status, body = await get_json(stack, "/dashboard/api/snapshot", headers={})
+    status, body = await stack.get_json("/dashboard/api/snapshot", headers={})
     assert status == 200 and {pool["name"] for pool in body["pools"]} == {"openai", "anthropic"}
