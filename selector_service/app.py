@@ -122,7 +122,7 @@ async def start_selector(
     metrics: SelectorMetrics | None = None
     if metrics_address:
         # Imported only when served: memory the selector otherwise does not need (bench/import_memory.py).
-        from selector_service.api.metrics import SelectorMetrics
+        from selector_service.api.metrics import SelectorMetrics, start_metrics_server
 
         metrics = SelectorMetrics(core)
     runner: web.AppRunner | None = None
@@ -133,8 +133,6 @@ async def start_selector(
         await credentials.start(core)
         server, port, health_servicer = await start_server(core, address, source, metrics, config.selector)
         if metrics is not None:
-            from selector_service.api.metrics import start_metrics_server
-
             runner, metrics_port = await start_metrics_server(metrics, metrics_address)
     except BaseException:
         await credentials.stop()
