@@ -52,20 +52,34 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
-class TextFormatter(logging.Formatter):
-    """``TIME LEVEL LOGGER: message request_id=ID`` (the id only when there is one); the time as
-    ``%(asctime)s`` writes it, in local time, formatted once per second."""
+class _StampedFormatter(logging.Formatter):
+    """A formatter whose time stamp, down to the second, is formatted once per second; lines add the milliseconds."""
 
     def __init__(self) -> None:
         super().__init__()
         self._second = -1
         self._stamp = ""
 
-    def format(self, record: logging.LogRecord) -> str:
+    def _stamp_of(self, record: logging.LogRecord) -> str:
         second = int(record.created)
         if second != self._second:
-            self._second, self._stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second))
-        line = f"{self._stamp},{int(record.msecs):03d} {record.levelname} {record.name}: {record.getMessage()}"
+            self._second, self._stamp = second, self._format_second(second)
+        return self._stamp
+
+    def _format_second(self, second: int) -> str:
+        raise NotImplementedError
+
+
+class TextFormatter(_StampedFormatter):
+    """``TIME LEVEL LOGGER: message request_id=ID`` (the id only when there is one); the time as
+    ``%(asctime)s`` writes it, in local time."""
+
+    def _format_second(self, second: int) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second))
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = self._stamp_of(record)
+        line = f"{stamp},{int(record.msecs):03d} {record.levelname} {record.name}: {record.getMessage()}"
         request_id = getattr(record, "request_id", "")
         if request_id:
             line = f"{line} request_id={request_id}"
@@ -81,23 +95,17 @@ class TextFormatter(logging.Formatter):
 _JSON = json.JSONEncoder(ensure_ascii=False, default=str)  # built once: json.dumps(**options) builds one per call
 
 
-class JsonFormatter(logging.Formatter):
+class JsonFormatter(_StampedFormatter):
     """One JSON object per line: ``time`` (ISO 8601, UTC, milliseconds), ``level``, ``logger``, ``message``,
     ``request_id`` when set, the record's ``fields`` (a dict, or a callable returning one, so that text lines never
     build it), and ``exception`` with the traceback."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._second = -1
-        self._stamp = ""
+    def _format_second(self, second: int) -> str:
+        return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
     def format(self, record: logging.LogRecord) -> str:
-        second = int(record.created)
-        if second != self._second:
-            self._second = second
-            self._stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         out: dict[str, Any] = {
-            "time": f"{self._stamp}.{int(record.msecs):03d}Z",
+            "time": f"{self._stamp_of(record)}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
