@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= examples/demo.yaml
 
-.PHONY: run test browser-deps postgres-for-tests lint proto bench bench-compare bench-selector bench-edge bench-logging bench-imports soak clean
+.PHONY: run test browser-deps postgres-for-tests lint proto bench bench-compare bench-selector bench-edge bench-logging bench-imports bench-floor soak clean
 
 $(STAMP): pyproject.toml examples/strategy-plugin/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,7 +51,7 @@ proto: $(STAMP)
 LITELLM_VENV := bench/.venv-litellm
 
 # The whole comparison (bare proxy, poolgate unary and stream, LiteLLM) plus the selector, edge and logging figures.
-bench: bench-compare bench-selector bench-edge bench-logging bench-imports
+bench: bench-compare bench-floor bench-selector bench-edge bench-logging bench-imports
 
 bench-compare: $(STAMP) $(LITELLM_VENV)/.installed
 	$(BIN)/python bench/compare.py --memory
@@ -62,6 +62,9 @@ $(LITELLM_VENV)/.installed:
 	$(LITELLM_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(LITELLM_VENV)/bin/python -m pip install --quiet 'litellm[proxy]==1.106.2'
 	@touch $@
+
+bench-floor: $(STAMP)
+	$(BIN)/python bench/transport_floor.py
 
 bench-selector: $(STAMP)
 	$(BIN)/python bench/selector_bench.py

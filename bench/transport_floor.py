@@ -1,0 +1,123 @@
+"""The floor under the fast-path goals: what one selector round trip per request costs with nothing else added.
+
+Three targets on the same zero-latency fake upstream, measured as ``compare.py`` measures them (interleaved rounds,
+medians): the bare proxy; the bare proxy plus one selection over an Exchange stream per request, answered at once by
+an echo selector that holds no pools and does no selection (and an outcome report per request, batched as the edge
+batches them); and poolgate itself (edge + selector, stream transport). The second is the least any gateway that
+asks a separate selector process for each request can cost in Python on this machine: what poolgate adds beyond it
+is poolgate's own work, what it adds over the bare proxy is the price of the architecture.
+
+    python bench/transport_floor.py [--seconds 3] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from compare import (
+    Figures,
+    Target,
+    bare_target,
+    measure,
+    median_figures,
+    poolgate_target,
+    spawn,
+    start_fake_upstream,
+    wait_http,
+)
+from edge_bench import UPSTREAM_KEYS, free_port
+
+from poolgate import runtime
+from poolgate.v1 import selector_pb2 as pb
+from poolgate.v1 import selector_pb2_grpc
+
+
+class EchoSelector(selector_pb2_grpc.SelectorServicer):
+    """Answers every selection at once with the same lease, in one message per message read; drops reports."""
+
+    async def Exchange(self, requests, context):  # type: ignore[no-untyped-def]
+        lease = pb.Lease(lease_id="0" * 32, account_id="a0", account_name="a0", pool="openai")
+        while (message := await context.read()) is not grpc.aio.EOF:
+            if message.selects:
+                await context.write(pb.ExchangeResponse(
+                    results=[pb.StreamResult(id=select.id, lease=lease) for select in message.selects]))
+
+
+async def serve_echo(port: int) -> None:
+    server = grpc.aio.server()
+    selector_pb2_grpc.add_SelectorServicer_to_server(EchoSelector(), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    await server.wait_for_termination()
+
+
+def floor_target(upstream: str) -> Target:
+    selector, port = free_port(), free_port()
+    echo = spawn(str(Path(__file__).resolve()), "echo-selector", "--port", str(selector))
+    proxy = spawn("bench/bare_proxy.py", "--listen", f"127.0.0.1:{port}", "--upstream", upstream,
+                  "--key", UPSTREAM_KEYS[0], "--selector", f"127.0.0.1:{selector}")
+    target = Target("bare + round trip", f"http://127.0.0.1:{port}/v1", "unused", [echo, proxy])
+    wait_http(f"http://127.0.0.1:{port}/v1/models", proxy)
+    return target
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> None:
+    fake, upstream_url = start_fake_upstream()
+    targets: list[Target] = []
+    try:
+        direct = Target("direct", f"{upstream_url}/v1", UPSTREAM_KEYS[0], [fake])
+        targets = [bare_target(upstream_url), floor_target(upstream_url),
+                   poolgate_target("poolgate stream", workdir, upstream_url, "stream")]
+        rounds: dict[str, list[Figures]] = {t.name: [] for t in [direct, *targets]}
+        for _ in range(args.rounds):
+            for target in [direct, *targets]:
+                rounds[target.name].append(await measure(target, args.seconds, args.warmup))
+    finally:
+        for target in targets:
+            target.stop()
+        fake.terminate()
+        fake.wait(15)
+    base = median_figures(rounds.pop("direct"))
+    results = {name: median_figures(figures) for name, figures in rounds.items()}
+    bare = results["bare proxy"]
+    bare_added = max(0.001, bare.p50 - base.p50)
+    print(f"\n{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}; zero-latency fake upstream; "
+          f"{args.seconds:g} s per case, median of {args.rounds} interleaved round(s)")
+    print(f"{'target':<19}{'req/s c=32':>11}{'/ bare':>8}{'added p50 ms':>14}{'/ bare':>8}{'added TTFB ms':>15}"
+          f"{'CPU µs/req':>12}")
+    for name, f in results.items():
+        added = f.p50 - base.p50
+        print(f"{name:<19}{f.rate:>11,.0f}{f.rate / bare.rate:>8.2f}{added:>14.2f}{added / bare_added:>8.2f}"
+              f"{f.ttfb50 - base.ttfb50:>15.2f}{f.cpu_us:>12.0f}")
+    print("bare + round trip: the bare proxy plus one Exchange-stream selection per request from an echo selector "
+          "(no pools, no selection, no state) and one batched report: the floor of the architecture")
+    print("goals (issue): req/s >= 0.75 of bare, added p50 <= 1.5x bare's, added TTFB <= 1 ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command")
+    echo = commands.add_parser("echo-selector")
+    echo.add_argument("--port", type=int, required=True)
+    parser.add_argument("--seconds", type=float, default=3.0, help="seconds per measured case")
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; figures are their medians")
+    args = parser.parse_args()
+    if args.command == "echo-selector":
+        runtime.run(serve_echo(args.port))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            asyncio.run(run(args, Path(tmp)))
+
+
+if __name__ == "__main__":
+    main()
