@@ -15,8 +15,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import grpc
@@ -60,9 +63,24 @@ async def serve_echo(port: int) -> None:
     await server.wait_for_termination()
 
 
+def wait_listening(port: int, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
+    """Return once something accepts connections on 127.0.0.1:``port``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the echo selector exited with status {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"the echo selector did not listen on port {port} within {seconds:.0f} s")
+
+
 def floor_target(upstream: str) -> Target:
     selector, port = free_port(), free_port()
     echo = spawn(str(Path(__file__).resolve()), "echo-selector", "--port", str(selector))
+    wait_listening(selector, echo)  # else the proxy's first selections could find nobody listening
     proxy = spawn("bench/bare_proxy.py", "--listen", f"127.0.0.1:{port}", "--upstream", upstream,
                   "--key", UPSTREAM_KEYS[0], "--selector", f"127.0.0.1:{selector}")
     target = Target("bare + round trip", f"http://127.0.0.1:{port}/v1", "unused", [echo, proxy])
