@@ -152,11 +152,16 @@ async def test_dashboard_renders_matches_the_api_and_shows_a_cooldown_live(
         await page.wait_for("document.querySelectorAll('tr[data-account]').length === 4", 10, "the account rows")
         assert await page.evaluate("sessionStorage.getItem('poolgate.edgeKey')") == EDGE_KEY
         await page_matches_api(page, served, 15)
-        charts = await page.evaluate(
-            "[...document.querySelectorAll('section.pool')].map(s => [s.dataset.pool, "
-            "s.querySelectorAll('.chart')[0].querySelectorAll('polyline').length, "
-            "Number(s.querySelectorAll('.chart')[0].dataset.total)])")
-        assert charts == [["openai", 2, 4], ["anthropic", 2, 0]], charts
+        charts_js = ("[...document.querySelectorAll('section.pool')].map(s => [s.dataset.pool, "
+                     "s.querySelectorAll('.chart')[0].querySelectorAll('polyline').length, "
+                     "Number(s.querySelectorAll('.chart')[0].dataset.total)])")
+        expected = [["openai", 2, 4], ["anthropic", 2, 0]]
+        # The usage log is written in batches and the page refreshes usage every few seconds: wait for it.
+        as_json = json.dumps(json.dumps(expected, separators=(",", ":")))
+        await page.wait_for(f"JSON.stringify({charts_js}) === {as_json}", 15,
+                            "the request chart to count the four requests")
+        charts = await page.evaluate(charts_js)
+        assert charts == expected, charts
         await page.evaluate("window.__noReload = true")
 
         # A 429 from the fake upstream (the account 'limited') cools an account; the page shows it by itself.
