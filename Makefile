@@ -50,7 +50,8 @@ proto: $(STAMP)
 
 LITELLM_VENV := bench/.venv-litellm
 
-# The whole comparison (bare proxy, poolgate unary and stream, LiteLLM) plus the selector, edge and logging figures.
+# The whole comparison (bare proxy, poolgate unary and stream, LiteLLM), the transport floor, and the selector, edge,
+# logging and import figures.
 bench: bench-compare bench-floor bench-selector bench-edge bench-logging bench-imports
 
 bench-compare: $(STAMP) $(LITELLM_VENV)/.installed

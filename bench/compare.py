@@ -29,7 +29,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from edge_bench import EDGE_KEY, UPSTREAM_KEYS, Result, cpu_seconds, free_port, load, pools_yaml, rss_mb
+from edge_bench import (
+    EDGE_KEY,
+    UPSTREAM_KEYS,
+    Result,
+    cpu_seconds,
+    free_port,
+    load,
+    pools_yaml,
+    rss_mb,
+    wait_ready,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 LITELLM_KEY = "sk-bench-litellm-master"
@@ -77,22 +87,24 @@ def spawn(*args: str, env: dict[str, str] | None = None, python: str = sys.execu
                             env={**os.environ, **(env or {})})
 
 
-def wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = 60, ok_only: bool = False) -> None:
-    """Until ``url`` answers: any status, or with ``ok_only`` a 2xx (a readiness probe saying ready)."""
+def wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    """Until ``url`` answers, with any status."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"a benchmark process exited early ({process.args})")
+            raise SystemExit(_exited(process))
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return
         except urllib.error.HTTPError:
-            if not ok_only:
-                return  # it answers
-            time.sleep(0.2)
+            return  # it answers
         except OSError:
             time.sleep(0.2)
-    raise SystemExit(f"{url} did not answer{' ready' if ok_only else ''} within {seconds:.0f} s")
+    raise SystemExit(f"{url} did not answer within {seconds:.0f} s")
+
+
+def _exited(process: subprocess.Popen[bytes]) -> str:
+    return f"a benchmark process exited early ({process.args})"
 
 
 def poolgate_target(name: str, workdir: Path, upstream: str, transport: str, accounts: int = 3) -> Target:
@@ -108,16 +120,19 @@ selector: {{listen: 127.0.0.1:{selector}, database: {workdir / (name + '.db')}}}
     target.processes.append(spawn("-m", "poolgate.cli", *level, "edge", "--config", str(config)))
     # Ready, not merely answering: the edge answers 503 while the selector is still starting, and memory read then
     # is a selector half way through start-up (its "idle" figure came out some 13 MB low).
-    wait_http(f"http://127.0.0.1:{edge}/readyz", target.processes[1], ok_only=True)
+    wait_ready(f"http://127.0.0.1:{edge}", target.processes, _exited, within=60)
     return target
 
 
-def bare_target(upstream: str) -> Target:
+def bare_target(upstream: str, selector: str | None = None) -> Target:
+    """The bare proxy; with ``selector`` (host:port of an Exchange service), one selection per request from it."""
     port = free_port()
+    extra = ("--selector", selector) if selector else ()
     process = spawn("bench/bare_proxy.py", "--listen", f"127.0.0.1:{port}", "--upstream", upstream,
-                    "--key", UPSTREAM_KEYS[0])
+                    "--key", UPSTREAM_KEYS[0], *extra)
     wait_http(f"http://127.0.0.1:{port}/v1/models", process)
-    return Target("bare proxy", f"http://127.0.0.1:{port}/v1", "unused", [process])
+    return Target("bare + round trip" if selector else "bare proxy", f"http://127.0.0.1:{port}/v1", "unused",
+                  [process])
 
 
 def litellm_target(workdir: Path, upstream: str, python: Path) -> Target:
@@ -175,6 +190,18 @@ async def measure(target: Target, seconds: float, warmup: float) -> Figures:
                    target.rss_mb(), cpu_us)
 
 
+async def measure_rounds(direct: Target, targets: list[Target], args: argparse.Namespace
+                         ) -> tuple[Figures, dict[str, Figures]]:
+    """The direct figures and each target's, medians over ``args.rounds`` rounds. Rounds interleave the targets, so
+    a burst of load from elsewhere on the machine hits them all alike."""
+    rounds: dict[str, list[Figures]] = {t.name: [] for t in [direct, *targets]}
+    for _ in range(args.rounds):
+        for target in [direct, *targets]:
+            rounds[target.name].append(await measure(target, args.seconds, args.warmup))
+    base = median_figures(rounds.pop(direct.name))
+    return base, {name: median_figures(figures) for name, figures in rounds.items()}
+
+
 def start_fake_upstream() -> tuple[subprocess.Popen[bytes], str]:
     """The zero-latency fake upstream every target forwards to, once it answers; returns it and its base URL."""
     port = free_port()
@@ -197,14 +224,7 @@ async def compare(args: argparse.Namespace, workdir: Path) -> int:
                 targets.append(litellm_target(workdir, upstream_url, litellm))
             else:
                 print(f"(LiteLLM skipped: {litellm} not found; `make bench` installs it)")
-        # Rounds interleave the targets, so a burst of load from elsewhere on the machine hits them all alike;
-        # each figure is the median over the rounds.
-        rounds: dict[str, list[Figures]] = {t.name: [] for t in [direct, *targets]}
-        for _ in range(args.rounds):
-            for target in [direct, *targets]:
-                rounds[target.name].append(await measure(target, args.seconds, args.warmup))
-        base = median_figures(rounds.pop("direct"))
-        results = {name: median_figures(figures) for name, figures in rounds.items()}
+        base, results = await measure_rounds(direct, targets, args)
     finally:
         for target in targets:
             target.stop()

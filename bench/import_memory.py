@@ -14,7 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# (label, modules imported together); the selector's own modules last, so the libraries' share shows.
+# (label, modules imported together); the libraries first and the selector's own modules after them, so the
+# libraries' share shows.
 STEPS = (
     ("yaml", ("yaml",)),
     ("pydantic", ("pydantic",)),

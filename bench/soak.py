@@ -213,7 +213,7 @@ async def soak(args: argparse.Namespace) -> int:
         load = asyncio.create_task(drive(url, seconds, args.rate, args.concurrency, tally))
         samples: dict[str, list[tuple[float, float]]] = {"selector": [], "edge": []}
         started = time.monotonic()
-        warm: dict[str, int] = {}
+        warm: dict[str, float] = {}
         while not load.done():
             await asyncio.wait({load}, timeout=5)
             elapsed = time.monotonic() - started

@@ -27,15 +27,12 @@ import grpc
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from compare import (
-    Figures,
     Target,
     bare_target,
-    measure,
-    median_figures,
+    measure_rounds,
     poolgate_target,
     spawn,
     start_fake_upstream,
-    wait_http,
 )
 from edge_bench import UPSTREAM_KEYS, free_port
 
@@ -45,11 +42,18 @@ from poolgate.v1 import selector_pb2_grpc
 
 
 class EchoSelector(selector_pb2_grpc.SelectorServicer):
-    """Answers every selection at once with the same lease, in one message per message read; drops reports."""
+    """Answers every selection at once with the same lease, in one message per message read; counts reports and
+    drops them."""
+
+    def __init__(self) -> None:
+        self.selections = 0
+        self.reports = 0
 
     async def Exchange(self, requests, context):  # type: ignore[no-untyped-def]
         lease = pb.Lease(lease_id="0" * 32, account_id="a0", account_name="a0", pool="openai")
         while (message := await context.read()) is not grpc.aio.EOF:
+            self.selections += len(message.selects)
+            self.reports += len(message.reports)
             if message.selects:
                 await context.write(pb.ExchangeResponse(
                     results=[pb.StreamResult(id=select.id, lease=lease) for select in message.selects]))
@@ -78,13 +82,11 @@ def wait_listening(port: int, process: subprocess.Popen[bytes], seconds: float =
 
 
 def floor_target(upstream: str) -> Target:
-    selector, port = free_port(), free_port()
+    selector = free_port()
     echo = spawn(str(Path(__file__).resolve()), "echo-selector", "--port", str(selector))
     wait_listening(selector, echo)  # else the proxy's first selections could find nobody listening
-    proxy = spawn("bench/bare_proxy.py", "--listen", f"127.0.0.1:{port}", "--upstream", upstream,
-                  "--key", UPSTREAM_KEYS[0], "--selector", f"127.0.0.1:{selector}")
-    target = Target("bare + round trip", f"http://127.0.0.1:{port}/v1", "unused", [echo, proxy])
-    wait_http(f"http://127.0.0.1:{port}/v1/models", proxy)
+    target = bare_target(upstream, f"127.0.0.1:{selector}")
+    target.processes.append(echo)
     return target
 
 
@@ -95,17 +97,12 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
         direct = Target("direct", f"{upstream_url}/v1", UPSTREAM_KEYS[0], [fake])
         targets = [bare_target(upstream_url), floor_target(upstream_url),
                    poolgate_target("poolgate stream", workdir, upstream_url, "stream")]
-        rounds: dict[str, list[Figures]] = {t.name: [] for t in [direct, *targets]}
-        for _ in range(args.rounds):
-            for target in [direct, *targets]:
-                rounds[target.name].append(await measure(target, args.seconds, args.warmup))
+        base, results = await measure_rounds(direct, targets, args)
     finally:
         for target in targets:
             target.stop()
         fake.terminate()
         fake.wait(15)
-    base = median_figures(rounds.pop("direct"))
-    results = {name: median_figures(figures) for name, figures in rounds.items()}
     bare = results["bare proxy"]
     bare_added = max(0.001, bare.p50 - base.p50)
     print(f"\n{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}; zero-latency fake upstream; "
@@ -118,7 +115,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
               f"{f.ttfb50 - base.ttfb50:>15.2f}{f.cpu_us:>12.0f}")
     print("bare + round trip: the bare proxy plus one Exchange-stream selection per request from an echo selector "
           "(no pools, no selection, no state) and one batched report: the floor of the architecture")
-    print("goals (issue): req/s >= 0.75 of bare, added p50 <= 1.5x bare's, added TTFB <= 1 ms")
+    print("fast-path goals: req/s >= 0.75 of bare, added p50 <= 1.5x bare's, added TTFB <= 1 ms")
 
 
 def main() -> None:

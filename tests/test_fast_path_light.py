@@ -7,9 +7,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
+import grpc
 import pytest
+from aiohttp.test_utils import TestServer
+
+from poolgate.fake_upstream import FakeUpstream
+from poolgate.v1 import selector_pb2_grpc
+from tests.support import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import bare_proxy  # noqa: E402
+from edge_bench import BODY, UPSTREAM_KEYS  # noqa: E402
+from transport_floor import EchoSelector  # noqa: E402
 
 
 @pytest.mark.timeout(120)
@@ -35,3 +46,26 @@ def test_the_transport_floor_benchmark_measures_a_proxy_that_takes_a_selection_p
     # error), and its throughput relative to the bare proxy is printed.
     assert float(floor[0].replace(",", "")) > 0, result.stdout
     assert 0 < float(floor[1]) < 5, result.stdout
+
+
+async def test_the_floor_proxy_takes_one_selection_and_sends_one_report_per_request(
+    fake_upstream: FakeUpstream,
+) -> None:
+    echo = EchoSelector()
+    server = grpc.aio.server()
+    selector_pb2_grpc.add_SelectorServicer_to_server(echo, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    proxy = TestServer(bare_proxy.make_app(fake_upstream.url, UPSTREAM_KEYS[0], f"127.0.0.1:{port}"),
+                       host="127.0.0.1")
+    await proxy.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(5):
+                async with session.post(proxy.make_url("/v1/chat/completions"), json=BODY) as response:
+                    assert response.status == 200, await response.text()
+        await eventually(lambda: echo.reports == 5, what="the five outcome reports")
+        assert echo.selections == 5
+    finally:
+        await proxy.close()
+        await server.stop(None)

@@ -25,7 +25,6 @@ async def test_round_robin_across_three_file_accounts_through_the_edge(
     for name, token in tokens.items():
         creds.write(f"kiro-{name}.json", token, f"rt-{name}-0000", HOUR, profile_arn=f"arn:aws:x:{name}")
     (creds.path / "kiro-garbled.json").write_text("{not json")
-    fake = fake_upstream
     selector = edge = client = None
     try:
         config = parse_config(f"""
@@ -34,7 +33,7 @@ edge:
   timeouts: {{connect: 2s, first_byte: 2s, total: 10s, selector: 1s}}
 pools:
   kiro:
-    base_url: {fake.url}/v1
+    base_url: {fake_upstream.url}/v1
     strategy: round_robin
     credentials_dir: {creds.path}
     credentials_glob: "kiro-*.json"
@@ -49,7 +48,7 @@ models:
             completion = await client.chat.completions.create(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}])
             assert completion.choices[0].message.content
-        assert Counter(fake.stats.requests) == Counter({token: 2 for token in tokens.values()})
+        assert Counter(fake_upstream.stats.requests) == Counter({token: 2 for token in tokens.values()})
         await edge.runner.app[SELECTOR].flush_reports()  # the edge reports outcomes in the background
         accounts = selector.core.pools["kiro"].accounts.values()
         assert sorted(a.name for a in accounts) == ["kiro-personal", "kiro-team", "kiro-work"]

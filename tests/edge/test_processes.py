@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import openai
@@ -34,9 +36,7 @@ def test_up_serves_the_demo_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert "Traceback" not in output
     assert "openai/personal rate limited" in output  # the demo's failover is visible at once
     assert (tmp_path / "poolgate.db").exists()  # the database next to the config
-    for port in (edge, selector, fake):  # every child stopped
-        with socket.socket() as sock:
-            assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} is still served"
+    assert served(edge, selector, fake) == [False, False, False], output  # every child stopped
 
 
 def start_up_in_its_own_session(config: Path, cwd: Path, ignore_hangup: bool = False) -> subprocess.Popen[bytes]:
@@ -94,10 +94,25 @@ def test_under_nohup_a_hangup_changes_nothing(tmp_path: Path) -> None:
     assert served(edge, selector, fake) == [False, False, False], output
 
 
+def wait_for_slow_request(fake: int, within: float = 10) -> None:
+    """Return once the fake upstream has received a request for one of the slow keys (it counts it before its
+    delay)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{fake}/_fake/stats", timeout=5) as response:
+            counts = json.load(response)["requests"]
+        if any("slow1500" in key for key in counts):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no request reached a slow account within {within:g} s")
+
+
 def test_up_stops_the_edge_first_so_a_request_in_flight_is_answered_and_reported(tmp_path: Path) -> None:
-    config, (edge, _selector, _fake) = demo_config(tmp_path)
+    config, (edge, _selector, fake) = demo_config(tmp_path)
     # Every account that serves answers after 1.5 s, so a request is still in flight when `up` is stopped.
-    config.write_text(config.read_text().replace("sk-demo-work-0001", "sk-demo-slow1500-work")
+    text = config.read_text()
+    assert "sk-demo-work-0001" in text and "sk-demo-team-0002" in text
+    config.write_text(text.replace("sk-demo-work-0001", "sk-demo-slow1500-work")
                       .replace("sk-demo-team-0002", "sk-demo-slow1500-team"))
     process = subprocess.Popen([sys.executable, "-m", "poolgate.cli", "up", "--config", str(config)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
@@ -108,7 +123,8 @@ def test_up_stops_the_edge_first_so_a_request_in_flight_is_answered_and_reported
             wait_ready(url, process)
             answer = pool.submit(client.chat.completions.create, model="gpt-4o-mini",
                                  messages=[{"role": "user", "content": "hi"}])
-            time.sleep(0.7)  # past the first account's 429: the request waits on a slow account
+            wait_for_slow_request(fake)  # past the first account's 429: the request waits on a slow account
+            assert not answer.done()
         finally:
             output = stop_process(process)
         assert answer.result(timeout=5).choices[0].message.content

@@ -14,7 +14,7 @@ import pytest
 
 from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc
-from tests.support import free_port
+from tests.support import free_port, stop_process
 
 CONFIG = """
 pools:
@@ -116,8 +116,7 @@ def test_a_database_given_on_the_command_line_replaces_the_configs(tmp_path: Pat
     try:
         wait_ready(port, process).close()
     finally:
-        process.terminate()
-        process.communicate(timeout=30)
+        stop_process(process)
     assert (tmp_path / "state.db").exists()
 
 
