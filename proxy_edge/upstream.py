@@ -240,7 +240,8 @@ class Upstream:
         report.outcome = outcome  # type: ignore[assignment]
         report.http_status = status
         report.latency_ms = self._ms(started)
-        report.retry_after_ms = retry_after_ms(limits) if limits else 0
+        # What the upstream asks to wait only matters for a failure (the selector ignores it on a success).
+        report.retry_after_ms = retry_after_ms(limits) if limits and outcome != oc.SUCCESS else 0
         if limits:
             report.rate_limit_headers.update(limits)
         if detail:

@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health
 
 from poolgate import runtime
+from poolgate.addresses import split_port_only
 from poolgate.config import Config, ConfigError
 from poolgate.logging_setup import configure_logging
 from selector_service.api.admin import describe
@@ -162,7 +163,7 @@ async def _serve(
         _spawn(reloads, _keep_warning(handle.address))
     if handle.metrics_port:
         log.info("selector metrics at http://%s:%d/metrics",
-                 config.selector.metrics_listen.rpartition(":")[0], handle.metrics_port)
+                 split_port_only(config.selector.metrics_listen)[0], handle.metrics_port)
     await stopping.wait()
     log.info("poolgate selector stopping")
     await handle.stop()
