@@ -7,6 +7,7 @@ as HTTP dates are by definition.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -25,13 +26,18 @@ def parse_header_duration(text: str) -> float | None:
     ``"1m0s"``), and a cache hit costs about a twentieth of a parse."""
     text = text.strip()
     try:
-        return max(0.0, float(text))
+        return _finite(float(text))
     except ValueError:
         pass
     parts = _GO_DURATION.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
         return None
     return sum(float(n) * _UNIT[u] for n, u in parts)
+
+
+def _finite(seconds: float) -> float | None:
+    """``seconds``, at least 0; None for infinity and NaN (``"inf"`` reads as a float, but is no wait)."""
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def parse_reset(text: str, now: float) -> float:
@@ -59,9 +65,11 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
     """
     if (ms := headers.get("retry-after-ms")) is not None:
         try:
-            return max(0.0, float(ms) / 1000.0)
+            seconds = _finite(float(ms) / 1000.0)
         except ValueError:
-            pass
+            seconds = None
+        if seconds is not None:
+            return seconds
     if (value := headers.get("retry-after")) is not None:
         reset = parse_reset(value, now)
         if reset:

@@ -25,6 +25,8 @@ _DROP_RESPONSE = HOP_BY_HOP | frozenset({"content-length", "content-encoding", "
 # Headers the client's request is written for; an account's default does not override them.
 CLIENT_WINS = frozenset({"anthropic-version", "anthropic-beta"})
 DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
+MAX_RETRY_AFTER_MS = 10**12
+"""The largest wait a report may carry (the proto bounds report times to 0..10^12); a date far ahead is capped."""
 _RATE_LIMIT_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "retry-after")
 
 
@@ -76,7 +78,7 @@ def retry_after_ms(headers: Mapping[str, str], now: float | None = None) -> int:
     """Milliseconds the upstream asks to wait (see :func:`poolgate.rate_limit_times.parse_retry_after`); 0 when absent
     or unreadable. ``headers`` has lower-case names (as from :func:`rate_limit_headers`)."""
     seconds = parse_retry_after(headers, time.time() if now is None else now)
-    return 0 if seconds is None else round(seconds * 1000)
+    return 0 if seconds is None else min(MAX_RETRY_AFTER_MS, round(seconds * 1000))
 
 
 def format_retry_after(ms: int) -> str:

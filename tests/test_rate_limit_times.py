@@ -7,6 +7,7 @@ import time
 import pytest
 
 from poolgate.rate_limit_times import parse_header_duration, parse_reset, parse_retry_after
+from proxy_edge.headers import MAX_RETRY_AFTER_MS, retry_after_ms
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 
@@ -54,3 +55,18 @@ def test_a_time_without_a_zone_is_utc_whatever_the_machine_zone(monkeypatch: pyt
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+@pytest.mark.parametrize("text", ["inf", "-inf", "nan", "Infinity"])
+def test_infinity_is_no_duration(text: str) -> None:
+    assert parse_header_duration(text) is None
+    assert parse_reset(text, NOW) == 0.0
+    assert parse_retry_after({"retry-after": text}, NOW) is None
+    assert parse_retry_after({"retry-after-ms": text, "retry-after": "5"}, NOW) == 5.0
+
+
+@pytest.mark.parametrize("headers", [{"retry-after": "1e300"}, {"retry-after-ms": "1e300"},
+                                     {"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT"}])
+def test_the_edge_caps_a_wait_to_what_a_report_may_carry(headers: dict[str, str]) -> None:
+    assert retry_after_ms(headers, NOW) == MAX_RETRY_AFTER_MS == 10**12
+    assert retry_after_ms({"retry-after": "inf"}, NOW) == 0
