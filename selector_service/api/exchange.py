@@ -42,6 +42,14 @@ def _error(exc: SelectorError) -> pb.StreamError:
     return error
 
 
+def _internal_error(select: pb.StreamSelect, exc: Exception) -> pb.StreamResult:
+    """The answer to a selection that failed on a bug (such as a strategy plugin breaking its contract): INTERNAL
+    for this selection, as a unary call would end with UNKNOWN, instead of the stream's reader dying with it."""
+    log.error("selection in pool %r failed: %s", select.request.pool, exc, exc_info=exc)
+    return pb.StreamResult(id=select.id, error=pb.StreamError(
+        code=grpc.StatusCode.INTERNAL.value[0], message=f"the selection failed inside the selector: {exc}"))
+
+
 class ExchangeSession:
     """One client's stream: reads requests, runs selections concurrently, writes answers in batches."""
 
@@ -121,6 +129,8 @@ class ExchangeSession:
             grant = self.core.try_select(request, excluded)
         except SelectorError as exc:
             return pb.StreamResult(id=select.id, error=_error(exc))
+        except Exception as exc:  # a broken strategy plugin: this selection fails, the stream goes on
+            return _internal_error(select, exc)
         return None if grant is None else self._leased(select, grant, started)
 
     async def _select(self, select: pb.StreamSelect, request: SelectionRequest, excluded: frozenset[str]) -> None:
@@ -131,6 +141,8 @@ class ExchangeSession:
             self._out.put_nowait(self._leased(select, grant, started))
         except SelectorError as exc:
             self._out.put_nowait(pb.StreamResult(id=select.id, error=_error(exc)))
+        except Exception as exc:
+            self._out.put_nowait(_internal_error(select, exc))
         finally:
             self._selections.pop(select.id, None)
 

@@ -9,6 +9,7 @@ import pytest
 
 from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc
+from selector_service.app import SelectorHandle
 from tests.support import eventually_async
 
 CONFIG = """
@@ -116,3 +117,23 @@ async def test_duplicate_id_in_flight_is_rejected(stub: selector_pb2_grpc.Select
     duplicate = (await results(call, 1))[7]
     assert duplicate.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     call.cancel()
+
+
+async def test_a_strategy_that_breaks_fails_its_selection_and_the_stream_goes_on(
+    selector: SelectorHandle, stub: selector_pb2_grpc.SelectorStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    strategy = selector.core.pools["openai"].strategy
+
+    def broken(*_args: object) -> object:
+        raise ZeroDivisionError("a bug in the plugin")
+
+    call = stub.Exchange()
+    with monkeypatch.context() as patch:
+        patch.setattr(strategy, "select", broken)
+        await call.write(pb.ExchangeRequest(selects=[select(1)]))
+        failed = (await results(call, 1))[1]
+    assert failed.error.code == grpc.StatusCode.INTERNAL.value[0]
+    assert "a bug in the plugin" in failed.error.message
+    await call.write(pb.ExchangeRequest(selects=[select(2)]))
+    assert (await results(call, 1))[2].lease.lease_id  # the same stream still answers
+    await call.done_writing()
