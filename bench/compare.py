@@ -202,6 +202,18 @@ async def measure_rounds(direct: Target, targets: list[Target], args: argparse.N
     return base, {name: median_figures(figures) for name, figures in rounds.items()}
 
 
+def stop_all(targets: list[Target], fake: subprocess.Popen[bytes]) -> None:
+    for target in targets:
+        target.stop()
+    fake.terminate()
+    fake.wait(15)
+
+
+def print_setting(args: argparse.Namespace) -> None:
+    print(f"\n{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}; zero-latency fake upstream; "
+          f"{args.seconds:g} s per case, median of {args.rounds} interleaved round(s)")
+
+
 def start_fake_upstream() -> tuple[subprocess.Popen[bytes], str]:
     """The zero-latency fake upstream every target forwards to, once it answers; returns it and its base URL."""
     port = free_port()
@@ -226,12 +238,8 @@ async def compare(args: argparse.Namespace, workdir: Path) -> int:
                 print(f"(LiteLLM skipped: {litellm} not found; `make bench` installs it)")
         base, results = await measure_rounds(direct, targets, args)
     finally:
-        for target in targets:
-            target.stop()
-        fake.terminate()
-        fake.wait(15)
-    print(f"\n{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}; zero-latency fake upstream; "
-          f"{args.seconds:g} s per case, median of {args.rounds} interleaved round(s)")
+        stop_all(targets, fake)
+    print_setting(args)
     print(f"{'target':<17}{'req/s c=32':>11}{'added p50 ms':>14}{'added p99 ms':>14}{'added TTFB p50':>16}"
           f"{'RSS MB':>8}{'CPU µs/req':>12}")
     print(f"{'(direct)':<17}{base.rate:>11,.0f}{base.p50:>13.2f}*{base.p99:>13.2f}*{base.ttfb50:>15.2f}*{'':>8}"

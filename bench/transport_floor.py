@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import socket
 import subprocess
 import sys
@@ -31,8 +30,10 @@ from compare import (
     bare_target,
     measure_rounds,
     poolgate_target,
+    print_setting,
     spawn,
     start_fake_upstream,
+    stop_all,
 )
 from edge_bench import UPSTREAM_KEYS, free_port
 
@@ -99,14 +100,10 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
                    poolgate_target("poolgate stream", workdir, upstream_url, "stream")]
         base, results = await measure_rounds(direct, targets, args)
     finally:
-        for target in targets:
-            target.stop()
-        fake.terminate()
-        fake.wait(15)
+        stop_all(targets, fake)
     bare = results["bare proxy"]
     bare_added = max(0.001, bare.p50 - base.p50)
-    print(f"\n{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}; zero-latency fake upstream; "
-          f"{args.seconds:g} s per case, median of {args.rounds} interleaved round(s)")
+    print_setting(args)
     print(f"{'target':<19}{'req/s c=32':>11}{'/ bare':>8}{'added p50 ms':>14}{'/ bare':>8}{'added TTFB ms':>15}"
           f"{'CPU µs/req':>12}")
     for name, f in results.items():
