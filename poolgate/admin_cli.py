@@ -20,7 +20,7 @@ from poolgate.v1 import selector_pb2_grpc
 TIMEOUT = 10.0
 STATE_NAMES = {
     pb.ACCOUNT_STATE_HEALTHY: "healthy", pb.ACCOUNT_STATE_COOLING: "cooling",
-    pb.ACCOUNT_STATE_CIRCUIT_OPEN: "circuit open", pb.ACCOUNT_STATE_CIRCUIT_HALF_OPEN: "half-open",
+    pb.ACCOUNT_STATE_CIRCUIT_OPEN: "circuit open", pb.ACCOUNT_STATE_PROBING: "probing",
     pb.ACCOUNT_STATE_DISABLED: "disabled",
 }
 

@@ -121,12 +121,13 @@ class ExchangeClient:
             self._pending.pop(selection_id, None)
 
     def report(self, request: pb.ReportOutcomeRequest) -> None:
-        """Queue an outcome report; it is sent with the next message (no answer is awaited)."""
+        """Queue an outcome report; it is sent with the next message (no answer is awaited). An early report (a
+        probe's answer, which other requests wait for) goes out at once instead of lingering for company."""
         self._ensure_stream()
         self._queue_report(request)
 
     def _queue_report(self, request: pb.ReportOutcomeRequest) -> None:
-        self._outbox.put("report", request)
+        self._outbox.put("early" if request.early else "report", request)
         self._reports_queued += 1
 
     async def sync(self, timeout: float) -> None:
@@ -162,7 +163,7 @@ class ExchangeClient:
             # Each stream reads its own queue: a dead stream's reader must not take messages meant for the new one.
             # Reports not sent yet move over; selections queued for the dead stream have been failed already.
             old, self._outbox = self._outbox, _Outbox()
-            self._outbox.items.extend(entry for entry in old.items if entry[0] == "report")
+            self._outbox.items.extend(entry for entry in old.items if entry[0] in ("report", "early"))
             self._stream = asyncio.create_task(self._run(self._outbox), name="poolgate-exchange")
 
     async def _requests(self, outbox: _Outbox) -> AsyncIterator[pb.ExchangeRequest]:

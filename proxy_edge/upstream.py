@@ -90,6 +90,10 @@ class Upstream:
             limits = rate_limit_headers(upstream.headers.items())
             if not 200 <= status < 300:
                 return await self._error_status(report, started, upstream, limits, credential.value)
+            if lease.probe:
+                # The account's health was unknown and other requests wait for this answer: tell the selector now,
+                # not at the end of a generation that may take minutes.
+                self._selector.report_later(_early_report(lease.lease_id, status, limits))
             if job.stream and upstream.content_type == _EVENT_STREAM:
                 return await self._stream(request, job, report, started, upstream, limits, lease.account_id)
             try:
@@ -254,10 +258,19 @@ class Upstream:
 
     async def _fail(self, report: pb.ReportOutcomeRequest, started: float, outcome: int, status: int,
                     limits: dict[str, str], detail: str) -> Failure:
-        # Awaited (and shielded from the client going away), so the account's new state counts for the next lease.
+        # The account's new state must count for the next lease: on the unary transport the report is awaited (and
+        # shielded from the client going away); on the stream it is queued before the retry's selection, and the
+        # selector applies a stream's reports before the selections sent after them.
         self._fill(report, started, outcome, status, limits, detail)
         await self._selector.report_shielded(report)
         return Failure(outcome, status, report.retry_after_ms, detail)
+
+
+def _early_report(lease_id: str, status: int, limits: dict[str, str]) -> pb.ReportOutcomeRequest:
+    report = pb.ReportOutcomeRequest(lease_id=lease_id, outcome=pb.OUTCOME_SUCCESS, http_status=status, early=True)
+    if limits:
+        report.rate_limit_headers.update(limits)
+    return report
 
 
 async def _write_quietly(response: web.StreamResponse, data: bytes | None) -> None:

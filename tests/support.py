@@ -10,6 +10,10 @@ import time
 import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from selector_service.domain.selector import SelectorCore
 
 
 def free_port() -> int:
@@ -78,3 +82,16 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 20) -> str:
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+async def open_accounts(core: SelectorCore) -> None:
+    """Prove every account with one successful lease (new accounts take only a probe until they answer)."""
+    from selector_service.domain.outcomes import Outcome, OutcomeReport
+    from selector_service.plugin.types import SelectionRequest
+
+    for pool in core.pools.values():
+        ids = list(pool.accounts)
+        for account_id in ids:
+            grant = await core.select(SelectionRequest(pool=pool.name), [i for i in ids if i != account_id], 0)
+            result = await core.report(OutcomeReport(grant.lease.lease_id, Outcome.SUCCESS))
+            assert result.recorded and not grant.lease.account.admission.probing

@@ -89,6 +89,15 @@ class PoolSettings(_Section):
     """Longest a SelectAccount call waits for an account when the caller set no deadline."""
     sticky_sessions: bool = False
     session_ttl: Duration = 3600.0
+    probe_leases: int = Field(default=1, ge=1, le=1000)
+    """Leases in flight at most on an account whose health is unknown (new, after a cooldown, half-open, re-enabled)
+    until the upstream answers one of them; other requests go to known accounts or wait."""
+    probe_timeout: Duration = 30.0
+    """A probe not answered within this time (a long non-stream generation, or an edge that died holding it) gives
+    up its slot, and the account admits another probe."""
+    slow_start: int = Field(default=0, ge=0, le=1_000_000)
+    """0: a probe's success opens the account fully. N: it then takes 2, 4, 8 … leases in flight, doubling per
+    success, until the step passes N."""
 
 
 def _priority(value: Any) -> Any:

@@ -36,6 +36,17 @@ class AccountState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ACCOUNT_STATE_CIRCUIT_OPEN: _ClassVar[AccountState]
     ACCOUNT_STATE_CIRCUIT_HALF_OPEN: _ClassVar[AccountState]
     ACCOUNT_STATE_DISABLED: _ClassVar[AccountState]
+    ACCOUNT_STATE_PROBING: _ClassVar[AccountState]
+
+class ProbeReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROBE_REASON_UNSPECIFIED: _ClassVar[ProbeReason]
+    PROBE_REASON_NEW: _ClassVar[ProbeReason]
+    PROBE_REASON_AFTER_COOLDOWN: _ClassVar[ProbeReason]
+    PROBE_REASON_HALF_OPEN: _ClassVar[ProbeReason]
+    PROBE_REASON_OPERATOR: _ClassVar[ProbeReason]
+    PROBE_REASON_RESTORED: _ClassVar[ProbeReason]
+    PROBE_REASON_NEW_CREDENTIAL: _ClassVar[ProbeReason]
 
 class UsageBucket(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -61,6 +72,14 @@ ACCOUNT_STATE_COOLING: AccountState
 ACCOUNT_STATE_CIRCUIT_OPEN: AccountState
 ACCOUNT_STATE_CIRCUIT_HALF_OPEN: AccountState
 ACCOUNT_STATE_DISABLED: AccountState
+ACCOUNT_STATE_PROBING: AccountState
+PROBE_REASON_UNSPECIFIED: ProbeReason
+PROBE_REASON_NEW: ProbeReason
+PROBE_REASON_AFTER_COOLDOWN: ProbeReason
+PROBE_REASON_HALF_OPEN: ProbeReason
+PROBE_REASON_OPERATOR: ProbeReason
+PROBE_REASON_RESTORED: ProbeReason
+PROBE_REASON_NEW_CREDENTIAL: ProbeReason
 USAGE_BUCKET_UNSPECIFIED: UsageBucket
 USAGE_BUCKET_MINUTE: UsageBucket
 USAGE_BUCKET_HOUR: UsageBucket
@@ -89,7 +108,7 @@ class Header(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
 class Lease(_message.Message):
-    __slots__ = ("lease_id", "account_id", "account_name", "pool", "base_url", "credential", "extra_headers", "expires_at", "format")
+    __slots__ = ("lease_id", "account_id", "account_name", "pool", "base_url", "credential", "extra_headers", "expires_at", "format", "probe")
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +118,7 @@ class Lease(_message.Message):
     EXTRA_HEADERS_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
+    PROBE_FIELD_NUMBER: _ClassVar[int]
     lease_id: str
     account_id: str
     account_name: str
@@ -108,10 +128,11 @@ class Lease(_message.Message):
     extra_headers: _containers.RepeatedCompositeFieldContainer[Header]
     expires_at: _timestamp_pb2.Timestamp
     format: ApiFormat
-    def __init__(self, lease_id: _Optional[str] = ..., account_id: _Optional[str] = ..., account_name: _Optional[str] = ..., pool: _Optional[str] = ..., base_url: _Optional[str] = ..., credential: _Optional[_Union[Header, _Mapping]] = ..., extra_headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., format: _Optional[_Union[ApiFormat, str]] = ...) -> None: ...
+    probe: bool
+    def __init__(self, lease_id: _Optional[str] = ..., account_id: _Optional[str] = ..., account_name: _Optional[str] = ..., pool: _Optional[str] = ..., base_url: _Optional[str] = ..., credential: _Optional[_Union[Header, _Mapping]] = ..., extra_headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., format: _Optional[_Union[ApiFormat, str]] = ..., probe: _Optional[bool] = ...) -> None: ...
 
 class ReportOutcomeRequest(_message.Message):
-    __slots__ = ("lease_id", "outcome", "http_status", "retry_after_ms", "latency_ms", "time_to_first_token_ms", "input_tokens", "output_tokens", "rate_limit_headers", "detail")
+    __slots__ = ("lease_id", "outcome", "http_status", "retry_after_ms", "latency_ms", "time_to_first_token_ms", "input_tokens", "output_tokens", "rate_limit_headers", "detail", "early")
     class RateLimitHeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +150,7 @@ class ReportOutcomeRequest(_message.Message):
     OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     RATE_LIMIT_HEADERS_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
+    EARLY_FIELD_NUMBER: _ClassVar[int]
     lease_id: str
     outcome: Outcome
     http_status: int
@@ -139,7 +161,8 @@ class ReportOutcomeRequest(_message.Message):
     output_tokens: int
     rate_limit_headers: _containers.ScalarMap[str, str]
     detail: str
-    def __init__(self, lease_id: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., http_status: _Optional[int] = ..., retry_after_ms: _Optional[int] = ..., latency_ms: _Optional[int] = ..., time_to_first_token_ms: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., rate_limit_headers: _Optional[_Mapping[str, str]] = ..., detail: _Optional[str] = ...) -> None: ...
+    early: bool
+    def __init__(self, lease_id: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., http_status: _Optional[int] = ..., retry_after_ms: _Optional[int] = ..., latency_ms: _Optional[int] = ..., time_to_first_token_ms: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., rate_limit_headers: _Optional[_Mapping[str, str]] = ..., detail: _Optional[str] = ..., early: _Optional[bool] = ...) -> None: ...
 
 class ReportOutcomeResponse(_message.Message):
     __slots__ = ("recorded", "detail", "account_state")
@@ -178,7 +201,7 @@ class RateLimitHeadroom(_message.Message):
     def __init__(self, requests_remaining: _Optional[int] = ..., requests_limit: _Optional[int] = ..., input_tokens_remaining: _Optional[int] = ..., input_tokens_limit: _Optional[int] = ..., output_tokens_remaining: _Optional[int] = ..., output_tokens_limit: _Optional[int] = ..., reset_in_ms: _Optional[int] = ..., fraction: _Optional[float] = ...) -> None: ...
 
 class AccountStatus(_message.Message):
-    __slots__ = ("account_id", "name", "state", "reason", "cooldown_remaining_ms", "in_flight", "max_concurrency", "priority", "weight", "requests_total", "successes_total", "failures_total", "rate_limited_total", "input_tokens_total", "output_tokens_total", "consecutive_failures", "recent_latency_ms", "error_rate", "headroom", "credential_redacted")
+    __slots__ = ("account_id", "name", "state", "reason", "cooldown_remaining_ms", "in_flight", "max_concurrency", "priority", "weight", "requests_total", "successes_total", "failures_total", "rate_limited_total", "input_tokens_total", "output_tokens_total", "consecutive_failures", "recent_latency_ms", "error_rate", "headroom", "credential_redacted", "probe_reason")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -199,6 +222,7 @@ class AccountStatus(_message.Message):
     ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
     HEADROOM_FIELD_NUMBER: _ClassVar[int]
     CREDENTIAL_REDACTED_FIELD_NUMBER: _ClassVar[int]
+    PROBE_REASON_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     name: str
     state: AccountState
@@ -219,7 +243,8 @@ class AccountStatus(_message.Message):
     error_rate: float
     headroom: RateLimitHeadroom
     credential_redacted: str
-    def __init__(self, account_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[AccountState, str]] = ..., reason: _Optional[str] = ..., cooldown_remaining_ms: _Optional[int] = ..., in_flight: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., requests_total: _Optional[int] = ..., successes_total: _Optional[int] = ..., failures_total: _Optional[int] = ..., rate_limited_total: _Optional[int] = ..., input_tokens_total: _Optional[int] = ..., output_tokens_total: _Optional[int] = ..., consecutive_failures: _Optional[int] = ..., recent_latency_ms: _Optional[float] = ..., error_rate: _Optional[float] = ..., headroom: _Optional[_Union[RateLimitHeadroom, _Mapping]] = ..., credential_redacted: _Optional[str] = ...) -> None: ...
+    probe_reason: ProbeReason
+    def __init__(self, account_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[AccountState, str]] = ..., reason: _Optional[str] = ..., cooldown_remaining_ms: _Optional[int] = ..., in_flight: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., requests_total: _Optional[int] = ..., successes_total: _Optional[int] = ..., failures_total: _Optional[int] = ..., rate_limited_total: _Optional[int] = ..., input_tokens_total: _Optional[int] = ..., output_tokens_total: _Optional[int] = ..., consecutive_failures: _Optional[int] = ..., recent_latency_ms: _Optional[float] = ..., error_rate: _Optional[float] = ..., headroom: _Optional[_Union[RateLimitHeadroom, _Mapping]] = ..., credential_redacted: _Optional[str] = ..., probe_reason: _Optional[_Union[ProbeReason, str]] = ...) -> None: ...
 
 class PoolStatus(_message.Message):
     __slots__ = ("name", "format", "strategy", "base_url", "accounts", "available", "waiting")

@@ -74,7 +74,13 @@ class SelectorServicer:
 
     def ReportOutcome(self, request, context):
         """Report how the attempt made with a lease went, and release the lease. Reporting an unknown, expired or already
-        reported lease is safe: it changes nothing and says so in the response.
+        reported lease is safe: it changes nothing and says so in the response. A report with `early` set tells the
+        upstream's answer status as soon as its headers arrive and keeps the lease (see ReportOutcomeRequest.early).
+
+        Reports before selections: the account's new state is applied in memory before the call returns (persistence
+        follows), so a SelectAccount sent after ReportOutcome has returned never gets an account the report took out of
+        service. A client that wants that order waits for ReportOutcome before its next SelectAccount; on the Exchange
+        stream the order holds without waiting.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -99,6 +105,10 @@ class SelectorServicer:
         per message. Semantics are those of SelectAccount and ReportOutcome (deadlines, FIFO waiting, exclusions);
         each selection is answered by id, in completion order. Reports get no answer. Closing the stream cancels the
         selections still waiting; leases already granted stay until reported or expired.
+
+        Reports before selections: the reports of a message, and of every earlier message, are applied to the accounts'
+        in-memory state before any selection of that message is decided. A 429 reported together with the retry's
+        selection therefore never leases the rate-limited account to the retry.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -29,6 +29,7 @@ DAY = 86400
 
 T = TypeVar("T")
 _STATES = {v.number: v.name.removeprefix("ACCOUNT_STATE_").lower() for v in pb.AccountState.DESCRIPTOR.values}
+_PROBE_REASONS = {v.number: v.name.removeprefix("PROBE_REASON_").lower() for v in pb.ProbeReason.DESCRIPTOR.values}
 _FORMATS = {v.number: v.name.removeprefix("API_FORMAT_").lower() for v in pb.ApiFormat.DESCRIPTOR.values}
 
 
@@ -162,6 +163,7 @@ def _account(a: pb.AccountStatus, usage: Usage) -> dict[str, Any]:
         "name": a.name,
         "state": _STATES.get(a.state, "unspecified"),
         "reason": a.reason,
+        "probe_reason": _PROBE_REASONS.get(a.probe_reason, "unspecified") if a.probe_reason else "",
         "cooldown_ms": a.cooldown_remaining_ms,
         "in_flight": a.in_flight,
         "max_concurrency": a.max_concurrency,

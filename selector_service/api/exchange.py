@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -92,6 +92,13 @@ class ExchangeSession:
                 task = self._selections.get(cancel)
                 if task is not None:
                     task.cancel()
+            # Reports first, in memory and at once: no selection of this message is decided on news it carries.
+            if message.reports:
+                durable = self._record(message.reports)
+                if durable:
+                    task = asyncio.create_task(self._saved(durable))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
             for select in message.selects:
                 if select.id in self._selections:
                     self._out.put_nowait(pb.StreamResult(id=select.id, error=pb.StreamError(
@@ -106,10 +113,6 @@ class ExchangeSession:
                     self._out.put_nowait(answer)
                 else:  # it may have to wait: a task of its own, so later messages are read meanwhile
                     self._selections[select.id] = asyncio.create_task(self._select(select, request, excluded))
-            if message.reports:
-                task = asyncio.create_task(self._report(list(message.reports)))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
             if message.sync:
                 task = asyncio.create_task(self._sync(message.sync, list(self._tasks)))
                 self._tasks.add(task)
@@ -155,13 +158,24 @@ class ExchangeSession:
         await asyncio.gather(*before, return_exceptions=True)
         self._out.put_nowait(pb.ExchangeResponse(synced=sync))
 
-    async def _report(self, reports: list[pb.ReportOutcomeRequest]) -> None:
+    def _record(self, reports: Iterable[pb.ReportOutcomeRequest]) -> list[asyncio.Future[None]]:
+        """Apply reports to the accounts in memory; returns the database writes that a later sync must wait for."""
+        durable = []
         for report in reports:
             outcome = OUTCOMES.get(report.outcome)
             if outcome is None:
                 log.warning("stream report for lease %s ignored: outcome is unset or unknown", report.lease_id[:8])
                 continue
             try:
-                await self.core.report(outcome_report(report, outcome))
+                _, write = self.core.record(outcome_report(report, outcome))
             except InvalidRequestError as exc:
                 log.warning("stream report ignored: %s", exc)
+                continue
+            if write is not None:
+                durable.append(write)
+        return durable
+
+    @staticmethod
+    async def _saved(writes: list[asyncio.Future[None]]) -> None:
+        """Wait for reports' health changes to be durable (a sync after them answers only then)."""
+        await asyncio.gather(*(asyncio.shield(write) for write in writes), return_exceptions=True)

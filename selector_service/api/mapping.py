@@ -6,6 +6,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from poolgate.v1 import selector_pb2 as pb
 from selector_service.domain.account import Account
+from selector_service.domain.admission import Probing
 from selector_service.domain.leases import Grant
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
 from selector_service.domain.pool import AccountSnapshot, PoolSnapshot
@@ -26,8 +27,16 @@ STATES = {
     AccountState.HEALTHY: pb.ACCOUNT_STATE_HEALTHY,
     AccountState.COOLING: pb.ACCOUNT_STATE_COOLING,
     AccountState.CIRCUIT_OPEN: pb.ACCOUNT_STATE_CIRCUIT_OPEN,
-    AccountState.CIRCUIT_HALF_OPEN: pb.ACCOUNT_STATE_CIRCUIT_HALF_OPEN,
+    AccountState.PROBING: pb.ACCOUNT_STATE_PROBING,
     AccountState.DISABLED: pb.ACCOUNT_STATE_DISABLED,
+}
+PROBE_REASONS = {
+    Probing.NEW: pb.PROBE_REASON_NEW,
+    Probing.AFTER_COOLDOWN: pb.PROBE_REASON_AFTER_COOLDOWN,
+    Probing.HALF_OPEN: pb.PROBE_REASON_HALF_OPEN,
+    Probing.OPERATOR: pb.PROBE_REASON_OPERATOR,
+    Probing.RESTORED: pb.PROBE_REASON_RESTORED,
+    Probing.NEW_CREDENTIAL: pb.PROBE_REASON_NEW_CREDENTIAL,
 }
 FORMATS = {"openai": pb.API_FORMAT_OPENAI, "anthropic": pb.API_FORMAT_ANTHROPIC}
 
@@ -55,6 +64,7 @@ def outcome_report(message: pb.ReportOutcomeRequest, outcome: Outcome) -> Outcom
         output_tokens=message.output_tokens,
         rate_limit_headers={k.lower(): v for k, v in message.rate_limit_headers.items()},
         detail=message.detail,
+        early=message.early,
     )
 
 
@@ -72,6 +82,7 @@ def lease_message(grant: Grant) -> pb.Lease:
         extra_headers=[pb.Header(name=k, value=v) for k, v in credential.extra_headers],
         expires_at=expires,
         format=FORMATS[config.format],
+        probe=lease.probe,
     )
 
 
@@ -108,7 +119,13 @@ def account_status(item: AccountSnapshot, now: float) -> pb.AccountStatus:
         output_tokens_total=a.output_tokens_total, consecutive_failures=a.failure_streak,
         recent_latency_ms=a.recent_latency_ms, error_rate=a.error_rate, headroom=_headroom(a, now),
         credential_redacted=a.credential_redacted,
+        probe_reason=_probe_reason(a) if item.state is AccountState.PROBING else pb.PROBE_REASON_UNSPECIFIED,
     )
+
+
+def _probe_reason(account: Account) -> pb.ProbeReason:
+    probing = account.admission.probing
+    return PROBE_REASONS[probing] if probing is not None else pb.PROBE_REASON_UNSPECIFIED
 
 
 def single_account_status(account: Account, now: float) -> pb.AccountStatus:

@@ -1,8 +1,9 @@
 """One account's live state and the health rules applied to it.
 
-An account is available when it is enabled, not cooling, its circuit is closed (or half-open with no probe out), it
-is under its concurrency limit, and no known rate limit is at zero. :meth:`Account.blocked_until` answers that question
-and says until when; :meth:`Account.apply` turns an attempt's outcome into a new state and the change to persist.
+An account is available when it is enabled, not cooling, its circuit is closed, it is under its concurrency limit,
+no known rate limit is at zero, and, while its health is unknown, it has no probe out (:mod:`.admission`).
+:meth:`Account.blocked_until` answers that question and says until when; :meth:`Account.apply` turns an attempt's
+outcome into a new state and the change to persist.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from poolgate.config import AccountConfig, PoolConfig, redact
 from poolgate.config.schema import parse_auth_header
 from poolgate.rate_limit_times import parse_retry_after
+from selector_service.domain.admission import Admission, Probing
 from selector_service.domain.backoff import circuit_cooldown, rate_limit_cooldown
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
 from selector_service.domain.ratelimits import RateLimitSnapshot, parse_headers
@@ -62,13 +64,12 @@ class Account:
     """An account of a pool: configuration, health and load. Also the :class:`AccountView` strategies see."""
 
     __slots__ = (
-        "account_id", "auth_failures_total", "awaiting_refresh", "circuit_open_until", "circuit_opens", "config",
-        "cooldown_reason", "cooldown_until", "credential", "credential_fingerprint", "credential_prefix",
+        "account_id", "admission", "auth_failures_total", "awaiting_refresh", "circuit_open_until", "circuit_opens",
+        "config", "cooldown_reason", "cooldown_until", "credential", "credential_fingerprint", "credential_prefix",
         "credential_redacted", "credential_since", "disabled", "disabled_reason", "error_rate", "expires_at",
-        "expiry_skip", "expiry_wakeup", "failure_streak", "failures_total", "headroom_wakeup", "health_changed_at",
-        "in_flight", "index",
+        "expiry_skip", "expiry_wakeup", "failure_streak", "failures_total", "headroom_wakeup", "in_flight", "index",
         "input_tokens_total", "limits", "max_concurrency", "name", "output_tokens_total", "pool", "priority",
-        "probe_in_flight", "rate_limit_streak", "rate_limited_total", "recent_latency_ms", "refresh_margin",
+        "rate_limit_streak", "rate_limited_total", "recent_latency_ms", "refresh_margin",
         "refreshing", "rejection_refreshed", "requests_total", "successes_total", "weight", "windows",
     )
 
@@ -78,7 +79,7 @@ class Account:
         self.name = config.name
         # load
         self.in_flight = 0
-        self.probe_in_flight = False
+        self.admission = Admission(pool.probe_leases, pool.slow_start, pool.probe_timeout)  # new: health unknown
         self.requests_total = self.successes_total = self.failures_total = 0
         self.rate_limited_total = self.auth_failures_total = 0
         self.input_tokens_total = self.output_tokens_total = 0
@@ -93,7 +94,6 @@ class Account:
         self.circuit_opens = 0
         self.disabled = False
         self.disabled_reason = ""
-        self.health_changed_at = 0.0
         # quota learned from headers, and local per-minute windows for configured limits
         self.limits: RateLimitSnapshot | None = None
         self.windows: dict[str, _Window] = {}
@@ -113,6 +113,7 @@ class Account:
         self.weight = config.weight
         self.priority = config.priority
         self.max_concurrency = config.max_concurrency
+        self.admission.configure(pool.probe_leases, pool.slow_start, pool.probe_timeout)
         if config.auth_header:
             scheme_header, self.credential_prefix = parse_auth_header(config.auth_header)
         elif pool.auth_scheme == "bearer":
@@ -149,6 +150,8 @@ class Account:
         self.credential_redacted = redact(key)
         self.expires_at = expires_at
         self.credential_since = now
+        if self.awaiting_refresh:
+            self.admission.distrust(Probing.NEW_CREDENTIAL)  # the rejected one is replaced: prove the new one
         self.awaiting_refresh = False
 
     def expiring(self, now: float) -> bool:
@@ -171,6 +174,8 @@ class Account:
         self.disabled, self.disabled_reason = saved.disabled, saved.disabled_reason
         self.rate_limited_total, self.failures_total = saved.rate_limited_total, saved.failures_total
         self.auth_failures_total = saved.auth_failures_total
+        if self.admission.probing is Probing.NEW and (saved.cooldown_until or saved.circuit_opens):
+            self.admission.probing = Probing.RESTORED
 
     def take_external(self, saved: PersistedState, now: float) -> bool:
         """Take over health another replica wrote to the shared database; returns whether it changed anything.
@@ -186,7 +191,8 @@ class Account:
                   self.failure_streak, self.rate_limit_streak, self.rate_limited_total, self.failures_total)
         self.restore(saved)
         if worse:
-            self.health_changed_at = max(self.health_changed_at, now)
+            self.admission.distrust(Probing.HALF_OPEN if self.circuit_opens and not self.disabled
+                                    else Probing.OPERATOR if self.disabled else Probing.AFTER_COOLDOWN)
         return before != (self.cooldown_until, self.circuit_open_until, self.circuit_opens, self.disabled,
                           self.failure_streak, self.rate_limit_streak, self.rate_limited_total, self.failures_total)
 
@@ -201,10 +207,11 @@ class Account:
         until = 0.0
         if self.cooldown_until > now:
             until = self.cooldown_until
-        if self.circuit_opens:
-            if self.circuit_open_until > now:
-                until = max(until, self.circuit_open_until)
-            elif self.probe_in_flight:
+        if self.circuit_opens and self.circuit_open_until > now:
+            until = max(until, self.circuit_open_until)
+        if until == 0.0:
+            until = self.admission.blocked_until(self.in_flight, now)  # a probe's answer (or a lease back) frees it
+            if until == NEVER:
                 return NEVER
         if self.max_concurrency and self.in_flight >= self.max_concurrency:
             return NEVER
@@ -214,6 +221,13 @@ class Account:
             if window.used(now) >= window.limit:
                 until = max(until, window.frees_at())
         return until
+
+    def awaiting_probe(self, now: float) -> bool:
+        """Whether the account's only block is its probes out: it frees up as soon as one answers."""
+        admission = self.admission
+        return (admission.probing is not None and admission.probes_in_flight >= admission.probe_leases
+                and not self.disabled and not self.awaiting_refresh and not self.expiring(now)
+                and self.cooldown_until <= now and not (self.circuit_opens and self.circuit_open_until > now))
 
     def expire_quota(self, now: float) -> float:
         """Forget quota use that has passed, so :attr:`headroom` is true as of ``now``: window entries older than a
@@ -250,10 +264,8 @@ class Account:
             when = f"expires in {left:.0f} s" if left > 0 else "has expired"
             doing = "being refreshed" if self.refreshing else "not refreshed"
             return AccountState.COOLING, f"credential {when}, {doing}"
-        if self.circuit_opens:
-            if self.circuit_open_until > now:
-                return AccountState.CIRCUIT_OPEN, f"{self.failure_streak} failures in a row"
-            return AccountState.CIRCUIT_HALF_OPEN, "circuit half-open: next lease is a probe"
+        if self.circuit_opens and self.circuit_open_until > now:
+            return AccountState.CIRCUIT_OPEN, f"{self.failure_streak} failures in a row"
         if self.cooldown_until > now:
             return AccountState.COOLING, self.cooldown_reason
         if self.limits is not None and self.limits.exhausted_until(now) > now:
@@ -261,6 +273,13 @@ class Account:
         for kind, window in self.windows.items():
             if window.used(now) >= window.limit:
                 return AccountState.COOLING, f"configured {kind.replace('_', ' ')} per minute limit reached"
+        admission = self.admission
+        if admission.probing is not None:
+            leases = admission.probe_leases
+            return AccountState.PROBING, (f"{admission.probing.value}: {leases} probe lease{'s' * (leases > 1)} "
+                                          "until the upstream answers")
+        if admission.cap:
+            return AccountState.HEALTHY, f"slow start: at most {admission.cap} in flight"
         return AccountState.HEALTHY, ""
 
     def cooldown_remaining(self, now: float) -> float:
@@ -271,39 +290,43 @@ class Account:
 
     # -- leases ----------------------------------------------------------------------------------------------------
 
-    def acquire(self, now: float) -> bool:
-        """Count a new lease; returns whether it is the half-open circuit's probe."""
+    def acquire(self, now: float) -> int:
+        """Count a new lease; returns its probe id when it is a probe (granted while the account's health is
+        unknown), else 0."""
         self.in_flight += 1
         self.requests_total += 1
         if "requests" in self.windows:
             self.windows["requests"].add(now, 1)
-        probe = bool(self.circuit_opens) and self.circuit_open_until <= now
-        if probe:
-            self.probe_in_flight = True
-        return probe
+        return self.admission.admit(now)
 
-    def release(self, probe: bool) -> None:
+    def release(self, probe_id: int) -> None:
         self.in_flight = max(0, self.in_flight - 1)
-        if probe:
-            self.probe_in_flight = False
+        self.admission.returned(probe_id)
 
     # -- outcomes --------------------------------------------------------------------------------------------------
 
+    def answered(self, report: OutcomeReport, epoch: int, now: float) -> StateChange:
+        """The upstream's early answer to a lease (a 2xx status and its rate-limit headers, before the body): a
+        fresh one proves the account as a success does, without counting a finished request."""
+        change = StateChange(self.account_id)
+        self._learn_limits(report, now)
+        if report.outcome is Outcome.SUCCESS:
+            self._proven(epoch, change)
+        return change
+
     def apply(
-        self, report: OutcomeReport, granted_at: float, now: float, pool: PoolConfig, rng: random.Random,
+        self, report: OutcomeReport, epoch: int, granted_at: float, now: float, pool: PoolConfig, rng: random.Random,
         renew: Callable[[], bool] | None = None,
     ) -> StateChange:
         """Apply an attempt's outcome to this account; return what must be persisted (maybe nothing).
 
+        ``epoch`` is the admission epoch the lease was granted in: a lease granted before the account's health last
+        changed counts in the totals, but neither steps a backoff or a circuit again nor vouches for the account.
         ``renew`` is asked when the upstream rejected the credential: it starts a refresh and returns True when the
         credential can be renewed, and the account then waits for the new one instead of being disabled."""
         change = StateChange(self.account_id)
         outcome = report.outcome
-        headers = report.rate_limit_headers
-        if headers:
-            snapshot = parse_headers(headers, now)
-            if snapshot.limits:
-                self.limits = snapshot
+        self._learn_limits(report, now)
         self.input_tokens_total += max(0, report.input_tokens)
         self.output_tokens_total += max(0, report.output_tokens)
         if "input_tokens" in self.windows:
@@ -314,17 +337,26 @@ class Account:
             return change  # not the account's fault: health unchanged
         failed = outcome is not Outcome.SUCCESS
         self.error_rate += EWMA_ALPHA * ((1.0 if failed else 0.0) - self.error_rate)
+        fresh = self.admission.fresh(epoch)
         if outcome is Outcome.SUCCESS:
-            self._succeeded(report, granted_at, change)
+            self._succeeded(report, fresh, epoch, granted_at, change)
         elif outcome is Outcome.RATE_LIMITED:
-            self._rate_limited(report, now, pool, rng, change)
+            self._rate_limited(report, fresh, now, pool, rng, change)
         elif outcome is Outcome.AUTH_FAILED:
-            self._auth_failed(report, granted_at, now, change, renew)
+            self._auth_failed(report, fresh, granted_at, change, renew)
         else:
-            self._failed(outcome, report, granted_at, now, pool, change)
+            self._failed(fresh, now, pool, change)
         return change
 
-    def _succeeded(self, report: OutcomeReport, granted_at: float, change: StateChange) -> None:
+    def _learn_limits(self, report: OutcomeReport, now: float) -> None:
+        if report.rate_limit_headers:
+            snapshot = parse_headers(report.rate_limit_headers, now)
+            if snapshot.limits:
+                self.limits = snapshot
+
+    def _succeeded(
+        self, report: OutcomeReport, fresh: bool, epoch: int, granted_at: float, change: StateChange
+    ) -> None:
         self.successes_total += 1
         if granted_at >= self.credential_since:
             self.rejection_refreshed = False  # the current credential works: a later rejection may refresh again
@@ -334,12 +366,17 @@ class Account:
                 self.recent_latency_ms + EWMA_ALPHA * (latency - self.recent_latency_ms))
         # Only a lease granted after the last bad news proves the account is fine again; an older in-flight success
         # says nothing about a 429 that came later.
-        fresh = granted_at >= self.health_changed_at
         if self.failure_streak and (fresh or not self.circuit_opens):
             self.failure_streak = 0
             change.reset_failure_streak = True
-        if not fresh:
+        if fresh:
+            self._proven(epoch, change)
+
+    def _proven(self, epoch: int, change: StateChange) -> None:
+        """A lease of ``epoch`` succeeded: if it is fresh, the account is known to be fine."""
+        if not self.admission.fresh(epoch):
             return
+        self.admission.proven(epoch)
         if self.rate_limit_streak:
             self.rate_limit_streak = 0
             change.reset_rate_limit_streak = True
@@ -351,15 +388,21 @@ class Account:
             change.circuit_opens, change.circuit_open_until = 0, 0.0
 
     def _rate_limited(
-        self, report: OutcomeReport, now: float, pool: PoolConfig, rng: random.Random, change: StateChange
+        self, report: OutcomeReport, fresh: bool, now: float, pool: PoolConfig, rng: random.Random,
+        change: StateChange,
     ) -> None:
         self.rate_limited_total += 1
-        self.rate_limit_streak += 1
-        change.rate_limited_delta = change.rate_limit_streak_delta = 1
+        change.rate_limited_delta = 1
         retry_after = report.retry_after_ms / 1000.0 if report.retry_after_ms > 0 else None
         if retry_after is None and report.rate_limit_headers:
             retry_after = parse_retry_after(report.rate_limit_headers, now)
-        seconds = rate_limit_cooldown(pool.cooldown, retry_after, self.rate_limit_streak, rng)
+        if not fresh and retry_after is None:
+            return  # the same piece of news as the 429 that already rested the account: one step, not another
+        if fresh:
+            self.rate_limit_streak += 1
+            change.rate_limit_streak_delta = 1
+        # A stale 429 with its own Retry-After may still lengthen the rest (never shorten it), at the same step.
+        seconds = rate_limit_cooldown(pool.cooldown, retry_after, max(1, self.rate_limit_streak), rng)
         until = now + seconds
         if until > self.cooldown_until:  # a new cooldown never shortens a longer one in force
             status = report.http_status or 429
@@ -367,10 +410,11 @@ class Account:
             self.cooldown_reason = f"rate limited ({status}), cooling {seconds:.0f} s"
             change.extend_cooldown_until = until
             change.cooldown_reason = self.cooldown_reason
-        self.health_changed_at = now
+        if fresh:
+            self.admission.distrust(Probing.AFTER_COOLDOWN)
 
     def _auth_failed(
-        self, report: OutcomeReport, granted_at: float, now: float, change: StateChange,
+        self, report: OutcomeReport, fresh: bool, granted_at: float, change: StateChange,
         renew: Callable[[], bool] | None,
     ) -> None:
         self.auth_failures_total += 1
@@ -380,7 +424,7 @@ class Account:
         if not self.disabled and renew is not None and not self.rejection_refreshed and renew():
             # An OAuth token revoked or expired early: one refresh before giving up on the account.
             self.awaiting_refresh = self.rejection_refreshed = True
-            self.health_changed_at = now
+            self.admission.distrust(Probing.NEW_CREDENTIAL)
             return
         if not self.disabled:
             detail = report.detail.strip()[:200]
@@ -388,17 +432,17 @@ class Account:
             self.disabled = True
             self.disabled_reason = f"credentials rejected ({status})" + (f": {detail}" if detail else "")
             change.disabled, change.disabled_reason = True, self.disabled_reason
-        self.health_changed_at = now
+            self.admission.distrust(Probing.OPERATOR)
 
-    def _failed(
-        self, outcome: Outcome, report: OutcomeReport, granted_at: float, now: float, pool: PoolConfig,
-        change: StateChange,
-    ) -> None:
+    def _failed(self, fresh: bool, now: float, pool: PoolConfig, change: StateChange) -> None:
         self.failures_total += 1
+        change.failures_delta = 1
+        if not fresh:
+            return  # granted before the circuit last opened (or other news): counted, but not another step
         self.failure_streak += 1
-        change.failures_delta = change.failure_streak_delta = 1
+        change.failure_streak_delta = 1
         settings = pool.circuit
-        if self.circuit_opens and self.circuit_open_until <= now and granted_at >= self.health_changed_at:
+        if self.circuit_opens and self.circuit_open_until <= now:
             self.circuit_opens += 1  # the half-open probe failed: reopen, for longer
         elif not self.circuit_opens and self.failure_streak >= settings.failures:
             self.circuit_opens = 1
@@ -406,12 +450,13 @@ class Account:
             return
         self.circuit_open_until = now + circuit_cooldown(settings, self.circuit_opens)
         change.circuit_opens, change.circuit_open_until = self.circuit_opens, self.circuit_open_until
-        self.health_changed_at = now
+        self.admission.distrust(Probing.HALF_OPEN)
 
     # -- operator actions ------------------------------------------------------------------------------------------
 
     def disable(self, reason: str) -> StateChange:
         self.disabled, self.disabled_reason = True, reason
+        self.admission.distrust(Probing.OPERATOR)
         return StateChange(self.account_id, disabled=True, disabled_reason=reason)
 
     def reset(self) -> StateChange:
@@ -423,6 +468,7 @@ class Account:
         for window in self.windows.values():
             window.entries.clear()
             window.total = 0
+        self.admission.distrust(Probing.OPERATOR)  # the operator's word is not the upstream's: probe first
         return StateChange(
             self.account_id, reset_rate_limit_streak=True, reset_failure_streak=True, clear_cooldown=True,
             circuit_open_until=0.0, circuit_opens=0,

@@ -23,7 +23,16 @@ class Lease:
     model: str
     granted_at: float
     expires_at: float
-    probe: bool = False
+    probe_id: int = 0
+    """Non-zero when granted while the account's health was unknown: its answer opens the account."""
+    epoch: int = 0
+    """The account's admission epoch when granted (see :mod:`.admission`)."""
+    answered: bool = False
+    """An early report has already told the upstream's 2xx answer."""
+
+    @property
+    def probe(self) -> bool:
+        return bool(self.probe_id)
 
 
 @dataclass(slots=True)
@@ -45,8 +54,8 @@ class LeaseTable:
     def __len__(self) -> int:
         return len(self._active)
 
-    def open(self, account: Account, model: str, now: float, ttl: float, probe: bool) -> Lease:
-        lease = Lease(secrets.token_urlsafe(16), account, model, now, now + ttl, probe)
+    def open(self, account: Account, model: str, now: float, ttl: float, probe_id: int) -> Lease:
+        lease = Lease(secrets.token_urlsafe(16), account, model, now, now + ttl, probe_id, account.admission.epoch)
         self._active[lease.lease_id] = lease
         if len(self._expiries) > 2 * len(self._active) + 1024:
             # Reported leases leave their expiry behind; drop those so memory follows the active leases only.
@@ -65,6 +74,10 @@ class LeaseTable:
         while len(self._closed) > RECENTLY_CLOSED:
             self._closed.popitem(last=False)
         return lease
+
+    def get(self, lease_id: str) -> Lease | None:
+        """An active lease, without closing it."""
+        return self._active.get(lease_id)
 
     def why_closed(self, lease_id: str) -> str | None:
         return self._closed.get(lease_id)

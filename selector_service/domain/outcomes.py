@@ -26,7 +26,8 @@ class AccountState(enum.Enum):
     HEALTHY = "healthy"
     COOLING = "cooling"
     CIRCUIT_OPEN = "circuit_open"
-    CIRCUIT_HALF_OPEN = "circuit_half_open"
+    PROBING = "probing"
+    """Health unknown (new, after a cooldown, half-open circuit, re-enabled): only probe leases until it answers."""
     DISABLED = "disabled"
 
 
@@ -44,6 +45,8 @@ class OutcomeReport:
     output_tokens: int = 0
     rate_limit_headers: Mapping[str, str] = field(default_factory=dict)
     detail: str = ""
+    early: bool = False
+    """The upstream's answer status as soon as its headers arrived; the lease stays held until the final report."""
 
 
 @dataclass(frozen=True, slots=True)

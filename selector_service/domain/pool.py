@@ -102,6 +102,12 @@ class Pool:
     def is_member(self, account: Account) -> bool:
         return self.accounts.get(account.account_id) is account
 
+    def is_available(self, account: Account) -> bool:
+        """Whether ``account`` can be chosen now. An account added by a reload is a member before it is available:
+        it joins once its saved health has been loaded."""
+        tier = self._tier_of.get(account.account_id)
+        return tier is not None and tier.is_available(account)
+
     # -- availability ----------------------------------------------------------------------------------------------
 
     def refresh(self, account: Account, now: float) -> None:
@@ -184,7 +190,7 @@ class Pool:
         if expires <= now or account is None:  # expired, or the account was removed
             del self.sessions[session_key]
             return None
-        if account_id in excluded or not self._tier_of[account_id].is_available(account):
+        if account_id in excluded or not self.is_available(account):
             return None  # the session moves (and stays on whichever account serves it next)
         self.sessions[session_key] = (account_id, now + self.config.session_ttl)
         self.sessions.move_to_end(session_key)
@@ -210,14 +216,18 @@ class Pool:
             until = account.blocked_until(now)
             state, _ = account.state(now)
             if until == 0.0:
-                label = "available"
+                # Not yet in the index: added by a reload that is still loading its saved health.
+                label = "available" if self.is_available(account) else "being added"
             elif account.awaiting_refresh and not account.disabled:
                 label = "credential rejected, refreshing"  # back when the refresh succeeds
             elif account.expiring(now) and not account.disabled:
                 label = "credential expiring"  # back when a refresh succeeds, not at a known time
+            elif account.awaiting_probe(now):
+                busy = True  # its probe may answer any moment
+                label = "probe in flight"
             elif until == NEVER and not account.disabled:
                 busy = True
-                label = "at max concurrency" if state is AccountState.HEALTHY else "probe in flight"
+                label = "at max concurrency"
             else:
                 label = state.value.replace("_", " ")
                 earliest = min(earliest, until)
@@ -235,7 +245,7 @@ class Pool:
             if account.account_id in excluded:
                 continue
             until = account.blocked_until(now)
-            if until <= deadline or (until == NEVER and not account.disabled
+            if until <= deadline or account.awaiting_probe(now) or (until == NEVER and not account.disabled
                                      and (account.refreshing or not account.expiring(now))):
                 return True
         return False

@@ -16,6 +16,7 @@ from functools import partial
 
 from poolgate.config import Config, PoolConfig
 from selector_service.domain.account import Account
+from selector_service.domain.admission import NO_EPOCH
 from selector_service.domain.errors import (
     InvalidRequestError,
     NoAccountAvailableError,
@@ -23,7 +24,7 @@ from selector_service.domain.errors import (
     UnknownPoolError,
 )
 from selector_service.domain.leases import Grant, Lease, LeaseTable
-from selector_service.domain.outcomes import Outcome, OutcomeReport, ReportResult
+from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport, ReportResult
 from selector_service.domain.pool import Pool, PoolSnapshot
 from selector_service.domain.queueing import WaitQueue
 from selector_service.domain.state import PersistedState, StateChange
@@ -175,10 +176,10 @@ class SelectorCore:
         return pool, excluded
 
     def _grant(self, pool: Pool, account: Account, request: SelectionRequest, now: float) -> Grant:
-        probe = account.acquire(now)
+        probe_id = account.acquire(now)
         if account.expires_at and self.on_refresh_due is not None and account.refresh_due(now):
             self.on_refresh_due(account)  # starts a background refresh; the grant never waits for it
-        lease = self.leases.open(account, request.model, now, pool.config.lease_ttl, probe)
+        lease = self.leases.open(account, request.model, now, pool.config.lease_ttl, probe_id)
         pool.refresh(account, now)
         return Grant(lease, pool)
 
@@ -189,6 +190,83 @@ class SelectorCore:
     # -- ReportOutcome ---------------------------------------------------------------------------------------------
 
     async def report(self, report: OutcomeReport) -> ReportResult:
+        """Apply a report (:meth:`record`) and, for a failure, wait until its health change is durable."""
+        result, durable = self.record(report)
+        if durable is not None:
+            try:
+                await asyncio.shield(durable)
+            except Exception as exc:
+                return ReportResult(True, f"recorded, but saving the account's state failed: {exc}", result.state)
+        return result
+
+    def record(self, report: OutcomeReport) -> tuple[ReportResult, asyncio.Future[None] | None]:
+        """Apply a report to the accounts in memory at once, so that every selection decided after this call sees
+        it; returns the result and, for a failure whose change must be durable before it is acknowledged, the
+        database write to wait for (successes never wait on the database)."""
+        self._check(report)
+        now = self._clock()
+        self._expire_leases(now)
+        if report.early:
+            return self._answered(report, now), None
+        lease = self.leases.close(report.lease_id, "already reported")
+        if lease is None:
+            why = self.leases.why_closed(report.lease_id) or "unknown lease (never issued, or forgotten)"
+            return ReportResult(False, f"not recorded: {why}"), None
+        account = lease.account
+        pool = self._pool_of(account)
+        account.release(lease.probe_id)
+        before = account.state(now)[0]
+        renew = None
+        if report.outcome is Outcome.AUTH_FAILED and self.on_credential_rejected is not None:
+            renew = partial(self.on_credential_rejected, account)
+        # A lease whose 2xx answer was reported early has vouched for the account already: not a second step.
+        epoch = NO_EPOCH if lease.answered and report.outcome is Outcome.SUCCESS else lease.epoch
+        change = account.apply(report, epoch, lease.granted_at, now, pool.config, self._rng, renew)
+        if self.usage is not None:
+            self.usage.record(UsageRecord(
+                now, account.pool, account.account_id, account.name, lease.model, report.outcome.value,
+                report.http_status, report.latency_ms, report.time_to_first_token_ms, report.input_tokens,
+                report.output_tokens, self._prices.cost(lease.model, report.input_tokens, report.output_tokens),
+            ))
+        state, reason = self._changed(pool, account, before, now)
+        durable: asyncio.Future[None] | None = None
+        if not change.is_empty:
+            durable = self._writer.submit(change)
+            if report.outcome is Outcome.SUCCESS:
+                durable.add_done_callback(_consume)  # the hot path never waits on the database
+                durable = None
+        return ReportResult(True, reason or "recorded", state), durable
+
+    def _answered(self, report: OutcomeReport, now: float) -> ReportResult:
+        """An early report: the upstream answered a lease still held (its headers arrived)."""
+        if report.outcome is not Outcome.SUCCESS:
+            raise InvalidRequestError("outcome", "an early report carries OUTCOME_SUCCESS (the upstream answered 2xx);"
+                                                 " report a failure as the final report, with early unset")
+        lease = self.leases.get(report.lease_id)
+        if lease is None:
+            why = self.leases.why_closed(report.lease_id) or "unknown lease (never issued, or forgotten)"
+            return ReportResult(False, f"not recorded: {why}")
+        account = lease.account
+        before = account.state(now)[0]
+        change = account.answered(report, NO_EPOCH if lease.answered else lease.epoch, now)
+        lease.answered = True
+        state, reason = self._changed(self._pool_of(account), account, before, now)
+        if not change.is_empty:
+            self._writer.submit(change).add_done_callback(_consume)
+        return ReportResult(True, reason or "recorded", state)
+
+    def _changed(self, pool: Pool, account: Account, before: AccountState, now: float) -> tuple[AccountState, str]:
+        """Re-derive the account's availability after a report, serve waiting calls, count a state transition."""
+        pool.refresh(account, now)
+        self.queue.serve(pool)
+        state, reason = account.state(now)
+        if state is not before:
+            key = (account.pool, before.value, state.value)
+            self.transitions[key] = self.transitions.get(key, 0) + 1
+        return state, reason
+
+    @staticmethod
+    def _check(report: OutcomeReport) -> None:
         if not report.lease_id:
             raise InvalidRequestError("lease_id", "required: pass the lease_id SelectAccount returned")
         for name in ("latency_ms", "time_to_first_token_ms", "input_tokens", "output_tokens", "retry_after_ms"):
@@ -199,42 +277,6 @@ class SelectorCore:
                 raise InvalidRequestError(name, f"must be at most {MAX_REPORTED:,}, got {value:,}")
         if not 0 <= report.http_status <= 999:
             raise InvalidRequestError("http_status", f"must be 0 or an HTTP status, got {report.http_status}")
-        now = self._clock()
-        self._expire_leases(now)
-        lease = self.leases.close(report.lease_id, "already reported")
-        if lease is None:
-            why = self.leases.why_closed(report.lease_id) or "unknown lease (never issued, or forgotten)"
-            return ReportResult(False, f"not recorded: {why}")
-        account = lease.account
-        pool = self._pool_of(account)
-        account.release(lease.probe)
-        before = account.state(now)[0]
-        renew = None
-        if report.outcome is Outcome.AUTH_FAILED and self.on_credential_rejected is not None:
-            renew = partial(self.on_credential_rejected, account)
-        change = account.apply(report, lease.granted_at, now, pool.config, self._rng, renew)
-        if self.usage is not None:
-            self.usage.record(UsageRecord(
-                now, account.pool, account.account_id, account.name, lease.model, report.outcome.value,
-                report.http_status, report.latency_ms, report.time_to_first_token_ms, report.input_tokens,
-                report.output_tokens, self._prices.cost(lease.model, report.input_tokens, report.output_tokens),
-            ))
-        pool.refresh(account, now)
-        self.queue.serve(pool)
-        state, reason = account.state(now)
-        if state is not before:
-            key = (account.pool, before.value, state.value)
-            self.transitions[key] = self.transitions.get(key, 0) + 1
-        if not change.is_empty:
-            future = self._writer.submit(change)
-            if report.outcome is Outcome.SUCCESS:
-                future.add_done_callback(_consume)  # the hot path never waits on the database
-            else:
-                try:
-                    await asyncio.shield(future)
-                except Exception as exc:
-                    return ReportResult(True, f"recorded, but saving the account's state failed: {exc}", state)
-        return ReportResult(True, reason or "recorded", state)
 
     # -- upkeep ----------------------------------------------------------------------------------------------------
 
@@ -252,7 +294,7 @@ class SelectorCore:
 
     def _released(self, lease: Lease, now: float) -> None:
         pool = self._pool_of(lease.account)
-        lease.account.release(lease.probe)
+        lease.account.release(lease.probe_id)
         pool.refresh(lease.account, now)
         self.queue.serve(pool)
 

@@ -11,7 +11,7 @@ import pytest
 from poolgate.config import ConfigError, parse_config
 from selector_service.domain.outcomes import Outcome, OutcomeReport
 from tests.credentials.conftest import HOUR, CredentialDir, Start, file_pool
-from tests.support import eventually
+from tests.support import eventually, open_accounts
 
 
 async def test_three_files_one_malformed(start: Start, creds: CredentialDir, caplog: pytest.LogCaptureFixture) -> None:
@@ -89,11 +89,13 @@ async def test_files_added_changed_and_removed_while_serving(start: Start, creds
     creds.write("kiro-a.json", "at-a-0001", "rt-a-0001", HOUR)
     running = await start(file_pool(creds.path))
     pool = running.core.pools["p"]
+    await open_accounts(running.core)
     held = await running.lease()
     assert held.lease.account.name == "kiro-a"
 
     creds.write("kiro-b.json", "at-b-0001", "rt-b-0001", HOUR)  # picked up by the watcher, no restart
-    await eventually(lambda: "p/kiro-b" in pool.accounts)
+    # A member at once, selectable once the reload has loaded its saved health (a database round trip later).
+    await eventually(lambda: "p/kiro-b" in pool.accounts and pool.is_available(pool.accounts["p/kiro-b"]))
     names = set()
     for _ in range(4):
         grant = await running.lease()

@@ -130,7 +130,9 @@ async def test_a_third_party_source_adds_and_updates_accounts(tmp_path: Path) ->
         FakeVault.secrets["team/openai"]["vault-2"] = "sk-vault-key-0002"
         assert plugin.instances[-1].changed is not None
         plugin.instances[-1].changed()  # the source says its accounts changed
-        await eventually(lambda: "p/vault-2" in core.pools["p"].accounts)
+        pool = core.pools["p"]
+        # A member at once, selectable once the reload has loaded its saved health (a database round trip later).
+        await eventually(lambda: "p/vault-2" in pool.accounts and pool.is_available(pool.accounts["p/vault-2"]))
         assert core.pools["p"].accounts["p/vault-1"] is vault
         names = set()
         for _ in range(3):

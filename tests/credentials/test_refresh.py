@@ -13,10 +13,11 @@ import pytest
 
 from selector_service.credentials import file_source
 from selector_service.credentials.files import FileCredential
+from selector_service.domain.admission import Probing
 from selector_service.domain.errors import NoAccountAvailableError
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
 from tests.credentials.conftest import EXPIRING, HOUR, IN_MARGIN, CredentialDir, FakeTokenEndpoint, Start, file_pool
-from tests.support import eventually
+from tests.support import eventually, open_accounts
 
 
 async def test_refresh_in_margin_runs_once_under_50_concurrent_requests(
@@ -25,7 +26,8 @@ async def test_refresh_in_margin_runs_once_under_50_concurrent_requests(
     creds.write("kiro-a.json", "at-a-0001", "rt-a-0001", 600.2, profile_arn="arn:aws:codewhisperer:x")
     token_endpoint.allow("rt-a-0001", "a")
     token_endpoint.delay = 0.2  # the refresh is still running while all 50 requests arrive
-    running = await start(file_pool(creds.path, token_endpoint.url), poll=60)
+    # Every lease at once (the probe limit is not what this test is about).
+    running = await start(file_pool(creds.path, token_endpoint.url, extra="probe_leases: 64"), poll=60)
     account = running.account("kiro-a")
     await asyncio.sleep(0.25)
     assert token_endpoint.calls == [] and not running.manager.refresher.in_flight("p/kiro-a")
@@ -52,7 +54,8 @@ async def test_expiring_account_waits_for_one_refresh_under_50_concurrent_reques
     creds.write("kiro-a.json", "at-a-0001", "rt-a-0001", EXPIRING)
     token_endpoint.allow("rt-a-0001", "a")
     token_endpoint.delay = 0.2
-    running = await start(file_pool(creds.path, token_endpoint.url, oauth="body: json\nclient_id: poolgate-test"))
+    running = await start(file_pool(creds.path, token_endpoint.url, extra="probe_leases: 64",
+                                    oauth="body: json\nclient_id: poolgate-test"))
     grants = await asyncio.gather(*(running.lease(wait=5) for _ in range(50)))
     assert len(token_endpoint.calls) == 1
     assert token_endpoint.calls[0] == {"content_type": "application/json", "fields": {
@@ -166,7 +169,7 @@ async def test_network_failure_is_retried_with_backoff_and_never_disables(
     assert len(token_endpoint.calls) <= calls + 1  # spaced out, not once per request
     token_endpoint.mode = "ok"
     await eventually(lambda: account.credential.value != "Bearer at-a-0001")
-    assert account.state(time.time())[0] is AccountState.HEALTHY
+    assert account.state(time.time())[0] is AccountState.PROBING  # back, though never used yet
     assert running.manager.refresher.failures("p/kiro-a") == 0
 
 
@@ -205,6 +208,7 @@ async def test_an_account_entering_its_skip_threshold_stops_being_selected(
     creds.write("kiro-a.json", "at-a-0001", None, EXPIRING + 0.5)  # 0.5 s before the skip threshold
     creds.write("kiro-b.json", "at-b-0001", None, HOUR)
     running = await start(file_pool(creds.path, oauth="skip_expiring_threshold: 120"), poll=60)
+    await open_accounts(running.core)
     assert {(await running.lease()).lease.account.name for _ in range(2)} == {"kiro-a", "kiro-b"}
     await asyncio.sleep(0.6)
     assert {(await running.lease()).lease.account.name for _ in range(4)} == {"kiro-b"}
@@ -233,6 +237,7 @@ async def test_a_rejected_oauth_token_is_refreshed_once_instead_of_disabling(
     token_endpoint.delay = 0.2
     running = await start(file_pool(creds.path, token_endpoint.url, extra="strategy: fill_first"), poll=60)
     account = running.account("kiro-a")
+    await open_accounts(running.core)
     first, second = await running.lease(), await running.lease()  # two requests in flight with the old token
     assert first.lease.account is account and second.lease.account is account
     await running.core.report(rejected(first.lease.lease_id))
@@ -246,8 +251,10 @@ async def test_a_rejected_oauth_token_is_refreshed_once_instead_of_disabling(
     assert account.credential.value == f"Bearer {new_access}" and not account.disabled
     assert creds.read("kiro-a.json")["access_token"] == new_access
     grant = await running.lease()
-    assert grant.lease.account is account and account.state(time.time())[0] is AccountState.HEALTHY
+    assert grant.lease.account is account and grant.lease.probe  # the new token is proven before it takes more
+    assert account.admission.probing is Probing.NEW_CREDENTIAL
     await running.core.report(OutcomeReport(grant.lease.lease_id, Outcome.SUCCESS))
+    assert account.state(time.time())[0] is AccountState.HEALTHY
     saved = await running.repository.fetch("p/kiro-a")
     assert saved is not None and not saved.disabled and saved.auth_failures_total == 2
 
@@ -258,6 +265,7 @@ async def test_a_refreshed_token_rejected_again_disables(
     token_endpoint.allow("rt-a-0001", "a")
     running = await start(file_pool(creds.path, token_endpoint.url), poll=60)
     account = running.account("kiro-a")
+    await open_accounts(running.core)
     stale = await running.lease()  # granted before the refresh: its rejection is about the old token
     await running.core.report(rejected((await running.lease()).lease.lease_id))
     await running.settle()

@@ -123,4 +123,5 @@ async def test_upstream_client_errors_are_passed_on_unchanged(stack: Stack) -> N
     assert caught.value.body["message"] == "messages: must be a non-empty array"  # type: ignore[index]
     assert stack.fake.stats.requests.total() == 1  # not retried elsewhere
     account = (await stack.accounts())["openai/good"]
-    assert account["state"] == "ACCOUNT_STATE_HEALTHY" and account["failures_total"] == 0
+    # The client's fault: nothing against the account (nor for it: a 400 does not prove a new account's quota).
+    assert account["state"] == "ACCOUNT_STATE_PROBING" and account["failures_total"] == 0

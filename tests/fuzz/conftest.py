@@ -67,7 +67,9 @@ async def _start(database: Path) -> tuple[FakeUpstream, SelectorHandle, EdgeServ
     config = stack_config(
         fake.url,
         openai_accounts="- {name: one, key: sk-good-fuzz0001}\n- {name: two, key: sk-good-fuzz0002}",
-        anthropic_accounts="- {name: one, key: sk-good-fuzz0003}")
+        anthropic_accounts="- {name: one, key: sk-good-fuzz0003}",
+        # Random reports leave probes unanswered: let their slots lapse at once, so selections rarely wait.
+        extra="defaults:\n  probe_timeout: 10ms")
     selector = await start_selector(config, listen="127.0.0.1:0", database=str(database))
     config.edge.selector = selector.address
     edge = await start_edge(config, "127.0.0.1:0")

@@ -17,6 +17,9 @@ from selector_service.app import SelectorHandle, start_selector
 from selector_service.domain.selector import SelectorCore
 from selector_service.plugin.manager import StrategyRegistry
 from selector_service.storage import StateRepository
+from tests.support import open_accounts
+
+__all__ = ["open_accounts"]  # re-exported: selector tests import their helpers from here
 
 
 class FakeClock:

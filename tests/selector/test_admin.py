@@ -82,7 +82,8 @@ async def test_disable_enable_reset_are_persisted(config_path: Path, client: Cli
     await client.serve(pb.OUTCOME_RATE_LIMITED, http_status=429, retry_after_ms=600_000)
     assert (await client.states())["work"].state == pb.ACCOUNT_STATE_COOLING
     status = await client.admin.ResetAccount(pb.AccountRef(pool="openai", account="work"), timeout=2)
-    assert status.state == pb.ACCOUNT_STATE_HEALTHY
+    # The operator's word is not the upstream's: the account takes a probe before it is trusted again.
+    assert status.state == pb.ACCOUNT_STATE_PROBING and status.probe_reason == pb.PROBE_REASON_OPERATOR
     await selector.stop(grace=0.5)
     restarted = await start(config_path)
     try:
@@ -90,9 +91,11 @@ async def test_disable_enable_reset_are_persisted(config_path: Path, client: Cli
             again = Client(channel)
             states = await again.states()
             assert states["personal"].state == pb.ACCOUNT_STATE_DISABLED  # survived the restart
-            assert states["work"].state == pb.ACCOUNT_STATE_HEALTHY  # the reset too
+            # The reset survived too: not cooling, only new to this process.
+            assert states["work"].state == pb.ACCOUNT_STATE_PROBING
+            assert states["work"].probe_reason == pb.PROBE_REASON_NEW
             status = await again.admin.EnableAccount(pb.AccountRef(pool="openai", account="personal"), timeout=2)
-            assert status.state == pb.ACCOUNT_STATE_HEALTHY
+            assert status.state == pb.ACCOUNT_STATE_PROBING and status.probe_reason == pb.PROBE_REASON_OPERATOR
             assert (await again.serve()).account_name == "personal"
     finally:
         await restarted.stop(grace=0.5)
@@ -178,7 +181,9 @@ async def test_metrics_name_accounts_never_credentials(client: Client, selector:
     assert 'poolgate_selector_account_state{account="personal",pool="openai",state="cooling"} 1.0' in text
     assert 'poolgate_selector_leases_total{account="work",pool="openai"} 1.0' in text
     assert 'poolgate_selector_tokens_total{account="work",direction="input",pool="openai"} 7.0' in text
-    assert 'poolgate_selector_state_transitions_total{from_state="healthy",pool="openai",to_state="cooling"} 1.0' \
+    assert 'poolgate_selector_state_transitions_total{from_state="probing",pool="openai",to_state="cooling"} 1.0' \
+        in text
+    assert 'poolgate_selector_state_transitions_total{from_state="probing",pool="openai",to_state="healthy"} 1.0' \
         in text
     assert "poolgate_selector_selection_seconds_count" in text
     assert "sk-test-personal-9f3a" not in text and "sk-test-work-77c1" not in text

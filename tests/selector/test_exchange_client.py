@@ -11,7 +11,7 @@ import pytest
 from poolgate.exchange_client import ExchangeClient, SelectError
 from poolgate.v1 import selector_pb2 as pb
 from selector_service.app import SelectorHandle, start_selector
-from tests.selector.conftest import config_from
+from tests.selector.conftest import config_from, open_accounts
 from tests.support import eventually, free_port
 
 CONFIG = """
@@ -50,6 +50,7 @@ async def test_many_concurrent_selections_share_one_stream(selector: SelectorHan
 
 
 async def test_exhausted_pool_and_cancelled_caller(selector: SelectorHandle) -> None:
+    await open_accounts(selector.core)
     async with grpc.aio.insecure_channel(selector.address) as channel:
         client = ExchangeClient(channel)
         leases = [await client.select(pb.SelectAccountRequest(pool="openai"), timeout=1) for _ in range(4)]
@@ -119,6 +120,7 @@ async def test_sync_confirms_only_reports_not_yet_confirmed(selector: SelectorHa
 
 async def test_concurrent_syncs_leave_no_later_report_unconfirmed(selector: SelectorHandle) -> None:
     accounts = selector.core.pools["openai"].accounts.values()
+    await open_accounts(selector.core)
     async with grpc.aio.insecure_channel(selector.address) as channel:
         client = ExchangeClient(channel)
         leases = [await client.select(pb.SelectAccountRequest(pool="openai"), timeout=5) for _ in range(3)]

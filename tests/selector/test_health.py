@@ -7,12 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+from selector_service.domain.admission import Probing
 from selector_service.domain.errors import NoAccountAvailableError
 from selector_service.domain.leases import Grant
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
 from selector_service.domain.selector import SelectorCore
 from selector_service.plugin.types import SelectionRequest
-from tests.selector.conftest import CoreFactory, FakeClock, pool_config
+from tests.selector.conftest import CoreFactory, FakeClock, open_accounts, pool_config
 
 ONE = "- {name: a, key: sk-test-aaaaaaaa1111}"
 TWO = """
@@ -55,8 +56,9 @@ async def test_429_with_retry_after_cools_until_then(make_core: CoreFactory, clo
     clock.advance(29.9)
     assert cooled not in {f"p/{n}" for n in await served_by(core, 4)}
     clock.advance(0.2)
-    assert state(core, cooled) is AccountState.HEALTHY
+    assert state(core, cooled) is AccountState.PROBING  # its health is unknown until a probe answers
     assert cooled in {f"p/{n}" for n in await served_by(core, 4)}
+    assert state(core, cooled) is AccountState.HEALTHY
 
 
 async def test_retry_after_is_capped(make_core: CoreFactory, clock: FakeClock) -> None:
@@ -87,6 +89,7 @@ async def test_jitter_stays_within_its_fraction(make_core: CoreFactory, clock: F
 
 async def test_new_cooldown_never_shortens_a_longer_one(make_core: CoreFactory, clock: FakeClock) -> None:
     core = await make_core(pool_config("- {name: a, key: sk-test-aaaaaaaa1111}"))
+    await open_accounts(core)
     first, second = await lease(core), await lease(core)
     await report(core, first, Outcome.RATE_LIMITED, retry_after_ms=600_000)
     await report(core, second, Outcome.RATE_LIMITED, retry_after_ms=5_000)
@@ -196,7 +199,8 @@ async def test_consecutive_server_errors_open_the_circuit(make_core: CoreFactory
     assert state(core, "p/a") is AccountState.CIRCUIT_OPEN
     assert set(await served_by(core, 3)) == {"b"}
     clock.advance(10.1)
-    assert state(core, "p/a") is AccountState.CIRCUIT_HALF_OPEN
+    assert state(core, "p/a") is AccountState.PROBING  # half-open
+    assert core.pools["p"].accounts["p/a"].admission.probing is Probing.HALF_OPEN
     probe = await lease(core)
     assert probe.lease.account.name == "a" and probe.lease.probe
     # Only one probe at a time: the next lease goes elsewhere.
@@ -246,6 +250,7 @@ async def test_success_clears_failure_streak_and_stale_cooldown(make_core: CoreF
 
 async def test_an_older_success_does_not_lift_a_newer_cooldown(make_core: CoreFactory, clock: FakeClock) -> None:
     core = await make_core(pool_config("- {name: a, key: sk-test-aaaaaaaa1111}"))
+    await open_accounts(core)
     slow, fast = await lease(core), await lease(core)
     clock.advance(1)
     await report(core, fast, Outcome.RATE_LIMITED, retry_after_ms=60_000)
@@ -256,6 +261,7 @@ async def test_an_older_success_does_not_lift_a_newer_cooldown(make_core: CoreFa
 @pytest.mark.parametrize("outcome", [Outcome.CLIENT_ERROR, Outcome.CANCELLED])
 async def test_client_side_outcomes_leave_health_alone(make_core: CoreFactory, outcome: Outcome) -> None:
     core = await make_core(pool_config("- {name: a, key: sk-test-aaaaaaaa1111}", circuit="{failures: 1}"))
+    await open_accounts(core)
     for _ in range(3):
         await report(core, await lease(core), outcome, http_status=400)
     account = core.pools["p"].accounts["p/a"]
@@ -349,6 +355,7 @@ async def test_changed_key_is_not_disabled_by_the_old_keys_failure(make_core: Co
 
 async def test_concurrent_rate_limited_reports_persist_exactly(make_core: CoreFactory, tmp_path) -> None:
     core = await make_core(pool_config("- {name: a, key: sk-test-aaaaaaaa1111}"), database=tmp_path / "exact.db")
+    await open_accounts(core)
     grants = [await lease(core) for _ in range(100)]
     results = await asyncio.gather(*(
         core.report(OutcomeReport(g.lease.lease_id, Outcome.RATE_LIMITED, http_status=429)) for g in grants
@@ -357,4 +364,4 @@ async def test_concurrent_rate_limited_reports_persist_exactly(make_core: CoreFa
     saved = await core._store.fetch("p/a")  # type: ignore[attr-defined]
     assert saved is not None
     assert saved.rate_limited_total == 100
-    assert saved.rate_limit_streak == 100
+    assert saved.rate_limit_streak == 1  # one burst of 429s is one piece of news: one backoff step

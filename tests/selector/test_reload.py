@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from poolgate.config import ConfigError, parse_config
+from selector_service.domain.admission import Probing
 from selector_service.domain.errors import UnknownPoolError
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
 from selector_service.domain.state import PersistedState
 from selector_service.plugin.manager import load_strategies
 from selector_service.plugin.types import SelectionRequest
-from tests.selector.conftest import CoreFactory, FakeClock
+from tests.selector.conftest import CoreFactory, FakeClock, open_accounts
 
 BEFORE = """
 pools:
@@ -27,6 +28,7 @@ pools:
 
 async def test_unchanged_accounts_keep_state_and_leases(make_core: CoreFactory, clock: FakeClock) -> None:
     core = await make_core(parse_config(BEFORE))
+    await open_accounts(core)
     held = await core.select(SelectionRequest("p"), (), 0)
     cooled = await core.select(SelectionRequest("p"), (), 0)
     await core.report(OutcomeReport(cooled.lease.lease_id, Outcome.RATE_LIMITED, retry_after_ms=60_000))
@@ -61,7 +63,8 @@ async def test_changed_key_is_a_fresh_account(make_core: CoreFactory, clock: Fak
     grant = await core.select(SelectionRequest("p"), (), 0)
     await core.report(OutcomeReport(grant.lease.lease_id, Outcome.AUTH_FAILED, http_status=401))
     await core.reload(parse_config(BEFORE.replace("sk-test-aaaaaaaa1111", "sk-test-rotated-9999")))
-    assert core.pools["p"].accounts["p/a"].state(clock())[0] is AccountState.HEALTHY
+    rotated = core.pools["p"].accounts["p/a"]
+    assert rotated.state(clock())[0] is AccountState.PROBING and rotated.admission.probing is Probing.NEW
     assert (await core.select(SelectionRequest("p"), (), 0)).lease.account.name == "a"
 
 

@@ -13,7 +13,7 @@
     "#1f6feb", "#8957e5", "#1b9aaa", "#bf4b8a"];
   const STATE_LABELS = {
     healthy: "healthy", cooling: "cooling", circuit_open: "circuit open",
-    circuit_half_open: "half-open", disabled: "disabled", unspecified: "unknown",
+    probing: "probing", disabled: "disabled", unspecified: "unknown",
   };
   const SVG_NS = "http://www.w3.org/2000/svg";
 
@@ -435,13 +435,13 @@
     }
     const acc = $("t-accounts");
     acc.replaceChildren();
-    const order = ["healthy", "cooling", "circuit_half_open", "circuit_open", "disabled"];
+    const order = ["healthy", "probing", "cooling", "circuit_open", "disabled"];
     for (const state of order) {
       if (!counts[state]) continue;
       const span = el("span", "count");
       const n = el("span", "", String(counts[state]));
       n.style.color = "var(--" + { healthy: "healthy", cooling: "cooling", circuit_open: "open",
-        circuit_half_open: "half", disabled: "disabled" }[state] + ")";
+        probing: "probing", disabled: "disabled" }[state] + ")";
       span.append(n, el("i", "", STATE_LABELS[state]));
       acc.appendChild(span);
     }
