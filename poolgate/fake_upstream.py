@@ -4,7 +4,9 @@
 ``/v1/embeddings``, ``/v1/responses``, ``/v1/models`` and ``/v1/messages``, streaming and not, with realistic
 ``usage``, SSE event sequences and rate-limit headers. What an account gets depends on words in its API key:
 
-- ``ratelimited``: 429 with ``retry-after: 30``
+- ``ratelimited`` / ``ratelimitedN``: 429 with ``retry-after: 30`` (or N seconds)
+- ``throttled`` / ``throttledN``: 429 without a retry-after (always, or only for the first N ms after the key's first
+  request: an account that recovers)
 - ``overloaded``: 529 (Anthropic ``overloaded_error``; the OpenAI endpoints answer 503)
 - ``unauthorized``: 401; ``forbidden``: 403; ``broken``: 500
 - ``midstream``: the connection drops after the first stream event (non-stream: halfway through the body)
@@ -19,7 +21,10 @@
 Requests that offer tools and ask to "use the tool" get a tool call; a tool result gets text quoting it
 (:mod:`poolgate.fake_tools`).
 
-``GET /_fake/stats`` counts requests per key, and requests the caller abandoned (``cancelled``).
+``GET /_fake/stats`` counts requests per key, and requests the caller abandoned (``cancelled``). A test running the
+fake in its own process can re-script a key while serving (:meth:`FakeUpstream.script`; from another process
+``POST /_fake/script`` with ``{"key": ..., "words": ...}``, ``"words": null`` to undo), e.g. to make a healthy account
+start answering 429, then recover.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import struct
 import sys
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,6 +59,8 @@ EMBEDDING_DIMENSIONS = 8
 MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "claude-sonnet-4-6", "claude-haiku-4-5")
 _SLOW = re.compile(r"slow(\d+)?")
 _DRIP = re.compile(r"drip(\d+)")
+_RATE_LIMITED = re.compile(r"ratelimited(\d+)?")
+_THROTTLED = re.compile(r"throttled(\d+)?")
 STALL_SECONDS = 3600.0
 """How long ``silent`` and ``stall`` keep a request open (in practice: until the caller gives up)."""
 _RANDOM = random.Random()
@@ -62,11 +69,18 @@ _RANDOM = random.Random()
 @dataclass
 class FakeStats:
     requests: Counter[str] = field(default_factory=Counter)
+    first_seen: dict[str, float] = field(default_factory=dict)
+    """When each key's first request arrived (monotonic seconds)."""
+    arrivals: dict[str, deque[float]] = field(default_factory=dict)
+    """When each key's latest requests arrived (monotonic seconds, the last ARRIVALS_KEPT)."""
     cancelled: int = 0
     in_flight: int = 0
 
 
+ARRIVALS_KEPT = 1000
 STATS = web.AppKey("stats", FakeStats)
+SCRIPT = web.AppKey("script", dict[str, str])
+"""key -> the words that script its answers instead of the key's own."""
 LATENCY = web.AppKey("latency", float)
 
 
@@ -126,8 +140,8 @@ def _error(anthropic: bool, status: int, kind: str, message: str, headers: dict[
     return web.json_response(body, status=status, headers=headers)
 
 
-def _failure(key: str, anthropic: bool, headers: dict[str, str]) -> web.Response | None:
-    """The scripted error answer for ``key``, if any."""
+def _failure(key: str, anthropic: bool, headers: dict[str, str], age: float) -> web.Response | None:
+    """The scripted error answer for ``key``, if any; ``age`` is the seconds since the key's first request."""
     if "flaky" in key:
         roll = _RANDOM.random()
         if roll < 0.10:
@@ -136,9 +150,13 @@ def _failure(key: str, anthropic: bool, headers: dict[str, str]) -> web.Response
         if roll < 0.12:
             return _error(anthropic, 500, "api_error" if anthropic else "server_error",
                           "Internal error (fake upstream, flaky).", headers)
-    if "ratelimited" in key:
+    limited = _RATE_LIMITED.search(key)
+    if limited:
         return _error(anthropic, 429, "rate_limit_error", "Rate limit reached for requests (fake upstream).",
-                      {**headers, "retry-after": "30"})
+                      {**headers, "retry-after": limited.group(1) or "30"})
+    throttled = _THROTTLED.search(key)
+    if throttled and (not throttled.group(1) or age * 1000 < int(throttled.group(1))):
+        return _error(anthropic, 429, "rate_limit_error", "Rate limit reached for requests (fake upstream).", headers)
     if "overloaded" in key:
         return _error(anthropic, 529 if anthropic else 503, "overloaded_error", "Overloaded (fake upstream).", headers)
     if "unauthorized" in key:
@@ -235,11 +253,15 @@ async def _prologue(request: web.Request, anthropic: bool) -> tuple[str, dict[st
     key = _key(request)
     stats = request.app[STATS]
     stats.requests[key] += 1
+    now = time.monotonic()
+    age = now - stats.first_seen.setdefault(key, now)
+    stats.arrivals.setdefault(key, deque(maxlen=ARRIVALS_KEPT)).append(now)
     headers = _ratelimit_headers(anthropic, stats.requests[key])
     if not key:
         return _error(anthropic, 401, "authentication_error" if anthropic else "invalid_api_key",
                       "No API key provided (fake upstream).", headers)
-    await _delay(request, key)
+    words = request.app[SCRIPT].get(key, key)
+    await _delay(request, words)
     if "hangup" in key or "silent" in key:
         await request.read()
         if "silent" in key:
@@ -247,7 +269,7 @@ async def _prologue(request: web.Request, anthropic: bool) -> tuple[str, dict[st
         assert request.transport is not None
         request.transport.close()
         return web.Response()  # never reaches the caller: the connection is gone
-    failure = _failure(key, anthropic, headers)
+    failure = _failure(words, anthropic, headers, age)
     if failure is not None:
         return failure
     try:
@@ -427,7 +449,27 @@ async def models(request: web.Request) -> web.Response:
 
 async def stats(request: web.Request) -> web.Response:
     s = request.app[STATS]
-    return web.json_response({"requests": dict(s.requests), "cancelled": s.cancelled, "in_flight": s.in_flight})
+    return web.json_response({"requests": dict(s.requests), "cancelled": s.cancelled, "in_flight": s.in_flight,
+                              "arrivals": {key: list(times) for key, times in s.arrivals.items()}})
+
+
+async def script(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+        key, words = body["key"], body["words"]
+        if not isinstance(key, str) or not (words is None or isinstance(words, str)):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        return web.json_response({"error": 'send {"key": "...", "words": "..." or null}'}, status=400)
+    _set_script(request.app, key, words)
+    return web.json_response({"scripted": len(request.app[SCRIPT])})
+
+
+def _set_script(app: web.Application, key: str, words: str | None) -> None:
+    if words is None:
+        app[SCRIPT].pop(key, None)
+    else:
+        app[SCRIPT][key] = words
 
 
 @web.middleware
@@ -448,6 +490,7 @@ def create_fake_app(latency: float = 0.0) -> web.Application:
     """The fake upstream's application; ``latency`` seconds pass before every answer."""
     app = web.Application(middlewares=[_track])
     app[STATS] = FakeStats()
+    app[SCRIPT] = {}
     app[LATENCY] = latency
     for prefix in ("/v1", ""):
         app.router.add_post(f"{prefix}/chat/completions", chat_completions)
@@ -456,6 +499,7 @@ def create_fake_app(latency: float = 0.0) -> web.Application:
         app.router.add_post(f"{prefix}/messages", messages)
         app.router.add_get(f"{prefix}/models", models)
     app.router.add_get("/_fake/stats", stats)
+    app.router.add_post("/_fake/script", script)
     return app
 
 
@@ -465,6 +509,11 @@ class FakeUpstream(Site):
     @property
     def stats(self) -> FakeStats:
         return self.runner.app[STATS]
+
+    def script(self, key: str, words: str | None) -> None:
+        """Answer ``key``'s requests as if the key held ``words`` (``throttled``, ``unauthorized``, ``ok`` …);
+        None: by the key's own words again."""
+        _set_script(self.runner.app, key, words)
 
 
 async def start_fake_upstream(host: str = "127.0.0.1", port: int = 0, latency: float = 0.0) -> FakeUpstream:

@@ -1,0 +1,139 @@
+"""A real fake upstream, selector and edge, each its own process on 127.0.0.1, once per transport for the module.
+
+Each scenario has a pool of its own (routed by model name), so the scenarios share the processes but no accounts.
+The fake upstream counts calls per key and when they arrived; tests read that over ``GET /_fake/stats``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.edge.conftest import EDGE_KEY
+from tests.faults.conftest import poolgate_process
+from tests.support import free_port
+
+POOLS = """
+storm:
+  accounts:
+    - {name: limited, key: sk-ratelimited-storm-0001}
+    - {name: rejected, key: sk-unauthorized-storm-0002}
+    - {name: fine, key: sk-fine-storm-0003}
+window:
+  accounts:
+    - {name: limited, key: sk-ratelimited3-window-0001}
+    - {name: fine, key: sk-fine-window-0002}
+burst:
+  cooldown: {base: 1s}
+  accounts:
+    - {name: only, key: sk-fine-burst-0001}
+cold:
+  accounts:
+    - {name: a, key: sk-slow200drip400-cold-0001}
+    - {name: b, key: sk-slow200drip400-cold-0002}
+    - {name: c, key: sk-slow200drip400-cold-0003}
+"""
+"""One pool per scenario; model ``<pool>-x`` is served by pool ``<pool>``."""
+
+
+@dataclass
+class Processes:
+    edge: str
+    fake: str
+    transport: str
+    config: Path
+
+    async def fake_stats(self, session: aiohttp.ClientSession) -> dict[str, Any]:
+        async with session.get(f"{self.fake}/_fake/stats") as response:
+            assert response.status == 200
+            stats: dict[str, Any] = await response.json()
+            return stats
+
+    async def script(self, session: aiohttp.ClientSession, key: str, words: str | None) -> None:
+        async with session.post(f"{self.fake}/_fake/script", json={"key": key, "words": words}) as response:
+            assert response.status == 200, await response.text()
+
+    async def accounts(self, session: aiohttp.ClientSession, pool: str) -> dict[str, dict[str, Any]]:
+        """account name -> its entry of the edge's /v1/accounts/stats."""
+        async with session.get(f"{self.edge}/v1/accounts/stats", params={"pool": pool},
+                               headers={"Authorization": f"Bearer {EDGE_KEY}"}) as response:
+            assert response.status == 200, await response.text()
+            body = await response.json()
+        return {a["name"]: a for p in body["pools"] if p["name"] == pool for a in p["accounts"]}
+
+
+def _config(directory: Path, fake_port: int, selector_port: int, edge_port: int, transport: str) -> Path:
+    pools = "\n".join(
+        f"{line}\n  base_url: http://127.0.0.1:{fake_port}/v1" if line and not line.startswith(" ") else line
+        for line in textwrap.dedent(POOLS).strip().splitlines()
+    )
+    text = f"""
+edge:
+  listen: 127.0.0.1:{edge_port}
+  api_keys: [{EDGE_KEY}]
+  selector: 127.0.0.1:{selector_port}
+  selector_transport: {transport}
+  timeouts: {{connect: 2s, first_byte: 10s, total: 30s, selector: 5s}}
+selector:
+  listen: 127.0.0.1:{selector_port}
+  database: {directory / "state.db"}
+pools:
+{textwrap.indent(pools, "  ")}
+models:
+  "storm-*": storm
+  "window-*": window
+  "burst-*": burst
+  "cold-*": cold
+"""
+    path = directory / "poolgate.yaml"
+    path.write_text(text)
+    return path
+
+
+def _wait_ok(url: str, processes: list[subprocess.Popen[bytes]], logs: list[Path], within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        for process, log in zip(processes, logs, strict=True):
+            if process.poll() is not None:
+                pytest.fail(f"{process.args} exited with {process.returncode}:\n{log.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    pytest.fail(f"{url} did not answer 200 within {within:g} s")
+
+
+@pytest.fixture(scope="module", params=["stream", "unary"])
+def processes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
+    directory = tmp_path_factory.mktemp(f"storms-{request.param}")
+    fake_port, selector_port, edge_port = free_port(), free_port(), free_port()
+    config = _config(directory, fake_port, selector_port, edge_port, request.param)
+    logs = [directory / name for name in ("fake.log", "selector.log", "edge.log")]
+    started = [poolgate_process("fake-upstream", "--listen", f"127.0.0.1:{fake_port}", log=logs[0])]
+    try:
+        _wait_ok(f"http://127.0.0.1:{fake_port}/_fake/stats", started, logs[:1])
+        started.append(poolgate_process("selector", "--config", str(config), log=logs[1]))
+        started.append(poolgate_process("edge", "--config", str(config), log=logs[2]))
+        _wait_ok(f"http://127.0.0.1:{edge_port}/readyz", started, logs)  # the selector answers as well
+        yield Processes(f"http://127.0.0.1:{edge_port}", f"http://127.0.0.1:{fake_port}", request.param, config)
+    finally:
+        for process in reversed(started):
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
