@@ -90,12 +90,12 @@ class Upstream:
             limits = rate_limit_headers(upstream.headers.items())
             if not 200 <= status < 300:
                 return await self._error_status(report, started, upstream, limits, credential.value)
+            if job.stream and upstream.content_type == _EVENT_STREAM:
+                return await self._stream(request, job, report, started, upstream, limits, lease)
             if lease.probe:
                 # The account's health was unknown and other requests wait for this answer: tell the selector now,
                 # not at the end of a generation that may take minutes.
                 self._selector.report_later(_early_report(lease.lease_id, status, limits))
-            if job.stream and upstream.content_type == _EVENT_STREAM:
-                return await self._stream(request, job, report, started, upstream, limits, lease.account_id)
             try:
                 body = await upstream.read()
             except TimeoutError:
@@ -146,7 +146,7 @@ class Upstream:
 
     async def _stream(
         self, request: web.Request, job: Job, report: pb.ReportOutcomeRequest, started: float,
-        upstream: aiohttp.ClientResponse, limits: dict[str, str], account_id: str,
+        upstream: aiohttp.ClientResponse, limits: dict[str, str], lease: pb.Lease,
     ) -> web.StreamResponse | Failure:
         assert job.upstream.stream_kind is not None
         inspector = StreamInspector(job.upstream.stream_kind, job.strip_usage)
@@ -172,8 +172,10 @@ class Upstream:
         if not first:
             return await self._fail(report, started, oc.NETWORK_ERROR, status, limits, "empty stream")
         report.time_to_first_token_ms = self._ms(started)
+        if lease.probe:  # a first event that is not an error (an overloaded_error would come as one): the answer
+            self._selector.report_later(_early_report(lease.lease_id, status, limits))
 
-        out_headers = _client_headers(upstream, job, account_id)
+        out_headers = _client_headers(upstream, job, lease.account_id)
         response = web.StreamResponse(status=status, headers=out_headers)
         upstream_failure: tuple[int, str] | None = None
         try:
