@@ -66,7 +66,8 @@ class Account:
     __slots__ = (
         "account_id", "admission", "auth_failures_total", "awaiting_refresh", "circuit_open_until", "circuit_opens",
         "config", "cooldown_reason", "cooldown_until", "credential", "credential_fingerprint", "credential_prefix",
-        "credential_redacted", "credential_since", "disabled", "disabled_reason", "error_rate", "expires_at",
+        "credential_redacted", "credential_since", "disabled", "disabled_reason", "error_rate", "error_samples",
+        "expires_at",
         "expiry_skip", "expiry_wakeup", "failure_streak", "failures_total", "headroom_wakeup", "in_flight", "index",
         "input_tokens_total", "limits", "max_concurrency", "name", "output_tokens_total", "pool", "priority",
         "rate_limit_streak", "rate_limited_total", "recent_latency_ms", "refresh_margin",
@@ -85,6 +86,7 @@ class Account:
         self.input_tokens_total = self.output_tokens_total = 0
         self.recent_latency_ms = 0.0
         self.error_rate = 0.0
+        self.error_samples = 0  # outcomes counted in error_rate (it is a plain average of the first few)
         # health (persisted)
         self.cooldown_until = 0.0
         self.cooldown_reason = ""
@@ -336,7 +338,10 @@ class Account:
         if outcome in (Outcome.CANCELLED, Outcome.CLIENT_ERROR):
             return change  # not the account's fault: health unchanged
         failed = outcome is not Outcome.SUCCESS
-        self.error_rate += EWMA_ALPHA * ((1.0 if failed else 0.0) - self.error_rate)
+        # The share of recent outcomes that failed: a plain average of the first 1/EWMA_ALPHA outcomes (so 3
+        # failures of 3 read 1.0), then exponentially weighted, the latest outcome counting EWMA_ALPHA.
+        self.error_samples += 1
+        self.error_rate += max(EWMA_ALPHA, 1.0 / self.error_samples) * ((1.0 if failed else 0.0) - self.error_rate)
         fresh = self.admission.fresh(epoch)
         if outcome is Outcome.SUCCESS:
             self._succeeded(report, fresh, epoch, granted_at, change)

@@ -204,7 +204,7 @@
   const COLUMNS = [
     ["account", "Account", "", "17%"], ["state", "State", "", "18%"], ["cooldown", "Cooldown", "num", "8%"],
     ["in_flight", "In flight", "num", "7%"], ["requests", "Requests", "num", "7%"],
-    ["error_rate", "Error rate", "num", "7%"], ["p50", "p50 today", "num", "7%"],
+    ["error_rate", "Recent errors", "num", "7%"], ["p50", "p50 today", "num", "7%"],
     ["tokens", "Tokens today", "num", "9%"], ["cost", "Cost today", "num", "7%"], ["headroom", "Headroom", "", "13%"],
   ];
 
@@ -337,7 +337,8 @@
     setCell(c.requests, a.requests, fmtInt(a.requests),
       fmtInt(a.successes) + " succeeded · " + fmtInt(a.failures) + " failed · " + fmtInt(a.rate_limited) +
       " rate limited (since the selector started)");
-    setCell(c.error_rate, a.error_rate, fmtPct(a.error_rate), "recent error rate (exponentially weighted)");
+    setCell(c.error_rate, a.error_rate, fmtPct(a.error_rate), "share of recent requests that failed: of the first 5, then weighted toward the latest " +
+      "(the newest counts 1/5; cancelled and client errors do not count)");
     c.error_rate.classList.toggle("bad", a.error_rate >= 0.25);
     c.error_rate.classList.toggle("warn", a.error_rate >= 0.05 && a.error_rate < 0.25);
 
