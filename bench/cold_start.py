@@ -60,14 +60,15 @@ models: {{"storm-*": storm, "slow-*": slow}}
 
 
 async def drive(session: aiohttp.ClientSession, url: str, model: str, count: int, concurrency: int,
-                stream: bool) -> list[int]:
+                stream: bool = False, headers: dict[str, str] = AUTH) -> list[int]:
+    """``count`` chat requests, ``concurrency`` at a time, each read to its end; their statuses."""
     statuses: list[int] = []
     numbers = iter(range(count))
 
     async def worker() -> None:
         for _ in numbers:
             body = {"model": model, "messages": CHAT, "stream": stream}
-            async with session.post(f"{url}/v1/chat/completions", json=body, headers=AUTH) as response:
+            async with session.post(f"{url}/v1/chat/completions", json=body, headers=headers) as response:
                 await response.read()
                 statuses.append(response.status)
 

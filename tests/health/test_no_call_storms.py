@@ -5,31 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 import time
+from pathlib import Path
 
 import aiohttp
 
 from tests.edge.conftest import AUTH, CHAT
 from tests.health.conftest import Processes
 
+# The benchmark's load (bench/cold_start.py): the same requests, counted alike.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from cold_start import drive
+
 TIMEOUT = aiohttp.ClientTimeout(total=60)
-
-
-async def _drive(session: aiohttp.ClientSession, url: str, model: str, count: int, concurrency: int,
-                 stream: bool = False) -> list[int]:
-    """``count`` requests, ``concurrency`` at a time, each read to its end; their statuses."""
-    statuses: list[int] = []
-    numbers = iter(range(count))
-
-    async def worker() -> None:
-        for _ in numbers:
-            body = {"model": model, "messages": CHAT, "stream": stream}
-            async with session.post(f"{url}/v1/chat/completions", json=body, headers=AUTH) as response:
-                await response.read()
-                statuses.append(response.status)
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return statuses
 
 
 def _calls(stats: dict[str, object], key: str) -> int:
@@ -43,8 +32,8 @@ async def test_cold_start_sends_one_call_to_each_bad_account(processes: Processe
     streams. Every request that arrives before the first answers waits for a known account, none goes to a bad
     one."""
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        statuses = await _drive(session, processes.edge, "storm-x", 1000, 32)
-        statuses += await _drive(session, processes.edge, "storm-x", 200, 32, stream=True)
+        statuses = await drive(session, processes.edge, "storm-x", 1000, 32, headers=AUTH)
+        statuses += await drive(session, processes.edge, "storm-x", 200, 32, stream=True, headers=AUTH)
         stats = await processes.fake_stats(session)
         accounts = await processes.accounts(session, "storm")
     assert [s for s in statuses if s != 200] == []
@@ -65,7 +54,7 @@ async def test_retry_after_3_gets_one_call_per_cooldown_window(processes: Proces
         stop = time.monotonic() + 9.0
         statuses: list[int] = []
         while time.monotonic() < stop:
-            statuses += await _drive(session, processes.edge, "window-x", 64, 16)
+            statuses += await drive(session, processes.edge, "window-x", 64, 16, headers=AUTH)
         stats = await processes.fake_stats(session)
     assert [s for s in statuses if s != 200] == []
     arrivals = stats["arrivals"][key]  # type: ignore[index]
@@ -80,17 +69,17 @@ async def test_a_burst_of_429s_is_one_backoff_step(processes: Processes) -> None
     recovers, after exactly one probe."""
     key = "sk-fine-burst-0001"
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-        assert await _drive(session, processes.edge, "burst-x", 4, 1) == [200] * 4  # known to be fine
+        assert await drive(session, processes.edge, "burst-x", 4, 1, headers=AUTH) == [200] * 4  # known to be fine
         # The 429s come after 300 ms, so that all ten are at the upstream before the first answers.
         await processes.script(session, key, "throttled slow300")
-        burst = await _drive(session, processes.edge, "burst-x", 10, 10)
+        burst = await drive(session, processes.edge, "burst-x", 10, 10, headers=AUTH)
         recovered_at = time.monotonic()
         await processes.script(session, key, None)
         before = _calls(await processes.fake_stats(session), key)
         account = (await processes.accounts(session, "burst"))["only"]
         assert account["state"] == "ACCOUNT_STATE_COOLING", account
         assert int(account.get("cooldown_remaining_ms", 0)) <= 1200, account
-        served = await _drive(session, processes.edge, "burst-x", 1, 1)
+        served = await drive(session, processes.edge, "burst-x", 1, 1, headers=AUTH)
         served_after = time.monotonic() - recovered_at
         calls_after = _calls(await processes.fake_stats(session), key) - before
     assert len(burst) == 10 and set(burst) == {429}
