@@ -13,7 +13,8 @@ import grpc
 
 from poolgate import selector_channel
 from poolgate.addresses import loopback_for_wildcard
-from poolgate.config import ClientTLS, ConfigError, load_config
+from poolgate.config import ClientTLS, ConfigError
+from poolgate.config.loader import load_selector_access
 from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc
 
@@ -48,7 +49,9 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     add = actions.add_parser("add", help="add an account at run time")
     target(add)
     credential = add.add_mutually_exclusive_group(required=True)
-    credential.add_argument("--key-env", help="environment variable (of the selector) holding the key")
+    credential.add_argument("--key-env", metavar="VAR",
+                            help="name of the environment variable holding the key, read in the selector's "
+                                 "environment (where the selector runs), not this shell's")
     credential.add_argument("--key-stdin", action="store_true", help="read the key from standard input")
     add.add_argument("--weight", type=int, default=0)
     add.add_argument("--priority", type=int, choices=[0, 1, 2])
@@ -69,15 +72,17 @@ class _Connection:
 
 
 def _connection(args: argparse.Namespace) -> _Connection:
-    """Where the selector is and how to reach it: the config's selector address, TLS settings (edge.selector_tls)
-    and admin token, or ``--selector``; the token may also come from POOLGATE_ADMIN_TOKEN."""
+    """Where the selector is and how to reach it: from the config, the selector's address (selector.listen), TLS
+    settings (edge.selector_tls) and admin token; or ``--selector``. The token may also come
+    from POOLGATE_ADMIN_TOKEN. Only these settings are read: the pools' keys need not be in this shell's
+    environment."""
     token = os.environ.get("POOLGATE_ADMIN_TOKEN", "")
     if args.config:
-        config = load_config(args.config)
-        auth = config.selector.auth
+        selector, edge = load_selector_access(args.config)
+        auth = selector.auth
         token = token or (auth.admin_tokens or auth.tokens or [""])[0]
-        address = args.selector or loopback_for_wildcard(config.selector.listen)
-        return _Connection(address, config.edge.selector_tls, token)
+        address = args.selector or loopback_for_wildcard(selector.listen)
+        return _Connection(address, edge.selector_tls, token)
     if args.selector:
         return _Connection(str(args.selector), ClientTLS(), token)
     raise ConfigError("command line", ["give --config FILE or --selector ADDR to find the selector"])
@@ -185,5 +190,9 @@ def _run(args: argparse.Namespace, action: Callable[[grpc.Channel, argparse.Name
                 print(f"poolgate: no selector answers at {address}; is it running? ({details})", file=sys.stderr)
             else:
                 print(f"poolgate: {details}", file=sys.stderr)
+                if getattr(args, "key_env", None) and args.key_env in (details or ""):
+                    print(f"poolgate: --key-env names a variable of the selector's environment, not this shell's: "
+                          f"set {args.key_env} where the selector runs and restart it, or give the key with "
+                          f"--key-stdin", file=sys.stderr)
             return 1
     return 0

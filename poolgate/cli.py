@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -42,11 +44,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+CLOSED_PIPE_STATUS = 128 + signal.SIGPIPE
+"""Exit status when the reader of our output went away (``poolgate check f.yaml | head -3``)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command ``argv`` (default: the process's arguments); returns the exit status.
+
+    A closed output pipe ends the command quietly. Python ignores SIGPIPE, so the write fails with BrokenPipeError
+    instead of ending the process as it ends other Unix tools (``cat``, ``grep``); we catch it here, once for every
+    command, and exit with the status those tools leave (128 + SIGPIPE, what a shell reports for them), so a
+    ``set -o pipefail`` script sees the same as with ``cat``. stdout is pointed at /dev/null first: the interpreter
+    flushes it again at exit, and that flush would fail and print a traceback of its own."""
+    try:
+        status = _run(argv)
+        sys.stdout.flush()  # inside the try: buffered output may meet the closed pipe only now
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return CLOSED_PIPE_STATUS
+    return status
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.no_uvloop:
-        import os
-
         from poolgate.runtime import UVLOOP_ENV
 
         os.environ[UVLOOP_ENV] = "0"  # also for the processes `poolgate up` starts

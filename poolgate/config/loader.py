@@ -9,17 +9,24 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from poolgate.config.schema import DEFAULT_DATABASE_FILE, DEFAULT_OVERLAY_FILE, Config
+from poolgate.config.schema import (
+    DEFAULT_DATABASE_FILE,
+    DEFAULT_OVERLAY_FILE,
+    Config,
+    EdgeSection,
+    SelectorSection,
+)
 
 # libyaml's loader when PyYAML was built with it: same documents, about six times faster, and less garbage left
 # behind in the process (a config with 1,000 accounts is read in 17 ms instead of 97).
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SECRET_KEYS = frozenset({"key", "api_key", "api_keys", "headers"})
+_Model = TypeVar("_Model", bound=BaseModel)
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -50,13 +57,53 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     return config
 
 
-def load_yaml(text: str) -> Any:
-    """``yaml.safe_load``, with libyaml when available."""
-    return yaml.load(text, Loader=_YAML_LOADER)
+ACCESS_SETTINGS: dict[str, tuple[str, ...]] = {"selector": ("listen", "auth"), "edge": ("selector_tls",)}
+"""The settings a client of a running selector needs (its address, TLS and tokens), by section."""
 
 
-def parse_config(text: str, source: str = "<config>", environ: Mapping[str, str] | None = None) -> Config:
-    """Validate config text; relative database paths are left as written."""
+def load_selector_access(
+    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> tuple[SelectorSection, EdgeSection]:
+    """Only what a client of a running selector needs from the config file (``ACCESS_SETTINGS``: the selector's
+    listen address and tokens, the TLS settings for reaching it); everything else defaults.
+
+    For the admin commands (``poolgate accounts``, ``reload``): only these settings have their ``${VAR}`` expanded,
+    so the pools' keys may name variables that only the selector's environment has. Raises :class:`ConfigError`
+    listing every problem in these settings."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(file), [f"cannot read the file: {exc.strerror or exc}"]) from None
+    raw = _read_mapping(text, str(file))
+    missing: list[str] = []
+    chosen: dict[str, dict[str, Any]] = {}
+    for section, names in ACCESS_SETTINGS.items():
+        given = raw.get(section) or {}
+        if not isinstance(given, dict):
+            raise ConfigError(str(file), [f"{section}: must be a mapping of settings, got {type(given).__name__}"])
+        picked = {name: given[name] for name in names if name in given}
+        chosen[section] = expand_environment(picked, environ if environ is not None else os.environ, (section,),
+                                             missing)
+    errors: list[str] = []
+    selector = _validate_section(SelectorSection, "selector", chosen["selector"], errors)
+    edge = _validate_section(EdgeSection, "edge", chosen["edge"], errors)
+    if missing or errors or selector is None or edge is None:
+        raise ConfigError(str(file), missing + errors)
+    return selector, edge
+
+
+def _validate_section(model: type[_Model], name: str, value: dict[str, Any], errors: list[str]) -> _Model | None:
+    """``value`` as the section ``name``; None, with its problems added to ``errors``, when it is not valid."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        errors += [_describe({**error, "loc": (name, *error["loc"])}) for error in exc.errors()]
+        return None
+
+
+def _read_mapping(text: str, source: str) -> dict[str, Any]:
+    """The file's top-level mapping; ConfigError when it is not valid YAML, empty or not a mapping."""
     try:
         raw = load_yaml(text)
     except yaml.YAMLError as exc:
@@ -68,6 +115,17 @@ def parse_config(text: str, source: str = "<config>", environ: Mapping[str, str]
         raise ConfigError(source, ["the file is empty: add at least a pools: section"])
     if not isinstance(raw, dict):
         raise ConfigError(source, [f"the top level must be a mapping of sections, got {type(raw).__name__}"])
+    return raw
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load``, with libyaml when available."""
+    return yaml.load(text, Loader=_YAML_LOADER)
+
+
+def parse_config(text: str, source: str = "<config>", environ: Mapping[str, str] | None = None) -> Config:
+    """Validate config text; relative database paths are left as written."""
+    raw = _read_mapping(text, source)
     missing: list[str] = []
     expanded = expand_environment(raw, environ if environ is not None else os.environ, (), missing)
     try:
