@@ -42,8 +42,8 @@ def test_up_serves_the_demo_and_stops_on_sigterm(tmp_path: Path) -> None:
 def start_up_in_its_own_session(config: Path, cwd: Path, ignore_hangup: bool = False) -> subprocess.Popen[bytes]:
     """`poolgate up` as a terminal's job: its own process group, so a hangup can reach the whole group."""
     def child_setup() -> None:
-        if ignore_hangup:  # what `nohup` does
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        # The child's own disposition, whatever this test run inherited (under `nohup` SIGHUP arrives ignored).
+        signal.signal(signal.SIGHUP, signal.SIG_IGN if ignore_hangup else signal.SIG_DFL)
 
     return subprocess.Popen([sys.executable, "-m", "poolgate.cli", "up", "--config", str(config)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True,

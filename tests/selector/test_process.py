@@ -29,8 +29,13 @@ def start(config: Path, database: Path, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "poolgate.cli", "selector", "--config", str(config),
          "--listen", f"127.0.0.1:{port}", "--database", str(database)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=hangup_default,
     )
+
+
+def hangup_default() -> None:
+    """SIGHUP as a terminal's job gets it (the test run may inherit it ignored, as under `nohup`)."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def wait_ready(port: int, process: subprocess.Popen[bytes]) -> grpc.Channel:
