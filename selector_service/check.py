@@ -1,12 +1,16 @@
-"""``poolgate check FILE``: validate a config (schema and strategies) and print what it would serve."""
+"""``poolgate check FILE``: validate a config as ``poolgate up`` does and print what it would serve."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 
-from poolgate.config import Config, ConfigError, load_config
+from poolgate.config import Config, ConfigError, EdgeSection, PoolConfig, SelectorSection, load_config
+from poolgate.config.loader import load_sections
 from poolgate.config.routes import describe_value
+from proxy_edge.auth import Authenticator, EdgeConfigError
+from selector_service.api.security import ExposureError, check_exposure
 from selector_service.credentials.manager import CredentialManager
 from selector_service.overlay import ConfigSource
 from selector_service.plugin.manager import (
@@ -21,11 +25,61 @@ from selector_service.storage.repository import check_database, describe_databas
 
 def strategy_errors(config: Config, registry: StrategyRegistry) -> list[str]:
     """Problems with the strategies the config names (unknown names, bad options), as ``path: message``."""
+    return _strategy_errors(config.pools, registry)
+
+
+def _strategy_errors(pools: Mapping[str, PoolConfig], registry: StrategyRegistry) -> list[str]:
     try:
-        registry.build(config.pools)
+        registry.build(pools)
     except ConfigError as exc:
         return exc.errors
     return []
+
+
+def validate_config(path: str) -> Config:
+    """Everything ``poolgate up`` checks before it starts a process, for ``up`` and ``check`` alike: the schema,
+    the strategies, the database, the selector's exposure, the edge's client keys and the credential sources.
+
+    Every problem is collected in one pass: when the schema refuses part of the file, the later checks still run on
+    the sections that are valid on their own. Returns the config with the credential sources' accounts (as the
+    selector serves it); raises ConfigError listing every problem, or PluginError."""
+    errors: list[str] = []
+    config: Config | None = None
+    selector: SelectorSection | None
+    edge: EdgeSection | None
+    try:
+        config = load_config(path)
+        selector, edge, pools = config.selector, config.edge, dict(config.pools)
+    except ConfigError as exc:
+        errors += exc.errors
+        sections = load_sections(path)  # raises the same ConfigError for a file that cannot be read as settings
+        selector, edge, pools = sections.selector, sections.edge, sections.pools
+        if sections.routing:
+            errors.append(sections.routing)
+    errors += _strategy_errors(pools, load_strategies())
+    if selector is not None:
+        try:
+            check_database(selector.database)
+        except UnusableDatabase as exc:
+            errors.append(f"selector.database: {exc}")
+        try:
+            check_exposure(selector.listen, selector, insecure=False)
+        except ExposureError as exc:
+            errors.append(f"selector.listen: {exc}")
+    if edge is not None:
+        try:
+            Authenticator(edge.auth, edge.api_keys)
+        except EdgeConfigError as exc:
+            errors.append(str(exc))
+    if config is not None:
+        try:
+            # Accounts from credential files (and other sources), as the selector would load them.
+            config = CredentialManager(load_credential_sources().create_all()).expand(config)
+        except ConfigError as exc:
+            errors += exc.errors
+    if errors or config is None:
+        raise ConfigError(path, errors)
+    return config
 
 
 def load_checked(
@@ -77,9 +131,7 @@ def describe(config: Config) -> str:
 
 def run_check_command(args: argparse.Namespace) -> int:
     try:
-        config, _ = load_checked(args.file)
-        # Accounts from credential files (and other sources) are listed as the selector would load them.
-        config = CredentialManager(load_credential_sources().create_all()).expand(config)
+        config = validate_config(args.file)
     except (ConfigError, PluginError) as exc:
         return report_problems(exc)
     print(f"{args.file}: OK")

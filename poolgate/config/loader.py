@@ -8,17 +8,20 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from poolgate.config.routes import RouteRule, check_routing
 from poolgate.config.schema import (
     DEFAULT_DATABASE_FILE,
     DEFAULT_OVERLAY_FILE,
     Config,
     EdgeSection,
+    PoolConfig,
     SelectorSection,
 )
 
@@ -42,19 +45,69 @@ class ConfigError(Exception):
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
     """Read and validate the config file at ``path``; raises :class:`ConfigError` listing every problem."""
     file = Path(path)
+    config = parse_config(_read_file(file), source=str(file), environ=environ)
+    _place_files(config.selector, file)
+    return config
+
+
+@dataclass
+class Sections:
+    """The parts of a config file that are valid on their own (None, or left out of ``pools``, when not)."""
+
+    selector: SelectorSection | None
+    edge: EdgeSection | None
+    pools: dict[str, PoolConfig]
+    routing: str | None
+    """The problem with ``models:`` and ``routes:`` against the pools the file names, when both are valid alone."""
+
+
+def load_sections(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Sections:
+    """The sections of a file that :func:`load_config` refuses, each validated alone (each pool with the file's
+    ``defaults:``), so that checks of later stages (strategies, database, edge keys) can still run on the valid
+    ones and every problem is reported in one pass. Problems are not reported here: :func:`load_config` does."""
+    file = Path(path)
+    raw = _read_mapping(_read_file(file), str(file))
+    expanded = expand_environment(raw, environ if environ is not None else os.environ, (), [])
+    ignored: list[str] = []
+    selector = _validate_section(SelectorSection, "selector", expanded.get("selector") or {}, ignored)
+    if selector is not None:
+        _place_files(selector, file)
+    edge = _validate_section(EdgeSection, "edge", expanded.get("edge") or {}, ignored)
+    pools: dict[str, PoolConfig] = {}
+    given = expanded.get("pools")
+    for name, pool in (given.items() if isinstance(given, dict) else ()):
+        alone = _validate_section(Config, "pools", {"defaults": expanded.get("defaults") or {}, "pools": {name: pool}},
+                                  ignored)
+        if alone is not None:
+            pools[name] = alone.pools[name]
+    routing = None
     try:
-        text = file.read_text(encoding="utf-8")
+        models = TypeAdapter(dict[str, str | list[str]]).validate_python(expanded.get("models") or {})
+        routes = TypeAdapter(list[RouteRule]).validate_python(expanded.get("routes") or [])
+    except ValidationError:
+        pass  # reported by load_config
+    else:
+        names = list(given) if isinstance(given, dict) else []
+        routing = check_routing(names, models, routes, edge.api_keys if edge is not None else [])
+    return Sections(selector, edge, pools, routing)
+
+
+def _read_file(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(file), [f"cannot read the file: {exc.strerror or exc}"]) from None
-    config = parse_config(text, source=str(file), environ=environ)
-    if not config.selector.database:
-        config.selector.database = str(file.resolve().parent / DEFAULT_DATABASE_FILE)
-    elif "://" not in config.selector.database and not Path(config.selector.database).expanduser().is_absolute():
-        # A relative file path means next to the config, wherever the command is run from.
-        config.selector.database = str(file.resolve().parent / config.selector.database)
-    if not config.selector.overlay:
-        config.selector.overlay = str(file.resolve().parent / DEFAULT_OVERLAY_FILE)
-    return config
+
+
+def _place_files(selector: SelectorSection, file: Path) -> None:
+    """The database and overlay files default to, and relative paths mean, next to the config file, wherever the
+    command is run from."""
+    if not selector.database:
+        selector.database = str(file.resolve().parent / DEFAULT_DATABASE_FILE)
+    elif "://" not in selector.database and not Path(selector.database).expanduser().is_absolute():
+        selector.database = str(file.resolve().parent / selector.database)
+    if not selector.overlay:
+        selector.overlay = str(file.resolve().parent / DEFAULT_OVERLAY_FILE)
 
 
 ACCESS_SETTINGS: dict[str, tuple[str, ...]] = {"selector": ("listen", "auth"), "edge": ("selector_tls",)}
@@ -71,11 +124,7 @@ def load_selector_access(
     so the pools' keys may name variables that only the selector's environment has. Raises :class:`ConfigError`
     listing every problem in these settings."""
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(file), [f"cannot read the file: {exc.strerror or exc}"]) from None
-    raw = _read_mapping(text, str(file))
+    raw = _read_mapping(_read_file(file), str(file))
     missing: list[str] = []
     chosen: dict[str, dict[str, Any]] = {}
     for section, names in ACCESS_SETTINGS.items():

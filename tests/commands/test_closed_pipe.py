@@ -8,7 +8,8 @@ from pathlib import Path
 
 from tests.commands.conftest import Running, closed_pipe, poolgate
 
-CONFIG = "pools:\n" + "".join(f"  pool{i}:\n    api_key: sk-test-key-{i:012d}\n" for i in range(40))
+POOLS = "".join(f"  pool{i}:\n    api_key: sk-test-key-{i:012d}\n" for i in range(40))
+CONFIG = "edge: {auth: false}\npools:\n" + POOLS
 
 
 async def test_check_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ import pytest
 from poolgate.cli import main
 
 GOOD = """
+edge:
+  api_keys: ["edge-client-key-0001"]
 defaults:
   strategy: p2c
 pools:
@@ -67,7 +69,8 @@ def test_unknown_strategy_lists_the_installed_ones(tmp_path: Path, capsys: pytes
 
 def test_third_party_strategy_is_picked_up_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "poolgate.yaml"
-    path.write_text("pools:\n  openai:\n    strategy: lowest_latency\n    api_key: sk-test-a-0000000001\n")
+    path.write_text("edge: {auth: false}\npools:\n  openai:\n    strategy: lowest_latency\n"
+                    "    api_key: sk-test-a-0000000001\n")
     assert main(["check", str(path)]) == 0, capsys.readouterr().err
     assert "strategy lowest_latency" in capsys.readouterr().out
 
