@@ -15,6 +15,12 @@
 - ``slow`` / ``slowN``: the answer starts after N ms (default 2000); ``dripN``: N ms between stream events
 - ``silent``: the request is read and never answered; ``stall``: status and headers, then nothing
 - ``hangup``: the connection is closed without an answer
+- ``echokey``: 401 in OpenAI's real shape, echoing the key masked (``Incorrect API key provided:
+  sk-proj-****…abcd``); ``leakkey``: 500 whose message quotes 16 characters from the middle of the key
+- ``hugeevent`` / ``hugeeventN``: a 200 stream whose second event is N MiB long (default 100), in 64 KiB writes
+- ``hugebody`` / ``hugebodyN``: a 200 non-stream answer of N MiB (default 100; valid JSON, no content-length)
+- ``notjson``: a 200 ``application/json`` answer that is not JSON (stream requests too)
+- ``jsonstream``: a stream request answered with the non-stream JSON body (``application/json``)
 - ``flaky``: at random, 10 % rate limited (429, ``retry-after: 1``), 2 % server errors (500), the rest served
 - anything else: a normal answer, at once (``--latency`` adds a delay to every answer)
 
@@ -61,6 +67,10 @@ _SLOW = re.compile(r"slow(\d+)?")
 _DRIP = re.compile(r"drip(\d+)")
 _RATE_LIMITED = re.compile(r"ratelimited(\d+)?")
 _THROTTLED = re.compile(r"throttled(\d+)?")
+_HUGE_EVENT = re.compile(r"hugeevent(\d+)?")
+_HUGE_BODY = re.compile(r"hugebody(\d+)?")
+_MIB = 1024 * 1024
+_WRITE = 64 * 1024
 STALL_SECONDS = 3600.0
 """How long ``silent`` and ``stall`` keep a request open (in practice: until the caller gives up)."""
 _RANDOM = random.Random()
@@ -164,6 +174,16 @@ def _failure(key: str, anthropic: bool, headers: dict[str, str], age: float) -> 
         return _error(anthropic, 401, kind, "Invalid API key (fake upstream).", headers)
     if "forbidden" in key:
         return _error(anthropic, 403, "permission_error", "This key may not use this model (fake upstream).", headers)
+    if "echokey" in key:
+        message = (f"Incorrect API key provided: {key[:8]}{'*' * max(0, len(key) - 12)}{key[-4:]}. You can find "
+                   "your API key at https://platform.openai.com/account/api-keys.")
+        body = {"error": {"message": message, "type": "invalid_request_error", "param": None,
+                          "code": "invalid_api_key"}}
+        return web.json_response(body, status=401, headers=headers)
+    if "leakkey" in key:
+        middle = len(key) // 2
+        return _error(anthropic, 500, "api_error" if anthropic else "server_error",
+                      f"Internal error for the key with {key[middle - 8:middle + 8]} (fake upstream).", headers)
     if "broken" in key:
         return _error(anthropic, 500, "api_error" if anthropic else "server_error", "Internal error (fake upstream).",
                       headers)
@@ -195,9 +215,12 @@ async def _serve_stream(request: web.Request, key: str, headers: dict[str, str],
         return response
     drip = _DRIP.search(key)
     pause = int(drip.group(1)) / 1000 if drip else 0.0
+    huge = _HUGE_EVENT.search(key)
     for index, event in enumerate(events):
         if pause and index:
             await asyncio.sleep(pause)
+        if index == 1 and huge:
+            await _write_huge(response, b'data: {"huge": "', int(huge.group(1) or 100) * _MIB, b'"}\n\n')
         await response.write(event)
         if index == 0 and "midstream" in key:
             await asyncio.sleep(0.05)  # as a real drop: some time after the stream started
@@ -210,6 +233,32 @@ async def _serve_stream(request: web.Request, key: str, headers: dict[str, str],
             break
     await response.write_eof()
     return response
+
+
+async def _write_huge(response: web.StreamResponse, head: bytes, size: int, tail: bytes) -> None:
+    """``head``, ``size`` bytes of ``x``, ``tail``: a huge JSON string written in 64 KiB pieces."""
+    await response.write(head)
+    piece = b"x" * _WRITE
+    for _ in range(size // _WRITE):
+        await response.write(piece)
+    await response.write(b"x" * (size % _WRITE) + tail)
+
+
+async def _serve_oddity(request: web.Request, key: str, body: dict[str, Any],
+                        headers: dict[str, str]) -> web.StreamResponse | None:
+    """The answer of ``hugebody``, ``notjson`` and ``jsonstream`` keys; None for other keys."""
+    if "notjson" in key:
+        return web.Response(body=b"<html><body>502 Bad Gateway</body></html>", headers=headers,
+                            content_type="application/json")
+    huge = _HUGE_BODY.search(key)
+    if huge and not body.get("stream"):
+        response = web.StreamResponse(headers={**headers, "Content-Type": "application/json"})
+        await response.prepare(request)
+        await _write_huge(response, b'{"object": "chat.completion", "huge": "', int(huge.group(1) or 100) * _MIB,
+                          b'", "usage": {"prompt_tokens": 1, "completion_tokens": 1}}')
+        await response.write_eof()
+        return response
+    return None
 
 
 async def _serve_json(
@@ -249,7 +298,9 @@ def _shape_problem(body: dict[str, Any]) -> str:
     return ""
 
 
-async def _prologue(request: web.Request, anthropic: bool) -> tuple[str, dict[str, Any], dict[str, str]] | web.Response:
+async def _prologue(
+    request: web.Request, anthropic: bool
+) -> tuple[str, dict[str, Any], dict[str, str]] | web.StreamResponse:
     key = _key(request)
     stats = request.app[STATS]
     stats.requests[key] += 1
@@ -290,12 +341,17 @@ async def _prologue(request: web.Request, anthropic: bool) -> tuple[str, dict[st
         assert request.transport is not None
         request.transport.close()
         return web.Response()
+    oddity = await _serve_oddity(request, key, body, headers)
+    if oddity is not None:
+        return oddity
+    if "jsonstream" in key:
+        body = {**body, "stream": False}
     return key, body, headers
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     start = await _prologue(request, anthropic=False)
-    if isinstance(start, web.Response):
+    if isinstance(start, web.StreamResponse):
         return start
     key, body, headers = start
     if not body.get("messages"):
@@ -341,7 +397,7 @@ def openai_chat_stream(body: dict[str, Any], cid: str, created: int, deltas: lis
 
 async def responses(request: web.Request) -> web.StreamResponse:
     start = await _prologue(request, anthropic=False)
-    if isinstance(start, web.Response):
+    if isinstance(start, web.StreamResponse):
         return start
     key, body, headers = start
     words = _words()
@@ -386,7 +442,7 @@ async def responses(request: web.Request) -> web.StreamResponse:
 
 async def embeddings(request: web.Request) -> web.StreamResponse:
     start = await _prologue(request, anthropic=False)
-    if isinstance(start, web.Response):
+    if isinstance(start, web.StreamResponse):
         return start
     key, body, headers = start
     inputs = body.get("input")
@@ -405,7 +461,7 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
 
 async def messages(request: web.Request) -> web.StreamResponse:
     start = await _prologue(request, anthropic=True)
-    if isinstance(start, web.Response):
+    if isinstance(start, web.StreamResponse):
         return start
     key, body, headers = start
     if not body.get("messages"):

@@ -77,6 +77,8 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     """The process's one upstream ClientSession and one selector channel, closed when the app stops."""
     config = app[CONFIG]
     timeouts = config.edge.timeouts
+    # Read timeouts differ for stream and non-stream requests: Upstream sets them per request (these are the
+    # session's defaults for anything else).
     session = aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(
             total=timeouts.total, connect=timeouts.connect, sock_connect=timeouts.connect,
@@ -88,7 +90,8 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
                               config.edge.selector_tls, config.edge.selector_transport)
     policies = {name: PoolPolicy.from_config(pool) for name, pool in config.pools.items()}
     app[handlers.SELECTOR] = selector
-    app[handlers.FORWARDER] = Forwarder(Upstream(session, selector), selector, policies)
+    app[handlers.FORWARDER] = Forwarder(
+        Upstream(session, selector, timeouts, config.edge.upstream_limits), selector, policies)
     try:
         yield
     finally:

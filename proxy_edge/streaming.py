@@ -7,6 +7,7 @@ so a stream costs a few substring searches per event.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -115,28 +116,73 @@ def _event_data(event: bytes) -> Any:
         return None
 
 
+DEFAULT_MAX_EVENT = 8 * 1024 * 1024
+
+
 class StreamInspector:
     """Splits an upstream SSE stream into whole events and notes usage, errors and the end of the stream.
 
     ``feed`` returns the bytes to send to the client: whole events only (a partial event waits for its end),
-    minus the usage-only chunk the edge asked an OpenAI upstream for when the client did not.
+    minus the usage-only chunk the edge asked an OpenAI upstream for when the client did not. An error event is
+    passed through ``scrub`` (which removes credentials the upstream may echo) before it goes on.
+
+    Linear and bounded: a partial event is kept as a list of chunks (each new chunk is searched for the event's
+    end, and the chunks are joined once, when it comes), and an event longer than ``max_event`` bytes sets
+    :attr:`too_large` and is dropped; what the inspector holds never exceeds ``max_event`` plus one chunk.
     """
 
-    __slots__ = ("_buffer", "_kind", "_strip_usage", "error", "finished", "input_tokens", "output_tokens")
+    __slots__ = ("_kind", "_max_event", "_parts", "_pending", "_scrub", "_strip_usage", "_tail", "error",
+                 "finished", "input_tokens", "output_tokens", "too_large")
 
-    def __init__(self, kind: StreamKind, strip_usage: bool = False) -> None:
+    def __init__(self, kind: StreamKind, strip_usage: bool = False, max_event: int = DEFAULT_MAX_EVENT,
+                 scrub: Callable[[bytes], bytes] | None = None) -> None:
         self._kind = kind
         self._strip_usage = strip_usage
-        self._buffer = b""
+        self._max_event = max_event
+        self._scrub = scrub
+        self._parts: list[bytes] = []
+        """The partial event so far, as received."""
+        self._pending = 0
+        """Bytes in ``_parts``."""
+        self._tail = b""
+        """The last 3 bytes of ``_parts``: an event's end may begin in them."""
         self.input_tokens = 0
         self.output_tokens = 0
         self.error: dict[str, Any] | None = None
         """The first error event's error object, if the upstream sent one."""
         self.finished = False
         """The upstream sent its end-of-stream event."""
+        self.too_large = False
+        """An event was longer than ``max_event``: the stream must end (nothing more is returned)."""
 
     def feed(self, chunk: bytes) -> bytes:
-        data = self._buffer + chunk if self._buffer else chunk
+        if self.too_large:
+            return b""
+        if self._parts:
+            window = self._tail + chunk
+            if window.find(b"\n\n") < 0 and (b"\r" not in window or window.find(b"\r\n\r\n") < 0):
+                self._hold(chunk)  # the event goes on: keep the chunk, join nothing
+                return b""
+            chunk = b"".join(self._parts) + chunk
+            self._parts.clear()
+            self._pending = 0
+        return self._split(chunk)
+
+    def _hold(self, part: bytes) -> None:
+        self._pending += len(part)
+        if self._pending > self._max_event:
+            self._oversized()
+            return
+        self._parts.append(part)
+        self._tail = (self._tail + part)[-3:] if len(part) < 3 else part[-3:]
+
+    def _oversized(self) -> None:
+        self.too_large = True
+        self._parts.clear()
+        self._pending = 0
+        self._tail = b""
+
+    def _split(self, data: bytes) -> bytes:
         start = 0
         out: list[bytes] | None = None
         crlf = b"\r" in data
@@ -149,23 +195,42 @@ class StreamInspector:
             if end < 0:
                 break
             end += 2
+            if end - start > self._max_event:
+                self._oversized()
+                return data[:start] if out is None else b"".join(out)
             event = data[start:end]
-            if self._inspect(event):
+            error_before = self.error
+            drop = self._inspect(event)
+            replace = self.error is not error_before and self._scrub is not None
+            if drop or replace:
                 if out is None:
                     out = [data[:start]] if start else []
+                if replace and not drop:
+                    assert self._scrub is not None
+                    out.append(self._scrub(event))
             elif out is not None:
                 out.append(event)
             start = end
-        self._buffer = data[start:]
+        if start < len(data):
+            self._tail = b""
+            self._hold(data[start:])
+            if self.too_large:
+                return data[:start] if out is None else b"".join(out)
         if out is None:
-            return data[:start]
+            return data[:start] if start else b""
         return b"".join(out)
 
     def flush(self) -> bytes:
         """What is left of an unterminated last event."""
-        rest, self._buffer = self._buffer, b""
+        rest = b"".join(self._parts)
+        self._parts.clear()
+        self._pending = 0
+        self._tail = b""
         if rest.strip():
+            error_before = self.error
             self._inspect(rest)
+            if self.error is not error_before and self._scrub is not None:
+                rest = self._scrub(rest)
         return rest
 
     def _inspect(self, event: bytes) -> bool:

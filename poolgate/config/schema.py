@@ -416,11 +416,42 @@ class ModelPrice(_Section):
 
 
 class EdgeTimeouts(_Section):
+    """How long the edge waits on an upstream (and on the selector) before an attempt counts as timed out.
+
+    ``first_token`` and ``stream_idle`` default to 60 s, or to ``first_byte`` when the config sets that and not
+    them (``first_byte`` used to bound streams as well, and such configs keep their meaning).
+    """
+
     connect: Duration = 10.0
-    first_byte: Duration = 300.0
+    first_byte: Duration = 120.0
+    """Non-stream requests: until the response headers, and the longest pause while the body is read."""
+    first_token: Duration = 60.0
+    """Stream requests: from sending the request until its first whole event (headers included)."""
+    stream_idle: Duration = 60.0
+    """Stream requests: the longest pause between two chunks once the first event has come."""
     total: Duration = 900.0
+    """One upstream attempt, streams included."""
     selector: Duration = 5.0
     """Deadline for one SelectAccount call (how long a request may wait for a free account)."""
+
+    @model_validator(mode="after")
+    def _streams_follow_first_byte(self) -> EdgeTimeouts:
+        if "first_byte" in self.model_fields_set:
+            for name in ("first_token", "stream_idle"):
+                if name not in self.model_fields_set:
+                    setattr(self, name, self.first_byte)
+        return self
+
+
+class UpstreamLimits(_Section):
+    """The most the edge holds of one upstream answer; an answer beyond them ends as a failed attempt."""
+
+    sse_event: Size = 8 * 1024 * 1024
+    """One SSE event; a larger one ends the stream with an error event (before the first event: a 502)."""
+    response_body: Size = 32 * 1024 * 1024
+    """A non-stream answer; a larger one is a 502 in the client's API shape (a server error of the account)."""
+    error_body: Size = 64 * 1024
+    """What is read of an error answer (4xx/5xx); the rest is not read."""
 
 
 class ClientTLS(_Section):
@@ -456,6 +487,7 @@ class EdgeSection(_Section):
     """Keys clients must present (Authorization: Bearer … or x-api-key: …)."""
     auth: bool = True
     timeouts: EdgeTimeouts = Field(default_factory=EdgeTimeouts)
+    upstream_limits: UpstreamLimits = Field(default_factory=UpstreamLimits)
     body_limit: Size = 32 * 1024 * 1024
     fake_upstream: str = ""
     """host:port on which ``poolgate up`` also runs the fake upstream (demos, load tests); empty runs none."""
