@@ -15,14 +15,27 @@ from poolgate.config import ClientTLS
 
 Metadata = tuple[tuple[str, str], ...]
 
-# Reconnect soon after a selector comes back (gRPC's default backoff grows to 120 s).
-CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 1000),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-]
+KEEPALIVE_TIME_MS = 30_000
+"""How often a client pings the selector while a call is open (the edge's Exchange stream always is), so a selector
+that vanished without closing the connection is noticed; the selector accepts pings this often
+(selector_service/api/server.py)."""
+KEEPALIVE_TIMEOUT_MS = 10_000
+"""How long a ping may go unanswered before the connection counts as dead."""
+RECONNECT_BACKOFF_MS = 250
+"""The longest wait between reconnect attempts, so a selector that comes back serves at once (gRPC's default
+backoff grows to 120 s)."""
+
+
+def channel_options() -> list[tuple[str, int | str]]:
+    """The options every selector channel is opened with (reconnect backoff and keepalive)."""
+    return [
+        ("grpc.initial_reconnect_backoff_ms", min(100, RECONNECT_BACKOFF_MS)),
+        ("grpc.min_reconnect_backoff_ms", 1000),  # the time one connection attempt may take
+        ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MS),
+        ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
+        ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+        ("grpc.http2.max_pings_without_data", 0),  # keep pinging on an idle stream (gRPC's default stops after 2)
+    ]
 
 
 def target(addresses: str) -> str:
@@ -38,7 +51,7 @@ def options(addresses: str, tls: ClientTLS, balance: bool = True) -> list[tuple[
     """Channel options. With several addresses, ``balance`` spreads calls (``round_robin``); without it every call
     goes to the first live replica (``pick_first``), for clients whose calls must reach the replica that granted
     their lease (unary reports)."""
-    result = list(CHANNEL_OPTIONS)
+    result = channel_options()
     if "," in addresses:
         result.append(("grpc.lb_policy_name", "round_robin" if balance else "pick_first"))
     if tls.server_name:

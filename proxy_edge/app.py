@@ -17,11 +17,12 @@ from poolgate import runtime
 from poolgate.addresses import loopback_for_wildcard, split_host_port
 from poolgate.config.loader import ConfigError, load_config
 from poolgate.config.schema import Config
-from poolgate.http_site import Site, start_site
+from poolgate.http_site import ClientLimits, Site, listen_backlog, start_site
 from poolgate.logging_setup import configure_logging
 from proxy_edge import endpoints, handlers, observability
 from proxy_edge.attempts import Forwarder
 from proxy_edge.auth import Authenticator, EdgeConfigError
+from proxy_edge.inflight import InFlight
 from proxy_edge.outcomes import PoolPolicy
 from proxy_edge.routing import Router
 from proxy_edge.selector_client import SelectorClient
@@ -30,8 +31,9 @@ from proxy_edge.upstream import Upstream
 log = logging.getLogger("poolgate.edge")
 
 CONFIG = web.AppKey("config", Config)
-SHUTDOWN_TIMEOUT = 10.0
-"""Seconds in-flight requests get to finish when the edge stops."""
+INFLIGHT = web.AppKey("inflight", InFlight)
+STOP_MARGIN = 1.0
+"""Seconds aiohttp's own shutdown gives handlers once the edge has drained its requests (see EdgeServer.stop)."""
 
 
 def selector_address(config: Config) -> str:
@@ -62,9 +64,11 @@ def create_app(config: Config) -> web.Application:
     app[handlers.AUTH] = Authenticator(edge.auth, edge.api_keys)
     app[handlers.ROUTER] = Router(config)
     app[handlers.BODY_LIMIT] = edge.body_limit
+    inflight = app[INFLIGHT] = InFlight(edge.client_timeouts.body)
+    app.on_response_prepare.append(inflight.on_response_prepare)
     app.cleanup_ctx.append(_clients)
     for endpoint in endpoints.FORWARDED:
-        app.router.add_post(endpoint.client_path, handlers.forward_handler(endpoint))
+        app.router.add_post(endpoint.client_path, inflight.guard(handlers.forward_handler(endpoint), endpoint.shape))
     app.router.add_get("/v1/models", handlers.list_models)
     app.router.add_get("/v1/accounts/stats", handlers.account_stats)
     app.router.add_get("/healthz", handlers.healthz)
@@ -87,7 +91,8 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
         connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
     )
     selector = SelectorClient(selector_address(config), timeouts.selector, selector_token(config),
-                              config.edge.selector_tls, config.edge.selector_transport)
+                              config.edge.selector_tls, config.edge.selector_transport,
+                              unavailable=timeouts.selector_unavailable)
     policies = {name: PoolPolicy.from_config(pool) for name, pool in config.pools.items()}
     app[handlers.SELECTOR] = selector
     app[handlers.FORWARDER] = Forwarder(
@@ -102,12 +107,23 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
 class EdgeServer(Site):
     """A running edge."""
 
+    async def stop(self) -> None:
+        """Stop accepting, let requests in flight finish within ``edge.shutdown_timeout``, end the rest with an error
+        in their API's shape, then close the upstream session and the selector channel (after the reports)."""
+        app = self.runner.app
+        await self.stop_accepting()
+        await app[INFLIGHT].drain(app[CONFIG].edge.shutdown_timeout)
+        await self.runner.cleanup()
+
 
 async def start_edge(config: Config, listen: str | None = None) -> EdgeServer:
     """Start the edge in this event loop on ``listen`` (default ``edge.listen``; port 0 picks a free port)."""
     host, port = parse_listen(listen or config.edge.listen)
     app = create_app(config)
-    runner, bound = await start_site(app, host, port, shutdown_timeout=SHUTDOWN_TIMEOUT, handler_cancellation=True)
+    client = config.edge.client_timeouts
+    runner, bound = await start_site(app, host, port, shutdown_timeout=STOP_MARGIN, handler_cancellation=True,
+                                     backlog=listen_backlog(config.edge.listen_backlog),
+                                     limits=ClientLimits(header=client.header, idle=client.idle))
     return EdgeServer(runner, host, bound)
 
 

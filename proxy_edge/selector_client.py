@@ -2,8 +2,9 @@
 errors turned into what the client should see.
 
 With the ``stream`` transport (the default) selections and reports travel over one Exchange stream, batched; with
-``unary`` each is its own call. Either way, while the selector is down calls fail at once (UNAVAILABLE) instead of
-queueing, and the channel reconnects by itself (short reconnect backoff) when the selector is back.
+``unary`` each is its own call. Either way, while the selector is unreachable a selection waits at most
+``unavailable`` seconds (``edge.timeouts.selector_unavailable``) for the channel to reconnect (it retries every
+quarter second) and is then answered 503 with Retry-After; a selector that comes back within that time serves it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ log = logging.getLogger("poolgate.edge")
 
 _RATE_LIMITED = re.compile(r"rate[- _]?limit|cooling|429", re.IGNORECASE)
 _MAX_PENDING_REPORTS = 10_000
+_READY_RETRY_PAUSE = 0.02
+UNAVAILABLE_RETRY_AFTER_MS = 1000
+"""What the client is told to wait (Retry-After) while the selector is unreachable: about one reconnect attempt."""
+CLOSE_FLUSH_LIMIT = 2.0
+"""Seconds a stopping edge waits at most for the selector to confirm the last outcome reports."""
 
 
 class SelectorError(Exception):
@@ -42,10 +48,13 @@ class SelectorClient:
     """Leases, outcome reports and account listings over one channel to the selector."""
 
     def __init__(
-        self, address: str, timeout: float, token: str = "", tls: ClientTLS | None = None, transport: str = "stream"
+        self, address: str, timeout: float, token: str = "", tls: ClientTLS | None = None, transport: str = "stream",
+        unavailable: float = 1.0,
     ) -> None:
         self.address = address
         self.timeout = timeout
+        self.unavailable = unavailable
+        self._ready: asyncio.Future[None] | None = None  # one wait for the channel to reconnect, shared by callers
         # Sent with every call when the selector requires a bearer token (selector.auth.tokens).
         self._metadata = selector_channel.metadata(token)
         # A stream stays on one replica, so streams may be spread; unary reports must reach the replica that granted
@@ -55,21 +64,24 @@ class SelectorClient:
         self._exchange = ExchangeClient(self._channel, self._metadata) if transport == "stream" else None
         self._pending: set[asyncio.Task[None]] = set()
 
-    async def flush_reports(self) -> None:
-        """Wait (up to the call timeout) until the selector has the outcome reports sent so far."""
+    async def flush_reports(self, limit: float | None = None) -> None:
+        """Wait (up to ``limit``, default the call timeout) until the selector has the outcome reports sent so far."""
+        limit = self.timeout if limit is None else limit
         if self._exchange is not None:
             try:
-                await self._exchange.sync(self.timeout)
+                await self._exchange.sync(limit)
             except StreamSelectError as exc:
                 log.warning("could not confirm outcome reports with the selector at %s: %s", self.address, exc)
         if self._pending:
-            await asyncio.wait(set(self._pending), timeout=self.timeout)
+            await asyncio.wait(set(self._pending), timeout=limit)
 
     async def close(self) -> None:
         """Wait briefly for reports still in flight, then close the channel."""
-        await self.flush_reports()
+        await self.flush_reports(min(self.timeout, CLOSE_FLUSH_LIMIT))
         for task in list(self._pending):
             task.cancel()
+        if self._ready is not None:
+            self._ready.cancel()
         if self._exchange is not None:
             await self._exchange.close()
         await self._channel.close()
@@ -84,33 +96,57 @@ class SelectorClient:
         """
         request = pb.SelectAccountRequest(pool=pool, model=model, session_key=session_key, exclude_account_ids=exclude,
                                           estimated_input_tokens=estimated_input_tokens)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        give_up = loop.time() + min(self.unavailable, self.timeout)
         if self._exchange is not None:  # the stream client hands back a lease granted to a cancelled caller itself
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.timeout
             while True:
                 try:
                     return await self._exchange.select(request, max(0.05, deadline - loop.time()))
                 except StreamSelectError as exc:
                     # A broken stream (selector restarted, or one replica of several gone) is retried on a new
-                    # stream while time remains: with several selectors, the channel picks a live one.
-                    if exc.code is grpc.StatusCode.UNAVAILABLE and deadline - loop.time() > 0.1:
-                        await asyncio.sleep(0.05)
+                    # stream once the channel is connected again: with several selectors, it picks a live one.
+                    if exc.code is grpc.StatusCode.UNAVAILABLE and await self._reconnected(give_up):
                         continue
                     raise self._error(exc.code, exc.message, exc.retry_after_ms or None, exc.cause, pool) from None
-        task = asyncio.get_running_loop().create_task(self._select(request, pool))
+        task = loop.create_task(self._select(request, pool, deadline, give_up))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
             task.add_done_callback(self._release_abandoned)
             raise
 
-    async def _select(self, request: pb.SelectAccountRequest, pool: str) -> pb.Lease:
-        try:
-            lease: pb.Lease = await self._stub.SelectAccount(
-                request, timeout=self.timeout, metadata=self._metadata, wait_for_ready=False)
-        except grpc.aio.AioRpcError as exc:
-            raise self._translate(exc, pool) from None
-        return lease
+    async def _select(self, request: pb.SelectAccountRequest, pool: str, deadline: float, give_up: float) -> pb.Lease:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                lease: pb.Lease = await self._stub.SelectAccount(
+                    request, timeout=max(0.05, deadline - loop.time()), metadata=self._metadata,
+                    wait_for_ready=False)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() is grpc.StatusCode.UNAVAILABLE and await self._reconnected(give_up):
+                    continue
+                raise self._translate(exc, pool) from None
+            return lease
+
+    async def _reconnected(self, until: float) -> bool:
+        """After an UNAVAILABLE: wait (up to loop time ``until``) for the channel to connect; False if it does not.
+
+        Callers share one wait. A channel that is connected already (the stream broke, but another replica, or the
+        restarted selector, answers) is retried after a short pause, so a failing selector is not called in a loop.
+        """
+        loop = asyncio.get_running_loop()
+        remaining = until - loop.time()
+        if remaining <= 0:
+            return False
+        if self._channel.get_state(try_to_connect=True) is grpc.ChannelConnectivity.READY:
+            await asyncio.sleep(min(_READY_RETRY_PAUSE, remaining))
+            return loop.time() < until
+        ready = self._ready
+        if ready is None or ready.done():
+            ready = self._ready = asyncio.ensure_future(self._channel.channel_ready())
+        done, _ = await asyncio.wait((ready,), timeout=remaining)
+        return bool(done) and not ready.cancelled() and ready.exception() is None
 
     def _release_abandoned(self, task: asyncio.Task[pb.Lease]) -> None:
         if task.cancelled() or task.exception() is not None:
@@ -206,7 +242,8 @@ class SelectorClient:
         if code is grpc.StatusCode.UNAVAILABLE:
             return SelectorError(503, "selector_unavailable", (
                 f"the selector at {self.address} is unreachable ({details or 'unavailable'}); "
-                "check that `poolgate selector` is running; the edge reconnects by itself"))
+                "check that `poolgate selector` is running; the edge reconnects by itself"),
+                UNAVAILABLE_RETRY_AFTER_MS)
         if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
             return SelectorError(503, "selector_auth", (
                 f"the selector at {self.address} refused the edge ({details}): the edge sends the first of "

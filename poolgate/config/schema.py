@@ -433,6 +433,8 @@ class EdgeTimeouts(_Section):
     """One upstream attempt, streams included."""
     selector: Duration = 5.0
     """Deadline for one SelectAccount call (how long a request may wait for a free account)."""
+    selector_unavailable: Duration = Field(default=1.0, gt=0)
+    """How long a request waits for an unreachable selector (reconnecting) before it gets a 503 with Retry-After."""
 
     @model_validator(mode="after")
     def _streams_follow_first_byte(self) -> EdgeTimeouts:
@@ -474,6 +476,17 @@ class ClientTLS(_Section):
         return self
 
 
+class ClientTimeouts(_Section):
+    """How long the edge waits for its clients (a client that stalls loses its connection, or gets a 408)."""
+
+    header: Duration = Field(default=30.0, gt=0)
+    """From a request's first byte until its headers are complete."""
+    body: Duration = Field(default=60.0, gt=0)
+    """From the headers until the request body is complete."""
+    idle: Duration = Field(default=75.0, gt=0)
+    """A keep-alive connection with no request (and a new connection before its first byte)."""
+
+
 class EdgeSection(_Section):
     listen: str = DEFAULT_EDGE_LISTEN
     selector: str = ""
@@ -489,6 +502,12 @@ class EdgeSection(_Section):
     timeouts: EdgeTimeouts = Field(default_factory=EdgeTimeouts)
     upstream_limits: UpstreamLimits = Field(default_factory=UpstreamLimits)
     body_limit: Size = 32 * 1024 * 1024
+    client_timeouts: ClientTimeouts = Field(default_factory=ClientTimeouts)
+    listen_backlog: int = Field(default=1024, ge=1, le=65535)
+    """Connections the kernel queues before the edge accepts them (capped by the system's somaxconn)."""
+    shutdown_timeout: Duration = Field(default=10.0, ge=0)
+    """On SIGTERM, how long requests in flight may take to finish; then they end with an error in their API's
+    shape."""
     fake_upstream: str = ""
     """host:port on which ``poolgate up`` also runs the fake upstream (demos, load tests); empty runs none."""
 

@@ -8,6 +8,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from poolgate import selector_channel
 from poolgate.config import SelectorSection
 from poolgate.v1 import selector_pb2, selector_pb2_grpc
 from selector_service.api.admin import AdminServicer
@@ -21,6 +22,18 @@ if TYPE_CHECKING:
 
 SERVICE_NAME = selector_pb2.DESCRIPTOR.services_by_name["Selector"].full_name
 ADMIN_SERVICE_NAME = selector_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
+
+
+def ping_policy() -> list[tuple[str, int]]:
+    """What pings the server accepts from its clients: as often as half their keepalive interval
+    (``selector_channel.KEEPALIVE_TIME_MS``), with or without calls open. gRPC's default (one ping per 5 minutes
+    without data, two strikes) answers the edge's 30-second pings with GOAWAY ``too_many_pings`` after about
+    2.5 minutes idle."""
+    return [
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", selector_channel.KEEPALIVE_TIME_MS // 2),
+        ("grpc.http2.max_ping_strikes", 2),
+    ]
 
 
 class ListenError(RuntimeError):
@@ -43,7 +56,7 @@ async def start_server(
     if security is not None and (security.auth.tokens or security.auth.admin_tokens):
         interceptors.append(TokenInterceptor(security.auth.tokens, security.auth.admin_tokens))
     credentials = server_credentials(security) if security is not None else None
-    server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0), *ping_policy()])
     selector_pb2_grpc.add_SelectorServicer_to_server(SelectorServicer(core, metrics), server)
     selector_pb2_grpc.add_AdminServicer_to_server(AdminServicer(core, source), server)
     health_servicer = health.aio.HealthServicer()
