@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= examples/demo.yaml
 
-.PHONY: run test browser-deps postgres-for-tests lint proto bench bench-compare bench-selector bench-edge bench-logging bench-imports bench-floor soak clean
+.PHONY: run test browser-deps postgres-for-tests lint proto bench bench-compare bench-selector bench-edge bench-logging bench-imports bench-floor bench-hostile soak clean
 
 $(STAMP): pyproject.toml examples/strategy-plugin/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,7 +52,7 @@ LITELLM_VENV := bench/.venv-litellm
 
 # The whole comparison (bare proxy, poolgate unary and stream, LiteLLM), the transport floor, and the selector, edge,
 # logging and import figures.
-bench: bench-compare bench-floor bench-selector bench-edge bench-logging bench-imports
+bench: bench-compare bench-floor bench-selector bench-edge bench-logging bench-imports bench-hostile
 
 bench-compare: $(STAMP) $(LITELLM_VENV)/.installed
 	$(BIN)/python bench/compare.py --memory
@@ -78,6 +78,9 @@ bench-logging: $(STAMP)
 
 bench-imports: $(STAMP)
 	$(BIN)/python bench/import_memory.py
+
+bench-hostile: $(STAMP)
+	$(BIN)/python bench/hostile_upstream.py
 
 # Not part of `make test`: 10 minutes of flaky-upstream load (SOAK_ARGS="--minutes 1" for a shorter run).
 soak: $(STAMP)

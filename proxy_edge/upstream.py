@@ -397,12 +397,14 @@ async def read_body(upstream: aiohttp.ClientResponse, limit: int, idle: float | 
     length = upstream.content_length
     if length is not None and length > limit and not upstream.headers.get("Content-Encoding"):
         return None
-    body, cut = await read_capped(upstream, limit, idle)
+    body, cut = await read_capped(upstream, limit, idle, keep_cut=False)
     return None if cut else body
 
 
-async def read_capped(upstream: aiohttp.ClientResponse, cap: int, idle: float | None = None) -> tuple[bytes, bool]:
-    """At most ``cap`` bytes of the body, and whether there was more (then the rest is not read)."""
+async def read_capped(upstream: aiohttp.ClientResponse, cap: int, idle: float | None = None,
+                      keep_cut: bool = True) -> tuple[bytes, bool]:
+    """At most ``cap`` bytes of the body, and whether there was more (then the rest is not read; with
+    ``keep_cut=False`` nothing is returned of a body that was cut, so it is never joined in memory)."""
     content = upstream.content
     parts: list[bytes] = []
     size = 0
@@ -416,6 +418,8 @@ async def read_capped(upstream: aiohttp.ClientResponse, cap: int, idle: float | 
             return b"".join(parts), False
         size += len(chunk)
         if size > cap:
+            if not keep_cut:
+                return b"", True
             parts.append(chunk[:len(chunk) - (size - cap)])
             return b"".join(parts), True
         parts.append(chunk)
