@@ -1,9 +1,9 @@
 """The edge's Prometheus metrics, in a registry of its own per application (several edges may share a process).
 
 Label children are resolved once and kept in dictionaries, so a request costs a few dictionary look-ups, counter
-increments and two histogram observations. Account labels are account names, never credentials. The ``model``
-label takes at most :data:`MAX_MODELS` distinct values per pool (clients choose model names; glob routes accept
-any): later ones are counted as ``other``.
+increments and two histogram observations. Every label value comes from the config, never from a client: pools and
+account names (never credentials) as configured, and models as the config names them or ``other`` (the caller
+passes :meth:`proxy_edge.routing.Router.metric_model`), so the number of series is bounded by the config.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-MAX_MODELS = 100
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
@@ -71,7 +70,6 @@ class EdgeMetrics:
         self._attempts: dict[tuple[str, str, str], Counter] = {}
         self._failovers: dict[tuple[str, str, str], Counter] = {}
         self._pools: dict[str, tuple[Histogram, Histogram]] = {}
-        self._models: dict[str, set[str]] = {}
         for pool in pools or ():
             self._pool(pool)
 
@@ -87,7 +85,8 @@ class EdgeMetrics:
         self.in_flight_by_pool[pool] += 1
 
     def request_finished(self, pool: str, model: str, status: int, seconds: float, ttft: float | None) -> None:
-        """A routed request ended (its in-flight count was raised by :meth:`request_started`)."""
+        """A routed request ended (its in-flight count was raised by :meth:`request_started`); ``model`` is a label
+        the config gives (a configured name or ``other``)."""
         duration, first_token = self._pool(pool)
         self.in_flight_by_pool[pool] -= 1
         duration.observe(seconds)
@@ -96,16 +95,7 @@ class EdgeMetrics:
         key = (pool, model, str(status))
         child = self._requests.get(key)
         if child is None:
-            models = self._models.setdefault(pool, set())
-            if model not in models:
-                if len(models) >= MAX_MODELS:
-                    model = "other"
-                    key = (pool, model, key[2])
-                else:
-                    models.add(model)
-            child = self._requests.get(key)
-            if child is None:
-                child = self._requests[key] = self.requests.labels(*key)
+            child = self._requests[key] = self.requests.labels(*key)
         child.inc()
 
     def request_unrouted(self, route: str, status: int) -> None:

@@ -7,13 +7,18 @@ to pool ``gemini``). A ``models:`` value may be an alias (another model name) or
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from aiohttp import web
 
 from poolgate.config.routes import AliasLoop, ModelTable, Target
 from poolgate.config.schema import Config
 from proxy_edge.rules import RequestFacts, RuleSet
 
 _CACHE_LIMIT = 4096
+OTHER_MODEL = "other"
+"""The metrics label of a requested model the config does not name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,15 @@ class Router:
         self._table = ModelTable(config.pools, config.models)
         self._rules = RuleSet(config.routes)
         self._cache: dict[str, tuple[Route, ...] | None] = {}
+        values = [*config.models.values(), *(rule.to for rule in config.routes)]
+        self._named = frozenset(name for name, _value, is_pattern in self._table.entries() if not is_pattern) | (
+            frozenset(_target_models(values, self._formats)))
+
+    def metric_model(self, model: str) -> str:
+        """The ``model`` label for a request for ``model``: the name itself when the config names it (an exact name
+        in ``models:``, or a model a ``models:`` value or a rule's ``to`` names), else ``other``; clients choose
+        the names a pattern accepts, so they never become labels."""
+        return model if model in self._named else OTHER_MODEL
 
     @property
     def has_rules(self) -> bool:
@@ -105,3 +119,21 @@ class Router:
         if parts:
             return f"served models: {', '.join(parts)}; or name a pool explicitly: {pools}"
         return f"no models are configured; name a pool explicitly: {pools}"
+
+
+def _target_models(values: Iterable[str | list[str]], pools: Iterable[str]) -> set[str]:
+    """The model names ``models:`` values and rules' ``to`` name: ``pool/model`` gives ``model``, an alias its own
+    name; a bare pool names none."""
+    pool_names = frozenset(pools)
+    out: set[str] = set()
+    for value in values:
+        for item in [value] if isinstance(value, str) else value:
+            pool, slash, rest = item.partition("/")
+            if slash and pool in pool_names:
+                out.add(rest)
+            elif item not in pool_names:
+                out.add(item)
+    return out
+
+
+ROUTER = web.AppKey("router", Router)

@@ -23,6 +23,7 @@ from poolgate.logging_setup import REQUEST_ID
 from poolgate.v1 import selector_pb2 as pb
 from proxy_edge.metrics import EdgeMetrics
 from proxy_edge.request_log import RequestLog
+from proxy_edge.routing import OTHER_MODEL, ROUTER
 from proxy_edge.upstream import Failure
 
 log = logging.getLogger("poolgate.edge")
@@ -56,6 +57,8 @@ class RequestTrace:
     metrics: EdgeMetrics
     pool: str = ""
     model: str = ""
+    model_label: str = OTHER_MODEL
+    """The metrics label for ``model``: a name the config gives, else ``other`` (see :meth:`Router.metric_model`)."""
     account: str = ""
     """Account id (``pool/name``) of the latest attempt; never a credential."""
     attempts: int = 0
@@ -67,13 +70,15 @@ class RequestTrace:
     seconds: float = 0.0
     ended: float = 0.0
     """Epoch seconds when the response was done."""
+    response: web.StreamResponse | None = None
+    """The response once it has begun (its status and headers are on their way to the client)."""
     _failed: tuple[str, str] | None = None
 
-    def routed(self, pool: str, model: str) -> None:
+    def routed(self, pool: str, model: str, model_label: str = OTHER_MODEL) -> None:
         """The request goes to ``pool`` (called once, before the first attempt)."""
         if self.pool:
             return
-        self.pool, self.model = pool, model
+        self.pool, self.model, self.model_label = pool, model, model_label
         self.metrics.request_started(pool)
 
     def attempted(self, lease: pb.Lease, result: web.StreamResponse | Failure) -> None:
@@ -92,7 +97,7 @@ class RequestTrace:
         self.seconds = seconds = monotonic() - self.started
         self.status = status
         if self.pool:
-            self.metrics.request_finished(self.pool, self.model, status, seconds, self.ttft)
+            self.metrics.request_finished(self.pool, self.model_label, status, seconds, self.ttft)
             level = logging.INFO
         else:
             resource = request.match_info.route.resource
@@ -129,7 +134,8 @@ TRACE = web.RequestKey("poolgate_trace", RequestTrace)
 def trace_for(request: web.Request, pool: str, model: str) -> RequestTrace:
     """The request's trace (made by :func:`make_middleware`), marked as routed to ``pool``."""
     trace = request[TRACE]
-    trace.routed(pool, model)
+    router = request.app.get(ROUTER)
+    trace.routed(pool, model, OTHER_MODEL if router is None else router.metric_model(model))
     return trace
 
 
@@ -169,6 +175,7 @@ async def stamp_response(request: web.Request, response: web.StreamResponse) -> 
     trace = request.get(TRACE)
     if trace is None:
         return
+    trace.response = response
     headers = response.headers
     upstream_id = headers.get(REQUEST_ID_HEADER)
     if upstream_id is not None and upstream_id != trace.request_id:
