@@ -74,6 +74,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     observability.install(app, config)  # request ids and log lines, /metrics, /v1/accounts/usage, /dashboard
+    app.middlewares.append(handlers.unexpected_errors)  # inside the request id's: its 500s carry the id
     return app
 
 

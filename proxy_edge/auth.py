@@ -5,6 +5,8 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 
+from proxy_edge.client_input import valid_text
+
 
 class EdgeConfigError(Exception):
     """The edge cannot start with this config; the message says what to change."""
@@ -41,11 +43,16 @@ class Authenticator:
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:
-    """The key a client sent: the Bearer token of ``Authorization``, else ``x-api-key``."""
+    """The key a client sent: the Bearer token of ``Authorization``, else ``x-api-key``; None when there is none,
+    or when it is not text (bytes that are not UTF-8 are no key: the request is unauthenticated)."""
     authorization = headers.get("Authorization")
     if authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
+            return _text_or_none(token.strip())
     key = headers.get("x-api-key")
-    return key.strip() if key else None
+    return _text_or_none(key.strip()) if key else None
+
+
+def _text_or_none(key: str) -> str | None:
+    return key if valid_text(key) else None

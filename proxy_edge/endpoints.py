@@ -1,7 +1,8 @@
 """The forwarded endpoints and how a client's request body becomes an upstream job.
 
 The body is parsed once for what the edge needs (model, stream, session key) and forwarded as received, unless the
-edge has to change it: another upstream model name, or asking an OpenAI upstream for stream usage.
+edge has to change it: another upstream model name, or asking an OpenAI upstream for stream usage. What the body
+must be to be parsed at all is checked in :mod:`proxy_edge.client_input`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from proxy_edge.client_input import InputError, bounded_session_key, check_model, header_value, parse_body
 from proxy_edge.errors import ApiShape
 from proxy_edge.routing import Route, Router
 from proxy_edge.rules import RequestFacts
@@ -42,16 +44,8 @@ _ENDPOINT_FOR_FORMAT = {"openai": CHAT.client_path, "anthropic": MESSAGES.client
 _TRANSLATED_TO = {("chat", "anthropic"): MESSAGES, ("messages", "openai"): CHAT}
 TARGET_HEADER = "x-poolgate-target"
 """Response header naming the ``pool/model`` that served."""
-
-
-class InputError(Exception):
-    """The client's request cannot be served as sent; nothing was forwarded."""
-
-    def __init__(self, status: int, message: str, code: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
+__all__ = ["CHAT", "EMBEDDINGS", "FORWARDED", "MESSAGES", "RESPONSES", "TARGET_HEADER", "Endpoint", "InputError",
+           "Job", "parse_job", "session_key"]
 
 
 @dataclass(slots=True)
@@ -88,20 +82,8 @@ def parse_job(raw: bytes, endpoint: Endpoint, router: Router, session_header: st
 
     ``headers`` (the client's) are needed only by ``routes:`` rules that look at headers or the client key.
     """
-    if not raw.strip():
-        raise InputError(400, 'the request body is empty: send a JSON object with at least "model"', "empty_body")
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
-        message = f"the request body is not valid JSON{where}: send a JSON object"
-        raise InputError(400, message, "invalid_json") from None
-    if not isinstance(data, dict):
-        raise InputError(400, f"the request body must be a JSON object, got a JSON {type(data).__name__}",
-                         "invalid_body")
-    model = data.get("model")
-    if not isinstance(model, str) or not model:
-        raise InputError(400, 'missing "model": name the model to use (GET /v1/models lists them)', "missing_model")
+    data = parse_body(raw)
+    model = check_model(data)
     facts = RequestFacts(data, headers or {}) if router.has_rules else None
     plan = router.plan(model, facts)
     if plan is None:
@@ -116,7 +98,7 @@ def parse_job(raw: bytes, endpoint: Endpoint, router: Router, session_header: st
 def _target(raw: bytes, data: dict[str, Any], endpoint: Endpoint, route: Route, model: str, stream: bool,
             session: str, via: str) -> Job:
     """The job for one target: the body as received, changed only where this pool needs it, or translated."""
-    headers = {TARGET_HEADER: f"{route.pool}/{route.upstream_model}"}
+    headers = {TARGET_HEADER: header_value(f"{route.pool}/{route.upstream_model}")}
     if route.format != endpoint.pool_format:
         return _translated(data, endpoint, route, model, stream, session, via, headers)
     data = dict(data)
@@ -155,16 +137,17 @@ def _translated(data: dict[str, Any], endpoint: Endpoint, route: Route, model: s
 
 
 def session_key(data: dict[str, Any], session_header: str | None) -> str:
-    """``x-session-id`` header, else OpenAI ``user`` / ``prompt_cache_key``, else Anthropic ``metadata.user_id``."""
+    """``x-session-id`` header, else OpenAI ``user`` / ``prompt_cache_key``, else Anthropic ``metadata.user_id``
+    (a long one as its digest: see :func:`~proxy_edge.client_input.bounded_session_key`)."""
     if session_header:
-        return session_header
+        return bounded_session_key(session_header)
     for field in ("user", "prompt_cache_key"):
         value = data.get(field)
         if isinstance(value, str) and value:
-            return value
+            return bounded_session_key(value)
     metadata = data.get("metadata")
     if isinstance(metadata, dict):
         value = metadata.get("user_id")
         if isinstance(value, str) and value:
-            return value
+            return bounded_session_key(value)
     return ""

@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.compression_utils import HAS_BROTLI, HAS_ZSTD
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from proxy_edge.attempts import Forwarder
 from proxy_edge.auth import Authenticator
-from proxy_edge.endpoints import Endpoint, InputError, parse_job
+from proxy_edge.client_input import InputError, header_text
+from proxy_edge.endpoints import FORWARDED, Endpoint, parse_job
 from proxy_edge.errors import ApiShape, error_response, param_error, unauthorized
-from proxy_edge.routing import Router
+from proxy_edge.routing import ROUTER
 from proxy_edge.selector_client import SelectorClient, SelectorError
+from proxy_edge.tracing import TRACE
+
+log = logging.getLogger("poolgate.edge")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 FORWARDER = web.AppKey("forwarder", Forwarder)
 SELECTOR = web.AppKey("selector", SelectorClient)
-ROUTER = web.AppKey("router", Router)
 AUTH = web.AppKey("auth", Authenticator)
 BODY_LIMIT = web.AppKey("body_limit", int)
+__all__ = ["AUTH", "BODY_LIMIT", "FORWARDER", "ROUTER", "SELECTOR", "account_stats", "forward_handler", "healthz",
+           "list_models", "readyz", "unexpected_errors"]
+
+DECODED_ENCODINGS = frozenset({"gzip", "deflate", *(["br"] if HAS_BROTLI else []), *(["zstd"] if HAS_ZSTD else [])})
+"""The request ``Content-Encoding`` values aiohttp decodes on arrival (the body the handler reads is plain)."""
+_PLAIN = frozenset({"", "identity"})
+_SHAPES = {endpoint.client_path: endpoint.shape for endpoint in FORWARDED}
 
 
 def _too_large(shape: ApiShape, limit: int) -> web.Response:
@@ -41,17 +54,56 @@ def forward_handler(endpoint: Endpoint) -> Handler:
         limit = app[BODY_LIMIT]
         if request.content_length is not None and request.content_length > limit:
             return _too_large(shape, limit)
+        encoding = request.headers.get("Content-Encoding", "").strip().lower()
+        if encoding not in _PLAIN and encoding not in DECODED_ENCODINGS:
+            accepted = ", ".join(sorted(DECODED_ENCODINGS))
+            return error_response(shape, 415, (
+                f"the edge cannot decode Content-Encoding {header_text(encoding)[:40]!r}: send the body "
+                f"uncompressed or as one of {accepted}"), "unsupported_content_encoding")
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return _too_large(shape, limit)
+        except web.RequestPayloadError:
+            # The server's parser has given up on this body: mark it ended, or the server would try to drain it
+            # again after the answer and log the decoding error; the rest of it may still be on the connection.
+            request.content.feed_eof()
+            response = error_response(shape, 400, (
+                f"the request body could not be read as its Content-Encoding ({encoding or 'none'}) says: send a "
+                "complete body, compressed as the header says or uncompressed without the header"),
+                "invalid_content_encoding")
+            response.force_close()
+            return response
+        session = request.headers.get("x-session-id")
         try:
-            job = parse_job(raw, endpoint, app[ROUTER], request.headers.get("x-session-id"), request.headers)
+            job = parse_job(raw, endpoint, app[ROUTER], header_text(session) if session else None, request.headers)
         except InputError as exc:
             return error_response(shape, exc.status, exc.message, exc.code)
         return await app[FORWARDER].forward(request, job)
 
     return handle
+
+
+@web.middleware
+async def unexpected_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """An exception no handler expected becomes a 500 in the client's API shape naming the request id (never
+    aiohttp's own page), logged once with its traceback. When the response had already begun, the connection is
+    closed instead: the client sees an incomplete answer, not a complete-looking one."""
+    try:
+        return await handler(request)
+    except (web.HTTPException, asyncio.CancelledError):
+        raise
+    except Exception:
+        log.exception("unexpected error serving %s %s", request.method, request.path)
+        trace = request[TRACE] if TRACE in request else None
+        if trace is not None and trace.response is not None:
+            if request.transport is not None:
+                request.transport.close()
+            return trace.response
+        request_id = f" (request id {trace.request_id})" if trace is not None else ""
+        return error_response(_SHAPES.get(request.path, ApiShape.OPENAI), 500, (
+            f"the edge failed while serving this request{request_id}; the error is in its log: retry, and report the "
+            "request id if it happens again"), "internal_error")
 
 
 async def list_models(request: web.Request) -> web.Response:

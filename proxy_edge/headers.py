@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from multidict import CIMultiDict
 
 from poolgate.rate_limit_times import parse_retry_after
+from proxy_edge.client_input import header_text
 
 # Hop-by-hop headers (RFC 9110 §7.6.1) never cross a proxy.
 HOP_BY_HOP = frozenset({
@@ -15,10 +16,11 @@ HOP_BY_HOP = frozenset({
     "te", "trailer", "transfer-encoding", "upgrade",
 })
 # Client headers that are not forwarded upstream: the client's own credentials (the edge's keys), what the HTTP
-# client sets itself, and account-bound identity, which comes from the account (Lease.extra_headers) instead.
+# client sets itself, and account-bound identity, which comes from the account (Lease.extra_headers) instead. The
+# body was decoded on arrival (a Content-Encoding the edge cannot decode is refused), so it goes up plain.
 _DROP_REQUEST = HOP_BY_HOP | frozenset({
     "authorization", "x-api-key", "api-key", "x-goog-api-key", "host", "content-length", "accept-encoding",
-    "cookie", "openai-organization", "openai-project", "x-session-id",
+    "content-encoding", "cookie", "openai-organization", "openai-project", "x-session-id",
 })
 # Upstream response headers not passed to the client: framing the edge redoes, and the body may be decoded.
 _DROP_RESPONSE = HOP_BY_HOP | frozenset({"content-length", "content-encoding", "set-cookie", "server", "date"})
@@ -36,11 +38,12 @@ def upstream_request_headers(
     extra_headers: Iterable[tuple[str, str]],
     anthropic: bool,
 ) -> CIMultiDict[str]:
-    """Headers for the upstream call: the client's relevant ones, then the account's credential and headers."""
+    """Headers for the upstream call: the client's relevant ones (bytes that were not UTF-8 written as ``\\xNN``),
+    then the account's credential and headers."""
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in client_headers:
         if name.lower() not in _DROP_REQUEST:
-            out.add(name, value)
+            out.add(header_text(name), header_text(value))
     for name, value in extra_headers:
         if name.lower() in CLIENT_WINS and name in out:
             continue
@@ -56,11 +59,12 @@ def upstream_request_headers(
 
 
 def client_response_headers(upstream_headers: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
-    """The upstream response's headers the client gets (framing headers are the edge's own)."""
+    """The upstream response's headers the client gets (framing headers are the edge's own; bytes that were not
+    UTF-8 written as ``\\xNN``)."""
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in upstream_headers:
         if name.lower() not in _DROP_RESPONSE:
-            out.add(name, value)
+            out.add(header_text(name), header_text(value))
     return out
 
 
