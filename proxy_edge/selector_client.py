@@ -49,7 +49,7 @@ class SelectorClient:
 
     def __init__(
         self, address: str, timeout: float, token: str = "", tls: ClientTLS | None = None, transport: str = "stream",
-        unavailable: float = 1.0,
+        unavailable: float = 0.8,
     ) -> None:
         self.address = address
         self.timeout = timeout

@@ -433,8 +433,9 @@ class EdgeTimeouts(_Section):
     """One upstream attempt, streams included."""
     selector: Duration = 5.0
     """Deadline for one SelectAccount call (how long a request may wait for a free account)."""
-    selector_unavailable: Duration = Field(default=1.0, gt=0)
-    """How long a request waits for an unreachable selector (reconnecting) before it gets a 503 with Retry-After."""
+    selector_unavailable: Duration = Field(default=0.8, gt=0)
+    """How long a request waits for an unreachable selector (reconnecting) before it gets a 503 with Retry-After:
+    the answer comes within a second, and a selector back within that time serves the request."""
 
     @model_validator(mode="after")
     def _streams_follow_first_byte(self) -> EdgeTimeouts:
