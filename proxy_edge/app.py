@@ -22,6 +22,7 @@ from poolgate.logging_setup import configure_logging
 from proxy_edge import endpoints, handlers, observability
 from proxy_edge.attempts import Forwarder
 from proxy_edge.auth import Authenticator, EdgeConfigError
+from proxy_edge.client_input import quiet_malformed_requests
 from proxy_edge.inflight import InFlight
 from proxy_edge.outcomes import PoolPolicy
 from proxy_edge.routing import Router
@@ -75,6 +76,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/readyz", handlers.readyz)
     observability.install(app, config)  # request ids and log lines, /metrics, /v1/accounts/usage, /dashboard
     app.middlewares.append(handlers.unexpected_errors)  # inside the request id's: its 500s carry the id
+    quiet_malformed_requests(logging.getLogger("aiohttp.server"))
     return app
 
 

@@ -7,15 +7,20 @@ What does not hold is refused here with an :class:`InputError` that names what t
 
 Header values arrive from aiohttp decoded as UTF-8 with ``surrogateescape`` (a byte that is not UTF-8 becomes a lone
 surrogate): :func:`header_text` turns them into valid text, and :func:`valid_text` tells whether a value is text
-at all (a key that is not can match none of the edge's keys).
+at all (a key that is not can match none of the edge's keys). A request aiohttp cannot parse at all is its client's
+mistake too: :class:`MalformedRequestLog` keeps it from becoming a traceback in the log.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from typing import Any
+
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web import RequestPayloadError
 
 MAX_JSON_DEPTH = 64
 """How deep objects and arrays may nest in a request body (real API requests stay far below)."""
@@ -164,3 +169,24 @@ def header_value(text: str) -> str:
         return text
     return "".join(c if " " <= c <= "~" else "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
                    for c in text)
+
+
+class MalformedRequestLog(logging.Filter):
+    """For aiohttp's server logger: a request it cannot parse (a control byte in a header, a header too long, a body
+    that does not decode as its Content-Encoding says) is logged by aiohttp at ERROR with a traceback, so any client
+    could fill the error log. It becomes one INFO line naming only the kind of error (aiohttp's message may quote
+    the header, credentials included)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, (HttpProcessingError, RequestPayloadError)):
+            record.msg, record.args = "refused a malformed request (%s)", (type(exc).__name__,)
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def quiet_malformed_requests(logger: logging.Logger) -> None:
+    """Add :class:`MalformedRequestLog` to ``logger`` (aiohttp's ``aiohttp.server``) unless it is there already."""
+    if not any(isinstance(f, MalformedRequestLog) for f in logger.filters):
+        logger.addFilter(MalformedRequestLog())

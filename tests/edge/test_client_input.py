@@ -189,6 +189,17 @@ async def test_a_body_that_does_not_decompress_is_a_400_and_the_connection_stays
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
+async def test_an_unauthenticated_body_that_does_not_decompress_leaves_no_traceback(
+        stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    # The 401 goes out before the body is read; the server then drains the body, fails to decode it, and closes
+    # the connection (the answer's end below): by then its log line is written.
+    caplog.set_level(logging.INFO)
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: edge\r\nContent-Encoding: gzip\r\n"
+    status, _headers, content = await raw_exchange(stack, head, b"\x1f\x8b not gzip at all" * 100)
+    assert status == 401 and openai_error(json.loads(content))["code"] == "invalid_api_key"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
+
+
 async def test_a_decompression_bomb_is_bounded_by_the_body_limit(make_stack: StackFactory) -> None:
     stack = await make_stack(edge="body_limit: 64KB")
     bomb = gzip.compress(b'{"model": "gpt-4o", "pad": "' + b" " * 10_000_000 + b'"}')

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
+import socket
 import string
 import urllib.parse
 from collections.abc import Iterator
@@ -175,3 +177,96 @@ def test_random_requests_to_read_endpoints(client: Client, background_stack: Bac
             assert_api_error(target, response)
 
     check()
+
+
+# ---- hostile bytes: raw bodies, lone surrogates, deep nesting, header floods ------------------------------------
+
+ONE_MESSAGE = [{"role": "user", "content": "hi"}]
+lone_surrogates = st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=3)
+with_surrogate = st.tuples(st.text(max_size=10), lone_surrogates, st.text(max_size=10)).map("".join)
+surrogate_bodies = st.one_of(
+    st.fixed_dictionaries({"model": with_surrogate, "messages": st.just(ONE_MESSAGE)}),
+    st.fixed_dictionaries({"model": st.sampled_from(MODELS[:4]), "messages": st.just(ONE_MESSAGE),
+                           "user": with_surrogate}),
+    st.fixed_dictionaries({"model": st.sampled_from(MODELS[:6]), "max_tokens": st.just(8),
+                           "messages": st.lists(st.fixed_dictionaries({"role": st.just("user"),
+                                                                       "content": with_surrogate}), min_size=1)}),
+    st.dictionaries(with_surrogate, json_values, min_size=1, max_size=3).map(lambda d: {"model": "gpt-4o", **d}),
+).map(lambda body: json.dumps(body).encode())  # json.dumps writes a lone surrogate as its \uXXXX escape
+deep_bodies = st.tuples(st.integers(1, 3000), st.sampled_from(["[", "{\"a\":"]), st.sampled_from(MODELS[:6])).map(
+    lambda t: (f'{{"model": "{t[2]}", "messages": [{{"role": "user", "content": "x"}}], "max_tokens": 8, "deep": '
+               + t[1] * t[0] + "0" + ("]" if t[1] == "[" else "}") * t[0] + "}").encode())
+raw_bodies = st.binary(max_size=300) | st.tuples(st.sampled_from(MODELS), st.binary(min_size=1, max_size=20)).map(
+    lambda t: b'{"model": "' + t[0].encode() + b'", "messages": [{"role": "user", "content": "' + t[1] + b'"}]}')
+hostile_bodies = surrogate_bodies | deep_bodies | raw_bodies
+# Any byte HTTP allows in a field value (tab, visible ASCII, and 0x80-0xFF, most of it not UTF-8).
+byte_values = st.binary(max_size=60).map(lambda b: bytes(c for c in b if c == 9 or 0x20 <= c != 0x7F).strip(b" \t"))
+flood = st.one_of(
+    st.lists(st.tuples(header_names, header_values), min_size=20, max_size=90),  # many headers
+    st.lists(st.tuples(header_names, st.integers(1000, 7000).map(lambda n: "v" * n)), min_size=1, max_size=3),
+    st.lists(st.tuples(header_names | st.sampled_from(["x-session-id", "x-request-id", "anthropic-version"]),
+                       byte_values), min_size=1, max_size=5),  # bytes that are not UTF-8
+)
+raw_auth = st.sampled_from([b"Bearer " + EDGE_KEY.encode(), b"Bearer \xff\xfe" + EDGE_KEY.encode(),
+                            b"Bearer " + EDGE_KEY.encode() + b"\xc3", b"\xff", b""])
+
+
+def send_raw(client: Client, path: str, body: bytes, header_list: list[tuple[str, str | bytes]], authorization: bytes,
+             ) -> Answer:
+    """A request whose header values may be any bytes (``http.client`` sends bytes values as they are)."""
+    connection = http.client.HTTPConnection(client._host, client._port, timeout=20)
+    try:
+        connection.putrequest("POST", path, skip_accept_encoding=True)
+        for name, value in header_list:
+            connection.putheader(name, value)
+        if authorization:
+            connection.putheader("Authorization", authorization)
+        connection.putheader("Content-Type", "application/json")
+        connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        response = connection.getresponse()
+        return Answer(response.status, response.read())
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("path", FORWARDED_PATHS)
+def test_hostile_bytes_get_no_5xx_and_no_traceback(client: Client, path: str, caplog: pytest.LogCaptureFixture,
+                                                    ) -> None:
+    caplog.set_level(logging.INFO)
+
+    @FUZZ
+    @given(body=hostile_bodies, header_list=flood, authorization=raw_auth)
+    def check(body: bytes, header_list: list[tuple[str, str | bytes]], authorization: bytes) -> None:
+        caplog.clear()  # each example answers for its own log lines
+        response = send_raw(client, path, body, header_list, authorization)
+        event(f"status {response.status_code}")
+        assert response.status_code < 500, (response.status_code, response.text[:500])
+        if response.status_code >= 400:
+            assert_api_error(path, response)
+        if authorization != b"Bearer " + EDGE_KEY.encode():
+            assert response.status_code == 401
+        tracebacks = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+        assert not tracebacks, [r.getMessage() for r in tracebacks]
+
+    check()
+
+
+@pytest.mark.parametrize("header", [b"x-session-id: \x00", b"x-custom: a\x7fb", b"x-big: " + b"v" * 20_000,
+                                    b"Authorization: Bearer " + EDGE_KEY.encode() + b"\x01"])
+def test_malformed_http_is_refused_without_a_traceback(background_stack: BackgroundStack, header: bytes,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """Bytes HTTP does not allow are refused by the server before the edge's handlers (a 4xx), and logged as one
+    line without a traceback or the header's value."""
+    caplog.set_level(logging.INFO)
+    host, port = background_stack.edge.host, background_stack.edge.port
+    with socket.create_connection((host, port), timeout=20) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: edge\r\n" + header
+                     + b"\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status = int(answer.split(b" ", 2)[1])
+    assert 400 <= status < 500, answer[:300]
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR], caplog.text
+    assert "refused a malformed request" in caplog.text and EDGE_KEY not in caplog.text
