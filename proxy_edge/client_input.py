@@ -69,9 +69,22 @@ def parse_body(raw: bytes) -> dict[str, Any]:
                          "invalid_body")
     surrogates = _ESCAPED_SURROGATE.search(text) is not None
     # Fewer brackets in all than the limit (strings included): no need to look at the tree for depth.
-    if surrogates or text.count("{") + text.count("[") > MAX_JSON_DEPTH:
+    if surrogates:
         _check_tree(data, surrogates)
+    elif text.count("{") + text.count("[") > MAX_JSON_DEPTH:
+        _check_depth(data)
     return data
+
+
+def _check_depth(data: dict[str, Any]) -> None:
+    """Refuse nesting beyond :data:`MAX_JSON_DEPTH`, level by level (the common case: a big body of plain text)."""
+    level: list[Any] = [data]
+    for _depth in range(MAX_JSON_DEPTH):
+        level = [child for value in level for child in (value.values() if type(value) is dict else value)
+                 if type(child) is dict or type(child) is list]
+        if not level:
+            return
+    raise _too_deep()
 
 
 def _too_deep() -> InputError:
