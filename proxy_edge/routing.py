@@ -47,15 +47,26 @@ class Router:
         self._table = ModelTable(config.pools, config.models)
         self._rules = RuleSet(config.routes)
         self._cache: dict[str, tuple[Route, ...] | None] = {}
+        self._labels: dict[str, str] = {}
         values = [*config.models.values(), *(rule.to for rule in config.routes)]
         self._named = frozenset(name for name, _value, is_pattern in self._table.entries() if not is_pattern) | (
             frozenset(_target_models(values, self._formats)))
 
     def metric_model(self, model: str) -> str:
         """The ``model`` label for a request for ``model``: the name itself when the config names it (an exact name
-        in ``models:``, or a model a ``models:`` value or a rule's ``to`` names), else ``other``; clients choose
-        the names a pattern accepts, so they never become labels."""
-        return model if model in self._named else OTHER_MODEL
+        in ``models:``, or a model a ``models:`` value or a rule's ``to`` names), else the ``models:`` pattern that
+        serves it (``gpt-*``), else ``other``. Clients choose the names a pattern accepts, so those never become
+        labels: the labels are bounded by the config."""
+        if model in self._named:
+            return model
+        label = self._labels.get(model)
+        if label is None:
+            entry = self._table.lookup(model)
+            label = entry[0] if entry is not None else OTHER_MODEL
+            if len(self._labels) >= _CACHE_LIMIT:
+                self._labels.clear()
+            self._labels[model] = label
+        return label
 
     @property
     def has_rules(self) -> bool:

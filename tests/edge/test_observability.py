@@ -191,10 +191,10 @@ async def test_metrics_count_requests_attempts_failovers_and_latency(make_stack:
         assert response.headers["Content-Type"].startswith("text/plain")
         text = await response.text()
     got = samples(text)
-    # Names only a pattern (gpt-*, claude-*) accepts are "other"; gpt-4o is named by models: (alias: openai/gpt-4o).
-    assert got['poolgate_edge_requests_total{model="other",pool="openai",status="200"}'] == 2
+    # Names only a pattern accepts are labelled by the pattern; gpt-4o is named by models: (alias: openai/gpt-4o).
+    assert got['poolgate_edge_requests_total{model="gpt-*",pool="openai",status="200"}'] == 2
     assert got['poolgate_edge_requests_total{model="gpt-4o",pool="openai",status="200"}'] == 1
-    assert got['poolgate_edge_requests_total{model="other",pool="anthropic",status="200"}'] == 2
+    assert got['poolgate_edge_requests_total{model="claude-*",pool="anthropic",status="200"}'] == 2
     assert got['poolgate_edge_attempts_total{account="limited",outcome="rate_limited",pool="openai"}'] == 1
     assert got['poolgate_edge_attempts_total{account="good",outcome="success",pool="openai"}'] == 3
     assert got['poolgate_edge_failovers_total{from_pool="openai",reason="rate_limited",to_pool="openai"}'] == 1
