@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from poolgate.config import AccountConfig, PoolConfig, redact
 from poolgate.config.schema import parse_auth_header
 from poolgate.rate_limit_times import parse_retry_after
+from poolgate.secrets import scrub_text
 from selector_service.domain.admission import Admission, Probing
 from selector_service.domain.backoff import circuit_cooldown, rate_limit_cooldown
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
@@ -432,7 +433,8 @@ class Account:
             self.admission.distrust(Probing.NEW_CREDENTIAL)
             return
         if not self.disabled:
-            detail = report.detail.strip()[:200]
+            # Scrubbed here too: a client in another language may pass on an upstream message that echoes the key.
+            detail = scrub_text(report.detail.strip(), self.credential.value)[:200]
             status = report.http_status or 401
             self.disabled = True
             self.disabled_reason = f"credentials rejected ({status})" + (f": {detail}" if detail else "")

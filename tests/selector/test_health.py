@@ -365,3 +365,17 @@ async def test_concurrent_rate_limited_reports_persist_exactly(make_core: CoreFa
     assert saved is not None
     assert saved.rate_limited_total == 100
     assert saved.rate_limit_streak == 1  # one burst of 429s is one piece of news: one backoff step
+
+
+async def test_a_disable_reason_never_keeps_a_part_of_the_key(make_core: CoreFactory, clock: FakeClock) -> None:
+    """Any client's report may quote the upstream's message; the selector scrubs it before it is kept or stored."""
+    key = "sk-test-aaaaaaaa1111"
+    core = await make_core(pool_config(f"- {{name: a, key: {key}}}"))
+    grant = await lease(core)
+    await report(core, grant, Outcome.AUTH_FAILED, http_status=401,
+                 detail=f"401 Incorrect API key provided: sk-test-****1111 (was {key[3:15]})")
+    reason = grant.lease.account.disabled_reason
+    assert reason.startswith("credentials rejected (401): 401 Incorrect API key provided: …1111")
+    assert not any(key[i:i + 8] in reason for i in range(len(key) - 7)), reason
+    saved = await core._store.fetch("p/a")  # type: ignore[attr-defined]
+    assert saved is not None and saved.disabled_reason == reason
