@@ -44,21 +44,31 @@ class BackgroundStack:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
 
 
+class LoopThread:
+    """An event loop running in a thread of its own, for servers that blocking clients (hypothesis) drive."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine: Awaitable[T]) -> T:
+        """Run ``coroutine`` in the loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
 @pytest.fixture(scope="module")
 def background_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundStack]:
     database = tmp_path_factory.mktemp("fuzz") / "state.db"
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="fuzz-stack", daemon=True)
-    thread.start()
-
-    def run(coroutine: Awaitable[T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=30)  # type: ignore[arg-type]
-
-    stack = run(_start(database))
-    yield BackgroundStack(loop, thread, *stack)
-    run(_stop(*stack))
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=10)
+    loop = LoopThread("fuzz-stack")
+    stack = loop.run(_start(database))
+    yield BackgroundStack(loop.loop, loop.thread, *stack)
+    loop.run(_stop(*stack))
     loop.close()
 
 

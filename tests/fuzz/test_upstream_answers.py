@@ -12,14 +12,14 @@ import asyncio
 import gzip
 import json
 import logging
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import given
@@ -28,7 +28,9 @@ from hypothesis import strategies as st
 from proxy_edge.app import EdgeServer, start_edge
 from selector_service.app import SelectorHandle, start_selector
 from tests.edge.conftest import EDGE_KEY, stack_config
-from tests.fuzz.conftest import FUZZ
+from tests.fuzz.conftest import FUZZ, LoopThread
+
+T = TypeVar("T")
 
 STALL = 1.0
 """Seconds a stalled answer waits: longer than every edge timeout of this module's config."""
@@ -107,12 +109,23 @@ class FuzzUpstream:
         self.script: deque[Answer] = deque()
         self.server: asyncio.AbstractServer | None = None
         self.port = 0
+        self._serving: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self.server.sockets[0].getsockname()[1]
 
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for task in self._serving:
+            task.cancel()
+        await asyncio.gather(*self._serving, return_exceptions=True)
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._serving.add(task)
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
@@ -136,29 +149,25 @@ class FuzzUpstream:
             pass
         finally:
             writer.close()
+            self._serving.discard(task)
 
 
 @dataclass
 class Stack:
-    loop: asyncio.AbstractEventLoop
+    loop: LoopThread
     upstream: FuzzUpstream
     selector: SelectorHandle
     edge: EdgeServer
 
-    def run(self, coroutine):  # type: ignore[no-untyped-def]
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run(coroutine)
 
 
 @pytest.fixture(scope="module")
 def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     database = tmp_path_factory.mktemp("fuzz-upstream") / "state.db"
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="fuzz-upstream", daemon=True)
-    thread.start()
-
-    def run(coroutine):  # type: ignore[no-untyped-def]
-        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=30)
-
+    loop = LoopThread("fuzz-upstream")
+    run = loop.run
     upstream = FuzzUpstream()
     run(upstream.start())
     url = f"http://127.0.0.1:{upstream.port}"
@@ -174,10 +183,7 @@ def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     yield Stack(loop, upstream, selector, edge)
     run(edge.stop())
     run(selector.stop(grace=0))
-    assert upstream.server is not None
-    upstream.server.close()
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=10)
+    run(upstream.stop())
     loop.close()
 
 
