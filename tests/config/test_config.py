@@ -181,3 +181,15 @@ def test_listen_addresses_are_checked_with_the_config(section: str, error: str) 
 ])
 def test_good_listen_addresses_pass(section: str) -> None:
     parse_config("pools: {p: {accounts: [{name: a, key: sk-test-0123456789}]}}\n" + section)
+
+
+def test_the_readme_config_reference_is_a_valid_config() -> None:
+    """The README's annotated config (every section, the defaults) parses as it is shown."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme[readme.index("```yaml\nselector:") + len("```yaml\n"):]
+    block = block[:block.index("```")]
+    keys = {name: f"sk-test-{name.lower()}-000000001" for name in (
+        "POOLGATE_CLIENT_KEY", "OPENAI_KEY_1", "OPENAI_KEY_2", "ANTHROPIC_KEY_1", "ANTHROPIC_KEY_2")}
+    config = parse_config(block, environ=keys)
+    assert config.defaults.probe_leases == 1 and config.edge.timeouts.first_byte == 120.0
+    assert set(config.pools) == {"openai", "claude"}
