@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= examples/demo.yaml
 
-.PHONY: run test browser-deps postgres-for-tests lint proto bench bench-compare bench-selector bench-edge bench-logging bench-imports bench-floor bench-hostile soak clean
+.PHONY: run test browser-deps postgres-for-tests lint proto bench bench-compare bench-selector bench-edge bench-logging bench-imports bench-floor bench-hostile bench-cold soak clean
 
 $(STAMP): pyproject.toml examples/strategy-plugin/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,7 +52,7 @@ LITELLM_VENV := bench/.venv-litellm
 
 # The whole comparison (bare proxy, poolgate unary and stream, LiteLLM), the transport floor, and the selector, edge,
 # logging and import figures.
-bench: bench-compare bench-floor bench-selector bench-edge bench-logging bench-imports bench-hostile
+bench: bench-compare bench-floor bench-selector bench-edge bench-logging bench-imports bench-hostile bench-cold
 
 bench-compare: $(STAMP) $(LITELLM_VENV)/.installed
 	$(BIN)/python bench/compare.py --memory
@@ -81,6 +81,10 @@ bench-imports: $(STAMP)
 
 bench-hostile: $(STAMP)
 	$(BIN)/python bench/hostile_upstream.py
+
+# Calls to accounts in trouble at a cold start (a 429 and a 401 account beside a fine one), both transports.
+bench-cold: $(STAMP)
+	$(BIN)/python bench/cold_start.py
 
 # Not part of `make test`: 10 minutes of flaky-upstream load (SOAK_ARGS="--minutes 1" for a shorter run).
 soak: $(STAMP)
