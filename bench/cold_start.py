@@ -120,7 +120,7 @@ async def scenario(args: argparse.Namespace, workdir: Path, upstream: str, trans
     print(f"  client errors                      {sum(1 for s in statuses if s != 200)}")
     print(f"  upstream calls per client request  {upstream_calls / len(statuses):.4f}")
     for label, key in BAD.items():
-        print(f"  calls to the {label:<22} {calls[key]}")
+        print(f"  {'calls to the ' + label:<34} {calls[key]}")
     print(f"  cold start, headers after 200 ms, ~5 s streams: time to first byte of {args.concurrency} streams: "
           f"median {statistics.median(ttfb):.2f} s, max {max(ttfb):.2f} s")
 
