@@ -43,7 +43,8 @@ class AccountView(Protocol):
         """Exponentially weighted latency of recent successes; 0.0 before the first."""
     @property
     def error_rate(self) -> float:
-        """Exponentially weighted share of recent attempts that failed, 0..1."""
+        """Share of recent attempts that failed, 0..1: the plain average of the first five outcomes, then
+        exponentially weighted (cancelled calls and client errors do not count)."""
     @property
     def requests_total(self) -> int: ...
 
