@@ -74,8 +74,10 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/v1/accounts/stats", handlers.account_stats)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
+    app.router.add_get("/", handlers.root)  # HEAD too
     observability.install(app, config)  # request ids and log lines, /metrics, /v1/accounts/usage, /dashboard
     app.middlewares.append(handlers.unexpected_errors)  # inside the request id's: its 500s carry the id
+    app.middlewares.append(handlers.unknown_routes)
     quiet_malformed_requests(logging.getLogger("aiohttp.server"))
     return app
 

@@ -137,7 +137,7 @@ def final_response(
         # Not passed on as a 401/403: the client's own key to the edge is fine, the pool's accounts are not.
         return error_response(shape, 503, (
             f"the upstream rejected the credentials of account {account} ({failure.detail}); "
-            "no other account could serve: check the keys in the config"), "upstream_auth_failed")
+            "no other account could serve: check the keys in the config"), "upstream_auth_failed", retry=False)
     if failure.body is not None:
         body = failure.body if job.translation is None else job.translation.error(failure.status, failure.body)
         response = web.Response(status=failure.status, body=body, headers=failure.headers)

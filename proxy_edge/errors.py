@@ -57,20 +57,35 @@ def error_body_message(data: object) -> str | None:
     return error if isinstance(error, str) else None
 
 
+SHOULD_RETRY = "x-should-retry"
+"""The header the official SDKs (and the coding agents built on them) obey over their own retry rules."""
+RETRYABLE = frozenset({408, 409, 429})
+"""Client errors a retry can fix (as for the SDKs); every 5xx is retryable unless the answer says otherwise."""
+
+
 def error_response(
     shape: ApiShape,
     status: int,
     message: str,
     code: str | None = None,
     headers: dict[str, str] | None = None,
+    retry: bool | None = None,
 ) -> web.Response:
-    """A JSON error response in the client's API shape."""
-    return web.Response(
+    """A JSON error response in the client's API shape.
+
+    An answer that a retry cannot fix (``retry=False``, and by default every 4xx but 408, 409 and 429) carries
+    ``x-should-retry: false``: clients that retry even a 401 (Claude Code does) stop at once instead of looping."""
+    if retry is None:
+        retry = status >= 500 or status in RETRYABLE
+    response = web.Response(
         status=status,
         body=json.dumps(error_body(shape, status, message, code)).encode(),
         content_type="application/json",
         headers=headers,
     )
+    if not retry:
+        response.headers[SHOULD_RETRY] = "false"
+    return response
 
 
 def param_error(param: str | None, message: str, code: str = "invalid_parameter", status: int = 400) -> web.Response:

@@ -30,7 +30,7 @@ SELECTOR = web.AppKey("selector", SelectorClient)
 AUTH = web.AppKey("auth", Authenticator)
 BODY_LIMIT = web.AppKey("body_limit", int)
 __all__ = ["AUTH", "BODY_LIMIT", "FORWARDER", "ROUTER", "SELECTOR", "account_stats", "forward_handler", "healthz",
-           "list_models", "readyz", "unexpected_errors"]
+           "list_models", "readyz", "root", "unexpected_errors", "unknown_routes"]
 
 DECODED_ENCODINGS = frozenset({"gzip", "deflate", *(["br"] if HAS_BROTLI else []), *(["zstd"] if HAS_ZSTD else [])})
 """The request ``Content-Encoding`` values aiohttp decodes on arrival (the body the handler reads is plain)."""
@@ -104,6 +104,36 @@ async def unexpected_errors(request: web.Request, handler: Handler) -> web.Strea
         return error_response(_SHAPES.get(request.path, ApiShape.OPENAI), 500, (
             f"the edge failed while serving this request{request_id}; the error is in its log: retry, and report the "
             "request id if it happens again"), "internal_error")
+
+
+def shape_of(request: web.Request) -> ApiShape:
+    """The API a request speaks: its endpoint's, else Anthropic's when it sends ``anthropic-version``."""
+    shape = _SHAPES.get(request.path)
+    if shape is not None:
+        return shape
+    return ApiShape.ANTHROPIC if "anthropic-version" in request.headers else ApiShape.OPENAI
+
+
+@web.middleware
+async def unknown_routes(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A path the edge does not serve, or a method a path does not take, is an error in the client's API shape (not
+    aiohttp's plain text), so SDKs and agents show its message; a retry cannot fix it."""
+    unmatched = request.match_info.http_exception
+    if unmatched is None:
+        return await handler(request)  # a route's own 404 (an unknown dashboard file) stays its own
+    if isinstance(unmatched, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(unmatched.allowed_methods))
+        return error_response(shape_of(request), 405, (
+            f"{request.path} does not take {request.method}; use {allowed}"), "method_not_allowed",
+            {"Allow": allowed})
+    return error_response(shape_of(request), 404, (
+        f"the edge serves no {request.path[:200]!r}: the API endpoints are /v1/chat/completions, /v1/responses, "
+        "/v1/embeddings, /v1/messages and /v1/models"), "not_found")
+
+
+async def root(_request: web.Request) -> web.Response:
+    """``GET /`` and ``HEAD /``: 200, so that clients checking the base URL (Claude Code's preconnect) find it."""
+    return web.json_response({"service": "poolgate", "api": "/v1", "dashboard": "/dashboard"})
 
 
 async def list_models(request: web.Request) -> web.Response:
