@@ -23,6 +23,7 @@ log = logging.getLogger("poolgate.exchange")
 
 MAX_BATCH = 256
 REPORT_LINGER = 0.002  # seconds a report-only message waits for company
+CLOSE_WAIT = 2.0
 
 
 class SelectError(Exception):
@@ -92,6 +93,7 @@ class ExchangeClient:
         self._pending: dict[int, asyncio.Future[pb.Lease]] = {}
         self._outbox = _Outbox()
         self._stream: asyncio.Task[None] | None = None
+        self._call: grpc.aio.StreamStreamCall[pb.ExchangeRequest, pb.ExchangeResponse] | None = None
         self._closed = False
         self._reports_queued = 0  # reports queued since the client started
         self._reports_confirmed = 0  # of those, how many the selector has confirmed applying (by a sync)
@@ -151,10 +153,17 @@ class ExchangeClient:
         self._reports_confirmed = max(self._reports_confirmed, queued)
 
     async def close(self) -> None:
+        """End the stream: its call is cancelled, and its task awaited at most ``CLOSE_WAIT`` seconds (a task blocked
+        in the call's read does not always see its cancellation at once; closing must not hang on it)."""
         self._closed = True
+        if self._call is not None:
+            self._call.cancel()
         if self._stream is not None:
             self._stream.cancel()
-            await asyncio.gather(self._stream, return_exceptions=True)
+            done, _ = await asyncio.wait({self._stream}, timeout=CLOSE_WAIT)
+            if not done:
+                log.warning("the selector stream did not end within %g s of closing; left to the channel's close",
+                            CLOSE_WAIT)
 
     def _ensure_stream(self) -> None:
         if self._closed:
@@ -188,7 +197,7 @@ class ExchangeClient:
             yield message
 
     async def _run(self, outbox: _Outbox) -> None:
-        call = self._stub.Exchange(self._requests(outbox), metadata=self._metadata)
+        call = self._call = self._stub.Exchange(self._requests(outbox), metadata=self._metadata)
         try:
             async for response in call:
                 if response.synced:
