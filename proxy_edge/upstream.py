@@ -385,12 +385,6 @@ def _client_headers(upstream: aiohttp.ClientResponse, job: Job, account_id: str)
     return headers
 
 
-def scrub(body: bytes, secret: str) -> bytes:
-    """``body`` without the account's credential, any 8+ character part of it, or a masked echo of a key
-    (:mod:`poolgate.secrets`)."""
-    return Scrubber(secret).bytes(body)
-
-
 async def read_body(upstream: aiohttp.ClientResponse, limit: int, idle: float | None = None) -> bytes | None:
     """The whole body, or None as soon as it proves longer than ``limit`` bytes (the rest is not read);
     ``idle``: the longest pause between chunks (None: the request's own ``sock_read``)."""

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from poolgate.config import parse_config
+from poolgate.secrets import scrub_bytes
 from proxy_edge.auth import Authenticator, EdgeConfigError
 from proxy_edge.endpoints import CHAT, MESSAGES, RESPONSES, InputError, parse_job
 from proxy_edge.errors import ApiShape, error_body, sse_error_event
@@ -19,7 +20,6 @@ from proxy_edge.headers import (
 )
 from proxy_edge.routing import Router
 from proxy_edge.streaming import StreamInspector, StreamKind, body_usage, error_status
-from proxy_edge.upstream import scrub
 
 CONFIG = parse_config("""
 pools:
@@ -231,7 +231,7 @@ def test_parse_job_rejects(raw: bytes, status: int, code: str) -> None:
 
 def test_scrub_removes_an_echoed_credential() -> None:
     body = b'{"error": {"message": "Incorrect API key provided: sk-proj-abcdefgh1234"}}'
-    scrubbed = scrub(body, "Bearer sk-proj-abcdefgh1234")
+    scrubbed = scrub_bytes(body, "Bearer sk-proj-abcdefgh1234")
     assert scrubbed == '{"error": {"message": "Incorrect API key provided: …1234"}}'.encode()
 
 
