@@ -201,17 +201,24 @@ class Account:
 
     # -- availability ----------------------------------------------------------------------------------------------
 
-    def blocked_until(self, now: float) -> float:
-        """0.0 when the account can take a lease now; else when it may (``NEVER``: on an event, not a time)."""
+    def _resting_until(self, now: float) -> float:
+        """0.0 when the account's health lets it serve; else until when it rests (``NEVER``: until an event)."""
         if self.disabled or self.awaiting_refresh:
             return NEVER
-        if self.expires_at and now >= self.expires_at - self.expiry_skip:
+        if self.expiring(now):
             return NEVER  # until a refresh brings a new token
         until = 0.0
         if self.cooldown_until > now:
             until = self.cooldown_until
         if self.circuit_opens and self.circuit_open_until > now:
             until = max(until, self.circuit_open_until)
+        return until
+
+    def blocked_until(self, now: float) -> float:
+        """0.0 when the account can take a lease now; else when it may (``NEVER``: on an event, not a time)."""
+        until = self._resting_until(now)
+        if until == NEVER:
+            return NEVER
         if until == 0.0:
             until = self.admission.blocked_until(self.in_flight, now)  # a probe's answer (or a lease back) frees it
             if until == NEVER:
@@ -229,8 +236,7 @@ class Account:
         """Whether the account's only block is its probes out: it frees up as soon as one answers."""
         admission = self.admission
         return (admission.probing is not None and admission.probes_in_flight >= admission.probe_leases
-                and not self.disabled and not self.awaiting_refresh and not self.expiring(now)
-                and self.cooldown_until <= now and not (self.circuit_opens and self.circuit_open_until > now))
+                and self._resting_until(now) == 0.0)
 
     def expire_quota(self, now: float) -> float:
         """Forget quota use that has passed, so :attr:`headroom` is true as of ``now``: window entries older than a

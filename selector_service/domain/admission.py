@@ -37,23 +37,22 @@ class Admission:
     __slots__ = ("_next_probe", "_probes", "cap", "epoch", "probe_leases", "probe_timeout", "probing", "slow_start")
 
     def __init__(self, probe_leases: int = 1, slow_start: int = 0, probe_timeout: float = 30.0) -> None:
-        self.probe_leases = probe_leases
-        self.slow_start = slow_start
-        self.probe_timeout = probe_timeout
+        self.cap = 0
+        """Slow start: most leases in flight while the account ramps up; 0 when fully open."""
+        self.configure(probe_leases, slow_start, probe_timeout)
         self.epoch = 0
         """Counts health changes; a lease remembers the epoch it was granted in."""
         self.probing: Probing | None = Probing.NEW
         self._probes: dict[int, float] = {}
         """The probes of this epoch not yet returned: probe id -> when granted."""
         self._next_probe = 1
-        self.cap = 0
-        """Slow start: most leases in flight while the account ramps up; 0 when fully open."""
 
     @property
     def probes_in_flight(self) -> int:
         return len(self._probes)
 
     def configure(self, probe_leases: int, slow_start: int, probe_timeout: float) -> None:
+        """Take the pool's settings (at start, and on reload: what is known of the account stays)."""
         self.probe_leases = probe_leases
         self.slow_start = slow_start
         self.probe_timeout = probe_timeout

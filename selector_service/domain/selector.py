@@ -210,8 +210,7 @@ class SelectorCore:
             return self._answered(report, now), None
         lease = self.leases.close(report.lease_id, "already reported")
         if lease is None:
-            why = self.leases.why_closed(report.lease_id) or "unknown lease (never issued, or forgotten)"
-            return ReportResult(False, f"not recorded: {why}"), None
+            return self._not_recorded(report.lease_id), None
         account = lease.account
         pool = self._pool_of(account)
         account.release(lease.probe_id)
@@ -244,8 +243,7 @@ class SelectorCore:
                                                  " report a failure as the final report, with early unset")
         lease = self.leases.get(report.lease_id)
         if lease is None:
-            why = self.leases.why_closed(report.lease_id) or "unknown lease (never issued, or forgotten)"
-            return ReportResult(False, f"not recorded: {why}")
+            return self._not_recorded(report.lease_id)
         account = lease.account
         before = account.state(now)[0]
         change = account.answered(report, NO_EPOCH if lease.answered else lease.epoch, now)
@@ -254,6 +252,10 @@ class SelectorCore:
         if not change.is_empty:
             self._writer.submit(change).add_done_callback(_consume)
         return ReportResult(True, reason or "recorded", state)
+
+    def _not_recorded(self, lease_id: str) -> ReportResult:
+        why = self.leases.why_closed(lease_id) or "unknown lease (never issued, or forgotten)"
+        return ReportResult(False, f"not recorded: {why}")
 
     def _changed(self, pool: Pool, account: Account, before: AccountState, now: float) -> tuple[AccountState, str]:
         """Re-derive the account's availability after a report, serve waiting calls, count a state transition."""
