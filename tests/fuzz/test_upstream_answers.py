@@ -12,6 +12,8 @@ import asyncio
 import gzip
 import json
 import logging
+import os
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +31,9 @@ from proxy_edge.app import EdgeServer, start_edge
 from selector_service.app import SelectorHandle, start_selector
 from tests.edge.conftest import EDGE_KEY, stack_config
 from tests.fuzz.conftest import FUZZ, LoopThread
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from edge_bench import rss_mb  # the benchmarks' reading of /proc
 
 T = TypeVar("T")
 
@@ -235,12 +240,7 @@ def test_random_upstream_answers(fuzz_stack: Stack, caplog: pytest.LogCaptureFix
             else:
                 assert "message" in error.get("error", {}), error
 
+    before = rss_mb(os.getpid())
     check()
-    assert not Path("/proc/self/status").exists() or _rss_mb() < 1500  # bounded: nothing held per example
-
-
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    grown = rss_mb(os.getpid()) - before
+    assert grown < 100, f"the process grew by {grown:.0f} MB over the examples"  # nothing held per example
