@@ -1,8 +1,10 @@
 """A local fake of the OpenAI and Anthropic HTTP APIs, for the demo, tests and load tests.
 
 ``poolgate fake-upstream [--listen 127.0.0.1:9090] [--latency SECONDS]`` serves ``/v1/chat/completions``,
-``/v1/embeddings``, ``/v1/responses``, ``/v1/models`` and ``/v1/messages``, streaming and not, with realistic
-``usage``, SSE event sequences and rate-limit headers. What an account gets depends on words in its API key:
+``/v1/embeddings``, ``/v1/responses``, ``/v1/messages`` and ``/v1/messages/count_tokens``, streaming and not, with
+realistic ``usage``, SSE event sequences and rate-limit headers, and ``/v1/models`` and ``/v1/models/{id}`` (in
+Anthropic's shape when the request carries ``anthropic-version``). What an account gets depends on words in its API
+key (on every endpoint but the model list):
 
 - ``ratelimited`` / ``ratelimitedN``: 429 with ``retry-after: 30`` (or N seconds)
 - ``throttled`` / ``throttledN``: 429 without a retry-after (always, or only for the first N ms after the key's first
@@ -24,8 +26,9 @@
 - ``flaky``: at random, 10 % rate limited (429, ``retry-after: 1``), 2 % server errors (500), the rest served
 - anything else: a normal answer, at once (``--latency`` adds a delay to every answer)
 
-Requests that offer tools and ask to "use the tool" get a tool call; a tool result gets text quoting it
-(:mod:`poolgate.fake_tools`).
+Requests that offer tools and ask to "use the tool" get a tool call (``use the tool Bash with {"command": "echo
+hi"}`` names the tool and its input; Responses answers ``function_call`` items, or ``custom_tool_call`` for custom
+tools); a tool result gets text quoting it (:mod:`poolgate.fake_tools`).
 
 ``GET /_fake/stats`` counts requests per key, and requests the caller abandoned (``cancelled``). A test running the
 fake in its own process can re-script a key while serving (:meth:`FakeUpstream.script`; from another process
@@ -62,7 +65,11 @@ log = logging.getLogger("poolgate.fake_upstream")
 
 REPLY = "Hello! This is the poolgate fake upstream answering your request."
 EMBEDDING_DIMENSIONS = 8
-MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "claude-sonnet-4-6", "claude-haiku-4-5")
+MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-5.5", "text-embedding-3-small", "claude-opus-5-5", "claude-sonnet-4-6",
+          "claude-haiku-4-5")
+"""What ``/v1/models`` lists (any model name is served); gpt-5.5 and claude-opus-5-5 are Codex CLI's and Claude
+Code's defaults."""
+CLAUDE_MODELS = tuple(m for m in MODELS if m.startswith("claude"))
 _SLOW = re.compile(r"slow(\d+)?")
 _DRIP = re.compile(r"drip(\d+)")
 _RATE_LIMITED = re.compile(r"ratelimited(\d+)?")
@@ -400,41 +407,50 @@ async def responses(request: web.Request) -> web.StreamResponse:
     if isinstance(start, web.StreamResponse):
         return start
     key, body, headers = start
-    words = _words()
-    text = "".join(words)
-    rid, mid = f"resp_{uuid.uuid4().hex[:24]}", f"msg_{uuid.uuid4().hex[:24]}"
+    rid = f"resp_{uuid.uuid4().hex[:24]}"
     prompt = _prompt_tokens(body)
-    usage = {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": len(words),
-             "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": prompt + len(words)}
-    message = {"type": "message", "id": mid, "status": "completed", "role": "assistant",
-               "content": [{"type": "output_text", "text": text, "annotations": []}]}
+    call = fake_tools.requested_call(body)
+    if call is not None:
+        item, inner = fake_tools.responses_call_item(call)
+        partial = {**item, "status": "in_progress", "arguments" if "arguments" in item else "input": ""}
+        written = 12
+    else:
+        words = fake_tools.reply_words(body) or _words()
+        text, mid = "".join(words), f"msg_{uuid.uuid4().hex[:24]}"
+        item = {"type": "message", "id": mid, "status": "completed", "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}
+        partial = {**item, "status": "in_progress", "content": []}
+        part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        at = {"item_id": mid, "content_index": 0}
+        inner = [("response.content_part.added", {**at, "part": part}),
+                 *(("response.output_text.delta", {**at, "delta": w, "logprobs": []}) for w in words),
+                 ("response.output_text.done", {**at, "text": text, "logprobs": []}),
+                 ("response.content_part.done", {**at, "part": {**part, "text": text}})]
+        written = len(words)
+    usage = {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": written,
+             "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": prompt + written}
+    created = int(time.time())
 
     def response_object(status: str, output: list[Any], with_usage: bool) -> dict[str, Any]:
-        return {"id": rid, "object": "response", "created_at": int(time.time()), "status": status,
+        return {"id": rid, "object": "response", "created_at": created, "status": status,
                 "model": body["model"], "output": output, "parallel_tool_calls": True, "tool_choice": "auto",
-                "tools": [], "error": None, "incomplete_details": None, "instructions": None, "metadata": {},
-                "temperature": 1.0, "top_p": 1.0, "usage": usage if with_usage else None}
+                "tools": body.get("tools") or [], "error": None, "incomplete_details": None,
+                "instructions": body.get("instructions"), "metadata": {}, "temperature": 1.0, "top_p": 1.0,
+                "usage": usage if with_usage else None}
 
     if not body.get("stream"):
-        return await _serve_json(request, key, response_object("completed", [message], True), headers)
+        return await _serve_json(request, key, response_object("completed", [item], True), headers)
     seq = iter(range(1_000_000))
 
     def event(kind: str, **fields: Any) -> bytes:
         return _sse(kind, {"type": kind, "sequence_number": next(seq), **fields})
 
-    partial = {**message, "status": "in_progress", "content": []}
-    part = {"type": "output_text", "text": "", "annotations": []}
     events = [event("response.created", response=response_object("in_progress", [], False)),
               event("response.in_progress", response=response_object("in_progress", [], False)),
-              event("response.output_item.added", output_index=0, item=partial),
-              event("response.content_part.added", item_id=mid, output_index=0, content_index=0, part=part)]
-    events += [event("response.output_text.delta", item_id=mid, output_index=0, content_index=0, delta=w)
-               for w in words]
-    events += [event("response.output_text.done", item_id=mid, output_index=0, content_index=0, text=text),
-               event("response.content_part.done", item_id=mid, output_index=0, content_index=0,
-                     part={**part, "text": text}),
-               event("response.output_item.done", output_index=0, item=message),
-               event("response.completed", response=response_object("completed", [message], True))]
+              event("response.output_item.added", output_index=0, item=partial)]
+    events += [event(kind, output_index=0, **fields) for kind, fields in inner]
+    events += [event("response.output_item.done", output_index=0, item=item),
+               event("response.completed", response=response_object("completed", [item], True))]
     error = _sse("error", {"type": "error", "code": "server_error", "message": "The server had an error (fake).",
                            "param": None, "sequence_number": 0})
     return await _serve_stream(request, key, headers, events, error)
@@ -498,9 +514,51 @@ async def messages(request: web.Request) -> web.StreamResponse:
     return await _serve_stream(request, key, headers, events, error)
 
 
+async def count_tokens(request: web.Request) -> web.StreamResponse:
+    """Anthropic's ``/v1/messages/count_tokens``: ``{"input_tokens": N}`` for the messages, system and tools."""
+    start = await _prologue(request, anthropic=True)
+    if isinstance(start, web.StreamResponse):
+        return start
+    key, body, headers = start
+    if not body.get("messages"):
+        return _error(True, 400, "invalid_request_error", "messages: at least one message is required", headers)
+    tools = len(json.dumps(body.get("tools") or [])) // 4
+    return await _serve_json(request, key, {"input_tokens": _prompt_tokens(body) + tools}, headers)
+
+
+def _display_name(model: str) -> str:
+    """``claude-sonnet-4-6`` -> ``Claude Sonnet 4.6``."""
+    words = model.split("-")
+    numbers = [w for w in words if w.isdigit()]
+    return " ".join([*(w.capitalize() for w in words if not w.isdigit()), ".".join(numbers)]).strip()
+
+
+def _model_entry(model: str, anthropic: bool) -> dict[str, Any]:
+    if anthropic:
+        return {"type": "model", "id": model, "display_name": _display_name(model),
+                "created_at": "2025-10-01T00:00:00Z"}
+    return {"id": model, "object": "model", "created": 1700000000, "owned_by": "fake"}
+
+
 async def models(request: web.Request) -> web.Response:
-    return web.json_response({"object": "list", "data": [
-        {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"} for m in MODELS]})
+    """The model list in the shape of the API asked: Anthropic's when the request carries ``anthropic-version``."""
+    if "anthropic-version" not in request.headers:
+        return web.json_response({"object": "list", "data": [_model_entry(m, False) for m in MODELS]})
+    return web.json_response({"data": [_model_entry(m, True) for m in CLAUDE_MODELS],
+                              "has_more": False, "first_id": CLAUDE_MODELS[0], "last_id": CLAUDE_MODELS[-1]})
+
+
+async def model(request: web.Request) -> web.Response:
+    """One model (``/v1/models/{id}``); an unknown id is a 404 in the real error shape."""
+    anthropic = "anthropic-version" in request.headers
+    name = request.match_info["model"]
+    if name in (CLAUDE_MODELS if anthropic else MODELS):
+        return web.json_response(_model_entry(name, anthropic))
+    if anthropic:
+        return _error(True, 404, "not_found_error", f"model: {name}", {})
+    return web.json_response({"error": {"message": f"The model '{name}' does not exist", "type":
+                                        "invalid_request_error", "param": "model", "code": "model_not_found"}},
+                             status=404)
 
 
 async def stats(request: web.Request) -> web.Response:
@@ -553,7 +611,9 @@ def create_fake_app(latency: float = 0.0) -> web.Application:
         app.router.add_post(f"{prefix}/responses", responses)
         app.router.add_post(f"{prefix}/embeddings", embeddings)
         app.router.add_post(f"{prefix}/messages", messages)
+        app.router.add_post(f"{prefix}/messages/count_tokens", count_tokens)
         app.router.add_get(f"{prefix}/models", models)
+        app.router.add_get(f"{prefix}/models/{{model}}", model)
     app.router.add_get("/_fake/stats", stats)
     app.router.add_post("/_fake/script", script)
     return app
