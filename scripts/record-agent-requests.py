@@ -127,6 +127,10 @@ enabled = false
 """
 
 
+READ_NOTE = 'use the tool Read with {{"file_path": "{work}/note.txt"}}'
+ECHO = 'use the tool exec_command with {{"cmd": "echo poolgate-ok"}}'
+
+
 def runs(bin_dir: Path) -> dict[str, tuple[str, list[str], dict[str, str]]]:
     """name -> (fixture name pattern, command, settings); the pattern's {kind} is the path (messages, responses)."""
     claude, codex = str(bin_dir / "claude"), str(bin_dir / "codex")
@@ -134,6 +138,8 @@ def runs(bin_dir: Path) -> dict[str, tuple[str, list[str], dict[str, str]]]:
         "claude_code": ("claude_code_{kind}", [claude, "-p", "Say hello."], {}),
         "claude_code_gpt": ("claude_code_{kind}_gpt", [claude, "-p", "--model", "gpt-4o-mini", "Say hello."], {}),
         "codex": ("codex_{kind}", [codex, "exec", "--skip-git-repo-check", "Say hello."], {"model": "gpt-5.5"}),
+        "claude_code_tool": ("claude_code_{kind}_tool", [claude, "-p", READ_NOTE], {}),
+        "codex_tool": ("codex_{kind}_tool", [codex, "exec", "--skip-git-repo-check", ECHO], {"model": "gpt-5.5"}),
     }
 
 
@@ -154,6 +160,8 @@ async def record(name: str, pattern: str, command: list[str], extra: dict[str, s
             home = Path(folder)
             work = home / "work"
             work.mkdir()
+            (work / "note.txt").write_text("poolgate-ok\n")
+            command = [part.format(work=work) if part in (READ_NOTE, ECHO) else part for part in command]
             (home / ".codex").mkdir()
             (home / ".codex" / "config.toml").write_text(CODEX_CONFIG.format(port=port, model=extra.get("model", "")))
             process = await asyncio.create_subprocess_exec(
