@@ -23,6 +23,7 @@ key (on every endpoint but the model list):
 - ``hugebody`` / ``hugebodyN``: a 200 non-stream answer of N MiB (default 100; valid JSON, no content-length)
 - ``notjson``: a 200 ``application/json`` answer that is not JSON (stream requests too)
 - ``jsonstream``: a stream request answered with the non-stream JSON body (``application/json``)
+- ``chatonly``: ``/v1/responses`` answers 404, as an upstream without the Responses API (Gemini's OpenAI endpoint)
 - ``flaky``: at random, 10 % rate limited (429, ``retry-after: 1``), 2 % server errors (500), the rest served
 - anything else: a normal answer, at once (``--latency`` adds a delay to every answer)
 
@@ -30,10 +31,10 @@ Requests that offer tools and ask to "use the tool" get a tool call (``use the t
 hi"}`` names the tool and its input; Responses answers ``function_call`` items, or ``custom_tool_call`` for custom
 tools); a tool result gets text quoting it (:mod:`poolgate.fake_tools`).
 
-``GET /_fake/stats`` counts requests per key, and requests the caller abandoned (``cancelled``). A test running the
-fake in its own process can re-script a key while serving (:meth:`FakeUpstream.script`; from another process
-``POST /_fake/script`` with ``{"key": ..., "words": ...}``, ``"words": null`` to undo), e.g. to make a healthy account
-start answering 429, then recover.
+``GET /_fake/stats`` counts requests per key (and per key and path), and requests the caller abandoned
+(``cancelled``). A test running the fake in its own process can re-script a key while serving
+(:meth:`FakeUpstream.script`; from another process ``POST /_fake/script`` with ``{"key": ..., "words": ...}``,
+``"words": null`` to undo), e.g. to make a healthy account start answering 429, then recover.
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ _RANDOM = random.Random()
 @dataclass
 class FakeStats:
     requests: Counter[str] = field(default_factory=Counter)
+    paths: dict[str, Counter[str]] = field(default_factory=dict)
+    """key -> path (``/v1/responses`` …) -> requests."""
     first_seen: dict[str, float] = field(default_factory=dict)
     """When each key's first request arrived (monotonic seconds)."""
     arrivals: dict[str, deque[float]] = field(default_factory=dict)
@@ -305,16 +308,22 @@ def _shape_problem(body: dict[str, Any]) -> str:
     return ""
 
 
+def _count(request: web.Request, key: str) -> float:
+    """Count the request in the stats; returns the seconds since the key's first request."""
+    stats = request.app[STATS]
+    stats.requests[key] += 1
+    stats.paths.setdefault(key, Counter())[request.path] += 1
+    now = time.monotonic()
+    stats.arrivals.setdefault(key, deque(maxlen=ARRIVALS_KEPT)).append(now)
+    return now - stats.first_seen.setdefault(key, now)
+
+
 async def _prologue(
     request: web.Request, anthropic: bool
 ) -> tuple[str, dict[str, Any], dict[str, str]] | web.StreamResponse:
     key = _key(request)
-    stats = request.app[STATS]
-    stats.requests[key] += 1
-    now = time.monotonic()
-    age = now - stats.first_seen.setdefault(key, now)
-    stats.arrivals.setdefault(key, deque(maxlen=ARRIVALS_KEPT)).append(now)
-    headers = _ratelimit_headers(anthropic, stats.requests[key])
+    age = _count(request, key)
+    headers = _ratelimit_headers(anthropic, request.app[STATS].requests[key])
     if not key:
         return _error(anthropic, 401, "authentication_error" if anthropic else "invalid_api_key",
                       "No API key provided (fake upstream).", headers)
@@ -403,6 +412,11 @@ def openai_chat_stream(body: dict[str, Any], cid: str, created: int, deltas: lis
 
 
 async def responses(request: web.Request) -> web.StreamResponse:
+    if "chatonly" in _key(request):
+        _count(request, _key(request))
+        return web.json_response({"error": {"message": "Not found (fake upstream: this key's upstream has no "
+                                            "Responses API).", "type": "invalid_request_error", "param": None,
+                                            "code": "not_found"}}, status=404)
     start = await _prologue(request, anthropic=False)
     if isinstance(start, web.StreamResponse):
         return start
@@ -563,7 +577,8 @@ async def model(request: web.Request) -> web.Response:
 
 async def stats(request: web.Request) -> web.Response:
     s = request.app[STATS]
-    return web.json_response({"requests": dict(s.requests), "cancelled": s.cancelled, "in_flight": s.in_flight,
+    return web.json_response({"requests": dict(s.requests), "paths": {key: dict(c) for key, c in s.paths.items()},
+                              "cancelled": s.cancelled, "in_flight": s.in_flight,
                               "arrivals": {key: list(times) for key, times in s.arrivals.items()}})
 
 

@@ -216,3 +216,13 @@ async def test_models_answer_in_the_shape_of_the_api_asked(fake_upstream: FakeUp
         with pytest.raises(openai.NotFoundError) as missing:
             await openai_api.models.retrieve("gpt-nowhere")
         assert missing.value.code == "model_not_found"
+
+
+async def test_a_chatonly_key_has_no_responses_api_and_stats_count_paths(fake_upstream: FakeUpstream) -> None:
+    async with openai_client(fake_upstream, "sk-chatonly-agents") as client:
+        with pytest.raises(openai.NotFoundError):
+            await client.responses.create(model="gpt-5.5", input="Say hello.")
+        answer = await client.chat.completions.create(model="gpt-5.5", messages=[{"role": "user", "content": "hi"}])
+        assert answer.choices[0].message.content
+    assert fake_upstream.stats.paths["sk-chatonly-agents"] == {"/v1/responses": 1, "/v1/chat/completions": 1}
+    assert fake_upstream.stats.requests["sk-chatonly-agents"] == 2
