@@ -27,6 +27,13 @@ RETRY_ON_WORDS = ("network", "timeout")
 PRIORITY_WORDS = {"low": 0, "normal": 1, "high": 2}
 
 ApiFormatName = Literal["openai", "anthropic"]
+ApiName = Literal["chat", "responses", "embeddings", "messages", "count_tokens"]
+FORMAT_APIS: dict[str, tuple[str, ...]] = {
+    "openai": ("chat", "responses", "embeddings"), "anthropic": ("messages", "count_tokens")}
+"""The APIs an upstream of each format may speak, and speaks unless the pool's ``apis:`` says otherwise."""
+CHAT_ONLY_HOSTS = ("generativelanguage.googleapis.com",)
+"""Upstreams known to lack the Responses API (Gemini's OpenAI-compatible endpoint): ``apis`` defaults to chat and
+embeddings there."""
 
 
 class _Section(BaseModel):
@@ -88,6 +95,11 @@ class PoolSettings(_Section):
     queue_timeout: Duration = 30.0
     """Longest a SelectAccount call waits for an account when the caller set no deadline."""
     sticky_sessions: bool = False
+    """Every request with a session key stays on one account while it is healthy."""
+    conversation_affinity: bool = True
+    """A coding agent's conversation (Claude Code's session id, Codex's session id or prompt_cache_key, Anthropic
+    ``metadata.user_id``) stays on one account while it is healthy, so its prompt cache is reused, even with
+    sticky_sessions off."""
     session_ttl: Duration = 3600.0
     probe_leases: int = Field(default=1, ge=1, le=1000)
     """Leases in flight at most on an account whose health is unknown (new, after a cooldown, half-open, re-enabled)
@@ -267,6 +279,10 @@ class PoolConfig(PoolSettings):
 
     format: ApiFormatName = "openai"
     base_url: str = ""
+    apis: list[ApiName] = Field(default_factory=list)
+    """The APIs the pool's upstream speaks; a request for another is translated to one of these. Empty: the
+    format's (openai: chat, responses, embeddings, but chat and embeddings for Gemini's endpoint; anthropic: messages,
+    count_tokens)."""
     auth_scheme: Literal["bearer", "x-api-key", ""] = ""
     """How the credential is sent; empty means the format's usual one (openai: bearer, anthropic: x-api-key)."""
     headers: dict[str, str] = Field(default_factory=dict)
@@ -340,7 +356,24 @@ class PoolConfig(PoolSettings):
             raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
         if not self.auth_scheme:
             self.auth_scheme = "bearer" if self.format == "openai" else "x-api-key"
+        self._check_apis()
         return self
+
+    def _check_apis(self) -> None:
+        possible = FORMAT_APIS[self.format]
+        if not self.apis:
+            chat_only = any(host in self.base_url for host in CHAT_ONLY_HOSTS)
+            self.apis = [api for api in possible if not (chat_only and api == "responses")]  # type: ignore[misc]
+            return
+        wrong = [api for api in self.apis if api not in possible]
+        if wrong:
+            raise ValueError(f"apis: {', '.join(wrong)} is not an API of {self.format}-format upstreams (they speak "
+                             f"{', '.join(possible)})")
+        if self.format == "anthropic" and "messages" not in self.apis:
+            raise ValueError("apis: an anthropic-format upstream must speak messages")
+        if self.format == "openai" and not {"chat", "responses"} & set(self.apis):
+            raise ValueError("apis: an openai-format upstream must speak chat or responses (or both)")
+        self.apis = list(dict.fromkeys(self.apis))
 
 
 class SelectorAuth(_Section):

@@ -86,18 +86,22 @@ USAGE_BUCKET_HOUR: UsageBucket
 USAGE_BUCKET_DAY: UsageBucket
 
 class SelectAccountRequest(_message.Message):
-    __slots__ = ("pool", "model", "session_key", "exclude_account_ids", "estimated_input_tokens")
+    __slots__ = ("pool", "model", "session_key", "exclude_account_ids", "estimated_input_tokens", "light", "conversation")
     POOL_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SESSION_KEY_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_ACCOUNT_IDS_FIELD_NUMBER: _ClassVar[int]
     ESTIMATED_INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    LIGHT_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_FIELD_NUMBER: _ClassVar[int]
     pool: str
     model: str
     session_key: str
     exclude_account_ids: _containers.RepeatedScalarFieldContainer[str]
     estimated_input_tokens: int
-    def __init__(self, pool: _Optional[str] = ..., model: _Optional[str] = ..., session_key: _Optional[str] = ..., exclude_account_ids: _Optional[_Iterable[str]] = ..., estimated_input_tokens: _Optional[int] = ...) -> None: ...
+    light: bool
+    conversation: bool
+    def __init__(self, pool: _Optional[str] = ..., model: _Optional[str] = ..., session_key: _Optional[str] = ..., exclude_account_ids: _Optional[_Iterable[str]] = ..., estimated_input_tokens: _Optional[int] = ..., light: _Optional[bool] = ..., conversation: _Optional[bool] = ...) -> None: ...
 
 class Header(_message.Message):
     __slots__ = ("name", "value")

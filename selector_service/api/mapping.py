@@ -49,6 +49,8 @@ def selection_request(message: pb.SelectAccountRequest) -> SelectionRequest:
         estimated_input_tokens=(
             message.estimated_input_tokens if message.HasField("estimated_input_tokens") else None
         ),
+        conversation=message.conversation,
+        light=message.light,
     )
 
 

@@ -299,17 +299,20 @@ class Account:
 
     # -- leases ----------------------------------------------------------------------------------------------------
 
-    def acquire(self, now: float) -> int:
+    def acquire(self, now: float, light: bool = False) -> int:
         """Count a new lease; returns its probe id when it is a probe (granted while the account's health is
-        unknown), else 0."""
-        self.in_flight += 1
+        unknown), else 0. A light lease (token counting) counts in neither the concurrency nor the request rate:
+        providers meter those calls apart; it is still a probe when the account's health is unknown."""
         self.requests_total += 1
-        if "requests" in self.windows:
-            self.windows["requests"].add(now, 1)
+        if not light:
+            self.in_flight += 1
+            if "requests" in self.windows:
+                self.windows["requests"].add(now, 1)
         return self.admission.admit(now)
 
-    def release(self, probe_id: int) -> None:
-        self.in_flight = max(0, self.in_flight - 1)
+    def release(self, probe_id: int, light: bool = False) -> None:
+        if not light:
+            self.in_flight = max(0, self.in_flight - 1)
         self.admission.returned(probe_id)
 
     # -- outcomes --------------------------------------------------------------------------------------------------

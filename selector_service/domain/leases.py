@@ -29,6 +29,8 @@ class Lease:
     """The account's admission epoch when granted (see :mod:`.admission`)."""
     answered: bool = False
     """An early report has already told the upstream's 2xx answer."""
+    light: bool = False
+    """A light call (token counting): not counted in the account's concurrency."""
 
     @property
     def probe(self) -> bool:
@@ -54,8 +56,9 @@ class LeaseTable:
     def __len__(self) -> int:
         return len(self._active)
 
-    def open(self, account: Account, model: str, now: float, ttl: float, probe_id: int) -> Lease:
-        lease = Lease(secrets.token_urlsafe(16), account, model, now, now + ttl, probe_id, account.admission.epoch)
+    def open(self, account: Account, model: str, now: float, ttl: float, probe_id: int, light: bool = False) -> Lease:
+        lease = Lease(secrets.token_urlsafe(16), account, model, now, now + ttl, probe_id, account.admission.epoch,
+                      light=light)
         self._active[lease.lease_id] = lease
         if len(self._expiries) > 2 * len(self._active) + 1024:
             # Reported leases leave their expiry behind; drop those so memory follows the active leases only.

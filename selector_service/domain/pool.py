@@ -158,7 +158,8 @@ class Pool:
     def choose(self, request: SelectionRequest, excluded: frozenset[str], now: float) -> Account | None:
         """The account to lease for ``request`` now, or None when no candidate is available."""
         self.process_due(now)
-        sticky = self.config.sticky_sessions and request.session_key
+        sticky = request.session_key and (
+            self.config.sticky_sessions or (request.conversation and self.config.conversation_affinity))
         if sticky:
             account = self._sticky_account(request.session_key, excluded, now)
             if account is not None:

@@ -176,10 +176,10 @@ class SelectorCore:
         return pool, excluded
 
     def _grant(self, pool: Pool, account: Account, request: SelectionRequest, now: float) -> Grant:
-        probe_id = account.acquire(now)
+        probe_id = account.acquire(now, request.light)
         if account.expires_at and self.on_refresh_due is not None and account.refresh_due(now):
             self.on_refresh_due(account)  # starts a background refresh; the grant never waits for it
-        lease = self.leases.open(account, request.model, now, pool.config.lease_ttl, probe_id)
+        lease = self.leases.open(account, request.model, now, pool.config.lease_ttl, probe_id, request.light)
         pool.refresh(account, now)
         return Grant(lease, pool)
 
@@ -213,7 +213,7 @@ class SelectorCore:
             return self._not_recorded(report.lease_id), None
         account = lease.account
         pool = self._pool_of(account)
-        account.release(lease.probe_id)
+        account.release(lease.probe_id, lease.light)
         before = account.state(now)[0]
         renew = None
         if report.outcome is Outcome.AUTH_FAILED and self.on_credential_rejected is not None:
@@ -296,7 +296,7 @@ class SelectorCore:
 
     def _released(self, lease: Lease, now: float) -> None:
         pool = self._pool_of(lease.account)
-        lease.account.release(lease.probe_id)
+        lease.account.release(lease.probe_id, lease.light)
         pool.refresh(lease.account, now)
         self.queue.serve(pool)
 

@@ -84,6 +84,11 @@ class SelectionRequest:
     model: str = ""
     session_key: str = ""
     estimated_input_tokens: int | None = None
+    conversation: bool = False
+    """The session key names one conversation (an agent's): it sticks unless the pool turns conversation_affinity
+    off."""
+    light: bool = False
+    """A light call (token counting): not counted against the account's request rate or concurrency."""
 
 
 @runtime_checkable
