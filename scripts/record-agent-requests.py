@@ -138,6 +138,8 @@ def runs(bin_dir: Path) -> dict[str, tuple[str, list[str], dict[str, str]]]:
         "claude_code": ("claude_code_{kind}", [claude, "-p", "Say hello."], {}),
         "claude_code_gpt": ("claude_code_{kind}_gpt", [claude, "-p", "--model", "gpt-4o-mini", "Say hello."], {}),
         "codex": ("codex_{kind}", [codex, "exec", "--skip-git-repo-check", "Say hello."], {"model": "gpt-5.5"}),
+        "codex_sol": ("codex_{kind}_sol", [codex, "exec", "--skip-git-repo-check", "Say hello."],
+                      {"model": "gpt-5.6-sol"}),
         "claude_code_tool": ("claude_code_{kind}_tool", [claude, "-p", READ_NOTE], {}),
         "codex_tool": ("codex_{kind}_tool", [codex, "exec", "--skip-git-repo-check", ECHO], {"model": "gpt-5.5"}),
     }
