@@ -44,9 +44,12 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
-def usage(input_tokens: int, output_tokens: int, cached: int = 0, reasoning: int = 0) -> dict[str, Any]:
-    """A Responses ``usage`` object (``input_tokens`` includes the cached ones, as OpenAI counts them)."""
-    return {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": cached},
+def usage(input_tokens: int, output_tokens: int, cached: int = 0, reasoning: int = 0,
+          cache_write: int = 0) -> dict[str, Any]:
+    """A Responses ``usage`` object (``input_tokens`` includes the cached and cache-written ones, as OpenAI counts
+    them)."""
+    return {"input_tokens": input_tokens,
+            "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": cache_write},
             "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": reasoning},
             "total_tokens": input_tokens + output_tokens}
 
