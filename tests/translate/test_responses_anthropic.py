@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from openai.types.responses import Response
 
 from proxy_edge.translate import TranslationError
 from proxy_edge.translate import responses_to_anthropic as r2a
@@ -178,7 +179,6 @@ def _context_translation() -> Translation:
 def test_an_anthropic_message_as_a_response() -> None:
     status, raw = _context_translation().response(200, json.dumps(MESSAGE).encode())
     body = json.loads(raw)
-    from openai.types.responses import Response
     Response.model_validate(body)
     assert status == 200 and body["id"] == "resp_01abc" and body["status"] == "completed"
     reasoning, message, patch, call = body["output"]
