@@ -7,9 +7,12 @@ import json
 import uuid
 from pathlib import Path
 
+import pytest
+
 from tests.agents.conftest import (
     ACCOUNTS,
     AUTH_FAILURE_SECONDS,
+    CHAT_KEY,
     GATEWAY_KEY,
     RUN_SECONDS,
     WRONG_KEY,
@@ -48,17 +51,22 @@ def test_on_an_anthropic_pool_it_reads_a_file_and_gets_the_answer(gateway: Gatew
     assert {path for paths in calls.values() for path in paths} == {"/v1/messages"}, calls
 
 
-def test_on_an_openai_pool_it_runs_an_allowed_command_and_gets_the_answer(gateway: Gateway, workdir: Path) -> None:
+@pytest.mark.parametrize(("pool", "key", "paths"), [
+    ("openai", GATEWAY_KEY, {"/v1/chat/completions", "/v1/responses"}),
+    ("chat", CHAT_KEY, {"/v1/chat/completions"}),
+])
+def test_on_an_openai_pool_it_runs_an_allowed_command_and_gets_the_answer(
+        gateway: Gateway, workdir: Path, pool: str, key: str, paths: set[str]) -> None:
     word = f"poolgate-echo-{uuid.uuid4().hex[:12]}"
     ask = f"use the tool Bash with {json.dumps({'command': f'echo {word}', 'description': 'Echo a word'})}"
     before = gateway.fake_stats()
-    run = claude(gateway, workdir, "-p", ask, "--model", "gpt-4o-mini", "--allowedTools", "Bash(echo:*)")
+    run = claude(gateway, workdir, "-p", ask, "--model", "gpt-4o-mini", "--allowedTools", "Bash(echo:*)", key=key)
     assert run.returncode == 0, str(run)
     assert "The tool returned:" in run.stdout and word in run.stdout, str(run)
     calls = gateway.calls(before)
-    assert set(calls) <= set(ACCOUNTS["openai"]), calls
-    assert sum(n for paths in calls.values() for n in paths.values()) == 2, calls
-    assert {path for paths in calls.values() for path in paths} <= {"/v1/chat/completions", "/v1/responses"}, calls
+    assert set(calls) <= set(ACCOUNTS[pool]), calls
+    assert sum(n for used in calls.values() for n in used.values()) == 2, calls  # the ask, then the result
+    assert {path for used in calls.values() for path in used} <= paths, calls
 
 
 def test_a_wrong_gateway_key_ends_it_quickly_with_an_auth_error(gateway: Gateway, workdir: Path) -> None:
