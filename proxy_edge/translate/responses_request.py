@@ -11,11 +11,13 @@ Top-level fields (``upstream`` is "anthropic" or "chat"):
 - dropped and reported in :attr:`ResponsesRequest.dropped`: ``store: true`` (nothing is stored), ``include``
   entries the upstream cannot fill, ``text.verbosity``, ``service_tier`` other than auto/default, ``metadata``,
   ``client_metadata``, ``truncation: auto``, ``max_tool_calls``, ``stream_options``, ``prompt_cache_retention``,
-  ``safety_identifier`` (Anthropic: used as ``metadata.user_id`` when there is no ``user``), and any field this
-  module does not know (Codex adds fields often: naming them beats refusing every request).
+  ``reasoning`` settings other than effort and summary (such as ``context``), ``safety_identifier`` (Anthropic:
+  used as ``metadata.user_id`` when there is no ``user``), and any field this module does not know (Codex adds
+  fields often: naming them beats refusing every request).
   For Chat upstreams also ``prompt_cache_key`` and ``reasoning.summary`` (Chat has neither), and reasoning items.
 
-Input items: ``message`` (any role; ``input_text``, ``output_text``, ``refusal``, ``input_image`` and base64
+Input items: ``additional_tools`` (newer Codex versions declare their tools there) joins ``tools``;
+``message`` (any role; ``input_text``, ``output_text``, ``refusal``, ``input_image`` and base64
 ``input_file`` parts), ``function_call``/``function_call_output``, ``custom_tool_call``/``custom_tool_call_output``
 and ``reasoning`` are carried over; ``web_search_call`` is dropped (its results live at OpenAI); any other item
 (``item_reference``, ``compaction``, ``local_shell_call``, MCP and hosted tool calls ...) is refused by name.
@@ -34,6 +36,7 @@ from proxy_edge.translate.responses_tools import Tool, ToolMap, custom_arguments
 CARRIED = frozenset({"model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls",
                      "max_output_tokens", "temperature", "top_p", "stream", "reasoning", "user"})
 STATEFUL = ("previous_response_id", "conversation", "prompt")
+REASONING_KEYS = frozenset({"effort", "summary", "generate_summary"})
 HONOURED_INCLUDE = {"anthropic": frozenset({"reasoning.encrypted_content"}), "chat": frozenset()}
 
 
@@ -94,14 +97,22 @@ def read_request(body: dict[str, Any], upstream: str) -> ResponsesRequest:
     effort = reasoning.get("effort") if isinstance(reasoning.get("effort"), str) else None
     if upstream == "chat" and (reasoning.get("summary") or reasoning.get("generate_summary")):
         dropped.append("reasoning.summary")
-    tools, names = read_tools(body.get("tools"), dropped)
+    dropped.extend(f"reasoning.{key}" for key in reasoning if key not in REASONING_KEYS)
+    raw = body.get("input")
+    declared = body.get("tools") if body.get("tools") is not None else []
+    declared = list(declared) if isinstance(declared, list) else declared
+    if isinstance(raw, list) and isinstance(declared, list):
+        # Newer Codex versions declare their tools in an input item rather than in tools.
+        for item in raw:
+            if isinstance(item, dict) and item.get("type") == "additional_tools":
+                declared.extend(item.get("tools") or [])
+    tools, names = read_tools(declared, dropped)
     pieces: list[Piece] = []
     instructions = body.get("instructions")
     if isinstance(instructions, str) and instructions:
         pieces.append(Piece("system", "text", instructions))
     elif instructions is not None and not isinstance(instructions, str):
         raise TranslationError("instructions: must be a string (put earlier messages in input)")
-    raw = body.get("input")
     if isinstance(raw, str):
         pieces.append(Piece("user", "text", raw))
     elif isinstance(raw, list):
@@ -181,6 +192,8 @@ def _item(item: Any, where: str, names: ToolMap, dropped: list[str]) -> list[Pie
                       content=_output(item.get("output"), f"{where}.output"))]
     if kind == "reasoning":
         return [Piece("assistant", "reasoning", content=item)]
+    if kind == "additional_tools":
+        return []  # read with the tools
     if kind == "web_search_call":
         dropped.append("input.web_search_call")
         return []

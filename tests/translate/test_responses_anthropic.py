@@ -285,3 +285,17 @@ def test_input_string_stream_decodes_any_split(text: str) -> None:
         for size in (1, 2, 3, 7):
             decoder = InputStringStream()
             assert "".join(decoder.feed(raw[i:i + size]) for i in range(0, len(raw), size)) == text
+
+
+def test_tools_declared_in_an_additional_tools_item() -> None:
+    """Codex with gpt-5.6-sol declares its tools (in namespaces) in an input item, not in tools."""
+    out, translation = _translate(codex_request("codex_responses_sol"))
+    names = [tool["name"] for tool in out["tools"]]
+    assert "functions__exec" in names and "collaboration__spawn_agent" in names
+    assert out["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
+    assert "reasoning.context" in translation.dropped
+    call = {"id": "toolu_9", "type": "tool_use", "name": "functions__exec", "input": {"input": "1 + 1"}}
+    answer = {**MESSAGE, "content": [call]}
+    item = json.loads(translation.response(200, json.dumps(answer).encode())[1])["output"][0]
+    assert (item["type"], item["namespace"], item["name"], item["input"]) == (
+        "custom_tool_call", "functions", "exec", "1 + 1")
