@@ -1,8 +1,9 @@
 """Anthropic Messages shapes -> OpenAI Chat Completions shapes.
 
 :func:`request` serves an Anthropic client from an OpenAI-format pool; :func:`response` serves an OpenAI client from
-an Anthropic-format pool. ``cache_control`` (a caching hint, top-level or on blocks) and ``citations`` on earlier
-turns have no counterpart and are left out; everything else that has none is a :class:`TranslationError`.
+an Anthropic-format pool. What has no counterpart is either left out, and named in the list ``dropped`` the caller
+passes (the edge reports it in a response header), when leaving it out changes nothing the client relies on, or
+refused with a :class:`TranslationError` naming it. The field-by-field table is in docs/translation.md.
 """
 
 from __future__ import annotations
@@ -23,19 +24,28 @@ from proxy_edge.translate.common import (
 
 REQUEST_FIELDS = frozenset({
     "model", "messages", "system", "max_tokens", "stop_sequences", "temperature", "top_p", "stream", "tools",
-    "tool_choice", "metadata", "thinking", "service_tier", "cache_control",
+    "tool_choice", "metadata", "thinking", "service_tier", "cache_control", "context_management", "output_config",
+    "betas", "top_k",
 })
+DROPPED_FIELDS = ("cache_control", "context_management", "betas", "top_k")
+"""Fields left out with no effect on what the client gets back: caching hints, Anthropic's context editing (the whole
+conversation is sent), beta names, ``top_k`` (a sampling detail OpenAI lacks)."""
 REASONING_MODEL = re.compile(r"(?:[\w.-]+/)?(?:o\d|gpt-5)", re.IGNORECASE)
 """OpenAI's reasoning models (o1, o3-mini, o4-mini, gpt-5, ...): they refuse ``max_tokens`` and take
 ``max_completion_tokens`` instead. Other OpenAI-format upstreams (Gemini's endpoint, local servers) may know only
 ``max_tokens``, so the newer name is sent only where it is required."""
+EFFORT_MODEL = re.compile(r"(?:[\w.-]+/)?(?:o\d|gpt-5|gemini-(?:2\.5|[3-9]))", re.IGNORECASE)
+"""Models that take ``reasoning_effort``: OpenAI's reasoning models and Gemini's thinking models."""
+EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high", "xhigh": "high"}
 SERVER_TOOL_HINT = ("server tools (web search, code execution, bash, text editor, computer use) run at Anthropic "
                     "and have no OpenAI counterpart")
 
 
-def request(body: dict[str, Any]) -> dict[str, Any]:
-    """An Anthropic Messages request as an OpenAI Chat Completions request."""
+def request(body: dict[str, Any], dropped: list[str] | None = None) -> dict[str, Any]:
+    """An Anthropic Messages request as an OpenAI Chat Completions request; the names of fields left out are
+    appended to ``dropped``."""
     reject_unknown(body, REQUEST_FIELDS, "OpenAI", "Anthropic")
+    left_out: list[str] = [name for name in DROPPED_FIELDS if body.get(name) is not None]
     out: dict[str, Any] = {"model": body.get("model")}
     messages: list[dict[str, Any]] = []
     system = body.get("system")
@@ -49,7 +59,7 @@ def request(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(raw, list):
         raise TranslationError("messages: must be a list of messages")
     for i, message in enumerate(raw):
-        messages.extend(_message(message, f"messages[{i}]"))
+        messages.extend(_message(message, f"messages[{i}]", left_out))
     out["messages"] = messages
     if "max_tokens" in body:
         model = body.get("model")
@@ -65,30 +75,92 @@ def request(body: dict[str, Any]) -> dict[str, Any]:
         out["stream_options"] = {"include_usage": True}
     if body.get("tools"):
         out["tools"] = [_tool(tool, f"tools[{i}]") for i, tool in enumerate(body["tools"])]
+        if any(isinstance(tool, dict) and "defer_loading" in tool for tool in body["tools"]):
+            left_out.append("tools[].defer_loading")  # every tool is offered in full
     if body.get("tool_choice") is not None:
         out.update(_tool_choice(body["tool_choice"]))
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
         out["user"] = metadata["user_id"]
-    thinking = body.get("thinking")
-    if isinstance(thinking, dict) and thinking.get("type") not in (None, "disabled"):
-        raise TranslationError("thinking: extended thinking cannot be translated for OpenAI-format pools; turn it "
-                               "off, or use a model served by an Anthropic-format pool")
+    _reasoning(body, out, left_out)
+    _output_config(body.get("output_config"), out, left_out)
     if body.get("service_tier") not in (None, "auto"):
         raise TranslationError("service_tier: only 'auto' can be translated for OpenAI-format pools; remove it")
+    if dropped is not None:
+        dropped.extend(dict.fromkeys(left_out))
     return out
 
 
-def _message(message: Any, where: str) -> list[dict[str, Any]]:
-    if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-        raise TranslationError(f"{where}: must be an object with role 'user' or 'assistant'")
+def _reasoning(body: dict[str, Any], out: dict[str, Any], left_out: list[str]) -> None:
+    """``thinking`` (and ``output_config.effort``) as ``reasoning_effort`` where the model takes it, else left out:
+    the OpenAI model answers without Anthropic's visible thinking either way."""
+    thinking = body.get("thinking")
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if thinking is not None and kind not in ("enabled", "adaptive", "disabled"):
+        raise TranslationError(f"thinking: type {kind!r} cannot be translated (enabled, adaptive and disabled can)")
+    config = body.get("output_config")
+    effort = config.get("effort") if isinstance(config, dict) else None
+    model = body.get("model")
+    takes_effort = isinstance(model, str) and EFFORT_MODEL.match(model) is not None
+    wanted: str | None = None
+    if kind in ("enabled", "adaptive") or (effort is not None and kind != "disabled"):
+        if effort is not None:
+            wanted = EFFORTS.get(effort.lower()) if isinstance(effort, str) else None
+            if wanted is None:
+                raise TranslationError(f"output_config.effort: {effort!r} cannot be translated (low, medium, high "
+                                       "and max can)")
+        elif kind == "enabled":
+            budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+            budget = budget if isinstance(budget, int) else 0
+            wanted = "low" if budget < 4096 else "medium" if budget < 16384 else "high"
+        else:
+            wanted = "medium"
+    if wanted is not None and takes_effort:
+        out["reasoning_effort"] = wanted
+    elif thinking is not None and kind != "disabled":
+        left_out.append("thinking")
+    if effort is not None and not (wanted is not None and takes_effort):
+        left_out.append("output_config.effort")
+
+
+def _output_config(config: Any, out: dict[str, Any], left_out: list[str]) -> None:
+    """``output_config.format`` (structured output) as ``response_format``; ``effort`` is read by
+    :func:`_reasoning`; other keys are refused."""
+    if config is None:
+        return
+    if not isinstance(config, dict):
+        raise TranslationError("output_config: must be an object")
+    unknown = sorted(key for key in config if key not in ("effort", "format"))
+    if unknown:
+        raise TranslationError(f"output_config.{unknown[0]}: cannot be translated for OpenAI-format pools (effort "
+                               "and format can); remove it, or use a model served by an Anthropic-format pool")
+    fmt = config.get("format")
+    if fmt is None:
+        return
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
+        out["response_format"] = {"type": "json_schema", "json_schema": {
+            "name": str(fmt.get("name") or "output"), "schema": fmt["schema"], "strict": True}}
+        return
+    raise TranslationError("output_config.format: only {\"type\": \"json_schema\", \"schema\": {...}} can be "
+                           "translated for OpenAI-format pools")
+
+
+def _message(message: Any, where: str, left_out: list[str]) -> list[dict[str, Any]]:
+    if not isinstance(message, dict) or message.get("role") not in ("user", "assistant", "system"):
+        raise TranslationError(f"{where}: must be an object with role 'user', 'assistant' or 'system'")
     role, content = message["role"], message.get("content")
+    if role == "system":
+        # A system message mid-conversation (Claude Code's environment notes): OpenAI takes one where it stands.
+        text_of_parts(content, f"{where}.content")  # text only
+        if isinstance(content, list):
+            content = "\n\n".join(str(block.get("text", "")) for block in content)
+        return [{"role": "system", "content": content or ""}]
     if isinstance(content, str):
         return [{"role": role, "content": content}]
     if not isinstance(content, list):
         raise TranslationError(f"{where}.content: must be a string or a list of content blocks")
     if role == "assistant":
-        return [_assistant(content, where)]
+        return [_assistant(content, where, left_out)]
     tool_messages: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
     for i, block in enumerate(content):
@@ -106,13 +178,15 @@ def _message(message: Any, where: str) -> list[dict[str, Any]]:
     return tool_messages + ([{"role": "user", "content": parts}] if parts else [])
 
 
-def _assistant(content: list[Any], where: str) -> dict[str, Any]:
+def _assistant(content: list[Any], where: str, left_out: list[str]) -> dict[str, Any]:
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
     for i, block in enumerate(content):
         at = f"{where}.content[{i}]"
         kind = block.get("type") if isinstance(block, dict) else None
-        if kind == "text":
+        if kind in ("thinking", "redacted_thinking"):
+            left_out.append("thinking blocks")  # signed for Anthropic's models only; the OpenAI model reasons anew
+        elif kind == "text":
             texts.append(block.get("text", ""))
         elif kind == "tool_use":
             calls.append({"id": block.get("id"), "type": "function",

@@ -40,6 +40,6 @@ async def test_errors_come_in_anthropic_shape(stack: Stack) -> None:
     assert status == 400 and body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
     with pytest.raises(anthropic.BadRequestError) as untranslatable:  # gpt-4o is served by an OpenAI pool
         await stack.anthropic().messages.create(model="gpt-4o", max_tokens=8, messages=CHAT,
-                                                extra_body={"top_k": 5})
-    assert "top_k: not supported by OpenAI-format pools" in untranslatable.value.message
+                                                extra_body={"container": "c-1"})
+    assert "container: not supported by OpenAI-format pools" in untranslatable.value.message
     assert stack.fake.stats.requests == {}

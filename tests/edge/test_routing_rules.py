@@ -159,8 +159,8 @@ async def test_a_chain_whose_later_target_cannot_take_the_request_is_refused_up_
     stack = await routed_stack(make_stack)
     with pytest.raises(anthropic.BadRequestError) as caught:
         await stack.anthropic().messages.create(model="combo", max_tokens=8, messages=CHAT,
-                                                extra_body={"top_k": 3})
-    assert "top_k" in caught.value.message and "pool 'cheap'" in caught.value.message
+                                                extra_body={"container": "c-1"})
+    assert "container" in caught.value.message and "pool 'cheap'" in caught.value.message
     assert stack.fake.stats.requests == {}
 
 

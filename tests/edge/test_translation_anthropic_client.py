@@ -90,8 +90,8 @@ async def test_raw_stream_is_well_formed_sse(stack: Stack) -> None:
 
 
 @pytest.mark.parametrize(("extra", "words"), [
-    ({"top_k": 5}, "top_k: not supported by OpenAI-format pools"),
-    ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "extended thinking cannot be translated"),
+    ({"container": "c-1"}, "container: not supported by OpenAI-format pools"),
+    ({"output_config": {"task_budget": 5}}, "output_config.task_budget: cannot be translated"),
     ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "server tools"),
     ({"messages": [{"role": "user", "content": [{"type": "document", "source": {
         "type": "text", "media_type": "text/plain", "data": "x"}}]}]}, "document blocks"),

@@ -89,20 +89,20 @@ def test_openai_request_as_anthropic() -> None:
 
 
 @pytest.mark.parametrize(("body", "words"), [
-    ({"top_k": 3}, "top_k: not supported by OpenAI-format pools"),
     ({"container": "c", "mcp_servers": []}, "container, mcp_servers: not supported"),
-    ({"thinking": {"type": "enabled", "budget_tokens": 2000}}, "extended thinking"),
+    ({"thinking": {"type": "mystery"}}, "thinking: type 'mystery'"),
+    ({"output_config": {"effort": "extreme"}}, "output_config.effort: 'extreme'"),
+    ({"output_config": {"format": {"type": "regex"}}}, "output_config.format"),
     ({"service_tier": "standard_only"}, "service_tier"),
     ({"tools": [{"type": "bash_20250124", "name": "bash"}]}, "server tools"),
     ({"tool_choice": {"type": "mystery"}}, "tool_choice: type 'mystery'"),
-    ({"messages": [{"role": "assistant", "content": [{"type": "thinking", "thinking": "...", "signature": "s"}]}]},
-     "messages[0].content[0]: thinking blocks"),
     ({"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "x"}}]}]}]},
      "a 'image' part cannot be translated"),
     ({"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}]},
      "an image source of type 'file'"),
-    ({"messages": [{"role": "system", "content": "x"}]}, "role 'user' or 'assistant'"),
+    ({"messages": [{"role": "tool", "content": "x"}]}, "role 'user', 'assistant' or 'system'"),
+    ({"messages": [{"role": "system", "content": [{"type": "image", "source": {}}]}]}, "a 'image' part"),
 ])
 def test_what_anthropic_requests_cannot_take_to_openai(body: dict[str, Any], words: str) -> None:
     with pytest.raises(TranslationError, match=words.replace("[", r"\[").replace("]", r"\]")):
