@@ -24,6 +24,7 @@ from proxy_edge.attempts import Forwarder
 from proxy_edge.auth import Authenticator, EdgeConfigError
 from proxy_edge.client_input import quiet_malformed_requests
 from proxy_edge.inflight import InFlight
+from proxy_edge.model_catalog import ModelCatalog
 from proxy_edge.outcomes import PoolPolicy
 from proxy_edge.routing import Router
 from proxy_edge.selector_client import SelectorClient
@@ -68,9 +69,10 @@ def create_app(config: Config) -> web.Application:
     inflight = app[INFLIGHT] = InFlight(edge.client_timeouts.body)
     app.on_response_prepare.append(inflight.on_response_prepare)
     app.cleanup_ctx.append(_clients)
-    for endpoint in endpoints.FORWARDED:
+    for endpoint in (*endpoints.FORWARDED, endpoints.COUNT_TOKENS):
         app.router.add_post(endpoint.client_path, inflight.guard(handlers.forward_handler(endpoint), endpoint.shape))
     app.router.add_get("/v1/models", handlers.list_models)
+    app.router.add_get("/v1/models/{model:.+}", handlers.get_model)
     app.router.add_get("/v1/accounts/stats", handlers.account_stats)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
@@ -100,6 +102,7 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
                               unavailable=timeouts.selector_unavailable)
     policies = {name: PoolPolicy.from_config(pool) for name, pool in config.pools.items()}
     app[handlers.SELECTOR] = selector
+    app[handlers.CATALOG] = ModelCatalog(config, session, selector)
     app[handlers.FORWARDER] = Forwarder(
         Upstream(session, selector, timeouts, config.edge.upstream_limits), selector, policies)
     try:

@@ -52,7 +52,8 @@ class Forwarder:
             while len(exclude) < policy.max_attempts and attempt < budget:
                 try:
                     lease = await self._selector.select(pool, target.route.upstream_model, target.session_key,
-                                                        exclude, len(target.body) // 4)
+                                                        exclude, len(target.body) // 4, target.upstream.light,
+                                                        target.conversation)
                 except SelectorError as exc:
                     selector_error = exc
                     if failure is not None and failed_job is target:

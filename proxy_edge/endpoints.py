@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from proxy_edge.client_input import InputError, bounded_session_key, check_model, header_value, parse_body
+from poolgate.config.schema import FORMAT_APIS
+from proxy_edge.client_input import (
+    InputError,
+    bounded_session_key,
+    check_model,
+    header_text,
+    header_value,
+    parse_body,
+)
 from proxy_edge.errors import ApiShape
 from proxy_edge.routing import Route, Router
 from proxy_edge.rules import RequestFacts
 from proxy_edge.streaming import StreamKind
 from proxy_edge.translate import TranslationError
-from proxy_edge.translate.bridge import Translation, translate_request
+from proxy_edge.translate.bridge import DROPPED_HEADER, Translation, translate_request
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,20 +40,26 @@ class Endpoint:
     pool_format: str
     stream_kind: StreamKind | None
     """None when the endpoint does not stream."""
+    light: bool = False
+    """A light call (token counting): its lease counts in neither the account's concurrency nor its request rate."""
 
 
 CHAT = Endpoint("chat", "/v1/chat/completions", "/chat/completions", ApiShape.OPENAI, "openai", StreamKind.CHAT)
 RESPONSES = Endpoint("responses", "/v1/responses", "/responses", ApiShape.OPENAI, "openai", StreamKind.RESPONSES)
 EMBEDDINGS = Endpoint("embeddings", "/v1/embeddings", "/embeddings", ApiShape.OPENAI, "openai", None)
 MESSAGES = Endpoint("messages", "/v1/messages", "/v1/messages", ApiShape.ANTHROPIC, "anthropic", StreamKind.ANTHROPIC)
+COUNT_TOKENS = Endpoint("count_tokens", "/v1/messages/count_tokens", "/v1/messages/count_tokens", ApiShape.ANTHROPIC,
+                        "anthropic", None, light=True)
 FORWARDED = (CHAT, RESPONSES, EMBEDDINGS, MESSAGES)
-_ENDPOINT_FOR_FORMAT = {"openai": CHAT.client_path, "anthropic": MESSAGES.client_path}
-# The endpoint a request is translated to when its model is served by a pool of the other format.
-_TRANSLATED_TO = {("chat", "anthropic"): MESSAGES, ("messages", "openai"): CHAT}
+BY_API = {endpoint.name: endpoint for endpoint in (*FORWARDED, COUNT_TOKENS)}
+TRANSLATIONS: dict[str, tuple[str, ...]] = {
+    "chat": ("messages",), "messages": ("chat", "responses"), "responses": ("messages", "chat")}
+"""For each client API, the upstream APIs it can be translated to, in order of preference (the first one the pool's
+upstream speaks is used)."""
 TARGET_HEADER = "x-poolgate-target"
 """Response header naming the ``pool/model`` that served."""
-__all__ = ["CHAT", "EMBEDDINGS", "FORWARDED", "MESSAGES", "RESPONSES", "TARGET_HEADER", "Endpoint", "InputError",
-           "Job", "parse_job", "session_key"]
+__all__ = ["BY_API", "CHAT", "COUNT_TOKENS", "EMBEDDINGS", "FORWARDED", "MESSAGES", "RESPONSES", "TARGET_HEADER",
+           "TRANSLATIONS", "Endpoint", "InputError", "Job", "parse_job", "session_key"]
 
 
 @dataclass(slots=True)
@@ -60,6 +74,7 @@ class Job:
     strip_usage: bool
     """The edge added ``stream_options.include_usage``; the usage-only chunk is not passed to the client."""
     session_key: str
+    """Requests with the same key stay on one account (see :func:`session_key`)."""
     translation: Translation | None = None
     """Set when the pool speaks the other API: how its answers are brought back to the client's shape."""
     upstream_endpoint: Endpoint | None = None
@@ -69,6 +84,10 @@ class Job:
     via: str = ""
     """The rule or chain that chose the target (for logs); empty for a plain ``models:`` entry."""
     response_headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    conversation: bool = False
+    """The session key names a coding agent's conversation."""
+    local_count: bool = False
+    """A count_tokens request for a pool whose upstream cannot count: the edge estimates (no upstream call)."""
 
     @property
     def upstream(self) -> Endpoint:
@@ -76,21 +95,23 @@ class Job:
         return self.upstream_endpoint or self.endpoint
 
 
-def parse_job(raw: bytes, endpoint: Endpoint, router: Router, session_header: str | None,
-              headers: Mapping[str, str] | None = None) -> Job:
+def parse_job(raw: bytes, endpoint: Endpoint, router: Router, headers: Mapping[str, str] | None = None) -> Job:
     """Validate the body and route it; raises :class:`InputError` (400/404) in words the client can act on.
 
-    ``headers`` (the client's) are needed only by ``routes:`` rules that look at headers or the client key.
+    ``headers`` (the client's) give the session key and serve ``routes:`` rules that look at headers or the key.
     """
+    headers = headers if headers is not None else {}
     data = parse_body(raw)
     model = check_model(data)
-    facts = RequestFacts(data, headers or {}) if router.has_rules else None
+    facts = RequestFacts(data, headers) if router.has_rules else None
     plan = router.plan(model, facts)
     if plan is None:
         raise InputError(404, f"model {model!r} is not served here; {router.describe_served()}", "model_not_found")
     stream = endpoint.stream_kind is not None and data.get("stream") is True
-    session = session_key(data, session_header)
+    session, conversation = session_key(data, headers)
     jobs = [_target(raw, data, endpoint, route, model, stream, session, plan.via) for route in plan.routes]
+    for job in jobs:
+        job.conversation = conversation
     jobs[0].fallbacks = tuple(jobs[1:])
     return jobs[0]
 
@@ -99,8 +120,12 @@ def _target(raw: bytes, data: dict[str, Any], endpoint: Endpoint, route: Route, 
             session: str, via: str) -> Job:
     """The job for one target: the body as received, changed only where this pool needs it, or translated."""
     headers = {TARGET_HEADER: header_value(f"{route.pool}/{route.upstream_model}")}
-    if route.format != endpoint.pool_format:
-        return _translated(data, endpoint, route, model, stream, session, via, headers)
+    apis = route.apis or FORMAT_APIS[route.format]
+    if endpoint is COUNT_TOKENS and endpoint.name not in apis:
+        return Job(endpoint, route, model, raw, False, False, session, via=via, response_headers=headers,
+                   local_count=True)
+    if endpoint.name not in apis:
+        return _translated(data, endpoint, route, apis, model, stream, session, via, headers)
     data = dict(data)
     changed = False
     if route.upstream_model != model:
@@ -116,38 +141,55 @@ def _target(raw: bytes, data: dict[str, Any], endpoint: Endpoint, route: Route, 
     return Job(endpoint, route, model, body, stream, strip_usage, session, via=via, response_headers=headers)
 
 
-def _translated(data: dict[str, Any], endpoint: Endpoint, route: Route, model: str, stream: bool, session: str,
-                via: str, headers: dict[str, str]) -> Job:
-    served = f"model {model!r} is served by pool {route.pool!r}, which speaks the {route.format} API"
-    upstream = _TRANSLATED_TO.get((endpoint.name, route.format))
+def _translated(data: dict[str, Any], endpoint: Endpoint, route: Route, apis: Iterable[str], model: str,
+                stream: bool, session: str, via: str, headers: dict[str, str]) -> Job:
+    spoken = ", ".join(apis)
+    served = f"model {model!r} is served by pool {route.pool!r}, whose upstream speaks {spoken}"
+    upstream = next((BY_API[api] for api in TRANSLATIONS.get(endpoint.name, ()) if api in apis), None)
     if upstream is None:
-        hint = _ENDPOINT_FOR_FORMAT[endpoint.pool_format]
         raise InputError(400, (
-            f"{served}; {endpoint.client_path} cannot be translated to it (only chat completions and messages "
-            f"can): call {hint} instead, or use a model served by an {endpoint.pool_format}-format pool"
-        ), "untranslatable")
+            f"{served}; {endpoint.client_path} cannot be translated to it: use a model served by a pool whose "
+            f"upstream speaks {endpoint.name}, or call an API that pool speaks"), "untranslatable")
     try:
-        body, translation = translate_request(endpoint.pool_format, route.format,
-                                              {**data, "model": route.upstream_model})
+        body, translation = translate_request(endpoint.name, upstream.name, {**data, "model": route.upstream_model})
     except TranslationError as exc:
         raise InputError(400, f"{exc.message} ({served})", "untranslatable") from None
     encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    if translation.dropped:
+        headers[DROPPED_HEADER] = header_value(", ".join(translation.dropped))
     return Job(endpoint, route, model, encoded, stream, False, session, translation, upstream, via=via,
                response_headers=headers)
 
 
-def session_key(data: dict[str, Any], session_header: str | None) -> str:
-    """``x-session-id`` header, else OpenAI ``user`` / ``prompt_cache_key``, else Anthropic ``metadata.user_id``
-    (a long one as its digest: see :func:`~proxy_edge.client_input.bounded_session_key`)."""
-    if session_header:
-        return bounded_session_key(session_header)
-    for field in ("user", "prompt_cache_key"):
-        value = data.get(field)
-        if isinstance(value, str) and value:
-            return bounded_session_key(value)
+SESSION_HEADER = "x-session-id"
+"""A client's own session key: its requests stay on one account on pools with ``sticky_sessions``."""
+CONVERSATION_HEADERS = ("x-claude-code-session-id", "session-id", "session_id")
+"""Headers coding agents send that name one conversation (Claude Code; Codex CLI)."""
+
+
+def session_key(data: dict[str, Any], headers: Mapping[str, str]) -> tuple[str, bool]:
+    """The request's session key, and whether it names one agent conversation (which sticks to its account on every
+    pool, for its prompt cache, unless the pool turns ``conversation_affinity`` off).
+
+    In order: the ``x-session-id`` header (a plain session), the agents' conversation headers, ``prompt_cache_key``
+    and Anthropic ``metadata.user_id`` (conversations), OpenAI ``user`` (a plain session). A long key is used as its
+    digest (:func:`~proxy_edge.client_input.bounded_session_key`)."""
+    own = headers.get(SESSION_HEADER)
+    if own:
+        return bounded_session_key(header_text(own)), False
+    for name in CONVERSATION_HEADERS:
+        value = headers.get(name)
+        if value:
+            return bounded_session_key(header_text(value)), True
+    value = data.get("prompt_cache_key")
+    if isinstance(value, str) and value:
+        return bounded_session_key(value), True
     metadata = data.get("metadata")
     if isinstance(metadata, dict):
         value = metadata.get("user_id")
         if isinstance(value, str) and value:
-            return bounded_session_key(value)
-    return ""
+            return bounded_session_key(value), True
+    value = data.get("user")
+    if isinstance(value, str) and value:
+        return bounded_session_key(value), False
+    return "", False

@@ -14,11 +14,13 @@ from google.protobuf.message import Message
 
 from proxy_edge.attempts import Forwarder
 from proxy_edge.auth import Authenticator
-from proxy_edge.client_input import InputError, header_text
-from proxy_edge.endpoints import FORWARDED, Endpoint, parse_job
+from proxy_edge.client_input import MAX_MODEL_LENGTH, InputError, header_text
+from proxy_edge.endpoints import COUNT_TOKENS, FORWARDED, Endpoint, Job, parse_job
 from proxy_edge.errors import ApiShape, error_response, param_error, unauthorized
+from proxy_edge.model_catalog import ModelCatalog
 from proxy_edge.routing import ROUTER
 from proxy_edge.selector_client import SelectorClient, SelectorError
+from proxy_edge.token_estimate import ESTIMATE_HEADER, ESTIMATOR, estimate_input_tokens
 from proxy_edge.tracing import TRACE
 
 log = logging.getLogger("poolgate.edge")
@@ -27,15 +29,18 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 FORWARDER = web.AppKey("forwarder", Forwarder)
 SELECTOR = web.AppKey("selector", SelectorClient)
+CATALOG = web.AppKey("catalog", ModelCatalog)
 AUTH = web.AppKey("auth", Authenticator)
 BODY_LIMIT = web.AppKey("body_limit", int)
-__all__ = ["AUTH", "BODY_LIMIT", "FORWARDER", "ROUTER", "SELECTOR", "account_stats", "forward_handler", "healthz",
-           "list_models", "readyz", "root", "unexpected_errors", "unknown_routes"]
+__all__ = ["AUTH", "BODY_LIMIT", "CATALOG", "FORWARDER", "ROUTER", "SELECTOR", "account_stats", "forward_handler",
+           "get_model", "healthz", "list_models", "readyz", "root", "unexpected_errors", "unknown_routes"]
 
 DECODED_ENCODINGS = frozenset({"gzip", "deflate", *(["br"] if HAS_BROTLI else []), *(["zstd"] if HAS_ZSTD else [])})
 """The request ``Content-Encoding`` values aiohttp decodes on arrival (the body the handler reads is plain)."""
 _PLAIN = frozenset({"", "identity"})
-_SHAPES = {endpoint.client_path: endpoint.shape for endpoint in FORWARDED}
+UNKNOWN_DATE = "1970-01-01T00:00:00Z"
+"""``created_at`` of a model in Anthropic's shape: the edge does not know when a model was released."""
+_SHAPES = {endpoint.client_path: endpoint.shape for endpoint in (*FORWARDED, COUNT_TOKENS)}
 
 
 def _too_large(shape: ApiShape, limit: int) -> web.Response:
@@ -74,14 +79,21 @@ def forward_handler(endpoint: Endpoint) -> Handler:
                 "invalid_content_encoding")
             response.force_close()
             return response
-        session = request.headers.get("x-session-id")
         try:
-            job = parse_job(raw, endpoint, app[ROUTER], header_text(session) if session else None, request.headers)
+            job = parse_job(raw, endpoint, app[ROUTER], request.headers)
         except InputError as exc:
             return error_response(shape, exc.status, exc.message, exc.code)
+        if job.local_count:
+            return _estimated_count(job)
         return await app[FORWARDER].forward(request, job)
 
     return handle
+
+
+def _estimated_count(job: Job) -> web.Response:
+    """``count_tokens`` for a model whose pool cannot count: the edge's estimate, marked as one."""
+    tokens = estimate_input_tokens(json.loads(job.body))
+    return web.json_response({"input_tokens": tokens}, headers={**job.response_headers, ESTIMATE_HEADER: ESTIMATOR})
 
 
 @web.middleware
@@ -128,7 +140,7 @@ async def unknown_routes(request: web.Request, handler: Handler) -> web.StreamRe
             {"Allow": allowed})
     return error_response(shape_of(request), 404, (
         f"the edge serves no {request.path[:200]!r}: the API endpoints are /v1/chat/completions, /v1/responses, "
-        "/v1/embeddings, /v1/messages and /v1/models"), "not_found")
+        "/v1/embeddings, /v1/messages, /v1/messages/count_tokens, /v1/models and /v1/models/{model}"), "not_found")
 
 
 async def root(_request: web.Request) -> web.Response:
@@ -137,16 +149,45 @@ async def root(_request: web.Request) -> web.Response:
 
 
 async def list_models(request: web.Request) -> web.Response:
-    """The served models in OpenAI's list shape; glob patterns are listed too, marked ``"pattern": true``."""
+    """The models a client can ask for, in OpenAI's list shape, or Anthropic's for a client sending
+    ``anthropic-version``: every name ``models:`` gives, and for a glob pattern the names its pool's upstream lists
+    (or the config names) that it serves."""
+    shape = shape_of(request)
     if not request.app[AUTH].check(request.headers):
-        return unauthorized(ApiShape.OPENAI)
-    data = []
-    for name, pool, is_pattern in request.app[ROUTER].served():
-        entry: dict[str, object] = {"id": name, "object": "model", "created": 0, "owned_by": pool}
-        if is_pattern:
-            entry["pattern"] = True
-        data.append(entry)
-    return web.json_response({"object": "list", "data": data})
+        return unauthorized(shape)
+    router = request.app[ROUTER]
+    pools = router.pattern_pools()
+    upstream = await request.app[CATALOG].names(pools) if pools else {}
+    listed = router.listed(upstream)
+    if shape is ApiShape.ANTHROPIC:
+        data = [_anthropic_model(name) for name, _pool in listed]
+        return web.json_response({"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
+                                  "last_id": data[-1]["id"] if data else None})
+    return web.json_response({"object": "list", "data": [_openai_model(name, pool) for name, pool in listed]})
+
+
+async def get_model(request: web.Request) -> web.Response:
+    """One model by name (``GET /v1/models/{model}``), in the client's API shape; 404 when nothing serves it."""
+    shape = shape_of(request)
+    if not request.app[AUTH].check(request.headers):
+        return unauthorized(shape)
+    name = request.match_info["model"]
+    router = request.app[ROUTER]
+    route = router.resolve(name) if name and len(name) <= MAX_MODEL_LENGTH else None
+    if route is None:
+        return error_response(shape, 404, (
+            f"model {name[:MAX_MODEL_LENGTH]!r} is not served here; {router.describe_served()}"), "model_not_found")
+    if shape is ApiShape.ANTHROPIC:
+        return web.json_response(_anthropic_model(name))
+    return web.json_response(_openai_model(name, route.pool))
+
+
+def _openai_model(name: str, pool: str) -> dict[str, object]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": pool}
+
+
+def _anthropic_model(name: str) -> dict[str, object]:
+    return {"type": "model", "id": name, "display_name": name, "created_at": UNKNOWN_DATE}
 
 
 async def account_stats(request: web.Request) -> web.Response:

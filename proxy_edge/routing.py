@@ -7,7 +7,7 @@ to pool ``gemini``). A ``models:`` value may be an alias (another model name) or
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -28,6 +28,9 @@ class Route:
     """The pool's API format: "openai" or "anthropic"."""
     upstream_model: str
     """The model name sent upstream (may differ from the name the client asked for)."""
+    apis: tuple[str, ...] = ()
+    """The APIs the pool's upstream speaks (``chat``, ``responses``, ``embeddings``, ``messages``,
+    ``count_tokens``); empty means every API of its format."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,7 @@ class Router:
 
     def __init__(self, config: Config) -> None:
         self._formats = {name: pool.format for name, pool in config.pools.items()}
+        self._apis = {name: tuple(pool.apis) for name, pool in config.pools.items()}
         self._table = ModelTable(config.pools, config.models)
         self._rules = RuleSet(config.routes)
         self._cache: dict[str, tuple[Route, ...] | None] = {}
@@ -108,7 +112,7 @@ class Router:
     def _routes(self, targets: tuple[Target, ...] | None) -> tuple[Route, ...] | None:
         if not targets:
             return None
-        return tuple(Route(pool, self._formats[pool], model) for pool, model in targets)
+        return tuple(Route(pool, self._formats[pool], model, self._apis[pool]) for pool, model in targets)
 
     def served(self) -> list[tuple[str, str, bool]]:
         """``(model or pattern, pool, is_pattern)`` for every entry, in config order (exact names first); a chain
@@ -122,6 +126,30 @@ class Router:
                 targets = ()
             out.append((name, targets[0][0] if targets else "", is_pattern))
         return out
+
+    def pattern_pools(self) -> list[str]:
+        """The pools behind ``models:`` glob patterns: what their upstreams list decides which names a pattern
+        lists."""
+        return list(dict.fromkeys(pool for _name, pool, is_pattern in self.served() if is_pattern and pool))
+
+    def listed(self, upstream_models: Mapping[str, Iterable[str]]) -> list[tuple[str, str]]:
+        """``(model, pool)`` for every concrete name a client can ask for: the exact names of ``models:`` (aliases and
+        chains too), then, for each glob pattern, the names the config or the pattern's pool's upstream
+        (``upstream_models``, by pool) list that this pattern serves. Patterns themselves are never listed."""
+        out: dict[str, str] = {}
+        patterns: dict[str, str] = {}
+        for name, pool, is_pattern in self.served():
+            if is_pattern:
+                patterns[name] = pool
+            else:
+                out.setdefault(name, pool)
+        if patterns:
+            for pattern, pool in patterns.items():
+                for name in [*sorted(self._named), *upstream_models.get(pool, ())]:
+                    entry = self._table.lookup(name)
+                    if name not in out and entry is not None and entry[0] == pattern:
+                        out[name] = pool
+        return list(out.items())
 
     def describe_served(self) -> str:
         """A one-line list of what is served, for "unknown model" errors."""

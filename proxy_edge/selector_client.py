@@ -87,7 +87,8 @@ class SelectorClient:
         await self._channel.close()
 
     async def select(
-        self, pool: str, model: str, session_key: str, exclude: list[str], estimated_input_tokens: int = 0
+        self, pool: str, model: str, session_key: str, exclude: list[str], estimated_input_tokens: int = 0,
+        light: bool = False, conversation: bool = False,
     ) -> pb.Lease:
         """A lease on one account of ``pool``; raises :class:`SelectorError` when there is none.
 
@@ -95,7 +96,8 @@ class SelectorClient:
         handed back as CANCELLED instead of staying in flight until it expires.
         """
         request = pb.SelectAccountRequest(pool=pool, model=model, session_key=session_key, exclude_account_ids=exclude,
-                                          estimated_input_tokens=estimated_input_tokens)
+                                          estimated_input_tokens=estimated_input_tokens, light=light,
+                                          conversation=conversation)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         give_up = loop.time() + min(self.unavailable, self.timeout)

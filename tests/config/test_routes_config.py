@@ -64,7 +64,7 @@ def test_aliases_chains_and_rules_resolve() -> None:
 def test_rules_pick_the_target(endpoint: object, body: dict[str, object], headers: dict[str, str],
                                expected: tuple[str, list[str]] | None) -> None:
     router = Router(parse_config(GOOD + "  - match: {model: '*'}\n    to: a\n"))
-    job = parse_job(json.dumps({"messages": [], **body}).encode(), endpoint, router, None, headers)  # type: ignore[arg-type]
+    job = parse_job(json.dumps({"messages": [], **body}).encode(), endpoint, router, headers)  # type: ignore[arg-type]
     targets = [f"{j.route.pool}/{j.route.upstream_model}" for j in (job, *job.fallbacks)]
     if expected is None:
         assert job.via == "routes[3]"
@@ -74,7 +74,7 @@ def test_rules_pick_the_target(endpoint: object, body: dict[str, object], header
 
 def test_a_request_no_rule_and_no_model_serves_is_a_404() -> None:
     with pytest.raises(InputError) as caught:
-        parse_job(b'{"model": "llama"}', CHAT, Router(parse_config(GOOD)), None, {})
+        parse_job(b'{"model": "llama"}', CHAT, Router(parse_config(GOOD)), {})
     assert caught.value.status == 404
 
 

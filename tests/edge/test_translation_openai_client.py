@@ -94,10 +94,12 @@ async def test_untranslatable_requests_are_a_400(stack: Stack, extra: dict[str, 
     assert stack.fake.stats.requests == {}
 
 
-async def test_responses_and_embeddings_cannot_reach_an_anthropic_pool(stack: Stack) -> None:
+async def test_embeddings_cannot_reach_an_anthropic_pool(stack: Stack) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        await stack.openai().responses.create(model=MODEL, input="hi")
-    assert caught.value.code == "untranslatable" and "call /v1/chat/completions instead" in caught.value.message
+        await stack.openai().embeddings.create(model=MODEL, input="hi")
+    assert caught.value.code == "untranslatable" and "whose upstream speaks messages, count_tokens" in (
+        caught.value.message) and "/v1/embeddings cannot be translated" in caught.value.message
+    assert stack.fake.stats.requests == {}
 
 
 async def test_upstream_errors_come_back_in_openai_shape(make_stack: StackFactory) -> None:

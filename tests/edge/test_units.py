@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from multidict import CIMultiDict
 
 from poolgate.config import parse_config
 from poolgate.secrets import scrub_bytes
 from proxy_edge.auth import Authenticator, EdgeConfigError
-from proxy_edge.endpoints import CHAT, MESSAGES, RESPONSES, InputError, parse_job
+from proxy_edge.endpoints import CHAT, MESSAGES, RESPONSES, InputError, parse_job, session_key
 from proxy_edge.errors import ApiShape, error_body, sse_error_event
 from proxy_edge.headers import (
     client_response_headers,
@@ -200,19 +201,33 @@ def test_error_shapes() -> None:
 def test_parse_job_forwards_the_raw_body_unless_it_must_change() -> None:
     router = Router(CONFIG)
     raw = b'{"model": "gpt-4o", "messages": [], "user": "u1"}'
-    job = parse_job(raw, CHAT, router, None)
-    assert job.body is raw and job.session_key == "u1" and not job.stream
-    streamed = parse_job(b'{"model": "gpt-4.1", "stream": true, "stream_options": {"x": 1}}', CHAT, router, "hdr")
+    job = parse_job(raw, CHAT, router)
+    assert job.body is raw and (job.session_key, job.conversation) == ("u1", False) and not job.stream
+    streamed = parse_job(b'{"model": "gpt-4.1", "stream": true, "stream_options": {"x": 1}}', CHAT, router,
+                         {"x-session-id": "hdr"})
     assert json.loads(streamed.body) == {"model": "gpt-4o-mini", "stream": True,
                                          "stream_options": {"x": 1, "include_usage": True}}
     assert streamed.strip_usage and streamed.session_key == "hdr"
     asked = parse_job(b'{"model": "gpt-4o", "stream": true, "stream_options": {"include_usage": true}}',
-                      CHAT, router, None)
+                      CHAT, router)
     assert not asked.strip_usage and asked.body.startswith(b'{"model": "gpt-4o"')
-    responses = parse_job(b'{"model": "gpt-4o", "stream": true, "prompt_cache_key": "p"}', RESPONSES, router, None)
-    assert not responses.strip_usage and responses.session_key == "p"
-    message = parse_job(b'{"model": "claude-x", "metadata": {"user_id": "m"}}', MESSAGES, router, None)
-    assert message.session_key == "m" and message.route.pool == "anthropic"
+    responses = parse_job(b'{"model": "gpt-4o", "stream": true, "prompt_cache_key": "p"}', RESPONSES, router)
+    assert not responses.strip_usage and (responses.session_key, responses.conversation) == ("p", True)
+    message = parse_job(b'{"model": "claude-x", "metadata": {"user_id": "m"}}', MESSAGES, router)
+    assert (message.session_key, message.conversation) == ("m", True) and message.route.pool == "anthropic"
+
+
+@pytest.mark.parametrize(("headers", "body", "expected"), [
+    ({"X-Claude-Code-Session-Id": "cc-1"}, {"metadata": {"user_id": "u"}}, ("cc-1", True)),
+    ({"session-id": "codex-1"}, {"prompt_cache_key": "codex-1"}, ("codex-1", True)),
+    ({"x-session-id": "mine", "session-id": "codex-1"}, {}, ("mine", False)),
+    ({}, {"prompt_cache_key": "k", "user": "u"}, ("k", True)),
+    ({}, {"user": "u"}, ("u", False)),
+    ({}, {}, ("", False)),
+])
+def test_the_session_key_and_whether_it_is_an_agent_conversation(
+        headers: dict[str, str], body: dict[str, object], expected: tuple[str, bool]) -> None:
+    assert session_key(body, CIMultiDict(headers)) == expected
 
 
 @pytest.mark.parametrize(("raw", "status", "code"), [
@@ -221,11 +236,11 @@ def test_parse_job_forwards_the_raw_body_unless_it_must_change() -> None:
     (b'"text"', 400, "invalid_body"),
     (b'{"model": 5}', 400, "missing_model"),
     (b'{"model": "llama"}', 404, "model_not_found"),
-    (b'{"model": "gpt-4o", "messages": [], "top_k": 3}', 400, "untranslatable"),
+    (b'{"model": "gpt-4o", "messages": [], "container": "c"}', 400, "untranslatable"),
 ])
 def test_parse_job_rejects(raw: bytes, status: int, code: str) -> None:
     with pytest.raises(InputError) as caught:
-        parse_job(raw, MESSAGES, Router(CONFIG), None)
+        parse_job(raw, MESSAGES, Router(CONFIG))
     assert (caught.value.status, caught.value.code) == (status, code)
 
 
