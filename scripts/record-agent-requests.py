@@ -124,6 +124,9 @@ log_user_prompt = false
 
 [feedback]
 enabled = false
+
+[features]
+plugins = false
 """
 
 

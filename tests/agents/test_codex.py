@@ -43,9 +43,12 @@ exporter = "none"
 
 [feedback]
 enabled = false
+
+[features]
+plugins = false
 """
-"""``$CODEX_HOME/config.toml``: poolgate as a model provider, analytics, OpenTelemetry export, feedback and the
-update check off."""
+"""``$CODEX_HOME/config.toml``: poolgate as a model provider; analytics, OpenTelemetry export, feedback, the update
+check and plugins off (with plugins on, Codex syncs a plugin catalog from github.com and chatgpt.com at start)."""
 UPSTREAM_PATH = {"openai": "/v1/responses", "chat": "/v1/chat/completions", "claude": "/v1/messages"}
 """pool -> the path its upstream serves Codex's requests on."""
 HOW = {"openai": (CODEX_MODEL, GATEWAY_KEY), "chat": (CODEX_MODEL, CHAT_KEY), "claude": (CLAUDE_MODEL, GATEWAY_KEY)}
