@@ -33,6 +33,8 @@ RUN_SECONDS = 90.0
 """The longest a CLI run may take."""
 AUTH_FAILURE_SECONDS = 20.0
 """A wrong gateway key must end a CLI run within this."""
+TEST_TIMEOUT = RUN_SECONDS + 60
+"""pytest-timeout's limit for these tests: a run, and the stack's start (or the CLIs' install) before it."""
 
 ACCOUNTS = {
     "claude": ("sk-ant-agents-a-0001", "sk-ant-agents-b-0002"),

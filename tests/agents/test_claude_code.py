@@ -15,11 +15,14 @@ from tests.agents.conftest import (
     CHAT_KEY,
     GATEWAY_KEY,
     RUN_SECONDS,
+    TEST_TIMEOUT,
     WRONG_KEY,
     Gateway,
     Run,
     quiet_env,
 )
+
+pytestmark = pytest.mark.timeout(TEST_TIMEOUT)
 
 
 def claude(gateway: Gateway, workdir: Path, *arguments: str, key: str = GATEWAY_KEY,

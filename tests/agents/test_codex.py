@@ -18,11 +18,14 @@ from tests.agents.conftest import (
     CODEX_MODEL,
     GATEWAY_KEY,
     RUN_SECONDS,
+    TEST_TIMEOUT,
     WRONG_KEY,
     Gateway,
     Run,
     quiet_env,
 )
+
+pytestmark = pytest.mark.timeout(TEST_TIMEOUT)
 
 CONFIG = """\
 model = "{model}"
