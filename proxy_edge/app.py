@@ -70,7 +70,8 @@ def create_app(config: Config) -> web.Application:
     app.on_response_prepare.append(inflight.on_response_prepare)
     app.cleanup_ctx.append(_clients)
     for endpoint in (*endpoints.FORWARDED, endpoints.COUNT_TOKENS):
-        app.router.add_post(endpoint.client_path, inflight.guard(handlers.forward_handler(endpoint), endpoint.shape))
+        app.router.add_post(endpoint.client_path, inflight.guard(handlers.forward_handler(endpoint), endpoint.shape,
+                                                                 endpoint is endpoints.RESPONSES))
     app.router.add_get("/v1/models", handlers.list_models)
     app.router.add_get("/v1/models/{model:.+}", handlers.get_model)
     app.router.add_get("/v1/accounts/stats", handlers.account_stats)

@@ -95,8 +95,18 @@ def param_error(param: str | None, message: str, code: str = "invalid_parameter"
     return web.Response(status=status, body=json.dumps(body).encode(), content_type="application/json")
 
 
-def sse_error_event(shape: ApiShape, status: int, message: str, code: str | None = None) -> bytes:
-    """An error as one SSE event: ``event: error`` (Anthropic) or a ``data: {"error": …}`` chunk (OpenAI)."""
+def sse_error_event(shape: ApiShape, status: int, message: str, code: str | None = None,
+                    responses: bool = False) -> bytes:
+    """An error ending a stream: ``event: error`` (Anthropic), a ``data: {"error": …}`` chunk (OpenAI Chat), or for
+    the Responses API (``responses``) an ``error`` event then ``response.failed``, as OpenAI ends a failed response
+    (clients such as Codex CLI wait for ``response.completed`` or ``response.failed``)."""
+    if responses:
+        code = code or _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+        error = json.dumps({"type": "error", "code": code, "message": message, "param": None})
+        failed = json.dumps({"type": "response.failed", "response": {
+            "id": "resp_failed", "object": "response", "status": "failed", "output": [],
+            "error": {"code": code, "message": message}}})
+        return f"event: error\ndata: {error}\n\nevent: response.failed\ndata: {failed}\n\n".encode()
     data = json.dumps(error_body(shape, status, message, code))
     if shape is ApiShape.ANTHROPIC:
         return f"event: error\ndata: {data}\n\n".encode()

@@ -30,10 +30,11 @@ class BodyTimeout(Exception):
 
 
 class _Entry:
-    __slots__ = ("response", "shape")
+    __slots__ = ("response", "responses", "shape")
 
-    def __init__(self, shape: ApiShape) -> None:
+    def __init__(self, shape: ApiShape, responses: bool) -> None:
         self.shape = shape
+        self.responses = responses
         self.response: web.StreamResponse | None = None
 
 
@@ -51,14 +52,14 @@ class InFlight:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    def guard(self, handler: Handler, shape: ApiShape) -> Handler:
+    def guard(self, handler: Handler, shape: ApiShape, responses: bool = False) -> Handler:
         """``handler`` with its body deadline, and known to :meth:`drain`."""
         tasks = self._tasks
 
         async def guarded(request: web.Request) -> web.StreamResponse:
             task = asyncio.current_task()
             assert task is not None
-            entry = _Entry(shape)
+            entry = _Entry(shape, responses)
             tasks[task] = entry
             request[_ENTRY] = entry
             timer = None
@@ -117,7 +118,7 @@ async def _ended(entry: _Entry) -> web.StreamResponse:
     if response is None:
         return error_response(entry.shape, 503, message, SHUTTING_DOWN, {"Retry-After": "1", "Connection": "close"})
     try:
-        await response.write(sse_error_event(entry.shape, 503, message, SHUTTING_DOWN))
+        await response.write(sse_error_event(entry.shape, 503, message, SHUTTING_DOWN, entry.responses))
         await response.write_eof()
     except (ConnectionError, RuntimeError):
         pass

@@ -25,7 +25,7 @@ from proxy_edge.endpoints import Job
 from proxy_edge.errors import ApiShape, error_body, error_body_message, sse_error_event
 from proxy_edge.headers import client_response_headers, rate_limit_headers, retry_after_ms, upstream_request_headers
 from proxy_edge.selector_client import SelectorClient
-from proxy_edge.streaming import StreamInspector, body_usage, error_message, error_status
+from proxy_edge.streaming import StreamInspector, StreamKind, body_usage, error_message, error_status
 
 _EVENT_STREAM = "text/event-stream"
 ACCOUNT_HEADER = "x-poolgate-account"
@@ -305,7 +305,7 @@ class Upstream:
             self._report_later(call, outcome, failed_status, limits, detail)
             await _write_quietly(response, sse_error_event(
                 job.endpoint.shape, 502, f"the upstream stream failed after it started ({detail}); retry the request",
-                "upstream_stream_error"))
+                "upstream_stream_error", responses=job.endpoint.stream_kind is StreamKind.RESPONSES))
         elif inspector.error is not None:
             # The error event itself was passed on to the client (scrubbed); it ends the stream.
             err_status = error_status(inspector.error)

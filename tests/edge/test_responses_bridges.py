@@ -79,3 +79,21 @@ async def test_what_cannot_be_translated_is_a_400_naming_it(target: tuple[Stack,
         await stack.openai().responses.create(model=model, input="hi", previous_response_id="resp_123")
     assert caught.value.code == "untranslatable" and "previous_response_id" in caught.value.message
     assert stack.fake.stats.requests == {}
+
+
+@pytest.mark.parametrize(("pool", "model"), [("openai", "gpt-4o-mini"), ("anthropic", "claude-sonnet-4-6")])
+async def test_a_stream_cut_after_it_started_ends_with_response_failed(make_stack: Any, pool: str,
+                                                                      model: str) -> None:
+    """As OpenAI ends a failed response: an ``error`` event, then ``response.failed`` (Codex waits for one of
+    ``response.completed`` and ``response.failed``)."""
+    stack = await make_stack(**{f"{pool}_accounts": "- {name: cut, key: sk-midstream-0001}"})
+    async with stack.http.post(f"{stack.url}/v1/responses", json={"model": model, "input": "hi", "stream": True},
+                               headers={"Authorization": "Bearer test-edge-key-0001"}) as response:
+        assert response.status == 200
+        text = (await response.read()).decode()
+    events = [block.split("\n") for block in text.strip().split("\n\n")]
+    names = [lines[0].removeprefix("event: ") for lines in events]
+    assert names[-2:] == ["error", "response.failed"]
+    failed = json.loads(events[-1][1].removeprefix("data: "))
+    assert failed["response"]["status"] == "failed"
+    assert failed["response"]["error"]["code"] == "upstream_stream_error"
