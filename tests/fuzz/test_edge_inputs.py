@@ -116,7 +116,7 @@ def assert_api_error(path: str, response: Answer) -> None:
         body: Any = json.loads(response.content)
     except ValueError:
         pytest.fail(f"{path} answered {response.status_code} with a body that is not JSON: {response.text[:300]!r}")
-    if path == "/v1/messages":
+    if path.startswith("/v1/messages"):
         assert body.get("type") == "error", body
         assert isinstance(body["error"]["type"], str) and isinstance(body["error"]["message"], str), body
     else:
@@ -139,7 +139,8 @@ def test_every_forwarded_endpoint_is_fuzzed(background_stack: BackgroundStack) -
     assert routes(background_stack, "POST") == sorted(FORWARDED_PATHS)
 
 
-FORWARDED_PATHS = ["/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/messages"]
+FORWARDED_PATHS = ["/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/messages",
+                   "/v1/messages/count_tokens"]
 
 
 @pytest.mark.parametrize("path", FORWARDED_PATHS)
