@@ -74,16 +74,20 @@ def request(body: dict[str, Any], dropped: list[str] | None = None) -> dict[str,
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
     if body.get("tools"):
-        out["tools"] = [_tool(tool, f"tools[{i}]") for i, tool in enumerate(body["tools"])]
+        out["tools"] = [function_tool(tool, f"tools[{i}]") for i, tool in enumerate(body["tools"])]
         if any(isinstance(tool, dict) and "defer_loading" in tool for tool in body["tools"]):
             left_out.append("tools[].defer_loading")  # every tool is offered in full
     if body.get("tool_choice") is not None:
-        out.update(_tool_choice(body["tool_choice"]))
+        out.update(tool_choice(body["tool_choice"]))
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
         out["user"] = metadata["user_id"]
-    _reasoning(body, out, left_out)
-    _output_config(body.get("output_config"), out, left_out)
+    effort = reasoning_effort(body, left_out)
+    if effort is not None:
+        out["reasoning_effort"] = effort
+    fmt = output_format(body.get("output_config"))
+    if fmt is not None:
+        out["response_format"] = {"type": "json_schema", "json_schema": fmt}
     if body.get("service_tier") not in (None, "auto"):
         raise TranslationError("service_tier: only 'auto' can be translated for OpenAI-format pools; remove it")
     if dropped is not None:
@@ -91,9 +95,10 @@ def request(body: dict[str, Any], dropped: list[str] | None = None) -> dict[str,
     return out
 
 
-def _reasoning(body: dict[str, Any], out: dict[str, Any], left_out: list[str]) -> None:
-    """``thinking`` (and ``output_config.effort``) as ``reasoning_effort`` where the model takes it, else left out:
-    the OpenAI model answers without Anthropic's visible thinking either way."""
+def reasoning_effort(body: dict[str, Any], left_out: list[str]) -> str | None:
+    """The OpenAI reasoning effort (low, medium or high) for ``thinking`` and ``output_config.effort`` where the
+    model takes one (:data:`EFFORT_MODEL`), else None and what is left out appended to ``left_out``: the OpenAI
+    model answers without Anthropic's visible thinking either way."""
     thinking = body.get("thinking")
     kind = thinking.get("type") if isinstance(thinking, dict) else None
     if thinking is not None and kind not in ("enabled", "adaptive", "disabled"):
@@ -116,18 +121,19 @@ def _reasoning(body: dict[str, Any], out: dict[str, Any], left_out: list[str]) -
         else:
             wanted = "medium"
     if wanted is not None and takes_effort:
-        out["reasoning_effort"] = wanted
-    elif thinking is not None and kind != "disabled":
+        return wanted
+    if thinking is not None and kind != "disabled":
         left_out.append("thinking")
-    if effort is not None and not (wanted is not None and takes_effort):
+    if effort is not None:
         left_out.append("output_config.effort")
+    return None
 
 
-def _output_config(config: Any, out: dict[str, Any], left_out: list[str]) -> None:
-    """``output_config.format`` (structured output) as ``response_format``; ``effort`` is read by
-    :func:`_reasoning`; other keys are refused."""
+def output_format(config: Any) -> dict[str, Any] | None:
+    """``output_config.format`` (structured output) as OpenAI's JSON schema format (``name``, ``schema``,
+    ``strict``), None without one; ``effort`` is read by :func:`reasoning_effort`; other keys are refused."""
     if config is None:
-        return
+        return None
     if not isinstance(config, dict):
         raise TranslationError("output_config: must be an object")
     unknown = sorted(key for key in config if key not in ("effort", "format"))
@@ -136,11 +142,9 @@ def _output_config(config: Any, out: dict[str, Any], left_out: list[str]) -> Non
                                "and format can); remove it, or use a model served by an Anthropic-format pool")
     fmt = config.get("format")
     if fmt is None:
-        return
+        return None
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
-        out["response_format"] = {"type": "json_schema", "json_schema": {
-            "name": str(fmt.get("name") or "output"), "schema": fmt["schema"], "strict": True}}
-        return
+        return {"name": str(fmt.get("name") or "output"), "schema": fmt["schema"], "strict": True}
     raise TranslationError("output_config.format: only {\"type\": \"json_schema\", \"schema\": {...}} can be "
                            "translated for OpenAI-format pools")
 
@@ -173,7 +177,7 @@ def _message(message: Any, where: str, left_out: list[str]) -> list[dict[str, An
         elif kind == "image":
             parts.append(image_to_openai(block.get("source"), at))
         else:
-            raise _block_error(kind, at)
+            raise block_error(kind, at)
     # Tool results answer the previous assistant turn, so they come first (Anthropic asks the same of clients).
     return tool_messages + ([{"role": "user", "content": parts}] if parts else [])
 
@@ -192,7 +196,7 @@ def _assistant(content: list[Any], where: str, left_out: list[str]) -> dict[str,
             calls.append({"id": block.get("id"), "type": "function",
                           "function": {"name": block.get("name"), "arguments": input_to_arguments(block.get("input"))}})
         else:
-            raise _block_error(kind, at)
+            raise block_error(kind, at)
     out: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
     if calls:
         out["tool_calls"] = calls
@@ -213,7 +217,8 @@ def _tool_result(block: dict[str, Any], where: str) -> dict[str, Any]:
     return {"role": "tool", "tool_call_id": block.get("tool_use_id"), "content": out_content}
 
 
-def _block_error(kind: Any, where: str) -> TranslationError:
+def block_error(kind: Any, where: str) -> TranslationError:
+    """The refusal of a content block of type ``kind`` that has no OpenAI counterpart."""
     if kind in ("thinking", "redacted_thinking"):
         return TranslationError(f"{where}: thinking blocks cannot be translated for OpenAI-format pools; turn "
                                 "extended thinking off, or use a model served by an Anthropic-format pool")
@@ -227,7 +232,8 @@ def _block_error(kind: Any, where: str) -> TranslationError:
                             "pools (text, image, tool_use and tool_result can)")
 
 
-def _tool(tool: Any, where: str) -> dict[str, Any]:
+def function_tool(tool: Any, where: str) -> dict[str, Any]:
+    """An Anthropic tool as a Chat Completions function tool (server tools are refused)."""
     if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
         raise TranslationError(f"{where}: must be an object with a name")
     if tool.get("type") not in (None, "custom"):
@@ -240,7 +246,9 @@ def _tool(tool: Any, where: str) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
-def _tool_choice(choice: Any) -> dict[str, Any]:
+def tool_choice(choice: Any) -> dict[str, Any]:
+    """Anthropic's ``tool_choice`` as Chat's ``tool_choice`` and, for ``disable_parallel_tool_use``,
+    ``parallel_tool_calls``."""
     if not isinstance(choice, dict):
         raise TranslationError("tool_choice: must be an object such as {\"type\": \"auto\"}")
     kind = choice.get("type")

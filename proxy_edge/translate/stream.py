@@ -23,7 +23,8 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-def _anthropic_event(name: str, data: dict[str, Any]) -> bytes:
+def anthropic_event(name: str, data: dict[str, Any]) -> bytes:
+    """One Anthropic SSE event (``type`` is the event's name)."""
     return f"event: {name}\ndata: {_dumps({'type': name, **data})}\n\n".encode()
 
 
@@ -91,7 +92,7 @@ class OpenAIToAnthropicStream:
 
     def _start(self, chunk: dict[str, Any]) -> list[bytes]:
         self._started = True
-        return [_anthropic_event("message_start", {"message": {
+        return [anthropic_event("message_start", {"message": {
             "id": chunk.get("id") or "msg_translated", "type": "message", "role": "assistant",
             "model": chunk.get("model") or "", "content": [], "stop_reason": None, "stop_sequence": None,
             "usage": {"input_tokens": 0, "output_tokens": 0}}})]
@@ -100,13 +101,13 @@ class OpenAIToAnthropicStream:
         if self._open is None:
             return []
         index, self._open = self._open, None
-        return [_anthropic_event("content_block_stop", {"index": index})]
+        return [anthropic_event("content_block_stop", {"index": index})]
 
     def _open_block(self, kind: str, block: dict[str, Any]) -> list[bytes]:
         out = self._close()
         self._open, self._open_kind = self._blocks, kind
         self._blocks += 1
-        return [*out, _anthropic_event("content_block_start", {"index": self._open, "content_block": block})]
+        return [*out, anthropic_event("content_block_start", {"index": self._open, "content_block": block})]
 
     def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
         out = [] if self._started else self._start(chunk)
@@ -120,7 +121,7 @@ class OpenAIToAnthropicStream:
             if text:
                 if self._open_kind != "text" or self._open is None:
                     out += self._open_block("text", {"type": "text", "text": ""})
-                out.append(_anthropic_event("content_block_delta", {
+                out.append(anthropic_event("content_block_delta", {
                     "index": self._open, "delta": {"type": "text_delta", "text": text}}))
             for call in delta.get("tool_calls") or []:
                 out += self._tool_delta(call)
@@ -139,7 +140,7 @@ class OpenAIToAnthropicStream:
             index = self._tools[position] = self._open  # type: ignore[assignment]
         arguments = function.get("arguments")
         if arguments:
-            out.append(_anthropic_event("content_block_delta", {
+            out.append(anthropic_event("content_block_delta", {
                 "index": index, "delta": {"type": "input_json_delta", "partial_json": arguments}}))
         return out
 
@@ -147,11 +148,11 @@ class OpenAIToAnthropicStream:
         out = [] if self._started else self._start({})
         out += self._close()
         usage = openai_to_anthropic.usage(self._usage)
-        out.append(_anthropic_event("message_delta", {
+        out.append(anthropic_event("message_delta", {
             "delta": {"stop_reason": stop_reason(self._finish) or "end_turn", "stop_sequence": None},
             "usage": {"input_tokens": usage["input_tokens"], "output_tokens": usage["output_tokens"],
                       "cache_read_input_tokens": usage["cache_read_input_tokens"]}}))
-        out.append(_anthropic_event("message_stop", {}))
+        out.append(anthropic_event("message_stop", {}))
         self.done = True
         return out
 
