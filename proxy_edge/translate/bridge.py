@@ -1,7 +1,8 @@
 """One translated exchange: the request body on the way out, and the response, stream or error on the way back.
 
 Exchanges are keyed by API names: ``chat`` (OpenAI Chat Completions), ``responses`` (OpenAI Responses) and
-``messages`` (Anthropic Messages). Translated: chat <-> messages, responses -> messages and responses -> chat.
+``messages`` (Anthropic Messages). Translated: chat <-> messages, responses -> messages, responses -> chat and
+messages -> responses.
 The pool format names ``openai`` and ``anthropic`` are still accepted for ``chat`` and ``messages``, the API each
 format's pools speak natively.
 
@@ -20,10 +21,12 @@ from proxy_edge.translate import (
     TranslationError,
     anthropic_to_openai,
     errors,
+    messages_to_responses,
     openai_to_anthropic,
     responses_to_anthropic,
     responses_to_chat,
 )
+from proxy_edge.translate.messages_stream import ResponsesToAnthropicStream
 from proxy_edge.translate.responses_out import ResponsesContext
 from proxy_edge.translate.responses_stream import AnthropicToResponsesStream, ChatToResponsesStream
 from proxy_edge.translate.stream import AnthropicToOpenAIStream, OpenAIToAnthropicStream
@@ -34,7 +37,7 @@ DROPPED_HEADER = "x-poolgate-dropped"
 """Response header naming the request fields the translation left out (comma-separated)."""
 
 StreamTranslator = (OpenAIToAnthropicStream | AnthropicToOpenAIStream | AnthropicToResponsesStream
-                    | ChatToResponsesStream)
+                    | ChatToResponsesStream | ResponsesToAnthropicStream)
 """Every incremental translator: ``feed(bytes) -> bytes`` and ``done``."""
 
 
@@ -91,6 +94,8 @@ class Translation:
             return responses_to_anthropic.response(data, self._context())
         if pair == ("responses", "chat"):
             return responses_to_chat.response(data, self._context())
+        if pair == ("messages", "responses"):
+            return messages_to_responses.response(data)
         raise TranslationError(f"no translation of {self.upstream} answers for {self.client} clients")
 
     def error(self, status: int, body: bytes) -> bytes:
@@ -108,6 +113,8 @@ class Translation:
             return AnthropicToResponsesStream(self._context())
         if pair == ("responses", "chat"):
             return ChatToResponsesStream(self._context())
+        if pair == ("messages", "responses"):
+            return ResponsesToAnthropicStream()
         raise TranslationError(f"no translation of {self.upstream} streams for {self.client} clients")
 
 
@@ -117,9 +124,10 @@ def translate_request(client: str, upstream: str, data: dict[str, Any]) -> tuple
     ``client`` and ``upstream`` are API names ("chat", "responses", "messages").
     """
     pair = (api_name(client), api_name(upstream))
-    if pair == ("messages", "chat"):
+    if pair in (("messages", "chat"), ("messages", "responses")):
         dropped: list[str] = []
-        body = anthropic_to_openai.request(data, dropped)
+        module = anthropic_to_openai if pair[1] == "chat" else messages_to_responses
+        body = module.request(data, dropped)
         return body, Translation(*pair, dropped=tuple(dropped))
     if pair == ("chat", "messages"):
         options = data.get("stream_options")
