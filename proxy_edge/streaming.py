@@ -85,6 +85,31 @@ def error_status(error: Any) -> int:
     return 500
 
 
+MAX_ERROR_FIELD = 100
+
+
+def error_kind(error: Any) -> tuple[str, str]:
+    """The provider's error type and code of an error object (OpenAI ``type``/``code``, Anthropic ``type``, Gemini
+    ``status``), for the selector's error classes; empty strings when absent."""
+    if not isinstance(error, dict):
+        return "", ""
+    kind = error.get("type") or error.get("status")
+    code = error.get("code")
+    return (str(kind)[:MAX_ERROR_FIELD] if isinstance(kind, str) else "",
+            str(code)[:MAX_ERROR_FIELD] if isinstance(code, str) else "")
+
+
+def body_error(data: Any) -> Any:
+    """The error object of a parsed error body: ``{"error": {...}}`` (OpenAI, Anthropic inside ``type: error``),
+    or Gemini's ``[{"error": {...}}]``; None when there is none."""
+    if isinstance(data, list) and data:
+        data = data[0]
+    if isinstance(data, dict):
+        error = data.get("error")
+        return error if isinstance(error, dict) else None
+    return None
+
+
 def error_message(error: Any) -> str:
     """The message of an error object, shortened for logs and outcome reports."""
     if isinstance(error, dict):

@@ -11,6 +11,7 @@ import asyncio
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -25,7 +26,15 @@ from proxy_edge.endpoints import Job
 from proxy_edge.errors import ApiShape, error_body, error_body_message, sse_error_event
 from proxy_edge.headers import client_response_headers, rate_limit_headers, retry_after_ms, upstream_request_headers
 from proxy_edge.selector_client import SelectorClient
-from proxy_edge.streaming import StreamInspector, StreamKind, body_usage, error_message, error_status
+from proxy_edge.streaming import (
+    StreamInspector,
+    StreamKind,
+    body_error,
+    body_usage,
+    error_kind,
+    error_message,
+    error_status,
+)
 
 _EVENT_STREAM = "text/event-stream"
 ACCOUNT_HEADER = "x-poolgate-account"
@@ -201,6 +210,7 @@ class Upstream:
         body = call.scrub(body)
         outcome = oc.outcome_for_status(status)
         message = upstream_message(body, status)
+        call.report.error_type, call.report.error_code = error_kind(body_error(_parse(body)))
         failure = await self._fail(call, outcome, status, limits, message)
         failure.headers = client_response_headers(upstream.headers.items())
         if cut:
@@ -309,6 +319,7 @@ class Upstream:
         elif inspector.error is not None:
             # The error event itself was passed on to the client (scrubbed); it ends the stream.
             err_status = error_status(inspector.error)
+            report.error_type, report.error_code = error_kind(inspector.error)
             self._report_later(call, oc.outcome_for_status(err_status), err_status, limits,
                                error_message(inspector.error))
         else:
@@ -321,6 +332,7 @@ class Upstream:
     ) -> Failure:
         err_status = error_status(inspector.error)
         message = call.scrubber().text(error_message(inspector.error))
+        call.report.error_type, call.report.error_code = error_kind(inspector.error)
         failure = await self._fail(call, oc.outcome_for_status(err_status), err_status, limits,
                                    f"error event: {message}")
         failure.body = json.dumps(error_body(job.endpoint.shape, err_status, message)).encode()
@@ -447,12 +459,18 @@ def _upstream_shape(job: Job) -> ApiShape:
     return ApiShape.ANTHROPIC if job.upstream.pool_format == "anthropic" else ApiShape.OPENAI
 
 
-def upstream_message(body: bytes, status: int) -> str:
-    """The upstream's error message from an OpenAI- or Anthropic-shaped body (for logs and the selector)."""
+def _parse(body: bytes) -> Any:
     try:
-        data = json.loads(body)
+        return json.loads(body)
     except ValueError:
-        data = None
+        return None
+
+
+def upstream_message(body: bytes, status: int) -> str:
+    """The upstream's error message from an OpenAI-, Anthropic- or Gemini-shaped body (for logs and the selector)."""
+    data = _parse(body)
+    if isinstance(data, list) and data:
+        data = data[0]
     message = error_body_message(data)
     if message is not None:
         return f"{status} {message}"[:300]

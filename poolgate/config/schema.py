@@ -63,6 +63,54 @@ class CircuitSettings(_Section):
     max_cooldown: Duration = 600.0
 
 
+ErrorClassName = Literal["rate_limited", "quota_exhausted", "auth", "overloaded", "request_error", "server_error",
+                         "network", "timeout"]
+RESTING_CLASSES = ("rate_limited", "quota_exhausted")
+
+
+class ClassifyMatch(_Section):
+    """What an upstream error must have for a ``classify:`` rule to apply (every field given must match)."""
+
+    status: int | list[int] | None = None
+    type: str = ""
+    """The provider's error type (OpenAI ``error.type``, Anthropic ``error.type``, Gemini ``error.status``)."""
+    code: str = ""
+    message: str = ""
+    """A part of the error message (case does not matter)."""
+
+    @model_validator(mode="after")
+    def _something(self) -> ClassifyMatch:
+        if self.status is None and not (self.type or self.code or self.message):
+            raise ValueError("match needs at least one of status, type, code, message")
+        for status in self.statuses:
+            if not 400 <= status <= 599:
+                raise ValueError(f"status must be an HTTP error status (400 to 599), got {status}")
+        return self
+
+    @property
+    def statuses(self) -> list[int]:
+        if self.status is None:
+            return []
+        return self.status if isinstance(self.status, list) else [self.status]
+
+
+class ClassifyRule(_Section):
+    """Upstream errors matching ``match`` are of class ``class`` (``rest``: how long the account rests, for
+    rate_limited and quota_exhausted)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    match: ClassifyMatch
+    error_class: ErrorClassName = Field(alias="class")
+    rest: Duration | None = None
+
+    @model_validator(mode="after")
+    def _rest_rests(self) -> ClassifyRule:
+        if self.rest is not None and self.error_class not in RESTING_CLASSES:
+            raise ValueError(f"rest applies only to the classes {' and '.join(RESTING_CLASSES)}, not "
+                             f"{self.error_class}")
+        return self
+
+
 class FailoverSettings(_Section):
     """What the edge retries on another account, and how often."""
 
@@ -107,6 +155,10 @@ class PoolSettings(_Section):
     probe_timeout: Duration = 30.0
     """A probe not answered within this time (a long non-stream generation, or an edge that died holding it) gives
     up its slot, and the account admits another probe."""
+    classify: list[ClassifyRule] = Field(default_factory=list)
+    """Rules for upstream errors, tried before the built-in table (docs/health.md)."""
+    quota_rest: Duration = 3600.0
+    """How long an account out of quota rests when the upstream does not say when its quota comes back."""
     slow_start: int = Field(default=0, ge=0, le=1_000_000)
     """0: a probe's success opens the account fully. N: it then takes 2, 4, 8 … leases in flight, doubling per
     success, until the step passes N."""

@@ -136,7 +136,7 @@ class Lease(_message.Message):
     def __init__(self, lease_id: _Optional[str] = ..., account_id: _Optional[str] = ..., account_name: _Optional[str] = ..., pool: _Optional[str] = ..., base_url: _Optional[str] = ..., credential: _Optional[_Union[Header, _Mapping]] = ..., extra_headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., format: _Optional[_Union[ApiFormat, str]] = ..., probe: _Optional[bool] = ...) -> None: ...
 
 class ReportOutcomeRequest(_message.Message):
-    __slots__ = ("lease_id", "outcome", "http_status", "retry_after_ms", "latency_ms", "time_to_first_token_ms", "input_tokens", "output_tokens", "rate_limit_headers", "detail", "early")
+    __slots__ = ("lease_id", "outcome", "http_status", "retry_after_ms", "latency_ms", "time_to_first_token_ms", "input_tokens", "output_tokens", "rate_limit_headers", "detail", "early", "error_type", "error_code")
     class RateLimitHeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -155,6 +155,8 @@ class ReportOutcomeRequest(_message.Message):
     RATE_LIMIT_HEADERS_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     EARLY_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     lease_id: str
     outcome: Outcome
     http_status: int
@@ -166,7 +168,9 @@ class ReportOutcomeRequest(_message.Message):
     rate_limit_headers: _containers.ScalarMap[str, str]
     detail: str
     early: bool
-    def __init__(self, lease_id: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., http_status: _Optional[int] = ..., retry_after_ms: _Optional[int] = ..., latency_ms: _Optional[int] = ..., time_to_first_token_ms: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., rate_limit_headers: _Optional[_Mapping[str, str]] = ..., detail: _Optional[str] = ..., early: _Optional[bool] = ...) -> None: ...
+    error_type: str
+    error_code: str
+    def __init__(self, lease_id: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., http_status: _Optional[int] = ..., retry_after_ms: _Optional[int] = ..., latency_ms: _Optional[int] = ..., time_to_first_token_ms: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., rate_limit_headers: _Optional[_Mapping[str, str]] = ..., detail: _Optional[str] = ..., early: _Optional[bool] = ..., error_type: _Optional[str] = ..., error_code: _Optional[str] = ...) -> None: ...
 
 class ReportOutcomeResponse(_message.Message):
     __slots__ = ("recorded", "detail", "account_state")

@@ -38,6 +38,7 @@ PROBE_REASONS = {
     Probing.RESTORED: pb.PROBE_REASON_RESTORED,
     Probing.NEW_CREDENTIAL: pb.PROBE_REASON_NEW_CREDENTIAL,
 }
+MAX_ERROR_FIELD = 100
 FORMATS = {"openai": pb.API_FORMAT_OPENAI, "anthropic": pb.API_FORMAT_ANTHROPIC}
 
 
@@ -67,6 +68,8 @@ def outcome_report(message: pb.ReportOutcomeRequest, outcome: Outcome) -> Outcom
         rate_limit_headers={k.lower(): v for k, v in message.rate_limit_headers.items()},
         detail=message.detail,
         early=message.early,
+        error_type=message.error_type[:MAX_ERROR_FIELD],
+        error_code=message.error_code[:MAX_ERROR_FIELD],
     )
 
 

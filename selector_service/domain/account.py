@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from poolgate.config import AccountConfig, PoolConfig, redact
@@ -20,6 +20,7 @@ from poolgate.rate_limit_times import parse_retry_after
 from poolgate.secrets import scrub_text
 from selector_service.domain.admission import Admission, Probing
 from selector_service.domain.backoff import circuit_cooldown, rate_limit_cooldown
+from selector_service.domain.classify import ErrorClass, Rule, classify
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
 from selector_service.domain.ratelimits import RateLimitSnapshot, parse_headers
 from selector_service.domain.state import PersistedState, StateChange
@@ -328,14 +329,15 @@ class Account:
 
     def apply(
         self, report: OutcomeReport, epoch: int, granted_at: float, now: float, pool: PoolConfig, rng: random.Random,
-        renew: Callable[[], bool] | None = None,
+        renew: Callable[[], bool] | None = None, rules: Sequence[Rule] = (),
     ) -> StateChange:
         """Apply an attempt's outcome to this account; return what must be persisted (maybe nothing).
 
         ``epoch`` is the admission epoch the lease was granted in: a lease granted before the account's health last
         changed counts in the totals, but neither steps a backoff or a circuit again nor vouches for the account.
         ``renew`` is asked when the upstream rejected the credential: it starts a refresh and returns True when the
-        credential can be renewed, and the account then waits for the new one instead of being disabled."""
+        credential can be renewed, and the account then waits for the new one instead of being disabled.
+        ``rules`` are the pool's ``classify:`` rules (:mod:`.classify`)."""
         change = StateChange(self.account_id)
         outcome = report.outcome
         self._learn_limits(report, now)
@@ -345,7 +347,8 @@ class Account:
             self.windows["input_tokens"].add(now, report.input_tokens)
         if "output_tokens" in self.windows:
             self.windows["output_tokens"].add(now, report.output_tokens)
-        if outcome in (Outcome.CANCELLED, Outcome.CLIENT_ERROR):
+        error_class, rest = classify(report, rules)
+        if outcome is Outcome.CANCELLED or error_class is ErrorClass.REQUEST_ERROR:
             return change  # not the account's fault: health unchanged
         failed = outcome is not Outcome.SUCCESS
         # The share of recent outcomes that failed: a plain average of the first 1/EWMA_ALPHA outcomes (so 3
@@ -355,11 +358,13 @@ class Account:
         fresh = self.admission.fresh(epoch)
         if outcome is Outcome.SUCCESS:
             self._succeeded(report, fresh, epoch, granted_at, change)
-        elif outcome is Outcome.RATE_LIMITED:
-            self._rate_limited(report, fresh, now, pool, rng, change)
-        elif outcome is Outcome.AUTH_FAILED:
+        elif error_class is ErrorClass.RATE_LIMITED:
+            self._rate_limited(report, fresh, now, pool, rng, change, rest)
+        elif error_class is ErrorClass.QUOTA_EXHAUSTED:
+            self._out_of_quota(report, fresh, now, pool, change, rest)
+        elif error_class is ErrorClass.AUTH:
             self._auth_failed(report, fresh, granted_at, change, renew)
-        else:
+        else:  # server errors, network errors, timeouts, an overloaded provider: the circuit breaker's
             self._failed(fresh, now, pool, change)
         return change
 
@@ -404,13 +409,11 @@ class Account:
 
     def _rate_limited(
         self, report: OutcomeReport, fresh: bool, now: float, pool: PoolConfig, rng: random.Random,
-        change: StateChange,
+        change: StateChange, rest: float | None = None,
     ) -> None:
         self.rate_limited_total += 1
         change.rate_limited_delta = 1
-        retry_after = report.retry_after_ms / 1000.0 if report.retry_after_ms > 0 else None
-        if retry_after is None and report.rate_limit_headers:
-            retry_after = parse_retry_after(report.rate_limit_headers, now)
+        retry_after = rest if rest is not None else _retry_after(report, now)
         if not fresh and retry_after is None:
             return  # the same piece of news as the 429 that already rested the account: one step, not another
         if fresh:
@@ -423,6 +426,28 @@ class Account:
             status = report.http_status or 429
             self.cooldown_until = until
             self.cooldown_reason = f"rate limited ({status}), cooling {seconds:.0f} s"
+            change.extend_cooldown_until = until
+            change.cooldown_reason = self.cooldown_reason
+        if fresh:
+            self.admission.distrust(Probing.AFTER_COOLDOWN)
+
+    def _out_of_quota(
+        self, report: OutcomeReport, fresh: bool, now: float, pool: PoolConfig, change: StateChange,
+        rest: float | None,
+    ) -> None:
+        """Out of credit or of a plan's window: no backoff from one second, which would call an empty account again
+        and again, but one rest until the quota's reset (when the upstream says it), else the rule's or the pool's
+        ``quota_rest``; then one probe."""
+        self.rate_limited_total += 1
+        change.rate_limited_delta = 1
+        said = _retry_after(report, now)
+        seconds = rest if rest is not None else said if said is not None else pool.quota_rest
+        seconds = min(max(0.0, seconds), MAX_QUOTA_REST)
+        until = now + seconds
+        if until > self.cooldown_until:
+            kind = report.error_code or report.error_type or str(report.http_status or "")
+            self.cooldown_until = until
+            self.cooldown_reason = f"out of quota ({kind}), resting {seconds:.0f} s"
             change.extend_cooldown_until = until
             change.cooldown_reason = self.cooldown_reason
         if fresh:
@@ -497,3 +522,16 @@ class Account:
         self.awaiting_refresh = self.rejection_refreshed = False
         change.disabled, change.disabled_reason = False, ""
         return change
+
+
+MAX_QUOTA_REST = 31 * 86400.0
+"""The longest an account out of quota rests on the upstream's word (a monthly plan's reset)."""
+
+
+def _retry_after(report: OutcomeReport, now: float) -> float | None:
+    """Seconds until the upstream says to try again (its retry-after, as the report or the headers carry it)."""
+    if report.retry_after_ms > 0:
+        return report.retry_after_ms / 1000.0
+    if report.rate_limit_headers:
+        return parse_retry_after(report.rate_limit_headers, now)
+    return None

@@ -47,6 +47,9 @@ class OutcomeReport:
     detail: str = ""
     early: bool = False
     """The upstream's answer status as soon as its headers arrived; the lease stays held until the final report."""
+    error_type: str = ""
+    """The provider's error type (``insufficient_quota``, ``overloaded_error``, ``RESOURCE_EXHAUSTED``), if any."""
+    error_code: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from poolgate.config import PoolConfig
 from selector_service.domain.account import NEVER, Account
+from selector_service.domain.classify import pool_rules
 from selector_service.domain.outcomes import AccountState
 from selector_service.domain.tiers import CandidateView, Tier
 from selector_service.plugin.types import SelectionRequest, Strategy
@@ -57,6 +58,7 @@ class Pool:
         self.name = name
         self.config = config
         self.strategy = strategy
+        self.rules = pool_rules(config)
         self.generation = 0
         self._wakeups: list[tuple[float, int, Account]] = []
         self._seq = itertools.count()
@@ -94,6 +96,7 @@ class Pool:
         before = self.accounts
         self.config = config
         self.strategy = strategy
+        self.rules = pool_rules(config)
         self.generation += 1
         self._index(kept)  # availability is derived by the caller's refresh, once saved health is restored
         removed = [a for a in before.values() if self.accounts.get(a.account_id) is not a]

@@ -220,7 +220,7 @@ class SelectorCore:
             renew = partial(self.on_credential_rejected, account)
         # A lease whose 2xx answer was reported early has vouched for the account already: not a second step.
         epoch = NO_EPOCH if lease.answered and report.outcome is Outcome.SUCCESS else lease.epoch
-        change = account.apply(report, epoch, lease.granted_at, now, pool.config, self._rng, renew)
+        change = account.apply(report, epoch, lease.granted_at, now, pool.config, self._rng, renew, pool.rules)
         if self.usage is not None:
             self.usage.record(UsageRecord(
                 now, account.pool, account.account_id, account.name, lease.model, report.outcome.value,
