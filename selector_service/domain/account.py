@@ -262,6 +262,11 @@ class Account:
             fraction = min(fraction, max(0.0, 1.0 - window.total / window.limit))
         return fraction
 
+    @property
+    def window_reset_at(self) -> float:
+        """The soonest reset of a learned window that is partly used (0.0 when none is known)."""
+        return self.limits.soonest_reset(0.0) if self.limits is not None else 0.0
+
     def state(self, now: float) -> tuple[AccountState, str]:
         """The state shown to operators, with the reason when not healthy."""
         if self.disabled:

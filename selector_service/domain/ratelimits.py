@@ -50,6 +50,11 @@ class RateLimitSnapshot:
                 rises_at = min(rises_at, limit.reset_at)
         return rises_at
 
+    def soonest_reset(self, now: float) -> float:
+        """The earliest reset still to come of a limit that is partly used (0.0 when none is)."""
+        resets = [lim.reset_at for lim in self.limits.values() if lim.reset_at > now and lim.remaining < lim.limit]
+        return min(resets) if resets else 0.0
+
     def fraction(self) -> float:
         """Share of quota left on the tightest limit, 0..1 (1.0 when nothing is known)."""
         fractions = [lim.remaining / lim.limit for lim in self.limits.values() if lim.limit > 0]

@@ -39,6 +39,10 @@ class AccountView(Protocol):
         Kept current by the pool: quota use older than a minute, and learned limits past their reset time, stop
         counting within a second even on an account that serves nothing."""
     @property
+    def window_reset_at(self) -> float:
+        """When the soonest learned rate-limit or quota window that is partly used resets (epoch seconds); 0.0 when
+        none is known. Capacity that refreshes soon is worth spending first."""
+    @property
     def recent_latency_ms(self) -> float:
         """Exponentially weighted latency of recent successes; 0.0 before the first."""
     @property

@@ -27,6 +27,7 @@ class FakeAccount:
     max_concurrency: int = 0
     headroom: float = 1.0
     recent_latency_ms: float = 0.0
+    window_reset_at: float = 0.0
     error_rate: float = 0.0
     requests_total: int = 0
 

@@ -63,7 +63,7 @@ def test_unknown_strategy_lists_the_installed_ones(tmp_path: Path, capsys: pytes
     assert main(["check", str(path)]) == 1
     err = capsys.readouterr().err
     assert "pools.openai.strategy: unknown strategy 'fastest'; installed strategies:" in err
-    for name in ("fill_first", "least_loaded", "p2c", "random", "round_robin", "weighted", "zenith"):
+    for name in ("fill_first", "least_loaded", "p2c", "random", "reset_soonest", "round_robin", "weighted", "zenith"):
         assert name in err
 
 

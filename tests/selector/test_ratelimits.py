@@ -39,3 +39,15 @@ def test_anthropic_headers_keep_input_and_output_apart() -> None:
 def test_no_headers_means_nothing_known() -> None:
     snapshot = parse_headers({"content-type": "application/json"}, NOW)
     assert snapshot.limits == {} and snapshot.fraction() == 1.0
+
+
+def test_the_soonest_reset_of_a_window_in_use() -> None:
+    now = 1_800_000_000.0
+    snapshot = parse_headers({
+        "anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "49",
+        "anthropic-ratelimit-requests-reset": "2027-01-15T08:00:30Z",
+        "anthropic-ratelimit-input-tokens-limit": "1000", "anthropic-ratelimit-input-tokens-remaining": "1000",
+        "anthropic-ratelimit-input-tokens-reset": "2027-01-15T08:00:10Z"}, now)
+    # The input-token window is full: nothing is used up that its reset would give back.
+    assert snapshot.soonest_reset(now) == now + 30  # 1_800_000_000 is 2027-01-15T08:00:00Z
+    assert parse_headers({}, now).soonest_reset(now) == 0.0
