@@ -25,16 +25,35 @@ key (on every endpoint but the model list):
 - ``jsonstream``: a stream request answered with the non-stream JSON body (``application/json``)
 - ``chatonly``: ``/v1/responses`` answers 404, as an upstream without the Responses API (Gemini's OpenAI endpoint)
 - ``flaky``: at random, 10 % rate limited (429, ``retry-after: 1``), 2 % server errors (500), the rest served
+- ``nocredit``: out of credit, not a passing limit: OpenAI's 429 ``insufficient_quota``; Anthropic's 400
+  ``invalid_request_error`` "Your credit balance is too low …"
+- ``contextlimit``: the prompt is too long for the model, the client's fault: OpenAI's 400
+  ``context_length_exceeded`` (param ``messages``; ``input`` on ``/v1/responses``); Anthropic's 400 "prompt is too
+  long: N tokens > 200000 maximum"
+- ``gemini429``: Gemini's OpenAI-compatible endpoint out of quota: 429 whose body is a list holding one
+  ``RESOURCE_EXHAUSTED`` error, without rate-limit headers
+- ``windowN``: a spent subscription window that resets in N seconds: Anthropic's 429 ``rate_limit_error`` with the
+  ``anthropic-ratelimit-unified-*`` headers (``-status: rejected``, ``-reset``: the Unix time N s from now) and
+  ``retry-after: N``; OpenAI's 429 ``rate_limit_exceeded`` (requests per day) with ``x-ratelimit-remaining-requests:
+  0`` and ``x-ratelimit-reset-requests`` N s (``1h0m0s``)
+- ``lowwindow``: normal answers whose headers say the window is nearly spent: Anthropic's unified ``-status:
+  allowed_warning`` at utilization 0.95, resetting in an hour; OpenAI's ``x-ratelimit-remaining-requests`` at 5 % of
+  the limit
 - anything else: a normal answer, at once (``--latency`` adds a delay to every answer)
 
 Requests that offer tools and ask to "use the tool" get a tool call (``use the tool Bash with {"command": "echo
 hi"}`` names the tool and its input; Responses answers ``function_call`` items, or ``custom_tool_call`` for custom
 tools); a tool result gets text quoting it (:mod:`poolgate.fake_tools`).
 
-``GET /_fake/stats`` counts requests per key (and per key and path), and requests the caller abandoned
-(``cancelled``). A test running the fake in its own process can re-script a key while serving
+Anthropic's error bodies carry the ``request-id`` header as ``request_id``, as the real API's do.
+
+``GET /_fake/stats`` counts requests per key (and per key and path, and per key and the model asked), and requests
+the caller abandoned (``cancelled``). A test running the fake in its own process can re-script a key while serving
 (:meth:`FakeUpstream.script`; from another process ``POST /_fake/script`` with ``{"key": ..., "words": ...}``,
-``"words": null`` to undo), e.g. to make a healthy account start answering 429, then recover.
+``"words": null`` to undo), e.g. to make a healthy account start answering 429, then recover; the scripted words
+stand for the key's own in everything it answers. With ``"model": ...`` the words script only the key's requests for
+that model (its other models answer as before), and win over a key-wide script for it; ``"words": null`` with the
+model undoes only that model's script.
 """
 
 from __future__ import annotations
@@ -77,6 +96,7 @@ _RATE_LIMITED = re.compile(r"ratelimited(\d+)?")
 _THROTTLED = re.compile(r"throttled(\d+)?")
 _HUGE_EVENT = re.compile(r"hugeevent(\d+)?")
 _HUGE_BODY = re.compile(r"hugebody(\d+)?")
+_WINDOW = re.compile(r"window(\d+)")
 _MIB = 1024 * 1024
 _WRITE = 64 * 1024
 STALL_SECONDS = 3600.0
@@ -89,6 +109,8 @@ class FakeStats:
     requests: Counter[str] = field(default_factory=Counter)
     paths: dict[str, Counter[str]] = field(default_factory=dict)
     """key -> path (``/v1/responses`` …) -> requests."""
+    models: dict[str, Counter[str]] = field(default_factory=dict)
+    """key -> the model asked for (requests whose JSON body names one) -> requests."""
     first_seen: dict[str, float] = field(default_factory=dict)
     """When each key's first request arrived (monotonic seconds)."""
     arrivals: dict[str, deque[float]] = field(default_factory=dict)
@@ -99,8 +121,9 @@ class FakeStats:
 
 ARRIVALS_KEPT = 1000
 STATS = web.AppKey("stats", FakeStats)
-SCRIPT = web.AppKey("script", dict[str, str])
-"""key -> the words that script its answers instead of the key's own."""
+SCRIPT = web.AppKey("script", dict[tuple[str, str | None], str])
+"""(key, model) -> the words that script the key's answers for that model instead of the key's own; model None: for
+every model without a script of its own."""
 LATENCY = web.AppKey("latency", float)
 
 
@@ -126,8 +149,13 @@ def _prompt_tokens(body: dict[str, Any]) -> int:
     return max(1, len(text) // 4)
 
 
-def _ratelimit_headers(anthropic: bool, served: int) -> dict[str, str]:
+def _ratelimit_headers(anthropic: bool, served: int, words: str) -> dict[str, str]:
+    """The rate-limit headers of an answer: the per-minute limits, or the subscription window ``windowN`` /
+    ``lowwindow`` in ``words`` describe."""
+    quota = _window(words)
     if anthropic:
+        if quota is not None:  # a subscription account: the unified window headers instead of the per-minute ones
+            return {**_unified_headers(*quota), "request-id": f"req_{uuid.uuid4().hex[:24]}"}
         reset = (datetime.now(UTC) + timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%SZ")
         return {
             "anthropic-ratelimit-requests-limit": "4000",
@@ -141,10 +169,15 @@ def _ratelimit_headers(anthropic: bool, served: int) -> dict[str, str]:
             "anthropic-ratelimit-output-tokens-reset": reset,
             "request-id": f"req_{uuid.uuid4().hex[:24]}",
         }
+    remaining, reset_requests = max(0, 9999 - served), "6ms"
+    if quota is not None:
+        status, _utilization, reset_in = quota
+        remaining = 0 if status == "rejected" else OPENAI_REQUESTS_LIMIT * 5 // 100
+        reset_requests = go_duration(reset_in)
     return {
-        "x-ratelimit-limit-requests": "10000",
-        "x-ratelimit-remaining-requests": str(max(0, 9999 - served)),
-        "x-ratelimit-reset-requests": "6ms",
+        "x-ratelimit-limit-requests": str(OPENAI_REQUESTS_LIMIT),
+        "x-ratelimit-remaining-requests": str(remaining),
+        "x-ratelimit-reset-requests": reset_requests,
         "x-ratelimit-limit-tokens": "2000000",
         "x-ratelimit-remaining-tokens": "1999000",
         "x-ratelimit-reset-tokens": "30ms",
@@ -152,16 +185,86 @@ def _ratelimit_headers(anthropic: bool, served: int) -> dict[str, str]:
     }
 
 
+OPENAI_REQUESTS_LIMIT = 10000
+"""``x-ratelimit-limit-requests`` of every OpenAI answer."""
+LOW_WINDOW = ("allowed_warning", 0.95, 3600)
+"""``lowwindow``: the window's status, utilization and seconds to its reset."""
+
+
+def _window(words: str) -> tuple[str, float, int] | None:
+    """The subscription window ``words`` script (status, utilization, seconds to its reset); None for none."""
+    exhausted = _WINDOW.search(words)
+    if exhausted:
+        return "rejected", 1.0, int(exhausted.group(1))
+    return LOW_WINDOW if "lowwindow" in words else None
+
+
+def _unified_headers(status: str, utilization: float, reset_in: int) -> dict[str, str]:
+    """Anthropic's subscription-window headers, as its API sends them to Claude subscription (OAuth) accounts: the
+    five-hour window is the representative claim, at ``status`` (allowed, allowed_warning, rejected) and
+    ``utilization``, resetting in ``reset_in`` seconds; the seven-day window is allowed; overage is off."""
+    now = int(time.time())
+    reset = str(now + reset_in)
+    headers = {
+        "anthropic-ratelimit-unified-status": status,
+        "anthropic-ratelimit-unified-reset": reset,
+        "anthropic-ratelimit-unified-representative-claim": "five_hour",
+        "anthropic-ratelimit-unified-5h-status": status,
+        "anthropic-ratelimit-unified-5h-reset": reset,
+        "anthropic-ratelimit-unified-5h-utilization": str(utilization),
+        "anthropic-ratelimit-unified-7d-status": "allowed",
+        "anthropic-ratelimit-unified-7d-reset": str(now + 4 * 24 * 3600),
+        "anthropic-ratelimit-unified-7d-utilization": "0.4",
+        "anthropic-ratelimit-unified-fallback-percentage": "0.5",
+        "anthropic-ratelimit-unified-overage-status": "rejected",
+        "anthropic-ratelimit-unified-overage-disabled-reason": "org_level_disabled",
+    }
+    if status != "allowed":
+        headers["anthropic-ratelimit-unified-5h-surpassed-threshold"] = "1.0" if status == "rejected" else "0.9"
+    return headers
+
+
+def go_duration(seconds: int) -> str:
+    """``90`` -> ``1m30s``: a whole number of seconds as OpenAI writes its reset times (Go's ``time.Duration``)."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
 def _error(anthropic: bool, status: int, kind: str, message: str, headers: dict[str, str]) -> web.Response:
+    """An error in the API's shape; Anthropic's body repeats the ``request-id`` header as ``request_id``."""
     if anthropic:
-        body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
-    else:
-        body = {"error": {"message": message, "type": kind, "param": None, "code": kind}}
+        request_id = headers.get("request-id") or f"req_{uuid.uuid4().hex[:24]}"
+        body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}, "request_id": request_id}
+        return web.json_response(body, status=status, headers={**headers, "request-id": request_id})
+    return _openai_error(status, message, kind, kind, None, headers)
+
+
+def _openai_error(status: int, message: str, kind: str, code: str | None, param: str | None,
+                  headers: dict[str, str]) -> web.Response:
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     return web.json_response(body, status=status, headers=headers)
 
 
-def _failure(key: str, anthropic: bool, headers: dict[str, str], age: float) -> web.Response | None:
-    """The scripted error answer for ``key``, if any; ``age`` is the seconds since the key's first request."""
+@dataclass(frozen=True)
+class _Asked:
+    """What a request asked, for the answers that quote it."""
+
+    path: str
+    model: str | None
+    body: Any
+    """The parsed JSON body (anything, or _NOT_JSON)."""
+
+    @property
+    def prompt_tokens(self) -> int:
+        return _prompt_tokens(self.body) if isinstance(self.body, dict) else 1
+
+
+def _failure(key: str, anthropic: bool, headers: dict[str, str], age: float, asked: _Asked) -> web.Response | None:
+    """The scripted error answer for ``key`` (its words), if any; ``age`` is the seconds since the key's first
+    request."""
     if "flaky" in key:
         roll = _RANDOM.random()
         if roll < 0.10:
@@ -197,7 +300,48 @@ def _failure(key: str, anthropic: bool, headers: dict[str, str], age: float) -> 
     if "broken" in key:
         return _error(anthropic, 500, "api_error" if anthropic else "server_error", "Internal error (fake upstream).",
                       headers)
+    return _quota_failure(key, anthropic, headers, asked)
+
+
+def _quota_failure(key: str, anthropic: bool, headers: dict[str, str], asked: _Asked) -> web.Response | None:
+    """The answers of ``nocredit``, ``contextlimit``, ``gemini429`` and ``windowN`` keys, in the real providers'
+    words; None for other keys."""
+    if "nocredit" in key:
+        if anthropic:
+            return _error(True, 400, "invalid_request_error", ANTHROPIC_NO_CREDIT, headers)
+        return _openai_error(429, OPENAI_NO_CREDIT, "insufficient_quota", "insufficient_quota", None, headers)
+    if "contextlimit" in key:
+        if anthropic:
+            return _error(True, 400, "invalid_request_error",
+                          f"prompt is too long: {200_000 + asked.prompt_tokens} tokens > 200000 maximum", headers)
+        if asked.path.endswith("/responses"):
+            return _openai_error(400, "Your input exceeds the context window of this model. Please adjust your input "
+                                 "and try again.", "invalid_request_error", "context_length_exceeded", "input", headers)
+        return _openai_error(400, f"This model's maximum context length is 128000 tokens. However, your messages "
+                             f"resulted in {128_000 + asked.prompt_tokens} tokens. Please reduce the length of the "
+                             "messages.", "invalid_request_error", "context_length_exceeded", "messages", headers)
+    if "gemini429" in key:
+        return web.json_response(GEMINI_EXHAUSTED, status=429)
+    window = _WINDOW.search(key)
+    if window:
+        if anthropic:
+            return _error(True, 429, "rate_limit_error", "This request would exceed your account's rate limit. "
+                          "Please try again later.", {**headers, "retry-after": window.group(1)})
+        message = (f"Rate limit reached for {asked.model or 'this model'} in organization org-fake on requests per "
+                   f"day (RPD): Limit {OPENAI_REQUESTS_LIMIT}, Used {OPENAI_REQUESTS_LIMIT}, Requested 1. Please try "
+                   f"again in {go_duration(int(window.group(1)))}. Visit https://platform.openai.com/account/"
+                   "rate-limits to learn more.")
+        return _openai_error(429, message, "requests", "rate_limit_exceeded", None, headers)
     return None
+
+
+OPENAI_NO_CREDIT = ("You exceeded your current quota, please check your plan and billing details. For more information "
+                    "on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.")
+ANTHROPIC_NO_CREDIT = ("Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to "
+                       "upgrade or purchase credits.")
+GEMINI_EXHAUSTED = [{"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).",
+                               "status": "RESOURCE_EXHAUSTED"}}]
+"""The body of a 429 from Gemini's OpenAI-compatible endpoint: a list holding one Google API error."""
 
 
 async def _delay(request: web.Request, key: str) -> None:
@@ -318,37 +462,63 @@ def _count(request: web.Request, key: str) -> float:
     return now - stats.first_seen.setdefault(key, now)
 
 
+def _words_for(app: web.Application, key: str, model: str | None) -> str:
+    """The words that script ``key``'s answers for ``model``: its per-model script, else its key-wide one, else the
+    key itself."""
+    scripts = app[SCRIPT]
+    if model is not None and (key, model) in scripts:
+        return scripts[key, model]
+    return scripts.get((key, None), key)
+
+
+async def _read_json(request: web.Request) -> Any:
+    """The request's JSON body; _NOT_JSON if it is not JSON. A body over aiohttp's size limit (1 MiB) raises its 413,
+    whatever the key's words."""
+    try:
+        return json.loads(await request.read())
+    except ValueError:
+        return _NOT_JSON
+
+
+_NOT_JSON = object()
+
+
 async def _prologue(
     request: web.Request, anthropic: bool
 ) -> tuple[str, dict[str, Any], dict[str, str]] | web.StreamResponse:
+    """What every endpoint but the model list does first: count the request, find the words that script its answer
+    (the key's, or its script's for the model asked), and answer the scripted failures and malformed bodies. Returns
+    the words (which the handlers read as the key), the body and the headers of an answer; or the answer."""
     key = _key(request)
     age = _count(request, key)
-    headers = _ratelimit_headers(anthropic, request.app[STATS].requests[key])
+    parsed = await _read_json(request)
+    model = parsed.get("model") if isinstance(parsed, dict) and isinstance(parsed.get("model"), str) else None
+    if model is not None:
+        request.app[STATS].models.setdefault(key, Counter())[model] += 1
+    words = _words_for(request.app, key, model)
+    headers = _ratelimit_headers(anthropic, request.app[STATS].requests[key], words)
     if not key:
         return _error(anthropic, 401, "authentication_error" if anthropic else "invalid_api_key",
                       "No API key provided (fake upstream).", headers)
-    words = request.app[SCRIPT].get(key, key)
     await _delay(request, words)
-    if "hangup" in key or "silent" in key:
-        await request.read()
-        if "silent" in key:
+    if "hangup" in words or "silent" in words:
+        if "silent" in words:
             await asyncio.sleep(STALL_SECONDS)
         assert request.transport is not None
         request.transport.close()
         return web.Response()  # never reaches the caller: the connection is gone
-    failure = _failure(words, anthropic, headers, age)
+    failure = _failure(words, anthropic, headers, age, _Asked(request.path, model, parsed))
     if failure is not None:
         return failure
-    try:
-        body = await request.json()
-    except ValueError:
+    if parsed is _NOT_JSON:
         return _error(anthropic, 400, "invalid_request_error", "The body is not valid JSON.", headers)
-    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+    body = parsed
+    if not isinstance(body, dict) or model is None:
         return _error(anthropic, 400, "invalid_request_error", "model: field required", headers)
     problem = _shape_problem(body)
     if problem:
         return _error(anthropic, 400, "invalid_request_error", problem, headers)
-    if "stall" in key:
+    if "stall" in words:
         stream = bool(body.get("stream"))
         response = web.StreamResponse(headers={
             **headers, "Content-Type": "text/event-stream" if stream else "application/json"})
@@ -357,12 +527,12 @@ async def _prologue(
         assert request.transport is not None
         request.transport.close()
         return web.Response()
-    oddity = await _serve_oddity(request, key, body, headers)
+    oddity = await _serve_oddity(request, words, body, headers)
     if oddity is not None:
         return oddity
-    if "jsonstream" in key:
+    if "jsonstream" in words:
         body = {**body, "stream": False}
-    return key, body, headers
+    return words, body, headers
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -578,27 +748,30 @@ async def model(request: web.Request) -> web.Response:
 async def stats(request: web.Request) -> web.Response:
     s = request.app[STATS]
     return web.json_response({"requests": dict(s.requests), "paths": {key: dict(c) for key, c in s.paths.items()},
+                              "models": {key: dict(c) for key, c in s.models.items()},
                               "cancelled": s.cancelled, "in_flight": s.in_flight,
                               "arrivals": {key: list(times) for key, times in s.arrivals.items()}})
 
 
 async def script(request: web.Request) -> web.Response:
+    """``POST /_fake/script`` ``{"key": ..., "words": ... or null, "model": ... (optional)}``."""
     try:
         body = await request.json()
-        key, words = body["key"], body["words"]
-        if not isinstance(key, str) or not (words is None or isinstance(words, str)):
+        key, words, model = body["key"], body["words"], body.get("model")
+        if not isinstance(key, str) or any(v is not None and not isinstance(v, str) for v in (words, model)):
             raise TypeError
-    except (ValueError, KeyError, TypeError):
-        return web.json_response({"error": 'send {"key": "...", "words": "..." or null}'}, status=400)
-    _set_script(request.app, key, words)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return web.json_response({"error": 'send {"key": "...", "words": "..." or null, "model": "..." (optional)}'},
+                                 status=400)
+    _set_script(request.app, key, words, model)
     return web.json_response({"scripted": len(request.app[SCRIPT])})
 
 
-def _set_script(app: web.Application, key: str, words: str | None) -> None:
+def _set_script(app: web.Application, key: str, words: str | None, model: str | None) -> None:
     if words is None:
-        app[SCRIPT].pop(key, None)
+        app[SCRIPT].pop((key, model), None)
     else:
-        app[SCRIPT][key] = words
+        app[SCRIPT][key, model] = words
 
 
 @web.middleware
@@ -641,10 +814,11 @@ class FakeUpstream(Site):
     def stats(self) -> FakeStats:
         return self.runner.app[STATS]
 
-    def script(self, key: str, words: str | None) -> None:
-        """Answer ``key``'s requests as if the key held ``words`` (``throttled``, ``unauthorized``, ``ok`` …);
-        None: by the key's own words again."""
-        _set_script(self.runner.app, key, words)
+    def script(self, key: str, words: str | None, model: str | None = None) -> None:
+        """Answer ``key``'s requests as if the key held ``words`` (``throttled``, ``unauthorized``, ``ok`` …); with
+        ``model``, only its requests for that model (a model's script wins over the key-wide one). None undoes that
+        one script: the key-wide one, or with ``model`` that model's."""
+        _set_script(self.runner.app, key, words, model)
 
 
 async def start_fake_upstream(host: str = "127.0.0.1", port: int = 0, latency: float = 0.0) -> FakeUpstream:
