@@ -158,6 +158,9 @@ class PoolSettings(_Section):
     classify: list[ClassifyRule] = Field(default_factory=list)
     """Rules for upstream errors, tried before the built-in table (docs/health.md)."""
     quota_rest: Duration = 3600.0
+    reserve: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Stop using an account while a learned rate-limit or quota window has less than this share left (e.g. 0.1 for
+    owners who also use their account by hand), until that window resets."""
     """How long an account out of quota rests when the upstream does not say when its quota comes back."""
     slow_start: int = Field(default=0, ge=0, le=1_000_000)
     """0: a probe's success opens the account fully. N: it then takes 2, 4, 8 … leases in flight, doubling per

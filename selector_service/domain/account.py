@@ -73,7 +73,7 @@ class Account:
         "expiry_skip", "expiry_wakeup", "failure_streak", "failures_total", "headroom_wakeup", "in_flight", "index",
         "input_tokens_total", "limits", "max_concurrency", "name", "output_tokens_total", "pool", "priority",
         "rate_limit_streak", "rate_limited_total", "recent_latency_ms", "refresh_margin",
-        "refreshing", "rejection_refreshed", "requests_total", "successes_total", "weight", "windows",
+        "refreshing", "rejection_refreshed", "requests_total", "reserve", "successes_total", "weight", "windows",
     )
 
     def __init__(self, pool: PoolConfig, pool_name: str, config: AccountConfig, index: int) -> None:
@@ -118,6 +118,7 @@ class Account:
         self.priority = config.priority
         self.max_concurrency = config.max_concurrency
         self.admission.configure(pool.probe_leases, pool.slow_start, pool.probe_timeout)
+        self.reserve = pool.reserve
         if config.auth_header:
             scheme_header, self.credential_prefix = parse_auth_header(config.auth_header)
         elif pool.auth_scheme == "bearer":
@@ -227,7 +228,7 @@ class Account:
         if self.max_concurrency and self.in_flight >= self.max_concurrency:
             return NEVER
         if self.limits is not None:
-            until = max(until, self.limits.exhausted_until(now))
+            until = max(until, self.limits.exhausted_until(now, self.reserve))
         for window in self.windows.values():
             if window.used(now) >= window.limit:
                 until = max(until, window.frees_at())
@@ -285,6 +286,8 @@ class Account:
             return AccountState.COOLING, self.cooldown_reason
         if self.limits is not None and self.limits.exhausted_until(now) > now:
             return AccountState.COOLING, "quota at zero (rate-limit headers) until reset"
+        if self.limits is not None and self.limits.exhausted_until(now, self.reserve) > now:
+            return AccountState.COOLING, f"under the reserve ({self.reserve:.0%}) of a quota window until its reset"
         for kind, window in self.windows.items():
             if window.used(now) >= window.limit:
                 return AccountState.COOLING, f"configured {kind.replace('_', ' ')} per minute limit reached"

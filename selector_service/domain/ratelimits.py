@@ -3,17 +3,29 @@
 OpenAI sends ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` (reset as a duration such as ``6m0s``);
 Anthropic sends ``anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}`` (reset as
 an RFC 3339 time). Input and output tokens are kept apart; a combined token limit counts as both.
+
+Subscription plans announce their quota windows (Anthropic's 5-hour and weekly windows) as
+``anthropic-ratelimit-unified-{window}-{utilization,reset,status}`` (a share used 0..1, a reset in epoch seconds,
+``allowed``/``allowed_warning``/``rejected``), and the plan's verdict as ``anthropic-ratelimit-unified-status`` and
+``-reset``. Each window is kept as a limit of :data:`WINDOW_SCALE` units (``window_5h``, ``window_7d`` …); a rejected
+one is at zero until its reset. The ``overage`` window (paid extra usage beyond the plan) is not a limit of the plan.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from poolgate.rate_limit_times import parse_reset
 
 KINDS = ("requests", "input_tokens", "output_tokens")
+WINDOW_SCALE = 1000
+"""Units of a plan's window, whose headers give only the share used."""
+_UNIFIED = re.compile(r"anthropic-ratelimit-unified-(?P<window>[a-z0-9_-]+?)-(?:utilization|status)")
+_EPOCH_FROM = 1e9
+"""A reset value above this many seconds is a time (epoch seconds), not a wait."""
 
 
 @dataclass(slots=True)
@@ -29,11 +41,13 @@ class RateLimitSnapshot:
 
     limits: dict[str, Limit]
 
-    def exhausted_until(self, now: float) -> float:
-        """The reset time of a limit known to be at zero, or 0.0 when none is."""
+    def exhausted_until(self, now: float, reserve: float = 0.0) -> float:
+        """The latest reset time of a limit known to be at zero, or with less than ``reserve`` (a share, 0..1) of it
+        left; 0.0 when none is."""
         until = 0.0
         for limit in self.limits.values():
-            if limit.remaining <= 0 and limit.reset_at > now:
+            low = limit.remaining <= 0 or (reserve > 0 and limit.limit > 0 and limit.remaining < reserve * limit.limit)
+            if low and limit.reset_at > now:
                 until = max(until, limit.reset_at)
         return until
 
@@ -98,4 +112,43 @@ def parse_headers(headers: Mapping[str, str], now: float) -> RateLimitSnapshot:
             for kind in ("input_tokens", "output_tokens"):
                 if kind not in limits:
                     take(kind, get(prefix_remaining), get(prefix_limit), get(prefix_reset))
+    _unified_windows(headers, now, limits)
     return RateLimitSnapshot(limits)
+
+
+def _unified_windows(headers: Mapping[str, str], now: float, limits: dict[str, Limit]) -> None:
+    """A subscription plan's windows, and its overall verdict when it has rejected the request."""
+    windows = {match["window"] for name in headers if (match := _UNIFIED.fullmatch(name))}
+    for window in sorted(windows - {"overage"}):
+        prefix = f"anthropic-ratelimit-unified-{window}"
+        reset = _reset_time(headers.get(f"{prefix}-reset"), now)
+        used = _share(headers.get(f"{prefix}-utilization"))
+        if headers.get(f"{prefix}-status", "").strip().lower() == "rejected":
+            used = 1.0
+        if used is not None:
+            limits[f"window_{window}"] = Limit(round((1.0 - used) * WINDOW_SCALE), WINDOW_SCALE, reset)
+    if headers.get("anthropic-ratelimit-unified-status", "").strip().lower() == "rejected":
+        reset = _reset_time(headers.get("anthropic-ratelimit-unified-reset"), now)
+        if reset:
+            limits["window"] = Limit(0, WINDOW_SCALE, reset)
+
+
+def _share(text: str | None) -> float | None:
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return None if value is None or not math.isfinite(value) else min(1.0, max(0.0, value))
+
+
+def _reset_time(text: str | None, now: float) -> float:
+    """An epoch-seconds reset (the unified headers'), or any other reset form; 0.0 when unreadable."""
+    if not text:
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        return parse_reset(text, now)
+    if not math.isfinite(value):
+        return 0.0
+    return value if value > _EPOCH_FROM else now + max(0.0, value)

@@ -127,3 +127,34 @@ async def test_a_request_error_leaves_the_account_healthy(make_core: CoreFactory
     await fail(core, await lease(core), Outcome.SERVER_ERROR, 500, error_code="context_length_exceeded")
     account = core.pools["p"].accounts["p/a"]
     assert state(core, "a", clock)[0] is AccountState.HEALTHY and account.failure_streak == 0
+
+
+async def test_a_plan_window_at_its_limit_rests_until_its_reset(make_core: CoreFactory, clock: FakeClock) -> None:
+    core = await make_core(pool_config(TWO, strategy="fill_first"))
+    await open_accounts(core)
+    reset = clock() + 1800
+    await fail(core, await lease(core), Outcome.RATE_LIMITED, 429, error_type="rate_limit_error", rate_limit_headers={
+        "anthropic-ratelimit-unified-status": "rejected", "anthropic-ratelimit-unified-reset": f"{reset:.0f}",
+        "anthropic-ratelimit-unified-5h-status": "rejected", "anthropic-ratelimit-unified-5h-reset": f"{reset:.0f}"})
+    clock.advance(1799)
+    core.pools["p"].process_due(clock())
+    assert state(core, "a", clock)[0] is AccountState.COOLING
+    assert (await lease(core)).lease.account.name == "b"
+    clock.advance(2)
+    core.pools["p"].process_due(clock())
+    assert state(core, "a", clock)[0] is AccountState.PROBING
+
+
+async def test_the_reserve_keeps_a_share_of_a_window_for_the_owner(make_core: CoreFactory, clock: FakeClock) -> None:
+    core = await make_core(pool_config(TWO, strategy="fill_first", reserve=0.25))
+    await open_accounts(core)
+    reset = clock() + 600
+    grant = await lease(core)
+    await fail(core, grant, Outcome.SUCCESS, 200, rate_limit_headers={
+        "anthropic-ratelimit-unified-5h-utilization": "0.8", "anthropic-ratelimit-unified-5h-reset": f"{reset:.0f}"})
+    current, reason = state(core, "a", clock)
+    assert current is AccountState.COOLING and reason.startswith("under the reserve (25%)")
+    assert (await lease(core)).lease.account.name == "b"
+    clock.advance(601)
+    core.pools["p"].process_due(clock())
+    assert state(core, "a", clock)[0] is AccountState.HEALTHY

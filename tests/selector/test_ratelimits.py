@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selector_service.domain.ratelimits import parse_headers
+from selector_service.domain.ratelimits import Limit, parse_headers
 
 NOW = 1_800_000_000.0
 
@@ -51,3 +51,29 @@ def test_the_soonest_reset_of_a_window_in_use() -> None:
     # The input-token window is full: nothing is used up that its reset would give back.
     assert snapshot.soonest_reset(now) == now + 30  # 1_800_000_000 is 2027-01-15T08:00:00Z
     assert parse_headers({}, now).soonest_reset(now) == 0.0
+
+
+def test_a_plans_windows_from_the_unified_headers() -> None:
+    now = 1_800_000_000.0
+    snapshot = parse_headers({
+        "anthropic-ratelimit-unified-status": "allowed",
+        "anthropic-ratelimit-unified-5h-utilization": "0.42", "anthropic-ratelimit-unified-5h-reset": "1800003600",
+        "anthropic-ratelimit-unified-5h-status": "allowed",
+        "anthropic-ratelimit-unified-7d-utilization": "0.18", "anthropic-ratelimit-unified-7d-reset": "1800500000",
+        "anthropic-ratelimit-unified-overage-status": "rejected"}, now)
+    assert snapshot.limits["window_5h"] == Limit(580, 1000, 1_800_003_600.0)
+    assert snapshot.limits["window_7d"] == Limit(820, 1000, 1_800_500_000.0)
+    assert "window_overage" not in snapshot.limits  # paid extra usage is not a limit of the plan
+    assert snapshot.exhausted_until(now) == 0.0 and snapshot.fraction() == 0.58
+    assert snapshot.exhausted_until(now, reserve=0.6) == 1_800_003_600.0  # an owner keeps 60 % for themselves
+
+
+def test_a_rejected_window_rests_until_its_reset() -> None:
+    now = 1_800_000_000.0
+    snapshot = parse_headers({
+        "anthropic-ratelimit-unified-status": "rejected", "anthropic-ratelimit-unified-reset": "1800001800",
+        "anthropic-ratelimit-unified-5h-status": "rejected", "anthropic-ratelimit-unified-5h-reset": "1800001800",
+        "anthropic-ratelimit-unified-5h-utilization": "0.97"}, now)
+    assert snapshot.limits["window_5h"].remaining == 0
+    assert snapshot.exhausted_until(now) == 1_800_001_800.0
+    assert parse_headers({"anthropic-ratelimit-unified-5h-utilization": "x"}, now).limits == {}
