@@ -248,3 +248,28 @@ async def test_stats_count_requests_per_key_and_model(fake_upstream: FakeUpstrea
                                "sk-ant-fine-4": {OPUS: 1}}
     assert stats["requests"]["sk-fine-4"] == 3  # the body that is not JSON names no model, but is a request
     assert fake_upstream.stats.models["sk-fine-4"] == {"gpt-4o": 2}
+
+
+@pytest.mark.parametrize(("path", "anthropic_api", "body"), [
+    ("/v1/chat/completions", False, {"model": "gpt-4o", "messages": CHAT}),
+    ("/v1/responses", False, {"model": "gpt-5.5", "input": "Say hi."}),
+    ("/v1/embeddings", False, {"model": "text-embedding-3-small", "input": "hi"}),
+    ("/v1/messages", True, {"model": SONNET, "max_tokens": 8, "messages": CHAT}),
+    ("/v1/messages/count_tokens", True, {"model": SONNET, "messages": CHAT}),
+])
+async def test_every_endpoint_answers_the_words(fake_upstream: FakeUpstream, path: str, anthropic_api: bool,
+                                                 body: dict[str, Any]) -> None:
+    expected = {"nocredit": 400 if anthropic_api else 429, "contextlimit": 400, "gemini429": 429, "window5": 429,
+                "lowwindow": 200}
+    async with aiohttp.ClientSession() as session:
+        for word, status in expected.items():
+            headers = {"x-api-key": f"sk-{word}-5", "anthropic-version": "2023-06-01"} if anthropic_api else {
+                "Authorization": f"Bearer sk-{word}-5"}
+            async with session.post(f"{fake_upstream.url}{path}", headers=headers, json=body) as answer:
+                assert answer.status == status, (word, await answer.text())
+                if word == "window5" and anthropic_api:
+                    assert answer.headers["retry-after"] == "5"
+                    assert answer.headers[f"{UNIFIED}status"] == "rejected"
+                elif word == "window5":
+                    assert answer.headers["x-ratelimit-reset-requests"] == "5s"
+                await answer.read()
