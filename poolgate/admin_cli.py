@@ -111,6 +111,9 @@ def _format_status(account: pb.AccountStatus) -> str:
             f"{account.credential_redacted}")
     if account.reason:
         line += f"\n  {'':<20} {account.reason}"
+    for cooldown in account.model_cooldowns:
+        left = "one probe" if cooldown.probing else f"{cooldown.remaining_ms / 1000:.0f} s left"
+        line += f"\n  {'':<20} model {cooldown.scope}: {left} ({cooldown.reason})"
     return line
 
 

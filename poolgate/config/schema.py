@@ -155,6 +155,11 @@ class PoolSettings(_Section):
     probe_timeout: Duration = 30.0
     """A probe not answered within this time (a long non-stream generation, or an edge that died holding it) gives
     up its slot, and the account admits another probe."""
+    cooldown_scope: Literal["model", "account"] = "model"
+    """What a 429 rests: the account for the model it was for (providers limit per model), or the whole account.
+    Quota, credentials, the circuit breaker and operators' actions are always account-wide."""
+    model_groups: list[str] = Field(default_factory=list)
+    """Globs naming models that share one limit (``claude-opus-*``): a 429 for one rests the group."""
     classify: list[ClassifyRule] = Field(default_factory=list)
     """Rules for upstream errors, tried before the built-in table (docs/health.md)."""
     quota_rest: Duration = 3600.0

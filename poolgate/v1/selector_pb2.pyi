@@ -209,7 +209,7 @@ class RateLimitHeadroom(_message.Message):
     def __init__(self, requests_remaining: _Optional[int] = ..., requests_limit: _Optional[int] = ..., input_tokens_remaining: _Optional[int] = ..., input_tokens_limit: _Optional[int] = ..., output_tokens_remaining: _Optional[int] = ..., output_tokens_limit: _Optional[int] = ..., reset_in_ms: _Optional[int] = ..., fraction: _Optional[float] = ...) -> None: ...
 
 class AccountStatus(_message.Message):
-    __slots__ = ("account_id", "name", "state", "reason", "cooldown_remaining_ms", "in_flight", "max_concurrency", "priority", "weight", "requests_total", "successes_total", "failures_total", "rate_limited_total", "input_tokens_total", "output_tokens_total", "consecutive_failures", "recent_latency_ms", "error_rate", "headroom", "credential_redacted", "probe_reason")
+    __slots__ = ("account_id", "name", "state", "reason", "cooldown_remaining_ms", "in_flight", "max_concurrency", "priority", "weight", "requests_total", "successes_total", "failures_total", "rate_limited_total", "input_tokens_total", "output_tokens_total", "consecutive_failures", "recent_latency_ms", "error_rate", "headroom", "credential_redacted", "probe_reason", "model_cooldowns")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -231,6 +231,7 @@ class AccountStatus(_message.Message):
     HEADROOM_FIELD_NUMBER: _ClassVar[int]
     CREDENTIAL_REDACTED_FIELD_NUMBER: _ClassVar[int]
     PROBE_REASON_FIELD_NUMBER: _ClassVar[int]
+    MODEL_COOLDOWNS_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     name: str
     state: AccountState
@@ -252,7 +253,20 @@ class AccountStatus(_message.Message):
     headroom: RateLimitHeadroom
     credential_redacted: str
     probe_reason: ProbeReason
-    def __init__(self, account_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[AccountState, str]] = ..., reason: _Optional[str] = ..., cooldown_remaining_ms: _Optional[int] = ..., in_flight: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., requests_total: _Optional[int] = ..., successes_total: _Optional[int] = ..., failures_total: _Optional[int] = ..., rate_limited_total: _Optional[int] = ..., input_tokens_total: _Optional[int] = ..., output_tokens_total: _Optional[int] = ..., consecutive_failures: _Optional[int] = ..., recent_latency_ms: _Optional[float] = ..., error_rate: _Optional[float] = ..., headroom: _Optional[_Union[RateLimitHeadroom, _Mapping]] = ..., credential_redacted: _Optional[str] = ..., probe_reason: _Optional[_Union[ProbeReason, str]] = ...) -> None: ...
+    model_cooldowns: _containers.RepeatedCompositeFieldContainer[ModelCooldown]
+    def __init__(self, account_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[AccountState, str]] = ..., reason: _Optional[str] = ..., cooldown_remaining_ms: _Optional[int] = ..., in_flight: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., requests_total: _Optional[int] = ..., successes_total: _Optional[int] = ..., failures_total: _Optional[int] = ..., rate_limited_total: _Optional[int] = ..., input_tokens_total: _Optional[int] = ..., output_tokens_total: _Optional[int] = ..., consecutive_failures: _Optional[int] = ..., recent_latency_ms: _Optional[float] = ..., error_rate: _Optional[float] = ..., headroom: _Optional[_Union[RateLimitHeadroom, _Mapping]] = ..., credential_redacted: _Optional[str] = ..., probe_reason: _Optional[_Union[ProbeReason, str]] = ..., model_cooldowns: _Optional[_Iterable[_Union[ModelCooldown, _Mapping]]] = ...) -> None: ...
+
+class ModelCooldown(_message.Message):
+    __slots__ = ("scope", "remaining_ms", "reason", "probing")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_MS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    PROBING_FIELD_NUMBER: _ClassVar[int]
+    scope: str
+    remaining_ms: int
+    reason: str
+    probing: bool
+    def __init__(self, scope: _Optional[str] = ..., remaining_ms: _Optional[int] = ..., reason: _Optional[str] = ..., probing: _Optional[bool] = ...) -> None: ...
 
 class PoolStatus(_message.Message):
     __slots__ = ("name", "format", "strategy", "base_url", "accounts", "available", "waiting")

@@ -158,13 +158,22 @@ def _account(a: pb.AccountStatus, usage: Usage) -> dict[str, Any]:
         if 0 <= index < SERIES_MINUTES:
             requests[index] += row.requests
             tokens[index] += row.input_tokens + row.output_tokens
+    state, reason, cooldown_ms = _STATES.get(a.state, "unspecified"), a.reason, a.cooldown_remaining_ms
+    resting = [c for c in a.model_cooldowns if c.remaining_ms > 0]
+    if resting and state in ("healthy", "probing"):
+        # The account serves other models; shown as cooling for the models it rests for, with the longest rest.
+        state = "cooling"
+        reason = "; ".join(c.reason for c in resting)
+        cooldown_ms = max(c.remaining_ms for c in resting)
     return {
         "id": a.account_id,
         "name": a.name,
-        "state": _STATES.get(a.state, "unspecified"),
-        "reason": a.reason,
+        "state": state,
+        "reason": reason,
         "probe_reason": _PROBE_REASONS.get(a.probe_reason, "unspecified") if a.probe_reason else "",
-        "cooldown_ms": a.cooldown_remaining_ms,
+        "cooldown_ms": cooldown_ms,
+        "models": [{"scope": c.scope, "remaining_ms": c.remaining_ms, "reason": c.reason, "probing": c.probing}
+                   for c in a.model_cooldowns],
         "in_flight": a.in_flight,
         "max_concurrency": a.max_concurrency,
         "priority": a.priority,

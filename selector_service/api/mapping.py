@@ -125,6 +125,10 @@ def account_status(item: AccountSnapshot, now: float) -> pb.AccountStatus:
         recent_latency_ms=a.recent_latency_ms, error_rate=a.error_rate, headroom=_headroom(a, now),
         credential_redacted=a.credential_redacted,
         probe_reason=_probe_reason(a) if item.state is AccountState.PROBING else pb.PROBE_REASON_UNSPECIFIED,
+        model_cooldowns=[
+            pb.ModelCooldown(scope=scope, remaining_ms=int(max(0.0, rest.until - now) * 1000), reason=rest.reason,
+                             probing=rest.until <= now)
+            for scope, rest in sorted(a.scopes.items())],
     )
 
 

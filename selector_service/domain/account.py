@@ -23,6 +23,7 @@ from selector_service.domain.backoff import circuit_cooldown, rate_limit_cooldow
 from selector_service.domain.classify import ErrorClass, Rule, classify
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
 from selector_service.domain.ratelimits import RateLimitSnapshot, parse_headers
+from selector_service.domain.scopes import ScopeRest
 from selector_service.domain.state import PersistedState, StateChange
 
 WINDOW = 60.0  # seconds: rpm / itpm / otpm limits are per minute
@@ -73,7 +74,8 @@ class Account:
         "expiry_skip", "expiry_wakeup", "failure_streak", "failures_total", "headroom_wakeup", "in_flight", "index",
         "input_tokens_total", "limits", "max_concurrency", "name", "output_tokens_total", "pool", "priority",
         "rate_limit_streak", "rate_limited_total", "recent_latency_ms", "refresh_margin",
-        "refreshing", "rejection_refreshed", "requests_total", "reserve", "successes_total", "weight", "windows",
+        "refreshing", "rejection_refreshed", "requests_total", "reserve", "scopes", "successes_total", "weight",
+        "windows",
     )
 
     def __init__(self, pool: PoolConfig, pool_name: str, config: AccountConfig, index: int) -> None:
@@ -101,6 +103,8 @@ class Account:
         # quota learned from headers, and local per-minute windows for configured limits
         self.limits: RateLimitSnapshot | None = None
         self.windows: dict[str, _Window] = {}
+        self.scopes: dict[str, ScopeRest] = {}
+        """Per-model rests (see :mod:`.scopes`), by scope."""
         self.refreshing = False  # a credential refresh is in flight
         # A rejected (401/403) credential that can be renewed is refreshed once before the account is disabled.
         self.awaiting_refresh = False  # rejected; not leased until a new credential arrives
@@ -179,8 +183,23 @@ class Account:
         self.disabled, self.disabled_reason = saved.disabled, saved.disabled_reason
         self.rate_limited_total, self.failures_total = saved.rate_limited_total, saved.failures_total
         self.auth_failures_total = saved.auth_failures_total
+        self._restore_scopes(saved.scope_rests)
         if self.admission.probing is Probing.NEW and (saved.cooldown_until or saved.circuit_opens):
             self.admission.probing = Probing.RESTORED
+
+    def _restore_scopes(self, saved: dict[str, tuple[float, str, int]]) -> None:
+        """The saved per-model rests: a scope saved longer than known here is news (a new epoch); a scope no longer
+        saved was cleared by a success."""
+        scopes = {}
+        for scope, (until, reason, streak) in saved.items():
+            rest = self.scopes.get(scope)
+            if rest is None:
+                rest = ScopeRest(until, reason, streak)
+            elif until > rest.until:
+                rest.until, rest.reason, rest.streak = until, reason, max(streak, rest.streak)
+                rest.epoch += 1
+            scopes[scope] = rest
+        self.scopes = scopes
 
     def take_external(self, saved: PersistedState, now: float) -> bool:
         """Take over health another replica wrote to the shared database; returns whether it changed anything.
@@ -193,13 +212,81 @@ class Account:
         worse = (saved.cooldown_until > self.cooldown_until or saved.circuit_opens > self.circuit_opens
                  or saved.circuit_open_until > self.circuit_open_until or (saved.disabled and not self.disabled))
         before = (self.cooldown_until, self.circuit_open_until, self.circuit_opens, self.disabled,
-                  self.failure_streak, self.rate_limit_streak, self.rate_limited_total, self.failures_total)
+                  self.failure_streak, self.rate_limit_streak, self.rate_limited_total, self.failures_total,
+                  {scope: rest.until for scope, rest in self.scopes.items()})
         self.restore(saved)
         if worse:
             self.admission.distrust(Probing.HALF_OPEN if self.circuit_opens and not self.disabled
                                     else Probing.OPERATOR if self.disabled else Probing.AFTER_COOLDOWN)
         return before != (self.cooldown_until, self.circuit_open_until, self.circuit_opens, self.disabled,
-                          self.failure_streak, self.rate_limit_streak, self.rate_limited_total, self.failures_total)
+                          self.failure_streak, self.rate_limit_streak, self.rate_limited_total, self.failures_total,
+                          {scope: rest.until for scope, rest in self.scopes.items()})
+
+    # -- per-model rests -------------------------------------------------------------------------------------------
+
+    def scope_blocked_until(self, scope: str, now: float) -> float:
+        """0.0 when a lease for ``scope`` may be granted now (as far as that scope's rest goes); else until when."""
+        rest = self.scopes.get(scope) if scope else None
+        return rest.blocked_until(now, self.admission.probe_timeout) if rest is not None else 0.0
+
+    def scope_probe(self, scope: str, now: float) -> tuple[int, bool]:
+        """A lease for ``scope`` is being granted: the scope's epoch (0 when it is not resting), and whether the
+        lease is the scope's one probe (its rest is over and no probe is out)."""
+        rest = self.scopes.get(scope) if scope else None
+        if rest is None:
+            return 0, False
+        if rest.until <= now and not rest.probe_since:
+            rest.probe_since = now
+            return rest.epoch, True
+        return rest.epoch, False
+
+    def scope_returned(self, scope: str, epoch: int) -> None:
+        """A lease for ``scope`` ended: if it was the scope's probe, another may go."""
+        rest = self.scopes.get(scope) if scope else None
+        if rest is not None and rest.epoch == epoch:
+            rest.probe_since = 0.0
+
+    def _scope_rate_limited(
+        self, scope: str, epoch: int, report: OutcomeReport, now: float, pool: PoolConfig, rng: random.Random,
+        change: StateChange, rest_for: float | None,
+    ) -> None:
+        """A 429 for ``scope``: rest the account for that model only. A 429 for a lease granted before the scope's
+        last one (an older epoch) is the same news: it may lengthen the rest, never step the backoff again."""
+        self.rate_limited_total += 1
+        change.rate_limited_delta = 1
+        rest = self.scopes.get(scope)
+        fresh = rest is None or epoch >= rest.epoch
+        retry_after = rest_for if rest_for is not None else _retry_after(report, now)
+        if not fresh and retry_after is None:
+            return
+        streak = (rest.streak + 1 if rest is not None else 1) if fresh else rest.streak if rest is not None else 1
+        seconds = rate_limit_cooldown(pool.cooldown, retry_after, streak, rng)
+        until = now + seconds
+        status = report.http_status or 429
+        reason = f"rate limited ({status}) for {scope}, cooling {seconds:.0f} s"
+        if rest is None:
+            rest = self.scopes[scope] = ScopeRest(until, reason, streak)
+        else:
+            if until > rest.until:
+                rest.until, rest.reason = until, reason
+            rest.streak = streak
+            if fresh:
+                rest.epoch += 1
+                rest.probe_since = 0.0
+        change.scope_rests[scope] = (rest.until, rest.reason, rest.streak)
+
+    def _scope_succeeded(self, scope: str, epoch: int, change: StateChange) -> None:
+        """A success for ``scope`` granted after its last 429 proves the model is served again: the rest ends."""
+        rest = self.scopes.get(scope) if scope else None
+        if rest is not None and epoch >= rest.epoch:
+            del self.scopes[scope]
+            change.scope_rests[scope] = None
+
+    def scope_answered(self, scope: str, epoch: int) -> StateChange:
+        """The scope's probe got a 2xx answer (an early report): the model is served again."""
+        change = StateChange(self.account_id)
+        self._scope_succeeded(scope, epoch, change)
+        return change
 
     # -- availability ----------------------------------------------------------------------------------------------
 
@@ -337,7 +424,7 @@ class Account:
 
     def apply(
         self, report: OutcomeReport, epoch: int, granted_at: float, now: float, pool: PoolConfig, rng: random.Random,
-        renew: Callable[[], bool] | None = None, rules: Sequence[Rule] = (),
+        renew: Callable[[], bool] | None = None, rules: Sequence[Rule] = (), scope: str = "", scope_epoch: int = 0,
     ) -> StateChange:
         """Apply an attempt's outcome to this account; return what must be persisted (maybe nothing).
 
@@ -345,7 +432,8 @@ class Account:
         changed counts in the totals, but neither steps a backoff or a circuit again nor vouches for the account.
         ``renew`` is asked when the upstream rejected the credential: it starts a refresh and returns True when the
         credential can be renewed, and the account then waits for the new one instead of being disabled.
-        ``rules`` are the pool's ``classify:`` rules (:mod:`.classify`)."""
+        ``rules`` are the pool's ``classify:`` rules (:mod:`.classify`); ``scope`` is the model scope the lease was
+        for (``scope_epoch`` its rest's epoch then): a 429 rests only that scope (:mod:`.scopes`)."""
         change = StateChange(self.account_id)
         outcome = report.outcome
         self._learn_limits(report, now)
@@ -366,6 +454,9 @@ class Account:
         fresh = self.admission.fresh(epoch)
         if outcome is Outcome.SUCCESS:
             self._succeeded(report, fresh, epoch, granted_at, change)
+            self._scope_succeeded(scope, scope_epoch, change)
+        elif error_class is ErrorClass.RATE_LIMITED and scope:
+            self._scope_rate_limited(scope, scope_epoch, report, now, pool, rng, change, rest)
         elif error_class is ErrorClass.RATE_LIMITED:
             self._rate_limited(report, fresh, now, pool, rng, change, rest)
         elif error_class is ErrorClass.QUOTA_EXHAUSTED:
@@ -517,10 +608,12 @@ class Account:
         for window in self.windows.values():
             window.entries.clear()
             window.total = 0
+        cleared: dict[str, tuple[float, str, int] | None] = dict.fromkeys(self.scopes)
+        self.scopes = {}
         self.admission.distrust(Probing.OPERATOR)  # the operator's word is not the upstream's: probe first
         return StateChange(
             self.account_id, reset_rate_limit_streak=True, reset_failure_streak=True, clear_cooldown=True,
-            circuit_open_until=0.0, circuit_opens=0,
+            circuit_open_until=0.0, circuit_opens=0, scope_rests=cleared,
         )
 
     def enable(self) -> StateChange:

@@ -31,10 +31,16 @@ class Lease:
     """An early report has already told the upstream's 2xx answer."""
     light: bool = False
     """A light call (token counting): not counted in the account's concurrency."""
+    scope: str = ""
+    """The model scope the lease is for (:mod:`.scopes`); "" for the account as a whole."""
+    scope_epoch: int = 0
+    """The scope's rest epoch when granted (0: the scope was not resting)."""
+    scope_probe: bool = False
+    """The first lease for its scope after a rest: its answer ends the rest."""
 
     @property
     def probe(self) -> bool:
-        return bool(self.probe_id)
+        return bool(self.probe_id) or self.scope_probe
 
 
 @dataclass(slots=True)
@@ -56,9 +62,10 @@ class LeaseTable:
     def __len__(self) -> int:
         return len(self._active)
 
-    def open(self, account: Account, model: str, now: float, ttl: float, probe_id: int, light: bool = False) -> Lease:
+    def open(self, account: Account, model: str, now: float, ttl: float, probe_id: int, light: bool = False,
+             scope: str = "", scope_epoch: int = 0, scope_probe: bool = False) -> Lease:
         lease = Lease(secrets.token_urlsafe(16), account, model, now, now + ttl, probe_id, account.admission.epoch,
-                      light=light)
+                      light=light, scope=scope, scope_epoch=scope_epoch, scope_probe=scope_probe)
         self._active[lease.lease_id] = lease
         if len(self._expiries) > 2 * len(self._active) + 1024:
             # Reported leases leave their expiry behind; drop those so memory follows the active leases only.

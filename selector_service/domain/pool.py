@@ -12,6 +12,7 @@ from poolgate.config import PoolConfig
 from selector_service.domain.account import NEVER, Account
 from selector_service.domain.classify import pool_rules
 from selector_service.domain.outcomes import AccountState
+from selector_service.domain.scopes import Scoper
 from selector_service.domain.tiers import CandidateView, Tier
 from selector_service.plugin.types import SelectionRequest, Strategy
 
@@ -59,6 +60,11 @@ class Pool:
         self.config = config
         self.strategy = strategy
         self.rules = pool_rules(config)
+        self.scoper = Scoper(config)
+        self._resting: dict[str, set[str]] = {}
+        """scope -> the accounts with a rest for it (per-model cooldowns)."""
+        self._scopes_of: dict[str, frozenset[str]] = {}
+        """account id -> its resting scopes, as last indexed."""
         self.generation = 0
         self._wakeups: list[tuple[float, int, Account]] = []
         self._seq = itertools.count()
@@ -97,6 +103,7 @@ class Pool:
         self.config = config
         self.strategy = strategy
         self.rules = pool_rules(config)
+        self.scoper = Scoper(config)
         self.generation += 1
         self._index(kept)  # availability is derived by the caller's refresh, once saved health is restored
         removed = [a for a in before.values() if self.accounts.get(a.account_id) is not a]
@@ -120,6 +127,8 @@ class Pool:
         rises_at = account.expire_quota(now)
         until = account.blocked_until(now)
         self._tier_of[account.account_id].mark(account, until == 0.0)
+        if account.scopes or account.account_id in self._scopes_of:
+            self._index_scopes(account, now)
         if 0.0 < until < NEVER:
             heapq.heappush(self._wakeups, (until, next(self._seq), account))
         elif until == 0.0 and account.expires_at:
@@ -137,6 +146,28 @@ class Pool:
             if account.headroom_wakeup <= now or when < account.headroom_wakeup:
                 account.headroom_wakeup = when
                 heapq.heappush(self._wakeups, (when, next(self._seq), account))
+
+    def _index_scopes(self, account: Account, now: float) -> None:
+        """Keep the per-scope index of resting accounts, and wake queued calls when a scope's rest ends."""
+        account_id = account.account_id
+        scopes = frozenset(account.scopes)
+        before = self._scopes_of.get(account_id, frozenset())
+        for scope in before - scopes:
+            members = self._resting.get(scope)
+            if members is not None:
+                members.discard(account_id)
+                if not members:
+                    del self._resting[scope]
+        for scope in scopes - before:
+            self._resting.setdefault(scope, set()).add(account_id)
+        if scopes:
+            self._scopes_of[account_id] = scopes
+        else:
+            self._scopes_of.pop(account_id, None)
+        for rest in account.scopes.values():
+            if rest.until > now and rest.woken != rest.until:
+                rest.woken = rest.until
+                heapq.heappush(self._wakeups, (rest.until, next(self._seq), account))
 
     def refresh_all(self, now: float) -> None:
         for account in self.accounts.values():
@@ -158,9 +189,31 @@ class Pool:
 
     # -- selection -------------------------------------------------------------------------------------------------
 
+    def scope_of(self, request: SelectionRequest) -> str:
+        return self.scoper.scope_of(request.model)
+
+    def blocked_in(self, scope: str, now: float) -> frozenset[str]:
+        """The accounts that cannot take a lease for ``scope`` now because of their rest for it (or its probe out).
+        Costs the number of accounts resting for that scope, not the pool's size."""
+        resting = self._resting.get(scope) if scope else None
+        if not resting:
+            return frozenset()
+        accounts = self.accounts
+        return frozenset(account_id for account_id in resting if account_id in accounts
+                         and accounts[account_id].scope_blocked_until(scope, now) > 0.0)
+
+    def waiting_for(self, scope: str) -> bool:
+        """Whether a call for ``scope`` is queued (FIFO holds within a scope; another model's call may go)."""
+        return any(self.scoper.scope_of(waiter.request.model) == scope for waiter in self.waiters)
+
     def choose(self, request: SelectionRequest, excluded: frozenset[str], now: float) -> Account | None:
         """The account to lease for ``request`` now, or None when no candidate is available."""
         self.process_due(now)
+        scope = self.scope_of(request)
+        if scope:
+            blocked = self.blocked_in(scope, now)
+            if blocked:
+                excluded = excluded | blocked
         sticky = request.session_key and (
             self.config.sticky_sessions or (request.conversation and self.config.conversation_affinity))
         if sticky:
@@ -208,8 +261,9 @@ class Pool:
 
     # -- why nothing is available ----------------------------------------------------------------------------------
 
-    def shortage(self, excluded: frozenset[str], now: float) -> tuple[float | None, str, str]:
-        """When the earliest non-excluded account may free up (None: not by itself), the cause, and a summary."""
+    def shortage(self, excluded: frozenset[str], now: float, scope: str = "") -> tuple[float | None, str, str]:
+        """When the earliest non-excluded account may free up (None: not by itself), the cause, and a summary;
+        ``scope``: the model scope asked for (accounts resting for it count as cooling)."""
         earliest = math.inf
         busy = False
         counts: dict[str, int] = {}
@@ -219,7 +273,16 @@ class Pool:
                 continue
             until = account.blocked_until(now)
             state, _ = account.state(now)
-            if until == 0.0:
+            scoped = account.scope_blocked_until(scope, now) if until == 0.0 else 0.0
+            if scoped:
+                rest = account.scopes[scope]
+                if rest.until > now:
+                    label = "cooling for this model"
+                    earliest = min(earliest, scoped)
+                else:
+                    busy = True  # the model's probe may answer any moment
+                    label = "probe for this model in flight"
+            elif until == 0.0:
                 # Not yet in the index: added by a reload that is still loading its saved health.
                 label = "available" if self.is_available(account) else "being added"
             elif account.awaiting_refresh and not account.disabled:
@@ -237,18 +300,20 @@ class Pool:
                 earliest = min(earliest, until)
             counts[label] = counts.get(label, 0) + 1
         summary = ", ".join(f"{n} {label}" for label, n in sorted(counts.items()))
-        cooling = counts.get("cooling", 0)
+        cooling = counts.get("cooling", 0) + counts.get("cooling for this model", 0)
         cause = "busy" if busy else ("rate_limited" if cooling else "unavailable")
         if busy:
             return None, cause, summary
         return (earliest - now if earliest < math.inf else None), cause, summary
 
-    def may_free_up(self, excluded: frozenset[str], now: float, deadline: float) -> bool:
+    def may_free_up(self, excluded: frozenset[str], now: float, deadline: float, scope: str = "") -> bool:
         """Whether waiting until ``deadline`` could help: a lease may return, or a cooldown ends before it."""
         for account in self.accounts.values():
             if account.account_id in excluded:
                 continue
             until = account.blocked_until(now)
+            if until == 0.0 and scope:
+                until = account.scope_blocked_until(scope, now)
             if until <= deadline or account.awaiting_probe(now) or (until == NEVER and not account.disabled
                                      and (account.refreshing or not account.expiring(now))):
                 return True

@@ -16,7 +16,7 @@ from selector_service.domain.pool import Pool, Waiter
 from selector_service.plugin.types import SelectionRequest
 
 GrantFn = Callable[[Pool, Account, SelectionRequest, float], Grant]
-ExhaustedFn = Callable[[Pool, frozenset[str], float], SelectorError]
+ExhaustedFn = Callable[[Pool, frozenset[str], float, str], SelectorError]
 ReleaseFn = Callable[[Lease, str], None]
 
 
@@ -89,7 +89,8 @@ class WaitQueue:
         future = _future(waiter)
         if not future.done():
             pool.waiters.remove(waiter)
-            future.set_exception(self._exhausted(pool, waiter.excluded, self._clock()))
+            future.set_exception(self._exhausted(pool, waiter.excluded, self._clock(),
+                                                 pool.scope_of(waiter.request)))
 
     def _cancel_timer(self, pool: Pool) -> None:
         handle = self._timers.pop(pool.name, None)

@@ -154,13 +154,16 @@ class SelectorCore:
             return grant
         wait = pool.config.queue_timeout if timeout is None else max(0.0, min(timeout, pool.config.queue_timeout))
         deadline = now + wait
-        if wait <= 0 or not pool.may_free_up(excluded, now, deadline):
-            raise self._exhausted(pool, excluded, now)
+        scope = pool.scope_of(request)
+        if wait <= 0 or not pool.may_free_up(excluded, now, deadline, scope):
+            raise self._exhausted(pool, excluded, now, scope)
         return await self.queue.wait(pool, request, excluded, deadline)
 
     def _grant_now(self, pool: Pool, request: SelectionRequest, excluded: frozenset[str], now: float) -> Grant | None:
         self._expire_leases(now)
-        if not pool.waiters:  # FIFO: nobody overtakes a queued call
+        # FIFO: nobody overtakes a queued call for the same model scope (one for another model may go: its accounts
+        # may be free while the queued call's are resting for its model).
+        if not pool.waiters or not pool.waiting_for(pool.scope_of(request)):
             account = pool.choose(request, excluded, now)
             if account is not None:
                 return self._grant(pool, account, request, now)
@@ -179,12 +182,15 @@ class SelectorCore:
         probe_id = account.acquire(now, request.light)
         if account.expires_at and self.on_refresh_due is not None and account.refresh_due(now):
             self.on_refresh_due(account)  # starts a background refresh; the grant never waits for it
-        lease = self.leases.open(account, request.model, now, pool.config.lease_ttl, probe_id, request.light)
+        scope = pool.scope_of(request)
+        scope_epoch, scope_probe = account.scope_probe(scope, now)
+        lease = self.leases.open(account, request.model, now, pool.config.lease_ttl, probe_id, request.light,
+                                 scope, scope_epoch, scope_probe)
         pool.refresh(account, now)
         return Grant(lease, pool)
 
-    def _exhausted(self, pool: Pool, excluded: frozenset[str], now: float) -> NoAccountAvailableError:
-        retry_after, cause, summary = pool.shortage(excluded, now)
+    def _exhausted(self, pool: Pool, excluded: frozenset[str], now: float, scope: str = "") -> NoAccountAvailableError:
+        retry_after, cause, summary = pool.shortage(excluded, now, scope)
         return NoAccountAvailableError(pool.name, summary, retry_after, cause)
 
     # -- ReportOutcome ---------------------------------------------------------------------------------------------
@@ -214,13 +220,16 @@ class SelectorCore:
         account = lease.account
         pool = self._pool_of(account)
         account.release(lease.probe_id, lease.light)
+        if lease.scope_probe:
+            account.scope_returned(lease.scope, lease.scope_epoch)
         before = account.state(now)[0]
         renew = None
         if report.outcome is Outcome.AUTH_FAILED and self.on_credential_rejected is not None:
             renew = partial(self.on_credential_rejected, account)
         # A lease whose 2xx answer was reported early has vouched for the account already: not a second step.
         epoch = NO_EPOCH if lease.answered and report.outcome is Outcome.SUCCESS else lease.epoch
-        change = account.apply(report, epoch, lease.granted_at, now, pool.config, self._rng, renew, pool.rules)
+        change = account.apply(report, epoch, lease.granted_at, now, pool.config, self._rng, renew, pool.rules,
+                               lease.scope, lease.scope_epoch)
         if self.usage is not None:
             self.usage.record(UsageRecord(
                 now, account.pool, account.account_id, account.name, lease.model, report.outcome.value,
@@ -247,6 +256,8 @@ class SelectorCore:
         account = lease.account
         before = account.state(now)[0]
         change = account.answered(report, NO_EPOCH if lease.answered else lease.epoch, now)
+        if lease.scope_probe and not lease.answered:
+            change.scope_rests.update(account.scope_answered(lease.scope, lease.scope_epoch).scope_rests)
         lease.answered = True
         state, reason = self._changed(self._pool_of(account), account, before, now)
         if not change.is_empty:
@@ -297,6 +308,8 @@ class SelectorCore:
     def _released(self, lease: Lease, now: float) -> None:
         pool = self._pool_of(lease.account)
         lease.account.release(lease.probe_id, lease.light)
+        if lease.scope_probe:
+            lease.account.scope_returned(lease.scope, lease.scope_epoch)
         pool.refresh(lease.account, now)
         self.queue.serve(pool)
 

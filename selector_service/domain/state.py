@@ -6,7 +6,7 @@ be applied as ``n = n + delta`` / ``MAX(until, new)``: exact even with several w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
@@ -26,6 +26,8 @@ class PersistedState:
     rate_limited_total: int = 0
     failures_total: int = 0
     auth_failures_total: int = 0
+    scope_rests: dict[str, tuple[float, str, int]] = field(default_factory=dict)
+    """Per-model rests: scope -> (until, reason, 429s in a row)."""
     version: int = 0
     """Bumped by every change written: tells replicas which rows they have already taken over."""
 
@@ -49,6 +51,9 @@ class StateChange:
     circuit_opens: int | None = None
     disabled: bool | None = None
     disabled_reason: str | None = None
+    scope_rests: dict[str, tuple[float, str, int] | None] = field(default_factory=dict)
+    """Per-model rests to save: scope -> (until, reason, 429s in a row), merged as the longer rest and the longer
+    streak; None clears the scope (a fresh success for it)."""
 
     @property
     def is_empty(self) -> bool:

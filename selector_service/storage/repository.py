@@ -17,6 +17,7 @@ Credentials are never stored: only the account's id, a redacted form and a one-w
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -76,6 +77,7 @@ account_state = Table(
     Column("rate_limited_total", Integer, nullable=False, default=0),
     Column("failures_total", Integer, nullable=False, default=0),
     Column("auth_failures_total", Integer, nullable=False, default=0),
+    Column("scope_rests", String, nullable=False, default="{}", server_default="{}"),
     Column("updated_at", Float, nullable=False, default=0.0),
     Column("version", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_account_state_updated_at", "updated_at"),
@@ -201,7 +203,7 @@ class StateRepository:
             for col, default in (
                 ("cooldown_until", 0.0), ("cooldown_reason", ""), ("rate_limit_streak", 0), ("failure_streak", 0),
                 ("circuit_open_until", 0.0), ("circuit_opens", 0), ("disabled", False), ("disabled_reason", ""),
-                ("version", c.version + 1), ("updated_at", self._clock()),
+                ("scope_rests", "{}"), ("version", c.version + 1), ("updated_at", self._clock()),
             )
         }
         upsert = new_row.on_conflict_do_update(
@@ -252,7 +254,8 @@ class StateRepository:
         """
         c = account_state.c
         clock = self._clock()
-        statements = []
+        statements: list[Any] = []
+        scoped: list[tuple[str, int, StateChange]] = []
         for change in sorted(changes, key=lambda change: change.account_id):
             values: dict[str, Any] = {"updated_at": clock, "version": c.version + 1}
             if change.rate_limited_delta:
@@ -285,10 +288,21 @@ class StateRepository:
                 values["disabled"] = change.disabled
             if change.disabled_reason is not None:
                 values["disabled_reason"] = change.disabled_reason
+            if change.scope_rests:
+                scoped.append((change.account_id, len(statements), change))
             statements.append(update(account_state).where(c.account_id == change.account_id).values(**values))
+        locked = select(c.scope_rests).with_for_update()
 
         def write(conn: Connection) -> None:
-            for statement in statements:
+            merged: dict[int, str] = {}
+            for account_id, index, change in scoped:
+                # Read under the row's lock (PostgreSQL; SQLite holds the write lock already), merge, write back:
+                # the longer rest and the longer streak win, as for the account's own cooldown.
+                current = conn.execute(locked.where(c.account_id == account_id)).scalar()
+                merged[index] = merge_scope_rests(current, change.scope_rests)
+            for index, statement in enumerate(statements):
+                if index in merged:
+                    statement = statement.values(scope_rests=merged[index])
                 conn.execute(statement)
 
         await self.engine.transaction(write)
@@ -370,7 +384,41 @@ def _upsert_insert(dialect: str) -> Callable[[Table], PostgresqlInsert | SqliteI
 
 
 def _persisted(row: Any) -> PersistedState:
-    return PersistedState(**{k: row[k] for k in PersistedState.__dataclass_fields__})
+    fields = {k: row[k] for k in PersistedState.__dataclass_fields__ if k != "scope_rests"}
+    return PersistedState(**fields, scope_rests=read_scope_rests(row["scope_rests"]))
+
+
+def read_scope_rests(text_value: str | None) -> dict[str, tuple[float, str, int]]:
+    """The ``scope_rests`` column: a JSON object, scope -> [until, reason, streak] (anything unreadable: none)."""
+    try:
+        data = json.loads(text_value or "{}")
+    except ValueError:
+        return {}
+    out: dict[str, tuple[float, str, int]] = {}
+    if isinstance(data, dict):
+        for scope, item in data.items():
+            if (isinstance(item, list) and len(item) == 3 and isinstance(item[0], (int, float))
+                    and isinstance(item[1], str) and isinstance(item[2], int)):
+                out[str(scope)] = (float(item[0]), item[1], item[2])
+    return out
+
+
+def merge_scope_rests(current: str | None, changes: dict[str, tuple[float, str, int] | None]) -> str:
+    """``current`` (the column's JSON) with ``changes`` applied: a rest is extended (never shortened, its reason
+    kept with the longer rest), the streak is the larger; None removes the scope."""
+    rests = read_scope_rests(current)
+    for scope, change in changes.items():
+        if change is None:
+            rests.pop(scope, None)
+            continue
+        until, reason, streak = change
+        old = rests.get(scope)
+        if old is None or until > old[0]:
+            rests[scope] = (until, reason, max(streak, old[2] if old else 0))
+        else:
+            rests[scope] = (old[0], old[1], max(streak, old[2]))
+    return json.dumps({scope: list(rest) for scope, rest in rests.items()}, ensure_ascii=False,
+                      separators=(",", ":"))
 
 
 def _add_missing_columns(conn: Connection) -> None:
@@ -378,6 +426,8 @@ def _add_missing_columns(conn: Connection) -> None:
     present = {column["name"] for column in inspect(conn).get_columns("account_state")}
     if "version" not in present:
         conn.execute(text("ALTER TABLE account_state ADD COLUMN version INTEGER NOT NULL DEFAULT 0"))
+    if "scope_rests" not in present:
+        conn.execute(text("ALTER TABLE account_state ADD COLUMN scope_rests VARCHAR NOT NULL DEFAULT '{}'"))
     if "ix_account_state_updated_at" not in {index["name"] for index in inspect(conn).get_indexes("account_state")}:
         conn.execute(text("CREATE INDEX IF NOT EXISTS ix_account_state_updated_at ON account_state (updated_at)"))
 

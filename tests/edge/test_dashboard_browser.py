@@ -83,8 +83,11 @@ async def api_view(served: Stack) -> dict[str, dict[str, Any]]:
     for pool in stats["pools"]:
         for a in pool["accounts"]:
             row = today.get(a["account_id"], {})
+            state = a["state"].removeprefix("ACCOUNT_STATE_").lower()
+            if state in ("healthy", "probing") and any(int(c["remaining_ms"]) for c in a["model_cooldowns"]):
+                state = "cooling"  # the page shows an account resting for a model as cooling (for that model)
             out[a["account_id"]] = {
-                "state": a["state"].removeprefix("ACCOUNT_STATE_").lower(),
+                "state": state,
                 "probe_reason": a.get("probe_reason", "").removeprefix("PROBE_REASON_").lower(),
                 "requests": a["requests_total"],
                 "in_flight": a["in_flight"],

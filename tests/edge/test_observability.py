@@ -93,7 +93,8 @@ async def test_usage_matches_the_selectors_get_usage(make_stack: StackFactory, b
         totals["requests"] += row["requests"]
         totals["rate_limited"] += row["rate_limited"]
         totals["tokens"] += row["input_tokens"] + row["output_tokens"]
-    assert by_account["openai/limited"] == {"requests": 1, "rate_limited": 1, "tokens": 0}
+    # Once per model: the 429 for gpt-4o-mini rests the account for that model only, and gpt-4o tries it too.
+    assert by_account["openai/limited"] == {"requests": 2, "rate_limited": 2, "tokens": 0}
     assert by_account["openai/good"]["requests"] == 3 and by_account["openai/good"]["tokens"] > 0
     assert by_account["anthropic/good"]["requests"] == 2
 
@@ -195,9 +196,10 @@ async def test_metrics_count_requests_attempts_failovers_and_latency(make_stack:
     assert got['poolgate_edge_requests_total{model="gpt-*",pool="openai",status="200"}'] == 2
     assert got['poolgate_edge_requests_total{model="gpt-4o",pool="openai",status="200"}'] == 1
     assert got['poolgate_edge_requests_total{model="claude-*",pool="anthropic",status="200"}'] == 2
-    assert got['poolgate_edge_attempts_total{account="limited",outcome="rate_limited",pool="openai"}'] == 1
+    # The 429 rests the account for gpt-4o-mini only: gpt-4o tries it once too (one call per model).
+    assert got['poolgate_edge_attempts_total{account="limited",outcome="rate_limited",pool="openai"}'] == 2
     assert got['poolgate_edge_attempts_total{account="good",outcome="success",pool="openai"}'] == 3
-    assert got['poolgate_edge_failovers_total{from_pool="openai",reason="rate_limited",to_pool="openai"}'] == 1
+    assert got['poolgate_edge_failovers_total{from_pool="openai",reason="rate_limited",to_pool="openai"}'] == 2
     assert got['poolgate_edge_request_duration_seconds_count{pool="openai"}'] == 3
     assert got['poolgate_edge_request_duration_seconds_count{pool="anthropic"}'] == 2
     assert got['poolgate_edge_time_to_first_token_seconds_count{pool="openai"}'] == 1  # the one stream

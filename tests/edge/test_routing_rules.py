@@ -120,7 +120,7 @@ async def test_a_chain_moves_from_an_exhausted_pool_without_the_client_seeing_an
         assert message.model == "gpt-4o-mini" and message.content[0].text.startswith("Hello!")  # type: ignore[union-attr]
     assert stack.fake.stats.requests["sk-ant-ratelimited-0001"] == 1  # not called again while it cools
     accounts = await stack.accounts()
-    assert accounts["anthropic/limited"]["state"] == "ACCOUNT_STATE_COOLING"
+    assert [c["scope"] for c in accounts["anthropic/limited"]["model_cooldowns"]] == ["claude-opus-4-6"]
     assert accounts["cheap/good"]["successes_total"] == 2
     lines = [r.getMessage() for r in caplog.records if r.name == "poolgate.edge"]
     moves = [line for line in lines if "moving to cheap/gpt-4o-mini, target 2/2" in line]

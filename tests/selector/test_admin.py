@@ -25,6 +25,7 @@ CONFIG = """
 pools:
   openai:
     strategy: fill_first
+    cooldown_scope: account
     accounts:
       - {name: personal, key: sk-test-personal-9f3a}
       - {name: work, key: sk-test-work-77c1}

@@ -1,0 +1,130 @@
+"""Cooldowns per model: a 429 rests an account for the model (or model group) it was for, and the account keeps
+serving the others; after the rest, one probe per model. Through the selector core with a controlled clock and a
+real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from selector_service.domain.errors import NoAccountAvailableError
+from selector_service.domain.leases import Grant
+from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
+from selector_service.domain.selector import SelectorCore
+from selector_service.plugin.types import SelectionRequest
+from tests.selector.conftest import CoreFactory, FakeClock, open_accounts, pool_config
+
+TWO = """
+- {name: a, key: sk-test-aaaaaaaa1111}
+- {name: b, key: sk-test-bbbbbbbb2222}
+"""
+ONE = "- {name: a, key: sk-test-aaaaaaaa1111}"
+SETTINGS = {"strategy": "fill_first", "cooldown": "{base: 10s, jitter: 0}"}
+
+
+async def lease(core: SelectorCore, model: str, timeout: float = 0) -> Grant:
+    return await core.select(SelectionRequest(pool="p", model=model), (), timeout=timeout)
+
+
+async def report(core: SelectorCore, grant: Grant, outcome: Outcome = Outcome.SUCCESS, early: bool = False,
+                 **fields: object) -> None:
+    status = 429 if outcome is Outcome.RATE_LIMITED else 200
+    result = await core.report(OutcomeReport(grant.lease.lease_id, outcome, http_status=status, early=early,
+                                             **fields))  # type: ignore[arg-type]
+    assert result.recorded
+
+
+def account(core: SelectorCore, name: str = "a"):  # type: ignore[no-untyped-def]
+    return core.pools["p"].accounts[f"p/{name}"]
+
+
+async def test_a_429_for_one_model_leaves_the_account_serving_the_others(make_core: CoreFactory,
+                                                                         clock: FakeClock) -> None:
+    core = await make_core(pool_config(TWO, **SETTINGS))
+    await open_accounts(core)
+    first = await lease(core, "gpt-4o")
+    assert first.lease.account.name == "a"
+    await report(core, first, Outcome.RATE_LIMITED)
+    assert account(core).state(clock())[0] is AccountState.HEALTHY
+    assert list(account(core).scopes) == ["gpt-4o"]
+    for _ in range(5):  # another model: still the first account; the limited model: the other one
+        other_model = await lease(core, "gpt-4o-mini")
+        same_model = await lease(core, "gpt-4o")
+        assert (other_model.lease.account.name, same_model.lease.account.name) == ("a", "b")
+        await report(core, other_model)
+        await report(core, same_model)
+    clock.advance(10.01)
+    probe = await lease(core, "gpt-4o")
+    assert probe.lease.account.name == "a" and probe.lease.probe  # the model's one probe after its rest
+    assert (await lease(core, "gpt-4o")).lease.account.name == "b"  # not a second one while it is out
+    await report(core, probe, early=True)  # the upstream answered 2xx: the model is served again
+    assert account(core).scopes == {}
+    assert (await lease(core, "gpt-4o")).lease.account.name == "a"
+
+
+async def test_a_burst_of_429s_for_a_model_is_one_backoff_step(make_core: CoreFactory, clock: FakeClock) -> None:
+    core = await make_core(pool_config(ONE, **SETTINGS))
+    await open_accounts(core)
+    burst = [await lease(core, "m") for _ in range(10)]
+    for grant in burst:
+        await report(core, grant, Outcome.RATE_LIMITED)
+    rest = account(core).scopes["m"]
+    assert rest.streak == 1 and rest.until == pytest.approx(clock() + 10)
+    clock.advance(10.01)
+    probe = await lease(core, "m")
+    await report(core, probe, Outcome.RATE_LIMITED)  # fresh news: the next step
+    assert account(core).scopes["m"].streak == 2 and account(core).scopes["m"].until == pytest.approx(clock() + 20)
+
+
+async def test_models_of_a_group_rest_together(make_core: CoreFactory) -> None:
+    core = await make_core(pool_config(ONE, model_groups="['claude-opus-*']", **SETTINGS))
+    await open_accounts(core)
+    await report(core, await lease(core, "claude-opus-4-1"), Outcome.RATE_LIMITED)
+    assert list(account(core).scopes) == ["claude-opus-*"]
+    with pytest.raises(NoAccountAvailableError, match="cooling for this model") as caught:
+        await lease(core, "claude-opus-4-6")
+    assert caught.value.cause == "rate_limited" and caught.value.retry_after == pytest.approx(10, abs=0.1)
+    await report(core, await lease(core, "claude-sonnet-4-6"))
+
+
+async def test_cooldown_scope_account_rests_the_whole_account(make_core: CoreFactory, clock: FakeClock) -> None:
+    core = await make_core(pool_config(ONE, cooldown_scope="account", **SETTINGS))
+    await open_accounts(core)
+    await report(core, await lease(core, "gpt-4o"), Outcome.RATE_LIMITED)
+    assert account(core).state(clock())[0] is AccountState.COOLING and account(core).scopes == {}
+    with pytest.raises(NoAccountAvailableError):
+        await lease(core, "gpt-4o-mini")
+
+
+async def test_a_call_waiting_for_one_model_does_not_hold_up_another(make_core: CoreFactory,
+                                                                     clock: FakeClock) -> None:
+    core = await make_core(pool_config(ONE, strategy="fill_first", cooldown="{base: 0.2s, jitter: 0}"))
+    await open_accounts(core)
+    await report(core, await lease(core, "m"), Outcome.RATE_LIMITED)
+    waiting = asyncio.create_task(core.select(SelectionRequest(pool="p", model="m"), (), timeout=5))
+    await asyncio.sleep(0)
+    assert core.pools["p"].waiters  # queued for its model's rest
+    other = await lease(core, "n")  # another model is served at once, not queued behind it
+    await report(core, other)
+    assert not waiting.done()
+    clock.advance(0.25)
+    grant = await asyncio.wait_for(waiting, 2)  # woken when the model's rest ends: its probe
+    assert grant.lease.probe
+    await report(core, grant)
+
+
+async def test_model_rests_survive_a_restart_and_an_operators_reset_clears_them(
+        make_core: CoreFactory, clock: FakeClock, tmp_path: Path) -> None:
+    database = tmp_path / "shared.db"
+    core = await make_core(pool_config(ONE, **SETTINGS), database=database)
+    await open_accounts(core)
+    await report(core, await lease(core, "gpt-4o"), Outcome.RATE_LIMITED, retry_after_ms=60_000)
+    again = await make_core(pool_config(ONE, **SETTINGS), database=database)
+    rest = account(again).scopes["gpt-4o"]
+    assert rest.until == pytest.approx(clock() + 60) and rest.reason.startswith("rate limited (429) for gpt-4o")
+    with pytest.raises(NoAccountAvailableError):
+        await lease(again, "gpt-4o")
+    await again.reset("p", "a")
+    assert account(again).scopes == {}
