@@ -163,6 +163,9 @@ class PoolSettings(_Section):
     classify: list[ClassifyRule] = Field(default_factory=list)
     """Rules for upstream errors, tried before the built-in table (docs/health.md)."""
     quota_rest: Duration = 3600.0
+    quota_timezone: str = "UTC"
+    """The time zone whose midnight starts the day of rpd_limit and tpd_limit (an IANA name such as
+    America/Los_Angeles)."""
     reserve: float = Field(default=0.0, ge=0.0, lt=1.0)
     """Stop using an account while a learned rate-limit or quota window has less than this share left (e.g. 0.1 for
     owners who also use their account by hand), until that window resets."""
@@ -191,6 +194,10 @@ class AccountConfig(_Section):
     itpm_limit: int = Field(default=0, ge=0)
     otpm_limit: int = Field(default=0, ge=0)
     max_concurrency: int = Field(default=0, ge=0)
+    rpd_limit: int = Field(default=0, ge=0)
+    """Requests per day (a calendar day in the pool's quota_timezone); 0 = unlimited."""
+    tpd_limit: int = Field(default=0, ge=0)
+    """Tokens (input and output) per day; 0 = unlimited."""
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra headers sent with this account's requests (e.g. an organization id)."""
     key_env: str = Field(default="", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
@@ -390,6 +397,14 @@ class PoolConfig(PoolSettings):
                 named.append(account)
             data["accounts"] = named
         return data
+
+    @field_validator("quota_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from poolgate.day_windows import time_zone
+
+        time_zone(value)  # raises ValueError naming what to give
+        return value
 
     @model_validator(mode="after")
     def _complete(self) -> PoolConfig:

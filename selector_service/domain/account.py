@@ -13,9 +13,11 @@ import random
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import tzinfo
 
 from poolgate.config import AccountConfig, PoolConfig, redact
 from poolgate.config.schema import parse_auth_header
+from poolgate.day_windows import day_end, time_zone
 from poolgate.rate_limit_times import parse_retry_after
 from poolgate.secrets import scrub_text
 from selector_service.domain.admission import Admission, Probing
@@ -62,6 +64,53 @@ class _Window:
     def frees_at(self) -> float:
         return self.entries[0][0] + WINDOW if self.entries else 0.0
 
+    @property
+    def pending(self) -> bool:
+        """Whether some use will age out by itself."""
+        return bool(self.entries)
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.total = 0
+
+
+class _DayWindow:
+    """Sum of amounts since the start of the calendar day (in the pool's quota_timezone), and the limit on it."""
+
+    __slots__ = ("ends", "limit", "total", "zone")
+
+    def __init__(self, limit: int, zone: tzinfo) -> None:
+        self.limit = limit
+        self.zone = zone
+        self.total = 0
+        self.ends = 0.0
+
+    def add(self, now: float, amount: int) -> None:
+        if amount > 0:
+            self.used(now)
+            self.total += amount
+
+    def used(self, now: float) -> int:
+        if now >= self.ends:
+            self.total, self.ends = 0, day_end(now, self.zone)
+        return self.total
+
+    def frees_at(self) -> float:
+        return self.ends
+
+    @property
+    def pending(self) -> bool:
+        return self.total > 0
+
+    def clear(self) -> None:
+        self.total = 0
+
+
+Window = _Window | _DayWindow
+WINDOW_LABELS = {"requests": "requests per minute", "input_tokens": "input tokens per minute",
+                 "output_tokens": "output tokens per minute", "requests_day": "requests per day",
+                 "tokens_day": "tokens per day"}
+
 
 class Account:
     """An account of a pool: configuration, health and load. Also the :class:`AccountView` strategies see."""
@@ -102,7 +151,7 @@ class Account:
         self.disabled_reason = ""
         # quota learned from headers, and local per-minute windows for configured limits
         self.limits: RateLimitSnapshot | None = None
-        self.windows: dict[str, _Window] = {}
+        self.windows: dict[str, Window] = {}
         self.scopes: dict[str, ScopeRest] = {}
         """Per-model rests (see :mod:`.scopes`), by scope."""
         self.refreshing = False  # a credential refresh is in flight
@@ -140,12 +189,20 @@ class Account:
         self.expiry_skip = pool.oauth.skip_expiring_threshold
         self.refresh_margin = pool.oauth.refresh_margin
         self.credential_fingerprint = config.credential_fingerprint
-        windows = {}
+        windows: dict[str, Window] = {}
         for kind, limit in (("requests", config.rpm_limit), ("input_tokens", config.itpm_limit),
                             ("output_tokens", config.otpm_limit)):
             if limit:
                 window = windows[kind] = self.windows.get(kind) or _Window(limit)
                 window.limit = limit  # a reload may change the limit; the minute's counts stay
+        zone = time_zone(pool.quota_timezone)
+        for kind, limit in (("requests_day", config.rpd_limit), ("tokens_day", config.tpd_limit)):
+            if limit:
+                day = self.windows.get(kind)
+                if not isinstance(day, _DayWindow) or day.zone != zone:
+                    day = _DayWindow(limit, zone)
+                day.limit = limit  # the day's counts stay across a reload
+                windows[kind] = day
         self.windows = windows
 
     def _credential_value(self, key: str) -> str:
@@ -336,7 +393,7 @@ class Account:
         rises_at = math.inf
         for window in self.windows.values():
             window.used(now)
-            if window.entries:
+            if window.pending:
                 rises_at = min(rises_at, window.frees_at())
         if self.limits is not None:
             rises_at = min(rises_at, self.limits.expire(now))
@@ -377,7 +434,7 @@ class Account:
             return AccountState.COOLING, f"under the reserve ({self.reserve:.0%}) of a quota window until its reset"
         for kind, window in self.windows.items():
             if window.used(now) >= window.limit:
-                return AccountState.COOLING, f"configured {kind.replace('_', ' ')} per minute limit reached"
+                return AccountState.COOLING, f"configured {WINDOW_LABELS[kind]} limit reached"
         admission = self.admission
         if admission.probing is not None:
             leases = admission.probe_leases
@@ -402,8 +459,9 @@ class Account:
         self.requests_total += 1
         if not light:
             self.in_flight += 1
-            if "requests" in self.windows:
-                self.windows["requests"].add(now, 1)
+            for kind in ("requests", "requests_day"):
+                if kind in self.windows:
+                    self.windows[kind].add(now, 1)
         return self.admission.admit(now)
 
     def release(self, probe_id: int, light: bool = False) -> None:
@@ -443,6 +501,8 @@ class Account:
             self.windows["input_tokens"].add(now, report.input_tokens)
         if "output_tokens" in self.windows:
             self.windows["output_tokens"].add(now, report.output_tokens)
+        if "tokens_day" in self.windows:
+            self.windows["tokens_day"].add(now, max(0, report.input_tokens) + max(0, report.output_tokens))
         error_class, rest = classify(report, rules)
         if outcome is Outcome.CANCELLED or error_class is ErrorClass.REQUEST_ERROR:
             return change  # not the account's fault: health unchanged
@@ -606,8 +666,7 @@ class Account:
         self.circuit_open_until = 0.0
         self.limits = None
         for window in self.windows.values():
-            window.entries.clear()
-            window.total = 0
+            window.clear()
         cleared: dict[str, tuple[float, str, int] | None] = dict.fromkeys(self.scopes)
         self.scopes = {}
         self.admission.distrust(Probing.OPERATOR)  # the operator's word is not the upstream's: probe first

@@ -41,6 +41,35 @@ cold:
     - {name: a, key: sk-slow200drip400-cold-0001}
     - {name: b, key: sk-slow200drip400-cold-0002}
     - {name: c, key: sk-slow200drip400-cold-0003}
+permodel:
+  strategy: fill_first
+  accounts:
+    - {name: first, key: sk-fine-permodel-0001}
+    - {name: second, key: sk-fine-permodel-0002}
+quota:
+  strategy: fill_first
+  quota_rest: 10s
+  accounts:
+    - {name: broke, key: sk-nocredit-quota-0001}
+    - {name: fine, key: sk-fine-quota-0002}
+overload:
+  strategy: fill_first
+  circuit: {failures: 3, cooldown: 60s}
+  accounts:
+    - {name: busy, key: sk-overloaded-over-0001}
+    - {name: fine, key: sk-fine-over-0002}
+request:
+  strategy: fill_first
+  accounts:
+    - {name: strict, key: sk-contextlimit-req-0001}
+    - {name: other, key: sk-fine-req-0002}
+rules:
+  strategy: fill_first
+  classify:
+    - {match: {status: 500, message: "internal error"}, class: quota_exhausted, rest: 1h}
+  accounts:
+    - {name: odd, key: sk-broken-rules-0001}
+    - {name: fine, key: sk-fine-rules-0002}
 """
 """One pool per scenario; model ``<pool>-x`` is served by pool ``<pool>``."""
 
@@ -58,8 +87,11 @@ class Processes:
             stats: dict[str, Any] = await response.json()
             return stats
 
-    async def script(self, session: aiohttp.ClientSession, key: str, words: str | None) -> None:
-        async with session.post(f"{self.fake}/_fake/script", json={"key": key, "words": words}) as response:
+    async def script(self, session: aiohttp.ClientSession, key: str, words: str | None, model: str | None = None,
+                     ) -> None:
+        """Script ``key``'s answers (for requests for ``model`` only, when given); ``None`` undoes it."""
+        body = {"key": key, "words": words, **({"model": model} if model else {})}
+        async with session.post(f"{self.fake}/_fake/script", json=body) as response:
             assert response.status == 200, await response.text()
 
     async def accounts(self, session: aiohttp.ClientSession, pool: str) -> dict[str, dict[str, Any]]:
@@ -93,6 +125,11 @@ models:
   "window-*": window
   "burst-*": burst
   "cold-*": cold
+  "permodel-*": permodel
+  "quota-*": quota
+  "overload-*": overload
+  "request-*": request
+  "rules-*": rules
 """
     path = directory / "poolgate.yaml"
     path.write_text(text)

@@ -106,3 +106,22 @@ def test_an_unreadable_database_url_is_a_problem_that_quotes_no_password(
     err = capsys.readouterr().err
     assert "selector.database: cannot use the database postgresql://…: the URL cannot be read" in err
     assert "hunter2" not in err
+
+
+def test_bad_classify_rules_are_refused_naming_their_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "poolgate.yaml"
+    path.write_text("""
+defaults:
+  classify:
+    - {match: {status: 429, message: daily}, class: quota_exhausted, rest: 6h}
+    - {match: {}, class: quota_exhausted}
+pools:
+  openai:
+    api_key: sk-test-a-0000000001
+    classify:
+      - {match: {code: x}, class: sleepy}
+""")
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "defaults.classify[1].match: match needs at least one of status, type, code, message" in err
+    assert "pools.openai.classify[0].class" in err and "sleepy" in err

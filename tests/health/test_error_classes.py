@@ -1,0 +1,114 @@
+"""What an error says about the account, through real processes on both transports: a 429 for one model leaves the
+account serving others; out of credit rests it for quota_rest, then one probe; an overloaded provider fails over
+without a cooldown or a disable; a request error reaches the client once; a pool's own classify: rules apply. Upstream
+calls are counted per key (and model) at the fake upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.edge.conftest import AUTH, CHAT
+from tests.health.conftest import Processes
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from cold_start import drive
+
+TIMEOUT = aiohttp.ClientTimeout(total=60)
+
+
+def calls(stats: dict[str, Any], key: str, model: str | None = None) -> int:
+    if model is None:
+        return int(stats["requests"].get(key, 0))
+    return int(stats["models"].get(key, {}).get(model, 0))
+
+
+async def test_a_429_for_one_model_leaves_the_account_serving_the_others(processes: Processes) -> None:
+    first, second = "sk-fine-permodel-0001", "sk-fine-permodel-0002"
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        await processes.script(session, first, "ratelimited60", model="permodel-a")
+        try:
+            statuses = []
+            for _ in range(8):
+                statuses += await drive(session, processes.edge, "permodel-a", 1, 1, headers=AUTH)
+                statuses += await drive(session, processes.edge, "permodel-b", 1, 1, headers=AUTH)
+            stats = await processes.fake_stats(session)
+            accounts = await processes.accounts(session, "permodel")
+        finally:
+            await processes.script(session, first, None, model="permodel-a")
+    assert statuses == [200] * 16
+    assert calls(stats, first, "permodel-a") == 1  # one 429, then never again for that model while it rests
+    assert calls(stats, first, "permodel-b") == 8  # the first account keeps serving the other model
+    assert calls(stats, second, "permodel-a") == 8 and calls(stats, second, "permodel-b") == 0
+    [cooldown] = accounts["first"]["model_cooldowns"]
+    assert cooldown["scope"] == "permodel-a" and 50_000 < int(cooldown["remaining_ms"]) <= 60_000
+    assert accounts["first"]["state"] == "ACCOUNT_STATE_HEALTHY"
+
+
+async def test_out_of_credit_rests_for_quota_rest_then_gets_one_probe(processes: Processes) -> None:
+    """quota_rest is 10 s here: ten seconds of load send one call to the account out of credit, and when its credit
+    is back (the upstream answers normally), the first request after the rest is its one probe."""
+    broke = "sk-nocredit-quota-0001"
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        started = time.monotonic()
+        statuses: list[int] = []
+        while time.monotonic() - started < 9.0:
+            statuses += await drive(session, processes.edge, "quota-x", 4, 2, headers=AUTH)
+            await asyncio.sleep(0.2)
+        stats = await processes.fake_stats(session)
+        account = (await processes.accounts(session, "quota"))["broke"]
+        assert account["state"] == "ACCOUNT_STATE_COOLING" and "out of quota (insufficient_quota)" in account["reason"]
+        await processes.script(session, broke, "credit-back")  # the upstream answers this key normally again
+        try:
+            while (await processes.accounts(session, "quota"))["broke"]["state"] == "ACCOUNT_STATE_COOLING":
+                await asyncio.sleep(0.2)
+            before = calls(await processes.fake_stats(session), broke)
+            after = await drive(session, processes.edge, "quota-x", 6, 1, headers=AUTH)
+            probe_and_after = calls(await processes.fake_stats(session), broke) - before
+        finally:
+            await processes.script(session, broke, None)
+    assert set(statuses) == {200} and len(statuses) >= 40
+    assert calls(stats, broke) == 1, stats["requests"]
+    assert after == [200] * 6 and probe_and_after == 6  # the probe succeeded: the account serves again (fill_first)
+
+
+async def test_an_overloaded_provider_fails_over_without_a_cooldown_or_a_disable(processes: Processes) -> None:
+    busy = "sk-overloaded-over-0001"
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        statuses = await drive(session, processes.edge, "overload-x", 10, 1, headers=AUTH)
+        stats = await processes.fake_stats(session)
+        account = (await processes.accounts(session, "overload"))["busy"]
+    assert statuses == [200] * 10  # every request failed over to the other account
+    assert calls(stats, busy) == 3  # the circuit breaker's three failures, then it rests
+    assert account["state"] == "ACCOUNT_STATE_CIRCUIT_OPEN" and account["model_cooldowns"] == []
+
+
+async def test_a_request_error_reaches_the_client_once_with_one_upstream_call(processes: Processes) -> None:
+    strict, other = "sk-contextlimit-req-0001", "sk-fine-req-0002"
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        body = {"model": "request-x", "messages": CHAT}
+        async with session.post(f"{processes.edge}/v1/chat/completions", json=body, headers=AUTH) as response:
+            status, answer = response.status, await response.json()
+        stats = await processes.fake_stats(session)
+        account = (await processes.accounts(session, "request"))["strict"]
+    assert status == 400 and answer["error"]["code"] == "context_length_exceeded"
+    assert calls(stats, strict) == 1 and calls(stats, other) == 0  # no failover: another account would say the same
+    assert account["state"] in ("ACCOUNT_STATE_HEALTHY", "ACCOUNT_STATE_PROBING") and account["model_cooldowns"] == []
+    assert int(account["failures_total"]) == 0 and int(account["rate_limited_total"]) == 0
+
+
+async def test_a_pools_own_rule_classifies_an_error(processes: Processes) -> None:
+    odd = "sk-broken-rules-0001"
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        statuses = await drive(session, processes.edge, "rules-x", 6, 1, headers=AUTH)
+        stats = await processes.fake_stats(session)
+        account = (await processes.accounts(session, "rules"))["odd"]
+    assert statuses == [200] * 6  # the 500 failed over, and the account rests as out of quota
+    assert calls(stats, odd) == 1
+    assert account["state"] == "ACCOUNT_STATE_COOLING" and account["reason"].startswith("out of quota")
+    assert 3_500_000 < int(account["cooldown_remaining_ms"]) <= 3_600_000  # the rule's rest: 1 h
