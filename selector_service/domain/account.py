@@ -24,7 +24,7 @@ from selector_service.domain.admission import Admission, Probing
 from selector_service.domain.backoff import circuit_cooldown, rate_limit_cooldown
 from selector_service.domain.classify import ErrorClass, Rule, classify
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
-from selector_service.domain.ratelimits import RateLimitSnapshot, parse_headers
+from selector_service.domain.ratelimits import MODEL_KINDS, PLAN_KINDS, RateLimitSnapshot, parse_headers
 from selector_service.domain.scopes import ScopeRest
 from selector_service.domain.state import PersistedState, StateChange
 
@@ -119,12 +119,11 @@ class Account:
         "account_id", "admission", "auth_failures_total", "awaiting_refresh", "circuit_open_until", "circuit_opens",
         "config", "cooldown_reason", "cooldown_until", "credential", "credential_fingerprint", "credential_prefix",
         "credential_redacted", "credential_since", "disabled", "disabled_reason", "error_rate", "error_samples",
-        "expires_at",
-        "expiry_skip", "expiry_wakeup", "failure_streak", "failures_total", "headroom_wakeup", "in_flight", "index",
-        "input_tokens_total", "limits", "max_concurrency", "name", "output_tokens_total", "pool", "priority",
-        "rate_limit_streak", "rate_limited_total", "recent_latency_ms", "refresh_margin",
-        "refreshing", "rejection_refreshed", "requests_total", "reserve", "scopes", "successes_total", "weight",
-        "windows",
+        "expires_at", "expiry_skip", "expiry_wakeup", "failure_streak", "failures_total", "headroom_wakeup",
+        "in_flight", "index", "input_tokens_total", "limits", "limits_scope", "max_concurrency", "name",
+        "output_tokens_total", "pool", "priority", "rate_limit_streak", "rate_limited_total", "recent_latency_ms",
+        "refresh_margin", "refreshing", "rejection_refreshed", "requests_total", "reserve", "scopes",
+        "successes_total", "weight", "windows",
     )
 
     def __init__(self, pool: PoolConfig, pool_name: str, config: AccountConfig, index: int) -> None:
@@ -151,6 +150,8 @@ class Account:
         self.disabled_reason = ""
         # quota learned from headers, and local per-minute windows for configured limits
         self.limits: RateLimitSnapshot | None = None
+        self.limits_scope = ""
+        """The model scope of the answer :attr:`limits` were read from ("" when cooldowns are account-wide)."""
         self.windows: dict[str, Window] = {}
         self.scopes: dict[str, ScopeRest] = {}
         """Per-model rests (see :mod:`.scopes`), by scope."""
@@ -339,12 +340,6 @@ class Account:
             del self.scopes[scope]
             change.scope_rests[scope] = None
 
-    def scope_answered(self, scope: str, epoch: int) -> StateChange:
-        """The scope's probe got a 2xx answer (an early report): the model is served again."""
-        change = StateChange(self.account_id)
-        self._scope_succeeded(scope, epoch, change)
-        return change
-
     # -- availability ----------------------------------------------------------------------------------------------
 
     def _resting_until(self, now: float) -> float:
@@ -372,7 +367,10 @@ class Account:
         if self.max_concurrency and self.in_flight >= self.max_concurrency:
             return NEVER
         if self.limits is not None:
-            until = max(until, self.limits.exhausted_until(now, self.reserve))
+            # Learned from a model's answer (per-model scope): its own limits rest that model (_scope_at_zero); a
+            # plan's windows are the whole account's.
+            kinds = PLAN_KINDS if self.limits_scope else None
+            until = max(until, self.limits.exhausted_until(now, self.reserve, kinds))
         for window in self.windows.values():
             if window.used(now) >= window.limit:
                 until = max(until, window.frees_at())
@@ -428,9 +426,10 @@ class Account:
             return AccountState.CIRCUIT_OPEN, f"{self.failure_streak} failures in a row"
         if self.cooldown_until > now:
             return AccountState.COOLING, self.cooldown_reason
-        if self.limits is not None and self.limits.exhausted_until(now) > now:
+        kinds = PLAN_KINDS if self.limits_scope else None
+        if self.limits is not None and self.limits.exhausted_until(now, 0.0, kinds) > now:
             return AccountState.COOLING, "quota at zero (rate-limit headers) until reset"
-        if self.limits is not None and self.limits.exhausted_until(now, self.reserve) > now:
+        if self.limits is not None and self.limits.exhausted_until(now, self.reserve, kinds) > now:
             return AccountState.COOLING, f"under the reserve ({self.reserve:.0%}) of a quota window until its reset"
         for kind, window in self.windows.items():
             if window.used(now) >= window.limit:
@@ -471,13 +470,17 @@ class Account:
 
     # -- outcomes --------------------------------------------------------------------------------------------------
 
-    def answered(self, report: OutcomeReport, epoch: int, now: float) -> StateChange:
+    def answered(self, report: OutcomeReport, epoch: int, now: float, scope: str = "", scope_epoch: int = 0,
+                 ) -> StateChange:
         """The upstream's early answer to a lease (a 2xx status and its rate-limit headers, before the body): a
-        fresh one proves the account as a success does, without counting a finished request."""
+        fresh one proves the account (and the lease's model scope) as a success does, without counting a finished
+        request."""
         change = StateChange(self.account_id)
-        self._learn_limits(report, now)
+        self._learn_limits(report, now, scope)
         if report.outcome is Outcome.SUCCESS:
             self._proven(epoch, change)
+            self._scope_succeeded(scope, scope_epoch, change)
+        self._scope_at_zero(scope, now, change)
         return change
 
     def apply(
@@ -494,7 +497,7 @@ class Account:
         for (``scope_epoch`` its rest's epoch then): a 429 rests only that scope (:mod:`.scopes`)."""
         change = StateChange(self.account_id)
         outcome = report.outcome
-        self._learn_limits(report, now)
+        self._learn_limits(report, now, scope)
         self.input_tokens_total += max(0, report.input_tokens)
         self.output_tokens_total += max(0, report.output_tokens)
         if "input_tokens" in self.windows:
@@ -505,6 +508,7 @@ class Account:
             self.windows["tokens_day"].add(now, max(0, report.input_tokens) + max(0, report.output_tokens))
         error_class, rest = classify(report, rules)
         if outcome is Outcome.CANCELLED or error_class is ErrorClass.REQUEST_ERROR:
+            self._scope_at_zero(scope, now, change)
             return change  # not the account's fault: health unchanged
         failed = outcome is not Outcome.SUCCESS
         # The share of recent outcomes that failed: a plain average of the first 1/EWMA_ALPHA outcomes (so 3
@@ -525,13 +529,34 @@ class Account:
             self._auth_failed(report, fresh, granted_at, change, renew)
         else:  # server errors, network errors, timeouts, an overloaded provider: the circuit breaker's
             self._failed(fresh, now, pool, change)
+        self._scope_at_zero(scope, now, change)
         return change
 
-    def _learn_limits(self, report: OutcomeReport, now: float) -> None:
+    def _learn_limits(self, report: OutcomeReport, now: float, scope: str = "") -> None:
         if report.rate_limit_headers:
             snapshot = parse_headers(report.rate_limit_headers, now)
             if snapshot.limits:
                 self.limits = snapshot
+                self.limits_scope = scope
+
+    def _scope_at_zero(self, scope: str, now: float, change: StateChange) -> None:
+        """Rate-limit headers of a model's answer at zero (or under the reserve): that model rests until their reset.
+        A plan's windows stay the account's (see :meth:`blocked_until`)."""
+        if not scope or self.limits is None or self.limits_scope != scope:
+            return
+        until = self.limits.exhausted_until(now, self.reserve, MODEL_KINDS)
+        if until <= now:
+            return
+        rest = self.scopes.get(scope)
+        if rest is not None and rest.until >= until:
+            return
+        reason = f"quota at zero (rate-limit headers) for {scope} until reset"
+        if rest is None:
+            rest = self.scopes[scope] = ScopeRest(until, reason, streak=0)
+        else:
+            rest.until, rest.reason, rest.probe_since = until, reason, 0.0
+            rest.epoch += 1
+        change.scope_rests[scope] = (rest.until, rest.reason, rest.streak)
 
     def _succeeded(
         self, report: OutcomeReport, fresh: bool, epoch: int, granted_at: float, change: StateChange

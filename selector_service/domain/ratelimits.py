@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 
 from poolgate.rate_limit_times import parse_reset
 
 KINDS = ("requests", "input_tokens", "output_tokens")
+MODEL_KINDS = frozenset(KINDS)
+"""Limits a provider sets per model (requests and tokens per minute)."""
 WINDOW_SCALE = 1000
 """Units of a plan's window, whose headers give only the share used."""
 _UNIFIED = re.compile(r"anthropic-ratelimit-unified-(?P<window>[a-z0-9_-]+?)-(?:utilization|status)")
@@ -41,11 +43,13 @@ class RateLimitSnapshot:
 
     limits: dict[str, Limit]
 
-    def exhausted_until(self, now: float, reserve: float = 0.0) -> float:
+    def exhausted_until(self, now: float, reserve: float = 0.0, kinds: Container[str] | None = None) -> float:
         """The latest reset time of a limit known to be at zero, or with less than ``reserve`` (a share, 0..1) of it
-        left; 0.0 when none is."""
+        left; 0.0 when none is. ``kinds``: only those limits (``MODEL_KINDS``, :data:`PLAN_KINDS`)."""
         until = 0.0
-        for limit in self.limits.values():
+        for kind, limit in self.limits.items():
+            if kinds is not None and kind not in kinds:
+                continue
             low = limit.remaining <= 0 or (reserve > 0 and limit.limit > 0 and limit.remaining < reserve * limit.limit)
             if low and limit.reset_at > now:
                 until = max(until, limit.reset_at)
@@ -114,6 +118,16 @@ def parse_headers(headers: Mapping[str, str], now: float) -> RateLimitSnapshot:
                     take(kind, get(prefix_remaining), get(prefix_limit), get(prefix_reset))
     _unified_windows(headers, now, limits)
     return RateLimitSnapshot(limits)
+
+
+class _PlanKinds(Container[str]):
+    """A plan's windows (``window``, ``window_5h`` …): the account's, whatever model was asked for."""
+
+    def __contains__(self, kind: object) -> bool:
+        return isinstance(kind, str) and kind.startswith("window")
+
+
+PLAN_KINDS = _PlanKinds()
 
 
 def _unified_windows(headers: Mapping[str, str], now: float, limits: dict[str, Limit]) -> None:

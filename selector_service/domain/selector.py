@@ -255,9 +255,8 @@ class SelectorCore:
             return self._not_recorded(report.lease_id)
         account = lease.account
         before = account.state(now)[0]
-        change = account.answered(report, NO_EPOCH if lease.answered else lease.epoch, now)
-        if lease.scope_probe and not lease.answered:
-            change.scope_rests.update(account.scope_answered(lease.scope, lease.scope_epoch).scope_rests)
+        change = account.answered(report, NO_EPOCH if lease.answered else lease.epoch, now, lease.scope,
+                                  NO_EPOCH if lease.answered else lease.scope_epoch)
         lease.answered = True
         state, reason = self._changed(self._pool_of(account), account, before, now)
         if not change.is_empty:

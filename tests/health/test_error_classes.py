@@ -15,6 +15,7 @@ import aiohttp
 
 from tests.edge.conftest import AUTH, CHAT
 from tests.health.conftest import Processes
+from tests.support import eventually_async
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from cold_start import drive
@@ -65,8 +66,10 @@ async def test_out_of_credit_rests_for_quota_rest_then_gets_one_probe(processes:
         assert account["state"] == "ACCOUNT_STATE_COOLING" and "out of quota (insufficient_quota)" in account["reason"]
         await processes.script(session, broke, "credit-back")  # the upstream answers this key normally again
         try:
-            while (await processes.accounts(session, "quota"))["broke"]["state"] == "ACCOUNT_STATE_COOLING":
-                await asyncio.sleep(0.2)
+            async def rested() -> bool:
+                return (await processes.accounts(session, "quota"))["broke"]["state"] != "ACCOUNT_STATE_COOLING"
+
+            await eventually_async(rested, 15, "the quota rest to end")
             before = calls(await processes.fake_stats(session), broke)
             after = await drive(session, processes.edge, "quota-x", 6, 1, headers=AUTH)
             probe_and_after = calls(await processes.fake_stats(session), broke) - before

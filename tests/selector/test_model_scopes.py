@@ -128,3 +128,36 @@ async def test_model_rests_survive_a_restart_and_an_operators_reset_clears_them(
         await lease(again, "gpt-4o")
     await again.reset("p", "a")
     assert account(again).scopes == {}
+
+
+async def test_a_models_limit_at_zero_rests_that_model_until_its_reset(make_core: CoreFactory,
+                                                                        clock: FakeClock) -> None:
+    core = await make_core(pool_config(TWO, **SETTINGS))
+    await open_accounts(core)
+    first = await lease(core, "gpt-4o")
+    await report(core, first, rate_limit_headers={  # a 200 whose headers say the model's requests are used up
+        "x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "20s"})
+    rest = account(core).scopes["gpt-4o"]
+    assert rest.until == pytest.approx(clock() + 20) and rest.reason.startswith("quota at zero")
+    assert account(core).state(clock())[0] is AccountState.HEALTHY
+    assert (await lease(core, "gpt-4o-mini")).lease.account.name == "a"  # other models: still served
+    assert (await lease(core, "gpt-4o")).lease.account.name == "b"
+    clock.advance(19)
+    core.pools["p"].process_due(clock())
+    assert (await lease(core, "gpt-4o")).lease.account.name == "b"
+    clock.advance(1.01)
+    core.pools["p"].process_due(clock())
+    probe = await lease(core, "gpt-4o")
+    assert probe.lease.account.name == "a" and probe.lease.probe
+
+
+async def test_a_plans_window_at_its_limit_rests_the_whole_account(make_core: CoreFactory, clock: FakeClock) -> None:
+    core = await make_core(pool_config(ONE, **SETTINGS))
+    await open_accounts(core)
+    reset = clock() + 300
+    await report(core, await lease(core, "claude-opus-4-6"), rate_limit_headers={
+        "anthropic-ratelimit-unified-status": "rejected", "anthropic-ratelimit-unified-reset": f"{reset:.0f}"})
+    assert account(core).state(clock())[0] is AccountState.COOLING and account(core).scopes == {}
+    with pytest.raises(NoAccountAvailableError):
+        await lease(core, "claude-sonnet-4-6")
