@@ -131,7 +131,7 @@ async def in_process_figures(sizes: list[int], iterations: int) -> None:
         for strategy in STRATEGIES:
             medians = []
             for size in sizes:
-                request = SelectionRequest(pool=f"{strategy}_{size}")
+                request = SelectionRequest(pool=f"{strategy}_{size}", model="bench")  # per-model scope on
                 samples = []
                 for _ in range(iterations):
                     started = time.perf_counter()
