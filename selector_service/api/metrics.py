@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from poolgate.addresses import split_port_only
+from poolgate.config.schema import Config
 from selector_service.domain.outcomes import AccountState
 
 if TYPE_CHECKING:
@@ -54,7 +55,9 @@ class _StateCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         families = _families()
-        in_flight, max_conc, state, cooldown, headroom, leases, outcomes, tokens, waiting, transitions = families
+        (in_flight, max_conc, state, cooldown, headroom, leases, outcomes, tokens, waiting, transitions,
+         model_cooldown) = families
+        named: frozenset[str] | None = None  # read from the config when an account rests for a model
         for snapshot in self.core.snapshots():
             waiting.add_metric([snapshot.name], snapshot.waiting)
             for item in snapshot.accounts:
@@ -73,6 +76,14 @@ class _StateCollector(Collector):
                 outcomes.add_metric([*key, "failure"], a.failures_total)
                 tokens.add_metric([*key, "input"], a.input_tokens_total)
                 tokens.add_metric([*key, "output"], a.output_tokens_total)
+                if a.scopes:
+                    named = configured_models(self.core.config) if named is None else named
+                    rests: dict[str, float] = {}
+                    for scope, rest in a.scopes.items():
+                        label = scope if scope in named or scope in snapshot.config.model_groups else OTHER_MODEL
+                        rests[label] = max(rests.get(label, 0.0), rest.until - snapshot.taken_at)
+                    for label, seconds in rests.items():
+                        model_cooldown.add_metric([*key, label], max(0.0, seconds))
         for (pool, before, after), count in self.core.transitions.items():
             transitions.add_metric([pool, before, after], count)
         yield from families
@@ -97,7 +108,26 @@ def _families() -> tuple[GaugeMetricFamily | CounterMetricFamily, ...]:
     transitions = CounterMetricFamily("poolgate_selector_state_transitions",
                                       "Account state changes caused by reported outcomes",
                                       labels=["pool", "from_state", "to_state"])
-    return in_flight, max_conc, state, cooldown, headroom, leases, outcomes, tokens, waiting, transitions
+    model_cooldown = GaugeMetricFamily(
+        "poolgate_selector_model_cooldown_seconds",
+        "Seconds until an account serves a model again (per-model rests; 0: the model's probe is next); the model "
+        "label is a name the config gives or a model_groups glob, else 'other'",
+        labels=[*labels, "model"])
+    return (in_flight, max_conc, state, cooldown, headroom, leases, outcomes, tokens, waiting, transitions,
+            model_cooldown)
+
+
+OTHER_MODEL = "other"
+
+
+def configured_models(config: Config) -> frozenset[str]:
+    """The model names the config gives (``models:`` names and the upstream models its values name): the only
+    model labels besides groups, so clients cannot grow the metrics by naming models."""
+    names = {name for name in config.models if not any(c in name for c in "*?[")}
+    for value in config.models.values():
+        for item in [value] if isinstance(value, str) else value:
+            names.add(item.partition("/")[2] or item)
+    return frozenset(names)
 
 
 async def start_metrics_server(metrics: SelectorMetrics, listen: str) -> tuple[web.AppRunner, int]:

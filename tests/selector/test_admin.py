@@ -279,3 +279,28 @@ asyncio.run(main())
                             cwd=Path(__file__).resolve().parents[2])
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "none"
+
+
+async def test_metrics_show_each_models_rest_labelled_by_configured_names(tmp_path: Path) -> None:
+    path = tmp_path / "poolgate.yaml"
+    path.write_text(CONFIG.replace("    cooldown_scope: account\n", "    model_groups: ['claude-opus-*']\n")
+                    + "models:\n  gpt-4o: openai\n")
+    selector = await start(path)
+    try:
+        async with grpc.aio.insecure_channel(selector.address) as channel:
+            client = Client(channel)
+            for model in ("gpt-4o", "some-model-a-client-made-up", "claude-opus-4-6"):
+                await client.serve(pb.OUTCOME_SUCCESS, model=model)  # the account is known to be fine
+                await client.serve(pb.OUTCOME_RATE_LIMITED, model=model, http_status=429, retry_after_ms=30_000)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{selector.metrics_port}/metrics") as response:
+                text = await response.text()
+    finally:
+        await selector.stop(grace=0.5)
+    rests = {line.split("{")[1].split("}")[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+             if line.startswith("poolgate_selector_model_cooldown_seconds{")}
+    assert set(rests) == {'account="personal",model="gpt-4o",pool="openai"',
+                          'account="personal",model="other",pool="openai"',
+                          'account="personal",model="claude-opus-*",pool="openai"'}
+    assert all(25 < seconds <= 30 for seconds in rests.values())
+    assert "some-model-a-client-made-up" not in text
