@@ -313,6 +313,9 @@ class Pool:
                 continue
             until = account.blocked_until(now)
             if until == 0.0 and scope:
+                rest = account.scopes.get(scope)
+                if rest is not None and rest.until <= now and rest.probe_since:
+                    return True  # the model's probe is out: its answer may come any moment
                 until = account.scope_blocked_until(scope, now)
             if until <= deadline or account.awaiting_probe(now) or (until == NEVER and not account.disabled
                                      and (account.refreshing or not account.expiring(now))):

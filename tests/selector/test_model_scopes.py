@@ -161,3 +161,19 @@ async def test_a_plans_window_at_its_limit_rests_the_whole_account(make_core: Co
     assert account(core).state(clock())[0] is AccountState.COOLING and account(core).scopes == {}
     with pytest.raises(NoAccountAvailableError):
         await lease(core, "claude-sonnet-4-6")
+
+
+async def test_a_call_waits_for_a_models_probe_rather_than_fail(make_core: CoreFactory, clock: FakeClock) -> None:
+    core = await make_core(pool_config(ONE, **SETTINGS))
+    await open_accounts(core)
+    await report(core, await lease(core, "m"), Outcome.RATE_LIMITED)
+    clock.advance(10.01)
+    probe = await lease(core, "m")
+    assert probe.lease.probe
+    waiting = asyncio.create_task(lease(core, "m", timeout=5))  # the probe may answer any moment: worth waiting
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    await report(core, probe)
+    grant = await asyncio.wait_for(waiting, 2)
+    assert grant.lease.account.name == "a" and not grant.lease.probe
+    await report(core, grant)
