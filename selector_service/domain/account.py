@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from datetime import tzinfo
 from poolgate.config import AccountConfig, PoolConfig, redact
 from poolgate.config.schema import parse_auth_header
 from poolgate.day_windows import day_end, time_zone
-from poolgate.rate_limit_times import parse_retry_after
+from poolgate.rate_limit_times import parse_header_duration, parse_retry_after
 from poolgate.secrets import scrub_text
 from selector_service.domain.admission import Admission, Probing
 from selector_service.domain.backoff import circuit_cooldown, rate_limit_cooldown
@@ -713,10 +714,19 @@ MAX_QUOTA_REST = 31 * 86400.0
 """The longest an account out of quota rests on the upstream's word (a monthly plan's reset)."""
 
 
+_TRY_AGAIN_IN = re.compile(r"(?:try again|retry) in (\d+(?:\.\d+)?(?:ms|us|h|m|s)(?:\d+(?:\.\d+)?(?:ms|us|h|m|s))*)",
+                           re.IGNORECASE)
+"""The wait an error message states: OpenAI's "Please try again in 6m0s.", Gemini's "Please retry in 37.5s."."""
+
+
 def _retry_after(report: OutcomeReport, now: float) -> float | None:
-    """Seconds until the upstream says to try again (its retry-after, as the report or the headers carry it)."""
+    """Seconds until the upstream says to try again: its retry-after (as the report or the headers carry it), else
+    the wait its error message states."""
     if report.retry_after_ms > 0:
         return report.retry_after_ms / 1000.0
     if report.rate_limit_headers:
-        return parse_retry_after(report.rate_limit_headers, now)
-    return None
+        said = parse_retry_after(report.rate_limit_headers, now)
+        if said is not None:
+            return said
+    match = _TRY_AGAIN_IN.search(report.detail) if report.detail else None
+    return parse_header_duration(match.group(1)) if match else None

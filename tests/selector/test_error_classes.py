@@ -158,3 +158,18 @@ async def test_the_reserve_keeps_a_share_of_a_window_for_the_owner(make_core: Co
     clock.advance(601)
     core.pools["p"].process_due(clock())
     assert state(core, "a", clock)[0] is AccountState.HEALTHY
+
+
+@pytest.mark.parametrize(("detail", "seconds"), [
+    ("429 Rate limit reached for gpt-4o in organization org-x on requests per day (RPD): Limit 10000, Used 10000, "
+     "Requested 1. Please try again in 6m0s. Visit https://platform.openai.com/account/rate-limits", 360),
+    ("429 Resource has been exhausted. Please retry in 37.5s.", 37.5),
+    ("429 Rate limit reached. Please try again in 20ms.", 0.02),
+])
+async def test_the_wait_an_error_message_states_is_honoured(make_core: CoreFactory, clock: FakeClock, detail: str,
+                                                            seconds: float) -> None:
+    core = await make_core(pool_config(TWO, strategy="fill_first", cooldown="{base: 1s, jitter: 0}"))
+    await open_accounts(core)
+    await fail(core, await lease(core), Outcome.RATE_LIMITED, 429, detail=detail)
+    account = core.pools["p"].accounts["p/a"]
+    assert account.cooldown_until == pytest.approx(clock() + seconds)
