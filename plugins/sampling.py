@@ -22,7 +22,8 @@ class UniformRandom:
 
 
 class PowerOfTwoChoices:
-    """Two random candidates; the one with more rate-limit headroom, then the one with fewer requests in flight.
+    """Two random candidates; the one with more rate-limit headroom for the request's model, then the one with fewer
+    requests in flight.
 
     Sampling two instead of scanning all keeps a pick O(1) while still steering load away from accounts close to
     their limits.
@@ -36,8 +37,10 @@ class PowerOfTwoChoices:
         if len(picked) == 1:
             return picked[0]
         first, second = picked
-        if second.headroom != first.headroom:
-            return second if second.headroom > first.headroom else first
+        model = request.model
+        first_room, second_room = first.headroom_for(model), second.headroom_for(model)
+        if second_room != first_room:
+            return second if second_room > first_room else first
         return second if second.in_flight < first.in_flight else first
 
 

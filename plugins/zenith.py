@@ -34,13 +34,15 @@ class Zenith:
         scored = candidates.sample(self._sample_size, self._rng)
         known = [account.recent_latency_ms for account in scored if account.recent_latency_ms > 0]
         fastest = min(known) if known else 0.0
-        return max(scored, key=lambda account: (self.score(account, fastest), -account.in_flight))
+        model = request.model
+        return max(scored, key=lambda account: (self.score(account, fastest, model), -account.in_flight))
 
-    def score(self, account: AccountView, fastest_ms: float) -> float:
+    def score(self, account: AccountView, fastest_ms: float, model: str = "") -> float:
+        """The account's score; its headroom for ``model`` (providers limit per model) when given."""
         latency_ms = account.recent_latency_ms
         latency_inverse = fastest_ms / latency_ms if latency_ms > 0 else 1.0
         return (
-            self._headroom * account.headroom
+            self._headroom * account.headroom_for(model)
             + self._latency * latency_inverse
             + self._errors * (1.0 - account.error_rate)
         )

@@ -26,7 +26,7 @@ from selector_service.domain.backoff import circuit_cooldown, rate_limit_cooldow
 from selector_service.domain.classify import ErrorClass, Rule, classify
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
 from selector_service.domain.ratelimits import MODEL_KINDS, PLAN_KINDS, RateLimitSnapshot, parse_headers
-from selector_service.domain.scopes import ScopeRest
+from selector_service.domain.scopes import MAX_SCOPES, ScopeRest
 from selector_service.domain.state import PersistedState, StateChange
 
 WINDOW = 60.0  # seconds: rpm / itpm / otpm limits are per minute
@@ -121,10 +121,10 @@ class Account:
         "config", "cooldown_reason", "cooldown_until", "credential", "credential_fingerprint", "credential_prefix",
         "credential_redacted", "credential_since", "disabled", "disabled_reason", "error_rate", "error_samples",
         "expires_at", "expiry_skip", "expiry_wakeup", "failure_streak", "failures_total", "headroom_wakeup",
-        "in_flight", "index", "input_tokens_total", "limits", "limits_scope", "max_concurrency", "name",
-        "output_tokens_total", "pool", "priority", "rate_limit_streak", "rate_limited_total", "recent_latency_ms",
-        "refresh_margin", "refreshing", "rejection_refreshed", "requests_total", "reserve", "scopes",
-        "successes_total", "weight", "windows",
+        "in_flight", "index", "input_tokens_total", "limits", "limits_scope", "max_concurrency", "model_limits",
+        "name", "output_tokens_total", "pool", "priority", "rate_limit_streak", "rate_limited_total",
+        "recent_latency_ms", "refresh_margin", "refreshing", "rejection_refreshed", "requests_total", "reserve",
+        "scopes", "successes_total", "weight", "windows",
     )
 
     def __init__(self, pool: PoolConfig, pool_name: str, config: AccountConfig, index: int) -> None:
@@ -152,6 +152,8 @@ class Account:
         # quota learned from headers, and local per-minute windows for configured limits
         self.limits: RateLimitSnapshot | None = None
         self.limits_scope = ""
+        self.model_limits: dict[str, RateLimitSnapshot] = {}
+        """The latest learned limits per model (at most MAX_SCOPES models), for :meth:`headroom_for`."""
         """The model scope of the answer :attr:`limits` were read from ("" when cooldowns are account-wide)."""
         self.windows: dict[str, Window] = {}
         self.scopes: dict[str, ScopeRest] = {}
@@ -396,12 +398,24 @@ class Account:
                 rises_at = min(rises_at, window.frees_at())
         if self.limits is not None:
             rises_at = min(rises_at, self.limits.expire(now))
+        for snapshot in self.model_limits.values():
+            snapshot.expire(now)
         return 0.0 if rises_at == math.inf else rises_at
 
     @property
     def headroom(self) -> float:
         """Share of quota left on the tightest limit, as of the pool's last :meth:`expire_quota`."""
         fraction = self.limits.fraction() if self.limits is not None else 1.0
+        for window in self.windows.values():
+            fraction = min(fraction, max(0.0, 1.0 - window.total / window.limit))
+        return fraction
+
+    def headroom_for(self, model: str) -> float:
+        """:attr:`headroom` as the latest answer for ``model`` (or its group) tells it, with the account's own caps."""
+        snapshot = self.model_limits.get(model) if model else None
+        if snapshot is None:
+            return self.headroom
+        fraction = snapshot.fraction()
         for window in self.windows.values():
             fraction = min(fraction, max(0.0, 1.0 - window.total / window.limit))
         return fraction
@@ -472,12 +486,12 @@ class Account:
     # -- outcomes --------------------------------------------------------------------------------------------------
 
     def answered(self, report: OutcomeReport, epoch: int, now: float, scope: str = "", scope_epoch: int = 0,
-                 ) -> StateChange:
+                 model: str = "") -> StateChange:
         """The upstream's early answer to a lease (a 2xx status and its rate-limit headers, before the body): a
         fresh one proves the account (and the lease's model scope) as a success does, without counting a finished
         request."""
         change = StateChange(self.account_id)
-        self._learn_limits(report, now, scope)
+        self._learn_limits(report, now, scope, model)
         if report.outcome is Outcome.SUCCESS:
             self._proven(epoch, change)
             self._scope_succeeded(scope, scope_epoch, change)
@@ -487,6 +501,7 @@ class Account:
     def apply(
         self, report: OutcomeReport, epoch: int, granted_at: float, now: float, pool: PoolConfig, rng: random.Random,
         renew: Callable[[], bool] | None = None, rules: Sequence[Rule] = (), scope: str = "", scope_epoch: int = 0,
+        model: str = "",
     ) -> StateChange:
         """Apply an attempt's outcome to this account; return what must be persisted (maybe nothing).
 
@@ -498,7 +513,7 @@ class Account:
         for (``scope_epoch`` its rest's epoch then): a 429 rests only that scope (:mod:`.scopes`)."""
         change = StateChange(self.account_id)
         outcome = report.outcome
-        self._learn_limits(report, now, scope)
+        self._learn_limits(report, now, scope, model)
         self.input_tokens_total += max(0, report.input_tokens)
         self.output_tokens_total += max(0, report.output_tokens)
         if "input_tokens" in self.windows:
@@ -533,12 +548,18 @@ class Account:
         self._scope_at_zero(scope, now, change)
         return change
 
-    def _learn_limits(self, report: OutcomeReport, now: float, scope: str = "") -> None:
+    def _learn_limits(self, report: OutcomeReport, now: float, scope: str = "", model: str = "") -> None:
         if report.rate_limit_headers:
             snapshot = parse_headers(report.rate_limit_headers, now)
             if snapshot.limits:
                 self.limits = snapshot
                 self.limits_scope = scope
+                if scope and model:
+                    models = self.model_limits
+                    models.pop(model, None)
+                    models[model] = snapshot
+                    if len(models) > MAX_SCOPES:
+                        del models[next(iter(models))]
 
     def _scope_at_zero(self, scope: str, now: float, change: StateChange) -> None:
         """Rate-limit headers of a model's answer at zero (or under the reserve): that model rests until their reset.
@@ -691,6 +712,7 @@ class Account:
         self.rate_limit_streak = self.failure_streak = self.circuit_opens = 0
         self.circuit_open_until = 0.0
         self.limits = None
+        self.model_limits = {}
         for window in self.windows.values():
             window.clear()
         cleared: dict[str, tuple[float, str, int] | None] = dict.fromkeys(self.scopes)

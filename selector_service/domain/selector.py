@@ -229,7 +229,7 @@ class SelectorCore:
         # A lease whose 2xx answer was reported early has vouched for the account already: not a second step.
         epoch = NO_EPOCH if lease.answered and report.outcome is Outcome.SUCCESS else lease.epoch
         change = account.apply(report, epoch, lease.granted_at, now, pool.config, self._rng, renew, pool.rules,
-                               lease.scope, lease.scope_epoch)
+                               lease.scope, lease.scope_epoch, lease.model)
         if self.usage is not None:
             self.usage.record(UsageRecord(
                 now, account.pool, account.account_id, account.name, lease.model, report.outcome.value,
@@ -256,7 +256,7 @@ class SelectorCore:
         account = lease.account
         before = account.state(now)[0]
         change = account.answered(report, NO_EPOCH if lease.answered else lease.epoch, now, lease.scope,
-                                  NO_EPOCH if lease.answered else lease.scope_epoch)
+                                  NO_EPOCH if lease.answered else lease.scope_epoch, lease.model)
         lease.answered = True
         state, reason = self._changed(self._pool_of(account), account, before, now)
         if not change.is_empty:

@@ -38,6 +38,10 @@ class AccountView(Protocol):
 
         Kept current by the pool: quota use older than a minute, and learned limits past their reset time, stop
         counting within a second even on an account that serves nothing."""
+    def headroom_for(self, model: str) -> float:
+        """:attr:`headroom` for requests for ``model``: providers limit per model, so the share left is read from the
+        latest answer for that model (with the account's own caps and a plan's windows); :attr:`headroom` when no
+        answer for it is known yet."""
     @property
     def window_reset_at(self) -> float:
         """When the soonest learned rate-limit or quota window that is partly used resets (epoch seconds); 0.0 when

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, overload
 
 import poolgate_plugins.strategies
@@ -31,9 +31,14 @@ class FakeAccount:
     error_rate: float = 0.0
     requests_total: int = 0
 
+    model_headroom: dict[str, float] = field(default_factory=dict)
+
     @property
     def account_id(self) -> str:
         return f"id-{self.name}"
+
+    def headroom_for(self, model: str) -> float:
+        return self.model_headroom.get(model, self.headroom)
 
 
 class CountingSequence(Sequence[FakeAccount]):

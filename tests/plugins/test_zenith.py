@@ -74,3 +74,18 @@ def test_returns_only_candidates() -> None:
         account.headroom = 0.1
     candidates = ListCandidates(pool, pool[2:])
     assert "a0" not in picks(make_strategy("zenith", {"seed": 1}), candidates, 100)
+
+
+def test_headroom_is_read_for_the_requests_model() -> None:
+    from selector_service.plugin import SelectionRequest
+
+    spent_on_opus = FakeAccount("a", index=0, headroom=0.9, model_headroom={"claude-opus-4-6": 0.05})
+    fresh = FakeAccount("b", index=1, headroom=0.5)
+    strategy = make_strategy("zenith", {"latency": 0, "errors": 0})
+    opus = SelectionRequest(pool="test", model="claude-opus-4-6")
+    sonnet = SelectionRequest(pool="test", model="claude-sonnet-4-6")
+    assert strategy.select(ListCandidates([spent_on_opus, fresh]), opus).name == "b"
+    assert strategy.select(ListCandidates([spent_on_opus, fresh]), sonnet).name == "a"
+    p2c = make_strategy("p2c", {"seed": 1})
+    assert p2c.select(ListCandidates([spent_on_opus, fresh]), opus).name == "b"
+    assert p2c.select(ListCandidates([spent_on_opus, fresh]), sonnet).name == "a"

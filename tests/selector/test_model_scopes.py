@@ -177,3 +177,20 @@ async def test_a_call_waits_for_a_models_probe_rather_than_fail(make_core: CoreF
     grant = await asyncio.wait_for(waiting, 2)
     assert grant.lease.account.name == "a" and not grant.lease.probe
     await report(core, grant)
+
+
+async def test_headroom_is_learned_per_model(make_core: CoreFactory, clock: FakeClock) -> None:
+    core = await make_core(pool_config(ONE, **SETTINGS))
+    await open_accounts(core)
+    await report(core, await lease(core, "gpt-4o"), rate_limit_headers={
+        "x-ratelimit-limit-requests": "100", "x-ratelimit-remaining-requests": "10",
+        "x-ratelimit-reset-requests": "30s"})
+    await report(core, await lease(core, "gpt-4o-mini"), rate_limit_headers={
+        "x-ratelimit-limit-requests": "100", "x-ratelimit-remaining-requests": "90",
+        "x-ratelimit-reset-requests": "30s"})
+    a = account(core)
+    assert a.headroom_for("gpt-4o") == pytest.approx(0.1) and a.headroom_for("gpt-4o-mini") == pytest.approx(0.9)
+    assert a.headroom_for("never-asked") == a.headroom  # the latest answer's, for a model with none of its own
+    clock.advance(31)
+    core.pools["p"].process_due(clock())
+    assert a.headroom_for("gpt-4o") == 1.0  # past its reset: full again
