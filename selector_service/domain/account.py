@@ -12,7 +12,7 @@ import math
 import random
 import re
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 
@@ -121,10 +121,10 @@ class Account:
         "config", "cooldown_reason", "cooldown_until", "credential", "credential_fingerprint", "credential_prefix",
         "credential_redacted", "credential_since", "disabled", "disabled_reason", "error_rate", "error_samples",
         "expires_at", "expiry_skip", "expiry_wakeup", "failure_streak", "failures_total", "headroom_wakeup",
-        "in_flight", "index", "input_tokens_total", "limits", "limits_scope", "max_concurrency", "model_limits",
-        "name", "output_tokens_total", "pool", "priority", "rate_limit_streak", "rate_limited_total",
+        "in_flight", "index", "input_tokens_total", "limits", "limits_scope", "max_concurrency", "minute_limits",
+        "model_limits", "name", "output_tokens_total", "pool", "priority", "rate_limit_streak", "rate_limited_total",
         "recent_latency_ms", "refresh_margin", "refreshing", "rejection_refreshed", "requests_total", "reserve",
-        "scopes", "successes_total", "weight", "windows",
+        "scope_windows", "scopes", "successes_total", "weight", "windows",
     )
 
     def __init__(self, pool: PoolConfig, pool_name: str, config: AccountConfig, index: int) -> None:
@@ -157,6 +157,10 @@ class Account:
         """The model scope of the answer :attr:`limits` were read from ("" when cooldowns are account-wide)."""
         self.windows: dict[str, Window] = {}
         self.scopes: dict[str, ScopeRest] = {}
+        self.minute_limits: dict[str, int] = {}
+        """The configured per-minute caps, counted per model scope (cooldown_scope: model); empty otherwise."""
+        self.scope_windows: dict[str, dict[str, _Window]] = {}
+        """Per model scope, the windows of :attr:`minute_limits` ("" for requests naming no model)."""
         """Per-model rests (see :mod:`.scopes`), by scope."""
         self.refreshing = False  # a credential refresh is in flight
         # A rejected (401/403) credential that can be renewed is refreshed once before the account is disabled.
@@ -194,11 +198,20 @@ class Account:
         self.refresh_margin = pool.oauth.refresh_margin
         self.credential_fingerprint = config.credential_fingerprint
         windows: dict[str, Window] = {}
-        for kind, limit in (("requests", config.rpm_limit), ("input_tokens", config.itpm_limit),
-                            ("output_tokens", config.otpm_limit)):
-            if limit:
-                window = windows[kind] = self.windows.get(kind) or _Window(limit)
-                window.limit = limit  # a reload may change the limit; the minute's counts stay
+        minute = {kind: limit for kind, limit in (("requests", config.rpm_limit), ("input_tokens", config.itpm_limit),
+                                                  ("output_tokens", config.otpm_limit)) if limit}
+        per_model = pool.cooldown_scope == "model"
+        for kind, limit in ({} if per_model else minute).items():
+            window = windows[kind] = self.windows.get(kind) or _Window(limit)
+            window.limit = limit  # a reload may change the limit; the minute's counts stay
+        # With per-model cooldowns the per-minute caps count per model, as providers' per-model limits do.
+        self.minute_limits = minute if per_model else {}
+        for scope, kinds in list(self.scope_windows.items()):
+            if set(kinds) != set(self.minute_limits):
+                del self.scope_windows[scope]  # the caps changed kind: that model's minute starts afresh
+            else:
+                for kind, window in kinds.items():
+                    window.limit = self.minute_limits[kind]
         zone = time_zone(pool.quota_timezone)
         for kind, limit in (("requests_day", config.rpd_limit), ("tokens_day", config.tpd_limit)):
             if limit:
@@ -287,8 +300,12 @@ class Account:
 
     def scope_blocked_until(self, scope: str, now: float) -> float:
         """0.0 when a lease for ``scope`` may be granted now (as far as that scope's rest goes); else until when."""
-        rest = self.scopes.get(scope) if scope else None
-        return rest.blocked_until(now, self.admission.probe_timeout) if rest is not None else 0.0
+        if not scope:
+            return 0.0
+        rest = self.scopes.get(scope)
+        until = rest.blocked_until(now, self.admission.probe_timeout) if rest is not None else 0.0
+        windows = self.scope_windows.get(scope)
+        return max(until, _full_until(windows, now)) if windows else until
 
     def scope_probe(self, scope: str, now: float) -> tuple[int, bool]:
         """A lease for ``scope`` is being granted: the scope's epoch (0 when it is not resting), and whether the
@@ -374,9 +391,9 @@ class Account:
             # plan's windows are the whole account's.
             kinds = PLAN_KINDS if self.limits_scope else None
             until = max(until, self.limits.exhausted_until(now, self.reserve, kinds))
-        for window in self.windows.values():
-            if window.used(now) >= window.limit:
-                until = max(until, window.frees_at())
+        until = max(until, _full_until(self.windows, now))
+        if self.minute_limits and "" in self.scope_windows:
+            until = max(until, _full_until(self.scope_windows[""], now))  # requests that name no model
         return until
 
     def awaiting_probe(self, now: float) -> bool:
@@ -396,6 +413,9 @@ class Account:
             window.used(now)
             if window.pending:
                 rises_at = min(rises_at, window.frees_at())
+        for windows in self.scope_windows.values():
+            for window in windows.values():
+                window.used(now)
         if self.limits is not None:
             rises_at = min(rises_at, self.limits.expire(now))
         for snapshot in self.model_limits.values():
@@ -406,19 +426,14 @@ class Account:
     def headroom(self) -> float:
         """Share of quota left on the tightest limit, as of the pool's last :meth:`expire_quota`."""
         fraction = self.limits.fraction() if self.limits is not None else 1.0
-        for window in self.windows.values():
-            fraction = min(fraction, max(0.0, 1.0 - window.total / window.limit))
-        return fraction
+        return min(fraction, _room(self.windows), _room(self.scope_windows.get("", {})))
 
     def headroom_for(self, model: str) -> float:
         """:attr:`headroom` as the latest answer for ``model`` (or its group) tells it, with the account's own caps."""
         snapshot = self.model_limits.get(model) if model else None
         if snapshot is None:
             return self.headroom
-        fraction = snapshot.fraction()
-        for window in self.windows.values():
-            fraction = min(fraction, max(0.0, 1.0 - window.total / window.limit))
-        return fraction
+        return min(snapshot.fraction(), _room(self.windows), _room(self.scope_windows.get(model, {})))
 
     @property
     def window_reset_at(self) -> float:
@@ -446,7 +461,7 @@ class Account:
             return AccountState.COOLING, "quota at zero (rate-limit headers) until reset"
         if self.limits is not None and self.limits.exhausted_until(now, self.reserve, kinds) > now:
             return AccountState.COOLING, f"under the reserve ({self.reserve:.0%}) of a quota window until its reset"
-        for kind, window in self.windows.items():
+        for kind, window in [*self.windows.items(), *self.scope_windows.get("", {}).items()]:
             if window.used(now) >= window.limit:
                 return AccountState.COOLING, f"configured {WINDOW_LABELS[kind]} limit reached"
         admission = self.admission
@@ -466,7 +481,26 @@ class Account:
 
     # -- leases ----------------------------------------------------------------------------------------------------
 
-    def acquire(self, now: float, light: bool = False) -> int:
+    def _minute_windows(self, scope: str) -> dict[str, _Window]:
+        """The per-minute windows a lease for ``scope`` counts in (created on first use, for at most MAX_SCOPES
+        scopes: the least recently created one whose minute has passed makes room)."""
+        windows = self.scope_windows.get(scope)
+        if windows is None:
+            if len(self.scope_windows) >= MAX_SCOPES:
+                idle = next((s for s, ws in self.scope_windows.items() if not any(w.pending for w in ws.values())),
+                            next(iter(self.scope_windows)))
+                del self.scope_windows[idle]
+            windows = self.scope_windows[scope] = {kind: _Window(limit) for kind, limit in self.minute_limits.items()}
+        return windows
+
+    def full_scopes(self, now: float) -> frozenset[str]:
+        """The model scopes whose configured per-minute caps are reached now."""
+        if not self.scope_windows:
+            return frozenset()
+        return frozenset(scope for scope, windows in self.scope_windows.items()
+                         if scope and _full_until(windows, now))
+
+    def acquire(self, now: float, light: bool = False, scope: str = "") -> int:
         """Count a new lease; returns its probe id when it is a probe (granted while the account's health is
         unknown), else 0. A light lease (token counting) counts in neither the concurrency nor the request rate:
         providers meter those calls apart; it is still a probe when the account's health is unknown."""
@@ -476,6 +510,8 @@ class Account:
             for kind in ("requests", "requests_day"):
                 if kind in self.windows:
                     self.windows[kind].add(now, 1)
+            if "requests" in self.minute_limits:
+                self._minute_windows(scope)["requests"].add(now, 1)
         return self.admission.admit(now)
 
     def release(self, probe_id: int, light: bool = False) -> None:
@@ -516,10 +552,11 @@ class Account:
         self._learn_limits(report, now, scope, model)
         self.input_tokens_total += max(0, report.input_tokens)
         self.output_tokens_total += max(0, report.output_tokens)
-        if "input_tokens" in self.windows:
-            self.windows["input_tokens"].add(now, report.input_tokens)
-        if "output_tokens" in self.windows:
-            self.windows["output_tokens"].add(now, report.output_tokens)
+        minute = self._minute_windows(scope) if self.minute_limits else self.windows
+        if "input_tokens" in minute:
+            minute["input_tokens"].add(now, report.input_tokens)
+        if "output_tokens" in minute:
+            minute["output_tokens"].add(now, report.output_tokens)
         if "tokens_day" in self.windows:
             self.windows["tokens_day"].add(now, max(0, report.input_tokens) + max(0, report.output_tokens))
         error_class, rest = classify(report, rules)
@@ -715,6 +752,7 @@ class Account:
         self.model_limits = {}
         for window in self.windows.values():
             window.clear()
+        self.scope_windows = {}
         cleared: dict[str, tuple[float, str, int] | None] = dict.fromkeys(self.scopes)
         self.scopes = {}
         self.admission.distrust(Probing.OPERATOR)  # the operator's word is not the upstream's: probe first
@@ -752,3 +790,17 @@ def _retry_after(report: OutcomeReport, now: float) -> float | None:
             return said
     match = _TRY_AGAIN_IN.search(report.detail) if report.detail else None
     return parse_header_duration(match.group(1)) if match else None
+
+
+def _full_until(windows: Mapping[str, Window], now: float) -> float:
+    """When the fullest of ``windows`` frees up, if one is at its limit; 0.0 when none is."""
+    until = 0.0
+    for window in windows.values():
+        if window.used(now) >= window.limit:
+            until = max(until, window.frees_at())
+    return until
+
+
+def _room(windows: Mapping[str, Window]) -> float:
+    """The share left on the tightest of ``windows`` (1.0 when there is none)."""
+    return min((max(0.0, 1.0 - window.total / window.limit) for window in windows.values()), default=1.0)

@@ -127,7 +127,7 @@ class Pool:
         rises_at = account.expire_quota(now)
         until = account.blocked_until(now)
         self._tier_of[account.account_id].mark(account, until == 0.0)
-        if account.scopes or account.account_id in self._scopes_of:
+        if account.scopes or account.scope_windows or account.account_id in self._scopes_of:
             self._index_scopes(account, now)
         if 0.0 < until < NEVER:
             heapq.heappush(self._wakeups, (until, next(self._seq), account))
@@ -150,7 +150,8 @@ class Pool:
     def _index_scopes(self, account: Account, now: float) -> None:
         """Keep the per-scope index of resting accounts, and wake queued calls when a scope's rest ends."""
         account_id = account.account_id
-        scopes = frozenset(account.scopes)
+        full = account.full_scopes(now)
+        scopes = frozenset(account.scopes) | full
         before = self._scopes_of.get(account_id, frozenset())
         for scope in before - scopes:
             members = self._resting.get(scope)
@@ -168,6 +169,8 @@ class Pool:
             if rest.until > now and rest.woken != rest.until:
                 rest.woken = rest.until
                 heapq.heappush(self._wakeups, (rest.until, next(self._seq), account))
+        for scope in full - before:  # a model's configured cap reached: re-check when its minute frees up
+            heapq.heappush(self._wakeups, (account.scope_blocked_until(scope, now), next(self._seq), account))
 
     def refresh_all(self, now: float) -> None:
         for account in self.accounts.values():
@@ -275,13 +278,14 @@ class Pool:
             state, _ = account.state(now)
             scoped = account.scope_blocked_until(scope, now) if until == 0.0 else 0.0
             if scoped:
-                rest = account.scopes[scope]
-                if rest.until > now:
-                    label = "cooling for this model"
-                    earliest = min(earliest, scoped)
-                else:
+                rest = account.scopes.get(scope)
+                if rest is not None and rest.until <= now and rest.probe_since and scoped == rest.blocked_until(
+                        now, account.admission.probe_timeout):
                     busy = True  # the model's probe may answer any moment
                     label = "probe for this model in flight"
+                else:  # resting for the model, or at the model's configured cap
+                    label = "cooling for this model"
+                    earliest = min(earliest, scoped)
             elif until == 0.0:
                 # Not yet in the index: added by a reload that is still loading its saved health.
                 label = "available" if self.is_available(account) else "being added"
@@ -314,7 +318,8 @@ class Pool:
             until = account.blocked_until(now)
             if until == 0.0 and scope:
                 rest = account.scopes.get(scope)
-                if rest is not None and rest.until <= now and rest.probe_since:
+                probe_out = rest is not None and rest.until <= now and rest.probe_since
+                if probe_out and scope not in account.full_scopes(now):
                     return True  # the model's probe is out: its answer may come any moment
                 until = account.scope_blocked_until(scope, now)
             if until <= deadline or account.awaiting_probe(now) or (until == NEVER and not account.disabled

@@ -179,10 +179,10 @@ class SelectorCore:
         return pool, excluded
 
     def _grant(self, pool: Pool, account: Account, request: SelectionRequest, now: float) -> Grant:
-        probe_id = account.acquire(now, request.light)
+        scope = pool.scope_of(request)
+        probe_id = account.acquire(now, request.light, scope)
         if account.expires_at and self.on_refresh_due is not None and account.refresh_due(now):
             self.on_refresh_due(account)  # starts a background refresh; the grant never waits for it
-        scope = pool.scope_of(request)
         scope_epoch, scope_probe = account.scope_probe(scope, now)
         lease = self.leases.open(account, request.model, now, pool.config.lease_ttl, probe_id, request.light,
                                  scope, scope_epoch, scope_probe)

@@ -12,7 +12,7 @@ from proxy_edge.app import start_edge
 from proxy_edge.handlers import SELECTOR
 from selector_service.app import start_selector
 from tests.edge.conftest import AUTH, CHAT, EDGE_KEY, Stack, StackFactory
-from tests.support import free_port
+from tests.support import eventually_async, free_port
 
 REQUEST = {"model": "gpt-4o-mini", "messages": CHAT}
 
@@ -42,8 +42,15 @@ async def test_selector_down_then_up_then_down_again(make_stack: StackFactory, t
     handle = await start_selector(stack.config, listen=f"127.0.0.1:{port}", database=f"{tmp_path}/s.db")
     try:
         assert await _wait_until_served(stack, within=5.0) < 3.0
-        async with stack.http.get(f"{stack.url}/readyz") as ready:
-            assert ready.status == 200 and (await ready.json())["available"] == {"openai": 1, "anthropic": 1}
+
+        async def both_available() -> bool:
+            # The request that was served was the new selector's probe of its account: the account is available
+            # again once the report of the probe's answer (sent in the background) has reached the selector.
+            async with stack.http.get(f"{stack.url}/readyz") as ready:
+                body = await ready.json()
+                return ready.status == 200 and body["available"] == {"openai": 1, "anthropic": 1}
+
+        await eventually_async(both_available, 2.0, "both pools to have their account available")
     finally:
         await stack.edge.runner.app[SELECTOR].flush_reports()
         await handle.stop(grace=0)

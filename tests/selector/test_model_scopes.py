@@ -194,3 +194,29 @@ async def test_headroom_is_learned_per_model(make_core: CoreFactory, clock: Fake
     clock.advance(31)
     core.pools["p"].process_due(clock())
     assert a.headroom_for("gpt-4o") == 1.0  # past its reset: full again
+
+
+async def test_configured_per_minute_caps_count_per_model(make_core: CoreFactory, clock: FakeClock) -> None:
+    core = await make_core(pool_config("- {name: a, key: sk-test-aaaaaaaa1111, rpm_limit: 3}", strategy="fill_first"))
+    await open_accounts(core)  # a request naming no model: counted apart
+    for _ in range(3):
+        await report(core, await lease(core, "gpt-4o"))
+    with pytest.raises(NoAccountAvailableError, match="cooling for this model") as caught:
+        await lease(core, "gpt-4o")
+    assert caught.value.retry_after == pytest.approx(60, abs=0.1)
+    for _ in range(3):  # another model has a minute of its own
+        await report(core, await lease(core, "gpt-4o-mini"))
+    assert account(core).state(clock())[0] is AccountState.HEALTHY
+    clock.advance(60.01)
+    core.pools["p"].process_due(clock())
+    await report(core, await lease(core, "gpt-4o"))  # its minute has passed (a cap reached is not bad news: no probe)
+
+
+async def test_with_account_wide_cooldowns_the_caps_are_the_accounts(make_core: CoreFactory, clock: FakeClock) -> None:
+    core = await make_core(pool_config("- {name: a, key: sk-test-aaaaaaaa1111, rpm_limit: 3}",
+                                       cooldown_scope="account"))
+    await open_accounts(core)
+    for model in ("gpt-4o", "gpt-4o-mini"):
+        await report(core, await lease(core, model))
+    state, reason = account(core).state(clock())
+    assert state is AccountState.COOLING and reason == "configured requests per minute limit reached"
