@@ -362,6 +362,10 @@ def _engine(database: str, url: str) -> CoreEngine:
         # connect timeout: an unreachable database is reported in seconds, not after a minute.
         return CoreEngine(url, pool_pre_ping=True, connect_args={"timeout": 10} if "+asyncpg" in url else {})
     except (ArgumentError, NoSuchModuleError, ImportError, UnusableDatabase) as exc:
+        if isinstance(exc, ImportError) and exc.name == "asyncpg":  # optional: SQLAlchemy imports it only here
+            raise UnusableDatabase(
+                f"cannot use the database {describe_database(database)}: PostgreSQL needs the asyncpg driver, which "
+                "is not installed; install it with: pip install 'poolgate[postgres]'") from None
         raise UnusableDatabase(
             f"cannot use the database {describe_database(database)}: {exc}. Give a SQLite file path, or a "
             "postgresql:// URL (served through asyncpg)") from None

@@ -1,0 +1,1 @@
+"""The files that deploy poolgate (image, compose, systemd) and the package they install."""
