@@ -225,20 +225,21 @@ def message_dict(message: Message) -> dict[str, object]:
 
 
 async def healthz(_request: web.Request) -> web.Response:
-    """The process is alive."""
+    """Liveness: the process serves HTTP (nothing else is checked; a restart is the only cure for a failure)."""
     return web.json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the selector answers and at least one pool has an account available now."""
+    """Readiness: the selector answers ``ListAccounts`` and the routing is loaded (the router, and pools the selector
+    serves). Accounts available now are in the body (``available``, per pool) but do not decide the status: while a
+    pool cools down, clients should get its 429 with ``Retry-After``, not lose the edge from the load balancer."""
+    if request.app.get(ROUTER) is None:
+        return web.json_response({"status": "not ready", "reason": "the routing is not loaded"}, status=503)
     try:
         listing = await request.app[SELECTOR].list_accounts()
     except SelectorError as exc:
         return web.json_response({"status": "not ready", "reason": exc.message}, status=503)
     available = {pool.name: pool.available for pool in listing.pools}
-    if any(available.values()):
-        return web.json_response({"status": "ready", "available": available})
-    return web.json_response(
-        {"status": "not ready", "reason": "no pool has an account available right now", "available": available},
-        status=503,
-    )
+    if not available:
+        return web.json_response({"status": "not ready", "reason": "the selector serves no pools"}, status=503)
+    return web.json_response({"status": "ready", "available": available})
