@@ -14,10 +14,11 @@ characters, :func:`poolgate.config.schema.redact`).
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from poolgate.config.schema import redact
 
-__all__ = ["MIN_PART", "Scrubber", "scrub_bytes", "scrub_text"]
+__all__ = ["MIN_PART", "Scrubber", "redact_url", "scrub_bytes", "scrub_text"]
 
 MIN_PART = 8
 """The shortest part of a credential that is removed (shorter runs are too common to mean anything)."""
@@ -104,3 +105,20 @@ def scrub_text(text: str, credential: str) -> str:
 def scrub_bytes(data: bytes, credential: str) -> bytes:
     """``data`` scrubbed of ``credential`` (see the module's docstring)."""
     return Scrubber(credential).bytes(data)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without the credentials in its authority: ``http://user:pass@proxy:3128`` -> ``http://…@proxy:3128``.
+
+    The user name goes too (it is often half of the secret). Text that does not parse as a URL with an authority is
+    cut at its last ``@``, so that what was before it is never shown either."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None or not parts.netloc:
+        return "…@" + url.rpartition("@")[2] if "@" in url else url
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"…@{host}").geturl()

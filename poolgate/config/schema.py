@@ -210,6 +210,9 @@ class AccountConfig(_Section):
     auth_header: str = ""
     """Header (and scheme) the key is sent in, e.g. ``authorization: Bearer`` or ``x-api-key``; empty: the pool's
     auth_scheme."""
+    proxy: str = Field(default="", repr=False)
+    """The HTTP proxy this account's upstream calls go through (``http://[user:pass@]host:port``), ``direct`` for
+    none; empty: the pool's proxy (see :func:`check_proxy`)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -251,6 +254,11 @@ class AccountConfig(_Section):
             parse_auth_header(value)
         return value
 
+    @field_validator("proxy", mode="before")
+    @classmethod
+    def _proxy_form(cls, value: Any) -> Any:
+        return check_proxy(value)
+
     @model_validator(mode="after")
     def _one_key_source(self) -> AccountConfig:
         if self.key and self.key_env:
@@ -272,6 +280,45 @@ class AccountConfig(_Section):
         return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
+
+
+DIRECT_PROXY = "direct"
+"""The ``proxy:`` value that sends an account's (or a pool's) upstream calls to the upstream itself, whatever the
+environment's proxy variables say."""
+PROXY_SCHEMES = ("http", "https")
+
+
+def check_proxy(value: Any) -> str:
+    """A ``proxy:`` setting as given, once it is valid: empty (the pool's, else the environment's), ``direct``, or an
+    ``http://`` or ``https://`` URL of a proxy (credentials in it are allowed, and never shown); ValueError else."""
+    if not isinstance(value, str):
+        raise ValueError("must be a string: an http:// or https:// URL of a proxy, or direct")
+    text: str = value.strip()
+    if not text or text == DIRECT_PROXY:
+        return text
+    from urllib.parse import urlsplit
+
+    from poolgate.secrets import redact_url
+
+    shown = redact_url(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        parts = None
+    try:
+        port = parts.port if parts is not None else None
+    except ValueError:
+        port = 0
+    if parts is not None and parts.scheme.lower().startswith("socks"):
+        raise ValueError(f"SOCKS proxies are not supported, got {shown!r}: use an HTTP proxy (http://host:port), or "
+                         "run an HTTP-to-SOCKS bridge and name it here")
+    if (parts is None or parts.scheme.lower() not in PROXY_SCHEMES or not parts.hostname
+            or parts.path not in ("", "/") or parts.query or parts.fragment):
+        raise ValueError(f"must be an http:// or https:// URL of a proxy such as http://proxy.example:3128 "
+                         f"(credentials as http://user:password@host:port), or {DIRECT_PROXY} for none, got {shown!r}")
+    if port == 0:
+        raise ValueError(f"the port must be from 1 to 65535, got {shown!r}")
+    return text
 
 
 def parse_auth_header(spec: str) -> tuple[str, str]:
@@ -363,6 +410,14 @@ class PoolConfig(PoolSettings):
     oauth: OAuthSettings = Field(default_factory=OAuthSettings)
     credential_sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Options for credential-source plugins, by source name: each source named here adds its accounts."""
+    proxy: str = Field(default="", repr=False)
+    """The HTTP proxy the pool's accounts go through unless an account sets its own (accounts added at run time too);
+    ``direct`` for none; empty: the environment's (``edge.proxy_from_env``). See :func:`check_proxy`."""
+
+    @field_validator("proxy", mode="before")
+    @classmethod
+    def _proxy_form(cls, value: Any) -> Any:
+        return check_proxy(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -619,6 +674,10 @@ class EdgeSection(_Section):
     shape."""
     fake_upstream: str = ""
     """host:port on which ``poolgate up`` also runs the fake upstream (demos, load tests); empty runs none."""
+    proxy_from_env: bool = True
+    """Upstream calls of accounts without a ``proxy:`` of their own or their pool's go through the proxy that the
+    standard variables name when the edge starts (``HTTPS_PROXY``, ``HTTP_PROXY``, lower case first; ``NO_PROXY``
+    honoured); upstreams on loopback never do. false: such calls go direct, whatever the environment says."""
 
     @field_validator("listen")
     @classmethod
