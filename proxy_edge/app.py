@@ -23,6 +23,7 @@ from proxy_edge import endpoints, handlers, observability
 from proxy_edge.attempts import Forwarder
 from proxy_edge.auth import Authenticator, EdgeConfigError
 from proxy_edge.client_input import quiet_malformed_requests
+from proxy_edge.egress import Egress
 from proxy_edge.inflight import InFlight
 from proxy_edge.model_catalog import ModelCatalog
 from proxy_edge.outcomes import PoolPolicy
@@ -90,7 +91,12 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     timeouts = config.edge.timeouts
     # Read timeouts differ for stream and non-stream requests: Upstream sets them per request (these are the
-    # session's defaults for anything else).
+    # session's defaults for anything else). Proxies are chosen per call by Egress (the account's, its pool's, the
+    # environment's): the session itself does not read the environment (aiohttp would look proxies and ~/.netrc up
+    # in a thread on every request, and send loopback upstreams to the proxy).
+    egress = Egress(config)
+    if egress.active:
+        log.info("egress: %s", egress.describe())
     session = aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(
             total=timeouts.total, connect=timeouts.connect, sock_connect=timeouts.connect,
@@ -105,7 +111,7 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     app[handlers.SELECTOR] = selector
     app[handlers.CATALOG] = ModelCatalog(config, session, selector)
     app[handlers.FORWARDER] = Forwarder(
-        Upstream(session, selector, timeouts, config.edge.upstream_limits), selector, policies)
+        Upstream(session, selector, timeouts, config.edge.upstream_limits, egress), selector, policies)
     try:
         yield
     finally:

@@ -22,6 +22,7 @@ from poolgate.config.schema import EdgeTimeouts, UpstreamLimits
 from poolgate.secrets import Scrubber
 from poolgate.v1 import selector_pb2 as pb
 from proxy_edge import outcomes as oc
+from proxy_edge.egress import Egress
 from proxy_edge.endpoints import Job
 from proxy_edge.errors import ApiShape, error_body, error_body_message, sse_error_event
 from proxy_edge.headers import client_response_headers, rate_limit_headers, retry_after_ms, upstream_request_headers
@@ -81,13 +82,16 @@ class Upstream:
     Timeouts (``edge.timeouts``) are set per request: a non-stream request gets ``first_byte`` as aiohttp's
     ``sock_read`` (until the headers, and any pause in the body); a stream request gets one deadline,
     ``first_token`` after the request, for its headers and first whole event, then ``stream_idle`` for each pause
-    between chunks. Limits (``edge.upstream_limits``) bound what is held of each answer.
+    between chunks. Limits (``edge.upstream_limits``) bound what is held of each answer. ``egress`` says which
+    calls go through a proxy (None: none does).
     """
 
     def __init__(self, session: aiohttp.ClientSession, selector: SelectorClient,
-                 timeouts: EdgeTimeouts | None = None, limits: UpstreamLimits | None = None) -> None:
+                 timeouts: EdgeTimeouts | None = None, limits: UpstreamLimits | None = None,
+                 egress: Egress | None = None) -> None:
         self._session = session
         self._selector = selector
+        self._egress = egress if egress is not None and egress.active else None
         self._urls: dict[tuple[str, str], URL] = {}
         self._loop = asyncio.get_running_loop()
         timeouts = timeouts or EdgeTimeouts()
@@ -135,9 +139,9 @@ class Upstream:
                 url = self._url(lease.base_url, job.upstream.upstream_path)
                 if job.stream:
                     async with asyncio.timeout_at(started + self._timeouts.first_token):
-                        upstream = await self._post(url, job.body, headers, self._stream_timeout)
+                        upstream = await self._post(url, job.body, headers, self._stream_timeout, lease.account_id)
                 else:
-                    upstream = await self._post(url, job.body, headers, self._plain_timeout)
+                    upstream = await self._post(url, job.body, headers, self._plain_timeout, lease.account_id)
             except TimeoutError:
                 return await self._fail(call, oc.TIMEOUT, 0, {}, "no answer in time")
             except aiohttp.ClientError as exc:
@@ -188,13 +192,27 @@ class Upstream:
                 upstream.release()
 
     async def _post(self, url: URL, body: bytes, headers: CIMultiDict[str],
-                    timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
+                    timeout: aiohttp.ClientTimeout, account_id: str) -> aiohttp.ClientResponse:
+        route = self._egress.route(account_id, url) if self._egress is not None else None
+        proxy = route.url if route is not None else None
         try:
-            return await self._session.post(url, data=body, headers=headers, timeout=timeout)
-        except aiohttp.ServerDisconnectedError:
-            # Most often a pooled keep-alive connection the upstream had just closed: not the account's fault, and
-            # the upstream never saw the request. Once more on a fresh connection before it counts as a failure.
-            return await self._session.post(url, data=body, headers=headers, timeout=timeout)
+            try:
+                response = await self._session.post(url, data=body, headers=headers, timeout=timeout, proxy=proxy)
+            except aiohttp.ServerDisconnectedError:
+                # Most often a pooled keep-alive connection the upstream had just closed: not the account's fault,
+                # and the upstream never saw the request. Once more on a fresh connection before it counts as a
+                # failure.
+                response = await self._session.post(url, data=body, headers=headers, timeout=timeout, proxy=proxy)
+        except aiohttp.ClientError as exc:
+            if route is None:
+                raise
+            # The proxy named, without its credentials: a proxy that is down reads differently from an upstream.
+            raise route.error(_network_detail(exc)) from None
+        if route is not None and response.status == 407:  # a plain-HTTP upstream behind a proxy that refused
+            response.release()
+            raise route.error("the proxy asks for credentials (407 Proxy Authentication Required): set them in "
+                              "the proxy URL, http://user:password@host:port")
+        return response
 
     async def _error_status(
         self, call: _Call, job: Job, upstream: aiohttp.ClientResponse, limits: dict[str, str], idle: float | None,
