@@ -1,18 +1,31 @@
 """The selector's Prometheus metrics, served over HTTP on their own port.
 
 Per-account figures are read from the live state when scraped (nothing to update on the request path); only the
-selection and queue-wait histograms are observed per call. Account labels are names, never credentials.
+selection and queue-wait histograms are observed per call. Account labels are names, never credentials. The registry
+also holds ``poolgate_build_info`` and the process's own series (``process_*``, ``python_info``); no ``_created``
+series.
 """
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from poolgate import __version__
 from poolgate.addresses import split_port_only
 from poolgate.config.schema import Config
 from selector_service.domain.outcomes import AccountState
@@ -27,6 +40,7 @@ class SelectorMetrics:
 
     def __init__(self, core: SelectorCore) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        add_process_series(self.registry)
         self.selection_seconds = Histogram(
             "poolgate_selector_selection_seconds", "Selection time inside the selector (SelectAccount and the "
             "Exchange stream), queueing included",
@@ -42,6 +56,17 @@ class SelectorMetrics:
         self.selection_seconds.labels(pool).observe(seconds)
         if waited:
             self.queue_wait_seconds.labels(pool).observe(waited)
+
+
+def add_process_series(registry: CollectorRegistry) -> None:
+    """``poolgate_build_info`` and the process's series (CPU, memory, open files; Python's version) in ``registry``,
+    and no ``_created`` series from this process (prometheus_client's switch is for the whole process). The edge has
+    the same (proxy_edge.metrics): the selector does not import the edge."""
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it untyped
+    Gauge("poolgate_build_info", "The poolgate version and the Python it runs on (always 1)", ["version", "python"],
+          registry=registry).labels(__version__, platform.python_version()).set(1)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
 
 
 class _StateCollector(Collector):
