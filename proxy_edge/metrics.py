@@ -1,19 +1,48 @@
 """The edge's Prometheus metrics, in a registry of its own per application (several edges may share a process).
 
 Label children are resolved once and kept in dictionaries, so a request costs a few dictionary look-ups, counter
-increments and two histogram observations. Every label value comes from the config, never from a client: pools and
+increments and a few histogram observations. Every label value comes from the config, never from a client: pools and
 account names (never credentials) as configured, and models as the config names them or ``other`` (the caller
 passes :meth:`proxy_edge.routing.Router.metric_model`), so the number of series is bounded by the config.
+
+Beside poolgate's own series, requests are counted in the OpenTelemetry GenAI client metrics
+(``gen_ai.client.token.usage``, ``gen_ai.client.operation.duration``) as a Prometheus exporter names them: dots become
+underscores, a unit of seconds is suffixed, and ``{token}`` (an annotation) is not. The registry also holds
+``poolgate_build_info`` and the process's own series (``process_*``, ``python_info``); no ``_created`` series.
 """
 
 from __future__ import annotations
 
+import platform
+
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from poolgate import __version__
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+GENAI_TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+"""The bucket boundaries the GenAI semantic conventions give ``gen_ai.client.token.usage``."""
+GENAI_DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+"""The bucket boundaries the GenAI semantic conventions give ``gen_ai.client.operation.duration``."""
+GENAI_OPERATIONS = {"/v1/chat/completions": "chat", "/v1/responses": "chat", "/v1/messages": "chat",
+                    "/v1/embeddings": "embeddings"}
+"""``gen_ai.operation.name`` per client path; other paths (token counting) are no GenAI operation."""
+TOKEN_USAGE = web.RequestKey("poolgate_token_usage", tuple[int, int])
+"""The upstream's token usage for the request, ``(input, output)``, for the code that reads the answer to set; the
+request's trace observes it in ``gen_ai_client_token_usage`` when the request ends."""
 
 
 def _in_flight_family() -> GaugeMetricFamily:
@@ -38,12 +67,24 @@ class _InFlightCollector(Collector):
         return [family]
 
 
-class EdgeMetrics:
-    """The edge's series, and the methods the request path calls to update them."""
+def add_process_series(registry: CollectorRegistry) -> None:
+    """``poolgate_build_info`` and the process's series (CPU, memory, open files; Python's version) in ``registry``,
+    and no ``_created`` series from this process (prometheus_client's switch is for the whole process)."""
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it untyped
+    Gauge("poolgate_build_info", "The poolgate version and the Python it runs on (always 1)", ["version", "python"],
+          registry=registry).labels(__version__, platform.python_version()).set(1)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
 
-    def __init__(self, pools: list[str] | None = None) -> None:
+
+class EdgeMetrics:
+    """The edge's series, and the methods the request path calls to update them; ``formats`` gives each pool's API
+    format (the GenAI ``gen_ai_provider_name`` label)."""
+
+    def __init__(self, pools: list[str] | None = None, formats: dict[str, str] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
+        add_process_series(registry)
         self.requests = Counter(
             "poolgate_edge_requests", "Client requests routed to a pool, by requested model and final HTTP status",
             ["pool", "model", "status"], registry=registry)
@@ -62,6 +103,18 @@ class EdgeMetrics:
         self.ttft = Histogram(
             "poolgate_edge_time_to_first_token_seconds", "Streamed responses: time from the request until the "
             "first event was sent to the client", ["pool"], buckets=LATENCY_BUCKETS, registry=registry)
+        genai = ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"]
+        self.genai_tokens = Histogram(
+            "gen_ai_client_token_usage", "Tokens used per request as the upstream reported them (OpenTelemetry "
+            "gen_ai.client.token.usage)", [*genai, "gen_ai_token_type"], buckets=GENAI_TOKEN_BUCKETS,
+            registry=registry)
+        self.genai_duration = Histogram(
+            "gen_ai_client_operation_duration_seconds", "Time from the request to the end of its response "
+            "(OpenTelemetry gen_ai.client.operation.duration); error_type: the HTTP status of a failed request",
+            [*genai, "error_type"], buckets=GENAI_DURATION_BUCKETS, registry=registry)
+        self._providers = dict(formats or {})
+        self._genai_durations: dict[tuple[str, str, str, int], Histogram] = {}
+        self._genai_tokens: dict[tuple[str, str, str, str], Histogram] = {}
         self.in_flight_by_pool: dict[str, int] = {}
         """Client requests being served, per pool: the dashboard reads it, and the registry exports it."""
         registry.register(_InFlightCollector(self.in_flight_by_pool))
@@ -84,9 +137,17 @@ class EdgeMetrics:
         self._pool(pool)
         self.in_flight_by_pool[pool] += 1
 
-    def request_finished(self, pool: str, model: str, status: int, seconds: float, ttft: float | None) -> None:
+    def request_finished(self, pool: str, model: str, status: int, seconds: float, ttft: float | None,
+                         operation: str = "") -> None:
         """A routed request ended (its in-flight count was raised by :meth:`request_started`); ``model`` is a label
-        the config gives (a configured name or ``other``)."""
+        the config gives (a configured name or ``other``); ``operation``: its GenAI operation name, if it has one."""
+        if operation:
+            genai_key = (operation, pool, model, status)
+            genai = self._genai_durations.get(genai_key)
+            if genai is None:
+                genai = self._genai_durations[genai_key] = self.genai_duration.labels(
+                    operation, self._provider(pool), model, str(status) if status >= 400 else "")
+            genai.observe(seconds)
         duration, first_token = self._pool(pool)
         self.in_flight_by_pool[pool] -= 1
         duration.observe(seconds)
@@ -97,6 +158,23 @@ class EdgeMetrics:
         if child is None:
             child = self._requests[key] = self.requests.labels(*key)
         child.inc()
+
+    def token_usage(self, operation: str, pool: str, model: str, input_tokens: int, output_tokens: int) -> None:
+        """A GenAI request's tokens as the upstream reported them (an embedding has no output tokens)."""
+        self._tokens(operation, pool, model, "input").observe(input_tokens)
+        if operation != "embeddings":
+            self._tokens(operation, pool, model, "output").observe(output_tokens)
+
+    def _tokens(self, operation: str, pool: str, model: str, token_type: str) -> Histogram:
+        key = (operation, pool, model, token_type)
+        child = self._genai_tokens.get(key)
+        if child is None:
+            child = self._genai_tokens[key] = self.genai_tokens.labels(operation, self._provider(pool), model,
+                                                                      token_type)
+        return child
+
+    def _provider(self, pool: str) -> str:
+        return self._providers.get(pool, "_OTHER")  # the conventions' value for a provider they do not name
 
     def request_unrouted(self, route: str, status: int) -> None:
         key = (route, status)

@@ -20,7 +20,7 @@ REQUEST_LOG = web.AppKey("request_log", RequestLog)
 
 def install(app: web.Application, config: Config) -> None:
     """Add the middleware, the response hook and the routes to ``app`` (before it starts)."""
-    metrics = EdgeMetrics(list(config.pools))
+    metrics = EdgeMetrics(list(config.pools), {name: pool.format for name, pool in config.pools.items()})
     app[METRICS] = metrics
     request_log = app[REQUEST_LOG] = RequestLog(logging.getLogger("poolgate.edge"))
     app.middlewares.append(make_middleware(metrics, request_log))

@@ -21,7 +21,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from poolgate.logging_setup import REQUEST_ID
 from poolgate.v1 import selector_pb2 as pb
-from proxy_edge.metrics import EdgeMetrics
+from proxy_edge.metrics import GENAI_OPERATIONS, TOKEN_USAGE, EdgeMetrics
 from proxy_edge.request_log import RequestLog
 from proxy_edge.routing import OTHER_MODEL, ROUTER
 from proxy_edge.upstream import Failure
@@ -97,7 +97,11 @@ class RequestTrace:
         self.seconds = seconds = monotonic() - self.started
         self.status = status
         if self.pool:
-            self.metrics.request_finished(self.pool, self.model_label, status, seconds, self.ttft)
+            operation = GENAI_OPERATIONS.get(request.path, "")
+            self.metrics.request_finished(self.pool, self.model_label, status, seconds, self.ttft, operation)
+            usage = request.get(TOKEN_USAGE)
+            if usage is not None and operation and any(usage):
+                self.metrics.token_usage(operation, self.pool, self.model_label, *usage)
             level = logging.INFO
         else:
             resource = request.match_info.route.resource
