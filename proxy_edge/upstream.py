@@ -26,6 +26,7 @@ from proxy_edge.egress import Egress
 from proxy_edge.endpoints import Job
 from proxy_edge.errors import ApiShape, error_body, error_body_message, sse_error_event
 from proxy_edge.headers import client_response_headers, rate_limit_headers, retry_after_ms, upstream_request_headers
+from proxy_edge.metrics import TOKEN_USAGE
 from proxy_edge.selector_client import SelectorClient
 from proxy_edge.streaming import (
     StreamInspector,
@@ -174,6 +175,7 @@ class Upstream:
                     f"the upstream answered {status} with a body that is not valid JSON "
                     f"({upstream.content_type or 'no content-type'})"), "upstream_invalid_response")
             report.input_tokens, report.output_tokens = body_usage(body)
+            request[TOKEN_USAGE] = (report.input_tokens, report.output_tokens)
             self._report_later(call, oc.SUCCESS, status, limits, "")
             out_headers = _client_headers(upstream, job, lease.account_id)
             if job.translation is not None:
@@ -323,6 +325,7 @@ class Upstream:
             return response
         report.input_tokens = inspector.input_tokens
         report.output_tokens = inspector.output_tokens
+        request[TOKEN_USAGE] = (report.input_tokens, report.output_tokens)
         if inspector.too_large:
             upstream_failure = (oc.SERVER_ERROR, 502, too_large)
         elif upstream_failure is None and inspector.error is None and not inspector.finished:

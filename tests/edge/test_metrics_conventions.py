@@ -6,7 +6,6 @@ from __future__ import annotations
 import platform
 import sys
 
-import pytest
 from prometheus_client import generate_latest
 
 from poolgate import __version__
@@ -96,8 +95,6 @@ def test_token_usage_by_type_with_the_conventions_buckets() -> None:
     assert f'gen_ai_client_token_usage_count{{{embeddings}"output"}}' not in got  # an embedding has no output
 
 
-@pytest.mark.xfail(strict=True, reason="the upstream's usage is not yet handed to the request's trace: "
-                   "proxy_edge/upstream.py sets request[TOKEN_USAGE] where it fills the report's token counts")
 async def test_token_usage_after_a_chat_and_a_message(stack: Stack) -> None:
     await chat_and_message(stack)
     got = samples(await scrape(stack))
