@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= examples/demo.yaml
 
-.PHONY: run test browser-deps agents postgres-for-tests lint proto bench bench-compare bench-selector bench-edge bench-logging bench-imports bench-floor bench-hostile bench-cold soak clean
+.PHONY: run test browser-deps agents postgres-for-tests lint proto bench bench-compare bench-selector bench-edge bench-logging bench-imports bench-floor bench-hostile bench-cold soak check-image clean
 
 $(STAMP): pyproject.toml examples/strategy-plugin/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -94,6 +94,11 @@ bench-cold: $(STAMP)
 # Not part of `make test`: 10 minutes of flaky-upstream load (SOAK_ARGS="--minutes 1" for a shorter run).
 soak: $(STAMP)
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+
+# Not part of `make test`: the Dockerfile's install steps (wheel, fresh virtualenv with the image's extras) without
+# Docker, then `poolgate --version` and `poolgate check` on the containers' config from that virtualenv.
+check-image:
+	scripts/check-image-steps.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The Dockerfile's install steps, without Docker: build the wheel (`pip wheel --no-deps`), install it with the
+# image's extras into a fresh virtualenv in a temporary directory, then run `poolgate --version` and
+# `poolgate check` on the containers' config (deploy/compose/poolgate.yaml) from that virtualenv.
+# `make check-image` runs it; it is not part of `make test` (it downloads and installs every dependency).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python="${PYTHON:-python3}"
+work="$(mktemp -d "${TMPDIR:-/tmp}/poolgate-image.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+
+echo "check-image: building the wheel"
+"$python" -m pip wheel --quiet --no-cache-dir --no-deps --wheel-dir "$work/wheels" .
+wheel="$(ls "$work"/wheels/poolgate-*.whl)"
+
+echo "check-image: installing $(basename "$wheel")[postgres,otel] into a fresh virtualenv"
+"$python" -m venv "$work/venv"
+"$work/venv/bin/python" -m pip install --quiet --no-cache-dir "${wheel}[postgres,otel]"
+
+# Run from an empty directory: the installed package, not this checkout, must answer.
+mkdir "$work/run"
+cd "$work/run"
+poolgate="$work/venv/bin/poolgate"
+version="$("$poolgate" --version)"
+expected="poolgate $("$work/venv/bin/python" -c 'import poolgate; print(poolgate.__version__)')"
+[ "$version" = "$expected" ] || { echo "check-image: --version printed '$version', not '$expected'" >&2; exit 1; }
+echo "check-image: $version"
+"$work/venv/bin/python" -c 'import asyncpg, opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http' \
+    || { echo "check-image: the extras are not installed" >&2; exit 1; }
+"$work/venv/bin/python" - <<'PY'
+import importlib.resources, poolgate
+assert importlib.resources.files("poolgate").joinpath("demo.yaml").is_file(), "the demo config is not packaged"
+assert "site-packages" in poolgate.__file__, poolgate.__file__
+PY
+
+# The variables the containers' config names, as compose passes them.
+export POOLGATE_EDGE_KEY=check-image-edge-key-0001 POOLGATE_SELECTOR_TOKEN=check-image-selector-0001 \
+    POOLGATE_ADMIN_TOKEN=check-image-admin-token-0001 OPENAI_KEY_1=sk-check-image-1111 \
+    OPENAI_KEY_2=sk-check-image-2222 ANTHROPIC_KEY_1=sk-ant-check-image-3333
+cp "$OLDPWD/deploy/compose/poolgate.yaml" poolgate.yaml
+"$poolgate" check poolgate.yaml
+"$poolgate" demo --help >/dev/null
+echo "check-image: OK"
