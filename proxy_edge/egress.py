@@ -160,6 +160,8 @@ class Egress:
         self._pools = {name: pool.proxy for name, pool in config.pools.items()}
         self._accounts = {f"{name}/{account.name}": account.proxy or pool.proxy
                           for name, pool in config.pools.items() for account in pool.accounts}
+        self._own = sorted({account.proxy for pool in config.pools.values() for account in pool.accounts
+                            if account.proxy and account.proxy != DIRECT_PROXY})
         self._env = EnvironmentProxies.read(environ) if config.edge.proxy_from_env else EnvironmentProxies()
         self._parsed: dict[str, Route] = {}
         self._routes: dict[tuple[str, str, str], Route | None] = {}
@@ -169,13 +171,10 @@ class Egress:
 
     def describe(self) -> str:
         """One line for the log at start: which proxies are in use (credentials removed)."""
-        parts = []
-        through = sorted(a for a, p in self._accounts.items() if p and p != DIRECT_PROXY)
-        if through:
-            parts.append(f"{len(through)} account(s) through a configured proxy")
-        pools = sorted(n for n, p in self._pools.items() if p and p != DIRECT_PROXY)
-        if pools:
-            parts.append(f"pools {', '.join(pools)} through their proxy")
+        parts = [f"pool {name} through {redact_url(proxy)}" for name, proxy in sorted(self._pools.items())
+                 if proxy and proxy != DIRECT_PROXY]
+        if self._own:
+            parts.append(f"accounts of their own through {', '.join(redact_url(p) for p in self._own)}")
         for scheme, proxy in (("https", self._env.https), ("http", self._env.http)):
             if proxy:
                 parts.append(f"{scheme} upstreams through the environment's {redact_url(proxy)}"

@@ -97,6 +97,22 @@ async def test_a_pools_proxy_applies_to_its_accounts_unless_one_says_direct(make
     assert sum(proxy.upstreams.values()) == 4
 
 
+async def test_streams_go_through_the_proxy_and_the_start_log_names_it_without_credentials(
+    make_stack: StackFactory, locked_proxy: ForwardProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="poolgate.edge")
+    stack = await make_stack(pool_settings=f'proxy: "{locked_proxy.url(PROXY_USER, PROXY_PASSWORD)}"')
+    client = stack.openai()
+    for _ in range(2):
+        chunks = [c async for c in await client.chat.completions.create(model="gpt-4o-mini", messages=CHAT,
+                                                                          stream=True)]
+        assert "".join(c.choices[0].delta.content or "" for c in chunks).startswith("Hello!")
+    assert locked_proxy.upstreams == {fake_authority(stack): 2} and locked_proxy.refused == 0
+    lines = [r.getMessage() for r in caplog.records]
+    assert f"egress: pool openai through http://…@127.0.0.1:{locked_proxy.port}" in lines, lines
+    assert not any(PROXY_PASSWORD in line or PROXY_USER in line for line in lines)
+
+
 async def test_a_proxy_with_credentials_gets_them_and_they_are_never_shown(
     make_stack: StackFactory, locked_proxy: ForwardProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
