@@ -291,7 +291,8 @@ def test_the_compose_config_names_the_certificate_make_tls_writes() -> None:
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
 def test_the_edge_reaches_the_selector_through_make_tls_certificates(tmp_path: Path) -> None:
-    """make-tls.sh's certificate, verified by the edge under the compose service's name, serves a request."""
+    """make-tls.sh's certificate, verified by the edge under the compose service's name, serves a request; and
+    ``poolgate accounts list`` reaches the selector at 127.0.0.1 (as inside a selector's container)."""
     tls = tmp_path / "tls"
     subprocess.run([str(ROOT / "deploy" / "compose" / "make-tls.sh"), str(tls)], check=True, capture_output=True,
                    timeout=60)
@@ -300,7 +301,7 @@ def test_the_edge_reaches_the_selector_through_make_tls_certificates(tmp_path: P
     config.write_text(f"""
 selector:
   listen: 127.0.0.1:{selector}
-  auth: {{tokens: ["{SECRETS['POOLGATE_SELECTOR_TOKEN']}"]}}
+  auth: {{tokens: ["{SECRETS['POOLGATE_SELECTOR_TOKEN']}"], admin_tokens: ["{SECRETS['POOLGATE_ADMIN_TOKEN']}"]}}
   tls: {{cert: {tls / 'selector.pem'}, key: {tls / 'selector.key'}}}
 edge:
   listen: 127.0.0.1:{edge}
@@ -324,6 +325,11 @@ models:
             completion = client.chat.completions.create(model="gpt-4o-mini",
                                                         messages=[{"role": "user", "content": "hi"}])
         assert completion.choices[0].message.content
+        admin = tmp_path / "admin.yaml"  # as the compose config: the CA alone, the address from selector.listen
+        admin.write_text(config.read_text().replace(", server_name: selector", ""))
+        accounts = subprocess.run([sys.executable, "-m", "poolgate.cli", "accounts", "list", "--config", str(admin)],
+                                  capture_output=True, text=True, timeout=60)
+        assert accounts.returncode == 0 and "first" in accounts.stdout, accounts.stdout + accounts.stderr
     finally:
         output = stop_process(process)
     assert process.returncode == 0, output
