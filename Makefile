@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= examples/demo.yaml
 
-.PHONY: run test browser-deps agents postgres-for-tests lint proto bench bench-compare bench-selector bench-edge bench-logging bench-imports bench-floor bench-hostile bench-cold soak check-image clean
+.PHONY: run test browser-deps deploy-deps agents postgres-for-tests lint proto bench bench-compare bench-selector bench-edge bench-logging bench-imports bench-floor bench-hostile bench-cold soak check-image clean
 
 $(STAMP): pyproject.toml examples/strategy-plugin/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ browser-deps:
 agents:
 	@scripts/install-agents.sh >/dev/null
 
+# The deployment tests run deploy/compose/make-tls.sh, which needs openssl; installed with apt when missing.
+deploy-deps:
+	@command -v openssl >/dev/null 2>&1 || { \
+		echo "installing openssl with apt-get (for the deployment tests)"; \
+		sudo=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
+			--no-install-recommends openssl >/dev/null; }
+
 # The PostgreSQL tests (selector replicas sharing one database) need a server: the script installs Debian's
 # postgresql when missing and starts a private one on 127.0.0.1 (quick when it already runs). A server of your own:
 # set POOLGATE_TEST_POSTGRES_URL=postgresql://user@host:port/db and none is started.
@@ -38,7 +46,7 @@ postgres-for-tests:
 	@[ -n "$$POOLGATE_TEST_POSTGRES_URL" ] || scripts/postgres-for-tests.sh >/dev/null
 
 # pytest exits 5 when it collects no tests: that must fail too, and say why.
-test: $(STAMP) browser-deps agents postgres-for-tests
+test: $(STAMP) browser-deps deploy-deps agents postgres-for-tests
 	@url="$${POOLGATE_TEST_POSTGRES_URL:-}"; [ -n "$$url" ] || url=$$(scripts/postgres-for-tests.sh) || exit 1; \
 	export POOLGATE_TEST_POSTGRES_URL="$$url"; \
 	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
