@@ -35,6 +35,9 @@ def channel_options() -> list[tuple[str, int | str]]:
         ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
         ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
         ("grpc.http2.max_pings_without_data", 0),  # keep pinging on an idle stream (gRPC's default stops after 2)
+        # Never through an http_proxy of the environment (gRPC reads it and does not spare loopback): the link to
+        # the selector carries leased credentials, and an HTTP proxy is for upstream calls.
+        ("grpc.enable_http_proxy", 0),
     ]
 
 

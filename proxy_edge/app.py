@@ -109,7 +109,7 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
                               unavailable=timeouts.selector_unavailable)
     policies = {name: PoolPolicy.from_config(pool) for name, pool in config.pools.items()}
     app[handlers.SELECTOR] = selector
-    app[handlers.CATALOG] = ModelCatalog(config, session, selector)
+    app[handlers.CATALOG] = ModelCatalog(config, session, selector, egress)
     app[handlers.FORWARDER] = Forwarder(
         Upstream(session, selector, timeouts, config.edge.upstream_limits, egress), selector, policies)
     try:

@@ -17,11 +17,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import aiohttp
+from yarl import URL
 
 from poolgate.config.schema import Config
 from poolgate.secrets import Scrubber
 from poolgate.v1 import selector_pb2 as pb
 from proxy_edge import outcomes as oc
+from proxy_edge.egress import Egress
 from proxy_edge.headers import rate_limit_headers, upstream_request_headers
 from proxy_edge.selector_client import SelectorClient, SelectorError
 
@@ -47,10 +49,12 @@ class _Entry:
 class ModelCatalog:
     """Model names per pool as their upstreams list them (empty while unknown or when the upstream cannot say)."""
 
-    def __init__(self, config: Config, session: aiohttp.ClientSession, selector: SelectorClient) -> None:
+    def __init__(self, config: Config, session: aiohttp.ClientSession, selector: SelectorClient,
+                 egress: Egress | None = None) -> None:
         self._formats = {name: pool.format for name, pool in config.pools.items()}
         self._session = session
         self._selector = selector
+        self._egress = egress
         self._entries: dict[str, _Entry] = {}
         self._fetching: dict[str, asyncio.Task[tuple[str, ...]]] = {}
 
@@ -95,10 +99,12 @@ class ModelCatalog:
                                            ((h.name, h.value) for h in lease.extra_headers), anthropic)
         report = pb.ReportOutcomeRequest(lease_id=lease.lease_id)
         started = time.monotonic()
+        url = URL(lease.base_url.rstrip("/") + path)
+        route = self._egress.route(lease.account_id, url) if self._egress is not None else None
         try:
-            async with self._session.get(lease.base_url.rstrip("/") + path, headers=headers,
-                                         params={"limit": "1000"} if anthropic else None,
-                                         timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as response:
+            async with self._session.get(url, headers=headers, params={"limit": "1000"} if anthropic else None,
+                                         timeout=aiohttp.ClientTimeout(total=TIMEOUT),
+                                         proxy=route.url if route is not None else None) as response:
                 report.http_status = response.status
                 report.rate_limit_headers.update(rate_limit_headers(response.headers.items()))
                 body = await response.content.read(MAX_BODY + 1)
