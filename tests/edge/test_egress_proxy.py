@@ -300,3 +300,11 @@ def test_redact_url() -> None:
     assert redact_url("https://proxy.example:443") == "https://proxy.example:443"
     assert redact_url("user:p@ss@proxy:1") == "…@proxy:1"
 
+
+
+async def test_the_model_lists_lookup_takes_the_accounts_proxy(make_stack: StackFactory, proxy: ForwardProxy) -> None:
+    """GET /v1/models asks a glob's pool's upstream for its models with one account: through that account's proxy."""
+    stack = await make_stack(pool_settings=f'proxy: "{proxy.url()}"')
+    names = [model.id async for model in stack.openai().models.list()]
+    assert "gpt-4o-mini" in names  # listed by the upstream, for the gpt-* pattern
+    assert proxy.upstreams == {fake_authority(stack): 1}
