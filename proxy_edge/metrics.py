@@ -13,24 +13,18 @@ underscores, a unit of seconds is suffixed, and ``{token}`` (an annotation) is n
 
 from __future__ import annotations
 
-import platform
-
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
-    PlatformCollector,
-    ProcessCollector,
-    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from poolgate import __version__
+from poolgate.process_metrics import add_process_series
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 GENAI_TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
@@ -65,16 +59,6 @@ class _InFlightCollector(Collector):
         for pool, count in list(self._counts.items()):
             family.add_metric([pool], count)
         return [family]
-
-
-def add_process_series(registry: CollectorRegistry) -> None:
-    """``poolgate_build_info`` and the process's series (CPU, memory, open files; Python's version) in ``registry``,
-    and no ``_created`` series from this process (prometheus_client's switch is for the whole process)."""
-    disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it untyped
-    Gauge("poolgate_build_info", "The poolgate version and the Python it runs on (always 1)", ["version", "python"],
-          registry=registry).labels(__version__, platform.python_version()).set(1)
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
 
 
 class EdgeMetrics:

@@ -8,26 +8,21 @@ series.
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    Gauge,
     Histogram,
-    PlatformCollector,
-    ProcessCollector,
-    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from poolgate import __version__
 from poolgate.addresses import split_port_only
 from poolgate.config.schema import Config
+from poolgate.process_metrics import add_process_series
 from selector_service.domain.outcomes import AccountState
 
 if TYPE_CHECKING:
@@ -56,17 +51,6 @@ class SelectorMetrics:
         self.selection_seconds.labels(pool).observe(seconds)
         if waited:
             self.queue_wait_seconds.labels(pool).observe(waited)
-
-
-def add_process_series(registry: CollectorRegistry) -> None:
-    """``poolgate_build_info`` and the process's series (CPU, memory, open files; Python's version) in ``registry``,
-    and no ``_created`` series from this process (prometheus_client's switch is for the whole process). The edge has
-    the same (proxy_edge.metrics): the selector does not import the edge."""
-    disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it untyped
-    Gauge("poolgate_build_info", "The poolgate version and the Python it runs on (always 1)", ["version", "python"],
-          registry=registry).labels(__version__, platform.python_version()).set(1)
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
 
 
 class _StateCollector(Collector):
