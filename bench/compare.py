@@ -12,7 +12,9 @@ bench`` creates it with ``pip install 'litellm[proxy]'``): one worker, three dep
 upstream, offline (local model cost map, no telemetry, no database).
 
 ``--quick --check`` is the CI-light variant: one round, one second per case, no LiteLLM, and it exits 1 only on gross
-regressions (ratios far below the targets).
+regressions (ratios far beyond the targets): throughput, CPU per request and time to first byte against the bare
+proxy. The added-latency ratio is gated on full runs only: the bare proxy adds about 0.3 ms, which a one-second case
+measures to within half of itself.
 """
 
 from __future__ import annotations
@@ -254,8 +256,12 @@ async def compare(args: argparse.Namespace, workdir: Path) -> int:
     checks = [
         ("stream req/s / bare proxy req/s", stream.rate / bare.rate, ">=", 0.75, 0.30),
         ("unary req/s / bare proxy req/s", unary.rate / bare.rate, "", 0.0, 0.0),
-        ("stream CPU/req / bare proxy CPU/req", stream.cpu_us / max(1.0, bare.cpu_us), "", 0.0, 0.0),
-        ("stream added p50 / bare added p50", added["poolgate stream"] / added["bare proxy"], "<=", 1.5, 6.0),
+        # The work per request, measured directly: the steadiest figure of a short run, so the quick check's gate.
+        ("stream CPU/req / bare proxy CPU/req", stream.cpu_us / max(1.0, bare.cpu_us), "", 0.0, 6.0),
+        # The bare proxy adds about 0.3 ms: in a one-second case this ratio's denominator moves by half, so it gates
+        # only full runs.
+        ("stream added p50 / bare added p50", added["poolgate stream"] / added["bare proxy"], "<=", 1.5,
+         0.0 if args.quick else 6.0),
         ("stream added TTFB p50 (ms)", stream.ttfb50 - base.ttfb50, "<=", 1.0, 10.0),
     ]
     if "LiteLLM" in results:
