@@ -47,6 +47,14 @@ def usage_tokens(usage: Any) -> tuple[int, int]:
     return inp, out
 
 
+def json_or_none(text: str | bytes) -> Any:
+    """``text`` parsed as JSON; None when it is not JSON (or not UTF-8)."""
+    try:
+        return json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
 def body_usage(body: bytes) -> tuple[int, int]:
     """(input, output) tokens from a JSON response body's top-level ``usage``.
 

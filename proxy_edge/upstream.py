@@ -11,7 +11,6 @@ import asyncio
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -36,6 +35,7 @@ from proxy_edge.streaming import (
     error_kind,
     error_message,
     error_status,
+    json_or_none,
 )
 
 _EVENT_STREAM = "text/event-stream"
@@ -230,7 +230,7 @@ class Upstream:
         body = call.scrub(body)
         outcome = oc.outcome_for_status(status)
         message = upstream_message(body, status)
-        call.report.error_type, call.report.error_code = error_kind(body_error(_parse(body)))
+        call.report.error_type, call.report.error_code = error_kind(body_error(json_or_none(body)))
         failure = await self._fail(call, outcome, status, limits, message)
         failure.headers = client_response_headers(upstream.headers.items())
         if cut:
@@ -480,16 +480,9 @@ def _upstream_shape(job: Job) -> ApiShape:
     return ApiShape.ANTHROPIC if job.upstream.pool_format == "anthropic" else ApiShape.OPENAI
 
 
-def _parse(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None
-
-
 def upstream_message(body: bytes, status: int) -> str:
     """The upstream's error message from an OpenAI-, Anthropic- or Gemini-shaped body (for logs and the selector)."""
-    data = _parse(body)
+    data = json_or_none(body)
     if isinstance(data, list) and data:
         data = data[0]
     message = error_body_message(data)

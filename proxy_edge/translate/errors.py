@@ -10,20 +10,13 @@ import json
 from typing import Any
 
 from proxy_edge.errors import ApiShape, anthropic_type, error_body, error_body_message, sse_error_event
-from proxy_edge.streaming import error_status
+from proxy_edge.streaming import error_status, json_or_none
 
 _OPENAI_TYPES = {
     "authentication_error": "invalid_request_error", "permission_error": "invalid_request_error",
     "not_found_error": "invalid_request_error", "request_too_large": "invalid_request_error",
     "api_error": "server_error", "overloaded_error": "server_error",
 }
-
-
-def _parse(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
 
 
 def _message(data: Any, body: bytes, status: int) -> str:
@@ -62,7 +55,7 @@ def openai_error(error: dict[str, Any]) -> dict[str, Any]:
 
 def to_client(body: bytes, status: int, client: str) -> bytes:
     """An upstream error body in the shape of the ``client`` API ("openai" or "anthropic")."""
-    data = _parse(body)
+    data = json_or_none(body)
     if client == "anthropic":
         if is_anthropic_error(data):
             return body

@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from proxy_edge.streaming import json_or_none
 from proxy_edge.translate.common import tool_id
 from proxy_edge.translate.errors import stream_error_to_anthropic
 from proxy_edge.translate.messages_to_responses import message_id, stop_reason, usage
@@ -62,10 +63,7 @@ class ResponsesToAnthropicStream:
         for name, data in events:
             if self.done:
                 break
-            try:
-                parsed = json.loads(data)
-            except ValueError:
-                continue
+            parsed = json_or_none(data)
             if isinstance(parsed, dict):
                 out += self._event(name or str(parsed.get("type", "")), parsed)
         return b"".join(out)

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from proxy_edge.streaming import json_or_none
 from proxy_edge.translate.responses_out import ResponsesContext, ResponseStreamWriter
 from proxy_edge.translate.responses_to_anthropic import encrypt_thinking, response_usage
 from proxy_edge.translate.responses_to_chat import chat_usage
@@ -34,13 +35,6 @@ class _Open:
     parts: list[str] = field(default_factory=list)
     signature: str = ""
     decoder: InputStringStream | None = None
-
-
-def _json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
 
 
 class _Translator:
@@ -99,7 +93,7 @@ class AnthropicToResponsesStream(_Translator):
         for name, data in events:
             if self.done:
                 break
-            parsed = _json(data)
+            parsed = json_or_none(data)
             if isinstance(parsed, dict):
                 out.append(self._event(name or str(parsed.get("type", "")), parsed))
         return b"".join(out)
@@ -194,7 +188,7 @@ class ChatToResponsesStream(_Translator):
             if data.strip() == "[DONE]":
                 out.append(self._end())
                 continue
-            parsed = _json(data)
+            parsed = json_or_none(data)
             if not isinstance(parsed, dict):
                 continue
             if isinstance(parsed.get("error"), dict):

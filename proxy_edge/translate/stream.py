@@ -14,6 +14,7 @@ import json
 import time
 from typing import Any
 
+from proxy_edge.streaming import json_or_none
 from proxy_edge.translate import anthropic_to_openai, openai_to_anthropic
 from proxy_edge.translate.common import finish_reason, input_to_arguments, stop_reason, tool_id
 from proxy_edge.translate.errors import stream_error_to_anthropic, stream_error_to_openai
@@ -47,13 +48,6 @@ def split_events(buffer: bytes, chunk: bytes) -> tuple[list[tuple[str, str]], by
             events.append((name, "\n".join(lines)))
 
 
-def _json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
-
 class OpenAIToAnthropicStream:
     """OpenAI chat completion chunks in, Anthropic message events out."""
 
@@ -80,7 +74,7 @@ class OpenAIToAnthropicStream:
             if data.strip() == "[DONE]":
                 out += self._finish_message()
                 continue
-            parsed = _json(data)
+            parsed = json_or_none(data)
             if not isinstance(parsed, dict):
                 continue
             if isinstance(parsed.get("error"), dict):
@@ -178,7 +172,7 @@ class AnthropicToOpenAIStream:
         for name, data in events:
             if self.done:
                 break
-            parsed = _json(data)
+            parsed = json_or_none(data)
             if not isinstance(parsed, dict):
                 continue
             out += self._event(name or str(parsed.get("type", "")), parsed)
