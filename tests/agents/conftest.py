@@ -21,8 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.faults.conftest import poolgate_process
-from tests.health.conftest import _wait_ok
+from tests.faults.conftest import running_gateway
 from tests.support import ROOT, free_port
 
 GATEWAY_KEY = "pg-agents-gateway-key-0001"
@@ -173,23 +172,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, agents_bin: Path) -> Itera
     directory = tmp_path_factory.mktemp("agents-gateway")
     fake_port, selector_port, edge_port = free_port(), free_port(), free_port()
     config = _config(directory, fake_port, selector_port, edge_port)
-    logs = [directory / name for name in ("fake.log", "selector.log", "edge.log")]
-    started = [poolgate_process("fake-upstream", "--listen", f"127.0.0.1:{fake_port}", log=logs[0])]
-    try:
-        _wait_ok(f"http://127.0.0.1:{fake_port}/_fake/stats", started, logs[:1])
-        started.append(poolgate_process("selector", "--config", str(config), log=logs[1]))
-        started.append(poolgate_process("edge", "--config", str(config), log=logs[2]))
-        _wait_ok(f"http://127.0.0.1:{edge_port}/readyz", started, logs)
+    with running_gateway(directory, config, fake_port, edge_port):
         yield Gateway(f"http://127.0.0.1:{edge_port}", f"http://127.0.0.1:{fake_port}", agents_bin)
-    finally:
-        for process in reversed(started):
-            process.terminate()
-        for process in started:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @pytest.fixture

@@ -4,11 +4,13 @@ in requests and time. Helpers to run the selector or the edge as a real process,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,46 @@ async def outcomes(stack: Stack) -> dict[str, list[str]]:
 
 def log_text(log: Path) -> str:
     return log.read_text(errors="replace")
+
+
+def wait_ok(url: str, processes: list[subprocess.Popen[bytes]], logs: list[Path], within: float = 30.0) -> None:
+    """Until ``url`` answers 200; fails the test, with the log, if one of ``processes`` exits first."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        for process, log in zip(processes, logs, strict=True):
+            if process.poll() is not None:
+                pytest.fail(f"{process.args} exited with {process.returncode}:\n{log_text(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    pytest.fail(f"{url} did not answer 200 within {within:g} s")
+
+
+@contextlib.contextmanager
+def running_gateway(directory: Path, config: Path, fake_port: int, edge_port: int) -> Iterator[None]:
+    """The fake upstream, the selector and the edge of ``config``, each its own process (logs in ``directory``),
+    once the edge is ready (the selector answers it); stopped at the end (SIGTERM, killed after 20 s)."""
+    logs = [directory / name for name in ("fake.log", "selector.log", "edge.log")]
+    started = [poolgate_process("fake-upstream", "--listen", f"127.0.0.1:{fake_port}", log=logs[0])]
+    try:
+        wait_ok(f"http://127.0.0.1:{fake_port}/_fake/stats", started, logs[:1])
+        started.append(poolgate_process("selector", "--config", str(config), log=logs[1]))
+        started.append(poolgate_process("edge", "--config", str(config), log=logs[2]))
+        wait_ok(f"http://127.0.0.1:{edge_port}/readyz", started, logs)
+        yield
+    finally:
+        for process in reversed(started):
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def poolgate_process(*args: str, log: Path) -> subprocess.Popen[bytes]:

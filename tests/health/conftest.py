@@ -6,10 +6,7 @@ The fake upstream counts calls per key and when they arrived; tests read that ov
 
 from __future__ import annotations
 
-import subprocess
 import textwrap
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +16,7 @@ import aiohttp
 import pytest
 
 from tests.edge.conftest import EDGE_KEY
-from tests.faults.conftest import poolgate_process
+from tests.faults.conftest import running_gateway
 from tests.support import free_port
 
 POOLS = """
@@ -136,41 +133,10 @@ models:
     return path
 
 
-def _wait_ok(url: str, processes: list[subprocess.Popen[bytes]], logs: list[Path], within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        for process, log in zip(processes, logs, strict=True):
-            if process.poll() is not None:
-                pytest.fail(f"{process.args} exited with {process.returncode}:\n{log.read_text(errors='replace')}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"{url} did not answer 200 within {within:g} s")
-
-
 @pytest.fixture(scope="module", params=["stream", "unary"])
 def processes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
     directory = tmp_path_factory.mktemp(f"storms-{request.param}")
     fake_port, selector_port, edge_port = free_port(), free_port(), free_port()
     config = _config(directory, fake_port, selector_port, edge_port, request.param)
-    logs = [directory / name for name in ("fake.log", "selector.log", "edge.log")]
-    started = [poolgate_process("fake-upstream", "--listen", f"127.0.0.1:{fake_port}", log=logs[0])]
-    try:
-        _wait_ok(f"http://127.0.0.1:{fake_port}/_fake/stats", started, logs[:1])
-        started.append(poolgate_process("selector", "--config", str(config), log=logs[1]))
-        started.append(poolgate_process("edge", "--config", str(config), log=logs[2]))
-        _wait_ok(f"http://127.0.0.1:{edge_port}/readyz", started, logs)  # the selector answers as well
+    with running_gateway(directory, config, fake_port, edge_port):
         yield Processes(f"http://127.0.0.1:{edge_port}", f"http://127.0.0.1:{fake_port}", request.param, config)
-    finally:
-        for process in reversed(started):
-            process.terminate()
-        for process in started:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
