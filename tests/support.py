@@ -84,6 +84,25 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 20) -> str:
             process.communicate()
 
 
+def serve_one_chat_and_stop(process: subprocess.Popen[bytes], edge_port: int) -> str:
+    """Once the edge on ``edge_port`` is ready, one chat completion through it (the demo's key), then SIGTERM: the
+    process's output, after checking that it stopped cleanly."""
+    import openai
+
+    try:
+        url = f"http://127.0.0.1:{edge_port}"
+        wait_ready(url, process)
+        with openai.OpenAI(base_url=f"{url}/v1", api_key="poolgate-demo", max_retries=0) as client:
+            completion = client.chat.completions.create(model="gpt-4o-mini",
+                                                        messages=[{"role": "user", "content": "hi"}])
+        assert completion.choices[0].message.content
+    finally:
+        output = stop_process(process)
+    assert process.returncode == 0, output
+    assert "Traceback" not in output
+    return output
+
+
 async def open_accounts(core: SelectorCore) -> None:
     """Prove every account with one successful lease (new accounts take only a probe until they answer)."""
     from selector_service.domain.outcomes import Outcome, OutcomeReport

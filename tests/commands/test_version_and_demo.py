@@ -8,13 +8,12 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
-import openai
 import pytest
 
 import poolgate
 from poolgate.cli import DEMO_PORTS, demo_config_text, main
 from tests.edge.test_processes import served
-from tests.support import ROOT, free_port, stop_process, wait_ready
+from tests.support import ROOT, free_port, serve_one_chat_and_stop, stop_process, wait_ready
 
 
 def test_version_prints_the_one_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -55,17 +54,7 @@ def test_demo_serves_from_any_directory_and_stops_on_sigterm(tmp_path: Path) -> 
     process = subprocess.Popen(
         [sys.executable, "-m", "poolgate.cli", "demo", "--edge-port", str(edge), "--selector-port", str(selector),
          "--upstream-port", str(fake)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=workdir)
-    try:
-        url = f"http://127.0.0.1:{edge}"
-        wait_ready(url, process)
-        with openai.OpenAI(base_url=f"{url}/v1", api_key="poolgate-demo", max_retries=0) as client:
-            completion = client.chat.completions.create(model="gpt-4o-mini",
-                                                        messages=[{"role": "user", "content": "hi"}])
-        assert completion.choices[0].message.content
-    finally:
-        output = stop_process(process)
-    assert process.returncode == 0, output
-    assert "Traceback" not in output
+    output = serve_one_chat_and_stop(process, edge)
     assert "openai/personal rate limited" in output
     assert list(workdir.iterdir()) == []  # nothing written where it was started
     state = next(line for line in output.splitlines() if "config and state in" in line).split(" in ", 1)[1]

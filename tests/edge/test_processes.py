@@ -16,24 +16,14 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.support import demo_config, stop_process, wait_ready
+from tests.support import demo_config, serve_one_chat_and_stop, stop_process, wait_ready
 
 
 def test_up_serves_the_demo_and_stops_on_sigterm(tmp_path: Path) -> None:
     config, (edge, selector, fake) = demo_config(tmp_path)
     process = subprocess.Popen([sys.executable, "-m", "poolgate.cli", "up", "--config", str(config)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
-    try:
-        url = f"http://127.0.0.1:{edge}"
-        wait_ready(url, process)
-        with openai.OpenAI(base_url=f"{url}/v1", api_key="poolgate-demo", max_retries=0) as client:
-            completion = client.chat.completions.create(model="gpt-4o-mini",
-                                                        messages=[{"role": "user", "content": "hi"}])
-        assert completion.choices[0].message.content
-    finally:
-        output = stop_process(process)
-    assert process.returncode == 0, output
-    assert "Traceback" not in output
+    output = serve_one_chat_and_stop(process, edge)
     assert "openai/personal rate limited" in output  # the demo's failover is visible at once
     assert (tmp_path / "poolgate.db").exists()  # the database next to the config
     assert served(edge, selector, fake) == [False, False, False], output  # every child stopped
