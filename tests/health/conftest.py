@@ -43,6 +43,11 @@ permodel:
   accounts:
     - {name: first, key: sk-fine-permodel-0001}
     - {name: second, key: sk-fine-permodel-0002}
+scopeload:
+  strategy: fill_first
+  accounts:
+    - {name: first, key: sk-fine-scopeload-0001}
+    - {name: second, key: sk-fine-scopeload-0002}
 quota:
   strategy: fill_first
   quota_rest: 10s
@@ -123,6 +128,7 @@ models:
   "burst-*": burst
   "cold-*": cold
   "permodel-*": permodel
+  "scopeload-*": scopeload
   "quota-*": quota
   "overload-*": overload
   "request-*": request

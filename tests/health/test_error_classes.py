@@ -115,3 +115,32 @@ async def test_a_pools_own_rule_classifies_an_error(processes: Processes) -> Non
     assert calls(stats, odd) == 1
     assert account["state"] == "ACCOUNT_STATE_COOLING" and account["reason"].startswith("out of quota")
     assert 3_500_000 < int(account["cooldown_remaining_ms"]) <= 3_600_000  # the rule's rest: 1 h
+
+
+async def test_a_models_rest_holds_under_concurrency_with_one_probe_per_window(processes: Processes) -> None:
+    """The first account answers 429 with Retry-After 2 for model a only. After that first 429, five seconds of
+    requests for a and for b, 16 in flight: the account gets one call for a per 2 s window (its probes), and serves
+    b all along."""
+    first, second = "sk-fine-scopeload-0001", "sk-fine-scopeload-0002"
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        assert await drive(session, processes.edge, "scopeload-b", 1, 1, headers=AUTH) == [200]  # first: known fine
+        await processes.script(session, first, "ratelimited2", model="scopeload-a")
+        try:
+            assert await drive(session, processes.edge, "scopeload-a", 1, 1, headers=AUTH) == [200]  # failed over
+            stop = time.monotonic() + 5.0
+
+            async def load(model: str) -> list[int]:
+                statuses: list[int] = []
+                while time.monotonic() < stop:
+                    statuses += await drive(session, processes.edge, model, 32, 8, headers=AUTH)
+                return statuses
+
+            for_a, for_b = await asyncio.gather(load("scopeload-a"), load("scopeload-b"))
+            stats = await processes.fake_stats(session)
+        finally:
+            await processes.script(session, first, None, model="scopeload-a")
+    assert set(for_a) == {200} and set(for_b) == {200}
+    probes = calls(stats, first, "scopeload-a") - 1
+    assert 1 <= probes <= 2, stats["models"]  # 5 s of 2 s windows after the first 429: never a second call in one
+    assert calls(stats, second, "scopeload-a") == len(for_a) + 1
+    assert calls(stats, first, "scopeload-b") == len(for_b) + 1 and calls(stats, second, "scopeload-b") == 0
