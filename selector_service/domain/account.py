@@ -307,6 +307,15 @@ class Account:
         windows = self.scope_windows.get(scope)
         return max(until, _full_until(windows, now)) if windows else until
 
+    def awaiting_scope_probe(self, scope: str, now: float) -> bool:
+        """Whether ``scope``'s only block is its probe out (as :meth:`awaiting_probe` for the account): it frees up as
+        soon as the probe answers."""
+        rest = self.scopes.get(scope) if scope else None
+        if rest is None or rest.until > now or not rest.probe_since:
+            return False
+        windows = self.scope_windows.get(scope)
+        return not (windows and _full_until(windows, now))
+
     def scope_probe(self, scope: str, now: float) -> tuple[int, bool]:
         """A lease for ``scope`` is being granted: the scope's epoch (0 when it is not resting), and whether the
         lease is the scope's one probe (its rest is over and no probe is out)."""

@@ -278,9 +278,7 @@ class Pool:
             state, _ = account.state(now)
             scoped = account.scope_blocked_until(scope, now) if until == 0.0 else 0.0
             if scoped:
-                rest = account.scopes.get(scope)
-                if rest is not None and rest.until <= now and rest.probe_since and scoped == rest.blocked_until(
-                        now, account.admission.probe_timeout):
+                if account.awaiting_scope_probe(scope, now):
                     busy = True  # the model's probe may answer any moment
                     label = "probe for this model in flight"
                 else:  # resting for the model, or at the model's configured cap
@@ -317,9 +315,7 @@ class Pool:
                 continue
             until = account.blocked_until(now)
             if until == 0.0 and scope:
-                rest = account.scopes.get(scope)
-                probe_out = rest is not None and rest.until <= now and rest.probe_since
-                if probe_out and scope not in account.full_scopes(now):
+                if account.awaiting_scope_probe(scope, now):
                     return True  # the model's probe is out: its answer may come any moment
                 until = account.scope_blocked_until(scope, now)
             if until <= deadline or account.awaiting_probe(now) or (until == NEVER and not account.disabled
