@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import signal
 import socket
 import subprocess
@@ -16,11 +17,35 @@ if TYPE_CHECKING:
     from selector_service.domain.selector import SelectorCore
 
 
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PORTS = range(10000, min(_ephemeral_start(), 32768))
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (for processes that must be told their port)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that was free a moment ago (for processes that must be told their port).
+
+    Taken below the kernel's ephemeral range, and never twice in one test run: a port from ``bind(0)`` is an
+    ephemeral one, which a busy test's outgoing connections may take as their local port before the process told to
+    listen on it binds it ("Address already in use")."""
+    for _ in range(1000):
+        port = random.choice(_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free TCP port on 127.0.0.1 in {_PORTS.start}-{_PORTS.stop - 1}")
 
 
 async def eventually(condition: Callable[[], object], within: float = 5.0, what: str = "condition") -> None:
