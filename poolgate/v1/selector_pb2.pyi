@@ -112,7 +112,7 @@ class Header(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
 class Lease(_message.Message):
-    __slots__ = ("lease_id", "account_id", "account_name", "pool", "base_url", "credential", "extra_headers", "expires_at", "format", "probe")
+    __slots__ = ("lease_id", "account_id", "account_name", "pool", "base_url", "credential", "extra_headers", "expires_at", "format", "probe", "proxy")
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +123,7 @@ class Lease(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     PROBE_FIELD_NUMBER: _ClassVar[int]
+    PROXY_FIELD_NUMBER: _ClassVar[int]
     lease_id: str
     account_id: str
     account_name: str
@@ -133,7 +134,8 @@ class Lease(_message.Message):
     expires_at: _timestamp_pb2.Timestamp
     format: ApiFormat
     probe: bool
-    def __init__(self, lease_id: _Optional[str] = ..., account_id: _Optional[str] = ..., account_name: _Optional[str] = ..., pool: _Optional[str] = ..., base_url: _Optional[str] = ..., credential: _Optional[_Union[Header, _Mapping]] = ..., extra_headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., format: _Optional[_Union[ApiFormat, str]] = ..., probe: _Optional[bool] = ...) -> None: ...
+    proxy: str
+    def __init__(self, lease_id: _Optional[str] = ..., account_id: _Optional[str] = ..., account_name: _Optional[str] = ..., pool: _Optional[str] = ..., base_url: _Optional[str] = ..., credential: _Optional[_Union[Header, _Mapping]] = ..., extra_headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., format: _Optional[_Union[ApiFormat, str]] = ..., probe: _Optional[bool] = ..., proxy: _Optional[str] = ...) -> None: ...
 
 class ReportOutcomeRequest(_message.Message):
     __slots__ = ("lease_id", "outcome", "http_status", "retry_after_ms", "latency_ms", "time_to_first_token_ms", "input_tokens", "output_tokens", "rate_limit_headers", "detail", "early", "error_type", "error_code")
@@ -463,3 +465,17 @@ class ExchangeResponse(_message.Message):
     results: _containers.RepeatedCompositeFieldContainer[StreamResult]
     synced: int
     def __init__(self, results: _Optional[_Iterable[_Union[StreamResult, _Mapping]]] = ..., synced: _Optional[int] = ...) -> None: ...
+
+class WatchTopologyRequest(_message.Message):
+    __slots__ = ("known_version",)
+    KNOWN_VERSION_FIELD_NUMBER: _ClassVar[int]
+    known_version: str
+    def __init__(self, known_version: _Optional[str] = ...) -> None: ...
+
+class Topology(_message.Message):
+    __slots__ = ("version", "document")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    document: str
+    def __init__(self, version: _Optional[str] = ..., document: _Optional[str] = ...) -> None: ...

@@ -59,6 +59,11 @@ class SelectorStub:
                 request_serializer=poolgate_dot_v1_dot_selector__pb2.ExchangeRequest.SerializeToString,
                 response_deserializer=poolgate_dot_v1_dot_selector__pb2.ExchangeResponse.FromString,
                 _registered_method=True)
+        self.WatchTopology = channel.unary_stream(
+                '/poolgate.v1.Selector/WatchTopology',
+                request_serializer=poolgate_dot_v1_dot_selector__pb2.WatchTopologyRequest.SerializeToString,
+                response_deserializer=poolgate_dot_v1_dot_selector__pb2.Topology.FromString,
+                _registered_method=True)
 
 
 class SelectorServicer:
@@ -114,6 +119,16 @@ class SelectorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchTopology(self, request, context):
+        """The public shape of the pools (what a client needs to route requests: pools, their formats, base URLs and
+        APIs, failover settings, `models:` and `routes:`; never a credential), sent at once and again after every change
+        (a reload, an account source adding a pool). The stream stays open until the client closes it. Replicas that
+        read the same config send the same document and version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SelectorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -141,6 +156,11 @@ def add_SelectorServicer_to_server(servicer, server):
                     servicer.Exchange,
                     request_deserializer=poolgate_dot_v1_dot_selector__pb2.ExchangeRequest.FromString,
                     response_serializer=poolgate_dot_v1_dot_selector__pb2.ExchangeResponse.SerializeToString,
+            ),
+            'WatchTopology': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchTopology,
+                    request_deserializer=poolgate_dot_v1_dot_selector__pb2.WatchTopologyRequest.FromString,
+                    response_serializer=poolgate_dot_v1_dot_selector__pb2.Topology.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -278,6 +298,33 @@ class Selector:
             '/poolgate.v1.Selector/Exchange',
             poolgate_dot_v1_dot_selector__pb2.ExchangeRequest.SerializeToString,
             poolgate_dot_v1_dot_selector__pb2.ExchangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchTopology(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/poolgate.v1.Selector/WatchTopology',
+            poolgate_dot_v1_dot_selector__pb2.WatchTopologyRequest.SerializeToString,
+            poolgate_dot_v1_dot_selector__pb2.Topology.FromString,
             options,
             channel_credentials,
             insecure,

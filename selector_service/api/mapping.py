@@ -88,6 +88,7 @@ def lease_message(grant: Grant) -> pb.Lease:
         expires_at=expires,
         format=FORMATS[config.format],
         probe=lease.probe,
+        proxy=account.config.proxy or config.proxy,
     )
 
 
