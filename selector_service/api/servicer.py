@@ -22,6 +22,7 @@ from selector_service.api.mapping import (
     usage_row,
 )
 from selector_service.api.statuses import abort
+from selector_service.api.topology import TopologyFeed
 from selector_service.domain.errors import SelectorError
 from selector_service.domain.selector import SelectorCore
 
@@ -38,9 +39,11 @@ MAX_MINUTE_RANGE = 86400.0
 
 
 class SelectorServicer(selector_pb2_grpc.SelectorServicer):
-    def __init__(self, core: SelectorCore, metrics: SelectorMetrics | None = None) -> None:
+    def __init__(self, core: SelectorCore, metrics: SelectorMetrics | None = None,
+                 topology: TopologyFeed | None = None) -> None:
         self.core = core
         self.metrics = metrics
+        self.topology = topology if topology is not None else TopologyFeed(core)
 
     async def SelectAccount(
         self, request: pb.SelectAccountRequest, context: grpc.aio.ServicerContext[pb.SelectAccountRequest, pb.Lease]
@@ -122,3 +125,11 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
     ) -> AsyncIterator[pb.ExchangeResponse]:
         async for response in ExchangeSession(self.core, self.metrics).run(request_iterator):
             yield response
+
+    async def WatchTopology(
+        self,
+        request: pb.WatchTopologyRequest,
+        context: grpc.aio.ServicerContext[pb.WatchTopologyRequest, pb.Topology],
+    ) -> AsyncIterator[pb.Topology]:
+        async for message in self.topology.watch(request.known_version):
+            yield message
