@@ -54,7 +54,7 @@ test: $(STAMP) browser-deps deploy-deps agents postgres-for-tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy poolgate selector_service proxy_edge plugins
+	$(BIN)/mypy poolgate selector_service proxy_edge plugins poolgate_cli fake_upstream
 
 # Regenerates the committed stubs in poolgate/v1 from protos/ (tests/test_proto_stubs.py fails when they are stale).
 proto: $(STAMP)

@@ -98,7 +98,7 @@ def fake_calls(upstream: str) -> dict[str, int]:
 
 async def scenario(args: argparse.Namespace, workdir: Path, upstream: str, transport: str) -> None:
     config, edge = config_text(workdir, upstream, transport)
-    processes = [spawn("-m", "poolgate.cli", "--log-level", "warning", role, "--config", config)
+    processes = [spawn("-m", "poolgate_cli", "--log-level", "warning", role, "--config", config)
                  for role in ("selector", "edge")]
     try:
         wait_ready(edge, processes, lambda p: f"a benchmark process exited early ({p.args})", within=60)

@@ -118,8 +118,8 @@ selector: {{listen: 127.0.0.1:{selector}, database: {workdir / (name + '.db')}}}
 {pools_yaml(upstream, accounts)}""")
     level = ("--log-level", "warning")
     target = Target(name, f"http://127.0.0.1:{edge}/v1", EDGE_KEY)
-    target.processes.append(spawn("-m", "poolgate.cli", *level, "selector", "--config", str(config)))
-    target.processes.append(spawn("-m", "poolgate.cli", *level, "edge", "--config", str(config)))
+    target.processes.append(spawn("-m", "poolgate_cli", *level, "selector", "--config", str(config)))
+    target.processes.append(spawn("-m", "poolgate_cli", *level, "edge", "--config", str(config)))
     # Ready, not merely answering: the edge answers 503 while the selector is still starting, and memory read then
     # is a selector half way through start-up (its "idle" figure came out some 13 MB low).
     wait_ready(f"http://127.0.0.1:{edge}", target.processes, _exited, within=60)
@@ -219,7 +219,7 @@ def print_setting(args: argparse.Namespace) -> None:
 def start_fake_upstream() -> tuple[subprocess.Popen[bytes], str]:
     """The zero-latency fake upstream every target forwards to, once it answers; returns it and its base URL."""
     port = free_port()
-    fake = spawn("-m", "poolgate.cli", "--log-level", "warning", "fake-upstream", "--listen", f"127.0.0.1:{port}")
+    fake = spawn("-m", "poolgate_cli", "--log-level", "warning", "fake-upstream", "--listen", f"127.0.0.1:{port}")
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/v1/models", fake)
     return fake, url

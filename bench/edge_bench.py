@@ -137,7 +137,7 @@ edge: {{listen: 127.0.0.1:{edge}, api_keys: [{EDGE_KEY}], fake_upstream: 127.0.0
 selector: {{listen: 127.0.0.1:{selector}}}
 {pools_yaml(f"http://127.0.0.1:{fake}")}""")
     process = subprocess.Popen(
-        [sys.executable, "-m", "poolgate.cli", "--log-level", log_level, "up", "--config", str(config)],
+        [sys.executable, "-m", "poolgate_cli", "--log-level", log_level, "up", "--config", str(config)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     edge_url, fake_url = f"http://127.0.0.1:{edge}", f"http://127.0.0.1:{fake}"
     try:

@@ -53,8 +53,8 @@ selector: {{listen: 127.0.0.1:{selector}, database: {workdir / 'hostile.db'}}}
 {pools}""")
     target = Target("hostile", f"http://127.0.0.1:{edge}/v1", EDGE_KEY)
     level = ("--log-level", "error")
-    target.processes.append(spawn("-m", "poolgate.cli", *level, "selector", "--config", str(config)))
-    target.processes.append(spawn("-m", "poolgate.cli", *level, "edge", "--config", str(config)))
+    target.processes.append(spawn("-m", "poolgate_cli", *level, "selector", "--config", str(config)))
+    target.processes.append(spawn("-m", "poolgate_cli", *level, "edge", "--config", str(config)))
     wait_ready(f"http://127.0.0.1:{edge}", target.processes, lambda p: f"a benchmark process exited ({p.args})", 60)
     return target
 

@@ -67,7 +67,7 @@ def start(workdir: Path, processes: list[subprocess.Popen[bytes]]) -> list[Edge]
 edge: {{api_keys: [{EDGE_KEY}]}}
 selector: {{listen: 127.0.0.1:{selector}}}
 {pools_yaml(f"http://127.0.0.1:{fake}")}""")
-    base = [sys.executable, "-m", "poolgate.cli"]
+    base = [sys.executable, "-m", "poolgate_cli"]
 
     def spawn(args: list[str], log: Path) -> None:
         with log.open("wb") as out:

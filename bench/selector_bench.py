@@ -160,7 +160,7 @@ def main() -> int:
         config.write_text(config_text(sizes))
         port = free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "poolgate.cli", "--log-level", "warning", "selector", "--config", str(config),
+            [sys.executable, "-m", "poolgate_cli", "--log-level", "warning", "selector", "--config", str(config),
              "--listen", f"127.0.0.1:{port}", "--database", str(Path(tmp) / "bench.db")],
             cwd=ROOT,
         )

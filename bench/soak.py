@@ -91,7 +91,7 @@ class Process:
 def start(name: str, args: list[str], folder: Path) -> Process:
     log = folder / f"{name}.log"
     with log.open("wb") as out:
-        popen = subprocess.Popen([sys.executable, "-m", "poolgate.cli", "--log-level", "warning", *args],
+        popen = subprocess.Popen([sys.executable, "-m", "poolgate_cli", "--log-level", "warning", *args],
                                  stdout=out, stderr=subprocess.STDOUT, cwd=folder)
     return Process(name, popen, log)
 

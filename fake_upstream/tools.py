@@ -189,7 +189,7 @@ def _arguments(call: ToolCall) -> str:
 async def serve_openai(request: web.Request, key: str, body: dict[str, Any],
                        headers: dict[str, str]) -> web.StreamResponse:
     """A chat completion that calls the requested tool."""
-    from poolgate import fake_upstream as fake
+    from fake_upstream import server as fake
 
     call = requested_call(body)
     assert call is not None
@@ -218,7 +218,7 @@ async def serve_openai(request: web.Request, key: str, body: dict[str, Any],
 async def serve_anthropic(request: web.Request, key: str, body: dict[str, Any],
                           headers: dict[str, str]) -> web.StreamResponse:
     """A message that says what it does, then calls the requested tool (``stop_reason: tool_use``)."""
-    from poolgate import fake_upstream as fake
+    from fake_upstream import server as fake
 
     call = requested_call(body)
     assert call is not None

@@ -7,14 +7,9 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from poolgate import __version__
-
-DEMO_CONFIG = "demo.yaml"
-"""The offline demo's config, shipped in the package (a copy of examples/demo.yaml)."""
-DEMO_PORTS = {"edge_port": 8080, "selector_port": 50151, "upstream_port": 9090}
-"""The demo config's ports, each replaceable with ``poolgate demo --edge-port`` and its siblings."""
+from poolgate_cli.demo import DEMO_PORTS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,10 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
         demo.add_argument(f"--{option.replace('_', '-')}", type=int, default=port, metavar="PORT",
                           help=f"port on 127.0.0.1 (default {port})")
 
-    fake = commands.add_parser("fake-upstream", help="run a local fake OpenAI/Anthropic upstream (demo, load tests)")
-    fake.add_argument("--listen", default="127.0.0.1:9090", help="host:port to listen on")
-    fake.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
-    from poolgate.admin_cli import add_parsers
+    fake = commands.add_parser("fake-upstream", help="run a local fake OpenAI/Anthropic upstream (demo, load tests)",
+                               description="Runs `python -m fake_upstream`, the fake upstream's own program.")
+    fake.add_argument("--listen", help="host:port to listen on (default 127.0.0.1:9090)")
+    fake.add_argument("--latency", type=float, help="seconds before each answer (default 0)")
+    from poolgate_cli.admin import add_parsers
 
     add_parsers(commands)
     return parser
@@ -104,57 +100,19 @@ def _run(argv: Sequence[str] | None) -> int:
 
         return run_edge_command(args)
     if args.command == "up":
-        from poolgate.supervisor import run_up_command
+        from poolgate_cli.supervisor import run_up_command
 
         return run_up_command(args)
     if args.command == "demo":
+        from poolgate_cli.demo import run_demo_command
+
         return run_demo_command(args)
     if args.command in ("accounts", "reload"):
-        from poolgate.admin_cli import run_accounts_command, run_reload_command
+        from poolgate_cli.admin import run_accounts_command, run_reload_command
 
         return run_accounts_command(args) if args.command == "accounts" else run_reload_command(args)
     if args.command == "fake-upstream":
-        from poolgate.fake_upstream import run_fake_upstream_command
+        from poolgate_cli.fake_process import run_fake_upstream_command
 
         return run_fake_upstream_command(args)
     raise AssertionError(args.command)
-
-
-def demo_config_text(edge_port: int, selector_port: int, upstream_port: int) -> str:
-    """The packaged demo config with its ports replaced."""
-    from importlib import resources
-
-    text = resources.files("poolgate").joinpath(DEMO_CONFIG).read_text(encoding="utf-8")
-    ports = {"edge_port": edge_port, "selector_port": selector_port, "upstream_port": upstream_port}
-    for option, default in DEMO_PORTS.items():
-        text = text.replace(f"127.0.0.1:{default}", f"127.0.0.1:{ports[option]}")
-    return text
-
-
-def run_demo_command(args: argparse.Namespace) -> int:
-    """``poolgate demo``: ``poolgate up`` on the packaged demo config, written to ``--dir`` or a temporary directory
-    (the database goes next to it, so the demo runs from any directory and never writes into the package)."""
-    import tempfile
-
-    if args.dir:
-        directory = Path(args.dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        return _run_demo(args, directory)
-    with tempfile.TemporaryDirectory(prefix="poolgate-demo-") as temporary:
-        return _run_demo(args, Path(temporary))
-
-
-def _run_demo(args: argparse.Namespace, directory: Path) -> int:
-    from poolgate.supervisor import run_up_command
-
-    config = directory / DEMO_CONFIG
-    config.write_text(demo_config_text(args.edge_port, args.selector_port, args.upstream_port), encoding="utf-8")
-    print(f"poolgate demo: config and state in {directory.resolve()}; try it with\n"
-          f"  curl -s http://127.0.0.1:{args.edge_port}/v1/chat/completions -H 'Authorization: Bearer poolgate-demo' "
-          "-H 'Content-Type: application/json' "
-          """-d '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}'""", flush=True)
-    return run_up_command(argparse.Namespace(**{**vars(args), "config": str(config)}))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -35,6 +35,7 @@ from poolgate import selector_channel
 from poolgate.addresses import loopback_for_wildcard, split_host_port
 from poolgate.config import ClientTLS, Config, ConfigError
 from poolgate.logging_setup import configure_logging
+from poolgate_cli.fake_process import fake_upstream_command, log_options
 
 START_TIMEOUT = 30.0
 """Seconds a child gets to start listening."""
@@ -218,9 +219,7 @@ def run_up_command(args: argparse.Namespace) -> int:
     except (ConfigError, PluginError) as exc:
         report_problems(exc)
         return 2
-    steps = _steps(config, str(Path(args.config).resolve()), [
-        sys.executable, "-m", "poolgate.cli", "--log-level", getattr(args, "log_level", "info"),
-        "--log-format", getattr(args, "log_format", "text")])
+    steps = _steps(config, str(Path(args.config).resolve()), log_options(args))
     taken = [(step, problem) for step in steps if (problem := bind_problem(step.address))]
     for step, problem in taken:
         log.error("cannot start the %s: it cannot listen on %s (%s): %s; stop what holds it or change %s",
@@ -246,13 +245,15 @@ def run_up_command(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
 
 
-def _steps(config: Config, config_path: str, base: list[str]) -> list[Step]:
-    """The children in the order they start: the fake upstream (when configured), the selector, the edge."""
+def _steps(config: Config, config_path: str, options: list[str]) -> list[Step]:
+    """The children in the order they start: the fake upstream (when configured; its own program), the selector, the
+    edge (``poolgate`` commands); each with the logging ``options``."""
     steps = []
+    base = [sys.executable, "-m", "poolgate_cli", *options]
     fake = config.edge.fake_upstream
     if fake:
-        steps.append(Step("fake upstream", [*base, "fake-upstream", "--listen", fake], fake, "edge.fake_upstream",
-                          lambda: _connectable(fake)))
+        steps.append(Step("fake upstream", fake_upstream_command([*options, "--listen", fake]), fake,
+                          "edge.fake_upstream", lambda: _connectable(fake)))
     selector = config.selector.listen
     steps.append(Step("selector", [*base, "selector", "--config", config_path], selector, "selector.listen",
                       _selector_ready(selector, config.edge.selector_tls)))

@@ -28,10 +28,13 @@ echo "check-image: $version"
 "$work/venv/bin/python" -c 'import asyncpg, opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http' \
     || { echo "check-image: the extras are not installed" >&2; exit 1; }
 "$work/venv/bin/python" - <<'PY'
-import importlib.resources, poolgate
-assert importlib.resources.files("poolgate").joinpath("demo.yaml").is_file(), "the demo config is not packaged"
-assert "site-packages" in poolgate.__file__, poolgate.__file__
+import importlib.resources, fake_upstream, poolgate, poolgate_cli
+assert importlib.resources.files("poolgate_cli").joinpath("demo.yaml").is_file(), "the demo config is not packaged"
+for package in (poolgate, poolgate_cli, fake_upstream):
+    assert "site-packages" in package.__file__, package.__file__
 PY
+# The demo's fake upstream is a program of its own, shipped in the wheel.
+"$work/venv/bin/python" -m fake_upstream --help >/dev/null
 
 # The variables the containers' config names, as compose passes them.
 export POOLGATE_EDGE_KEY=check-image-edge-key-0001 POOLGATE_SELECTOR_TOKEN=check-image-selector-0001 \

@@ -2,7 +2,7 @@
 """Records what Claude Code and Codex CLI really send, into tests/fixtures/agents/.
 
 Each CLI runs once, non-interactively, against a recording server on 127.0.0.1 that passes every request on to a
-fake upstream (:mod:`poolgate.fake_upstream`) in the same process, so the CLI gets real-looking answers and goes on.
+fake upstream (:mod:`fake_upstream`) in the same process, so the CLI gets real-looking answers and goes on.
 HOME, CLAUDE_CONFIG_DIR and CODEX_HOME live in a temporary folder; telemetry, error reports and update checks are off.
 Key values in headers are redacted. Usage (after ``scripts/install-agents.sh``)::
 
@@ -27,7 +27,7 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from poolgate.fake_upstream import start_fake_upstream  # noqa: E402
+from fake_upstream import start_fake_upstream  # noqa: E402
 
 KEY = "sk-record-0123456789abcdef"
 SECRET_HEADERS = ("authorization", "x-api-key", "proxy-authorization", "cookie")

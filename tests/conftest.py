@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from poolgate.fake_upstream import FakeUpstream, start_fake_upstream
+from fake_upstream import FakeUpstream, start_fake_upstream
 from selector_service.plugin.manager import StrategyRegistry, load_strategies
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -26,7 +26,7 @@ def registry() -> StrategyRegistry:
 
 @pytest.fixture
 async def fake_upstream() -> AsyncIterator[FakeUpstream]:
-    """A fake OpenAI/Anthropic upstream on a free port (see ``poolgate.fake_upstream``)."""
+    """A fake OpenAI/Anthropic upstream on a free port (see ``fake_upstream``)."""
     server = await start_fake_upstream()
     yield server
     await server.stop()

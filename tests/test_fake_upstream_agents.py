@@ -13,8 +13,8 @@ import anthropic
 import openai
 import pytest
 
-from poolgate import fake_tools
-from poolgate.fake_upstream import FakeUpstream
+from fake_upstream import FakeUpstream
+from fake_upstream import tools as fake_tools
 
 FIXTURES = Path(__file__).parent / "fixtures" / "agents"
 ASK_BASH = 'Please use the tool Bash with {"command": "echo poolgate-ok", "description": "Say ok"} now.'

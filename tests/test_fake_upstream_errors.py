@@ -14,7 +14,8 @@ import anthropic
 import openai
 import pytest
 
-from poolgate.fake_upstream import FakeUpstream, go_duration
+from fake_upstream import FakeUpstream
+from fake_upstream.server import go_duration
 from poolgate.rate_limit_times import parse_header_duration
 
 CHAT: Any = [{"role": "user", "content": "Say hi."}]

@@ -12,7 +12,7 @@ import grpc
 import pytest
 from aiohttp.test_utils import TestServer
 
-from poolgate.fake_upstream import FakeUpstream
+from fake_upstream import FakeUpstream
 from poolgate.v1 import selector_pb2_grpc
 from tests.support import eventually
 

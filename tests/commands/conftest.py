@@ -33,7 +33,7 @@ async def poolgate(*args: str, env: Mapping[str, str] | None = None, stdout: int
     to instead of a pipe read here."""
     environment = {k: v for k, v in os.environ.items() if k not in SELECTOR_ONLY} if env is None else dict(env)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "poolgate.cli", *args, env=environment,
+        sys.executable, "-m", "poolgate_cli", *args, env=environment,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=stdout if stdout is not None else asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(stdin), 45)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from poolgate.admin_cli import _format_status
 from poolgate.v1 import selector_pb2 as pb
+from poolgate_cli.admin import _format_status
 
 
 def test_an_account_resting_for_one_model_says_which_and_for_how_long() -> None:

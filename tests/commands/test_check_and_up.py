@@ -81,7 +81,7 @@ async def test_up_names_the_edge_address_it_cannot_listen_on_and_starts_nothing(
 
 def test_serving_is_announced_once_every_child_answers_its_health_check(tmp_path: Path) -> None:
     config, (edge, selector, _fake) = demo_config(tmp_path)
-    process = subprocess.Popen([sys.executable, "-m", "poolgate.cli", "up", "--config", str(config)],
+    process = subprocess.Popen([sys.executable, "-m", "poolgate_cli", "up", "--config", str(config)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
     try:
         assert process.stderr is not None

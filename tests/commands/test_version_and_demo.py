@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import poolgate
-from poolgate.cli import DEMO_PORTS, demo_config_text, main
+from poolgate_cli.demo import DEMO_PORTS, demo_config_text
+from poolgate_cli.main import main
 from tests.edge.test_processes import served
 from tests.support import ROOT, free_port, serve_one_chat_and_stop, stop_process, wait_ready
 
@@ -32,9 +33,9 @@ def test_pyproject_writes_no_version_of_its_own() -> None:
 
 
 def test_the_packaged_demo_config_is_the_example() -> None:
-    packaged = ROOT / "poolgate" / "demo.yaml"
+    packaged = ROOT / "poolgate_cli" / "demo.yaml"
     assert packaged.read_text() == (ROOT / "examples" / "demo.yaml").read_text(), (
-        "poolgate/demo.yaml is a copy of examples/demo.yaml: cp examples/demo.yaml poolgate/demo.yaml")
+        "poolgate_cli/demo.yaml is a copy of examples/demo.yaml: cp examples/demo.yaml poolgate_cli/demo.yaml")
     assert demo_config_text(**DEMO_PORTS) == packaged.read_text()
 
 
@@ -52,7 +53,7 @@ def test_demo_serves_from_any_directory_and_stops_on_sigterm(tmp_path: Path) -> 
     workdir = tmp_path / "anywhere"
     workdir.mkdir()
     process = subprocess.Popen(
-        [sys.executable, "-m", "poolgate.cli", "demo", "--edge-port", str(edge), "--selector-port", str(selector),
+        [sys.executable, "-m", "poolgate_cli", "demo", "--edge-port", str(edge), "--selector-port", str(selector),
          "--upstream-port", str(fake)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=workdir)
     output = serve_one_chat_and_stop(process, edge)
     assert "openai/personal rate limited" in output
@@ -66,7 +67,7 @@ def test_demo_dir_keeps_the_config_and_its_state(tmp_path: Path) -> None:
     edge, selector, fake = free_port(), free_port(), free_port()
     state = tmp_path / "state"
     process = subprocess.Popen(
-        [sys.executable, "-m", "poolgate.cli", "demo", "--dir", str(state), "--edge-port", str(edge),
+        [sys.executable, "-m", "poolgate_cli", "demo", "--dir", str(state), "--edge-port", str(edge),
          "--selector-port", str(selector), "--upstream-port", str(fake)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:

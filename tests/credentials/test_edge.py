@@ -8,8 +8,8 @@ from pathlib import Path
 
 import openai
 
+from fake_upstream import FakeUpstream
 from poolgate.config import parse_config
-from poolgate.fake_upstream import FakeUpstream
 from proxy_edge.app import start_edge
 from proxy_edge.handlers import SELECTOR
 from selector_service.app import start_selector

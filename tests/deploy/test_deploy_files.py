@@ -16,7 +16,7 @@ import openai
 import pytest
 import yaml
 
-from poolgate.cli import build_parser, main
+from poolgate_cli.main import build_parser, main
 from tests.support import ROOT, free_port, stop_process, wait_ready
 
 CONTAINER_CONFIG = "/etc/poolgate/poolgate.yaml"
@@ -64,7 +64,7 @@ def only(stage: list[tuple[str, str]], instruction: str) -> str:
 def is_poolgate_command(arguments: list[str]) -> None:
     """``arguments`` parse as a ``poolgate`` command line, and ``poolgate SUBCOMMAND --help`` lists its options."""
     args = build_parser().parse_args(arguments)  # exits 2 on an unknown subcommand or option
-    ran = subprocess.run([sys.executable, "-m", "poolgate.cli", args.command, "--help"], capture_output=True,
+    ran = subprocess.run([sys.executable, "-m", "poolgate_cli", args.command, "--help"], capture_output=True,
                          text=True, timeout=60)
     assert ran.returncode == 0, f"poolgate {args.command} --help: {ran.stderr}"
     for option in subcommand(arguments)[1:]:
@@ -303,7 +303,7 @@ pools:
 models:
   gpt-*: openai
 """)
-    process = subprocess.Popen([sys.executable, "-m", "poolgate.cli", "up", "--config", str(config)],
+    process = subprocess.Popen([sys.executable, "-m", "poolgate_cli", "up", "--config", str(config)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
         url = f"http://127.0.0.1:{edge}"
@@ -314,7 +314,7 @@ models:
         assert completion.choices[0].message.content
         admin = tmp_path / "admin.yaml"  # as the compose config: the CA alone, the address from selector.listen
         admin.write_text(config.read_text().replace(", server_name: selector", ""))
-        accounts = subprocess.run([sys.executable, "-m", "poolgate.cli", "accounts", "list", "--config", str(admin)],
+        accounts = subprocess.run([sys.executable, "-m", "poolgate_cli", "accounts", "list", "--config", str(admin)],
                                   capture_output=True, text=True, timeout=60)
         assert accounts.returncode == 0 and "first" in accounts.stdout, accounts.stdout + accounts.stderr
     finally:

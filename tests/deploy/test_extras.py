@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from poolgate.cli import main
+from poolgate_cli.main import main
 from selector_service.storage.repository import UnusableDatabase, check_database
 from tests.support import ROOT
 

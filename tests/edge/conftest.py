@@ -14,8 +14,8 @@ import anthropic
 import openai
 import pytest
 
+from fake_upstream import FakeUpstream
 from poolgate.config import Config, parse_config
-from poolgate.fake_upstream import FakeUpstream
 from proxy_edge.app import EdgeServer, start_edge
 from proxy_edge.handlers import SELECTOR
 from selector_service.app import SelectorHandle, start_selector

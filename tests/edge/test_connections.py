@@ -11,8 +11,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from fake_upstream import FakeUpstream
 from poolgate import http_site, selector_channel
-from poolgate.fake_upstream import FakeUpstream
 from proxy_edge.handlers import SELECTOR
 from selector_service.app import start_selector
 from tests.edge.conftest import AUTH, CHAT, EDGE_KEY, StackFactory, open_stack

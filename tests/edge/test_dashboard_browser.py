@@ -15,7 +15,7 @@ import anthropic
 import openai
 import pytest
 
-from poolgate.fake_upstream import FakeUpstream
+from fake_upstream import FakeUpstream
 from proxy_edge.handlers import SELECTOR
 from tests.edge.browser import Chromium, Page, chromium_path, wait_until
 from tests.edge.conftest import CHAT, EDGE_KEY, Stack, open_stack

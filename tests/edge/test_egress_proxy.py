@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from fake_upstream import FakeUpstream
 from poolgate.config import parse_config
 from poolgate.config.loader import ConfigError
-from poolgate.fake_upstream import FakeUpstream
 from poolgate.secrets import redact_url
 from proxy_edge.egress import Egress
 from tests.edge.conftest import AUTH, CHAT, Stack, StackFactory

@@ -22,10 +22,10 @@ from multidict import CIMultiDict
 from prometheus_client import generate_latest
 from yarl import URL
 
-from poolgate.cli import build_parser
 from poolgate.logging_setup import REQUEST_ID, JsonFormatter, TextFormatter, configure_logging, make_handler
 from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc as pb_grpc
+from poolgate_cli.main import build_parser
 from proxy_edge.app import create_app
 from proxy_edge.handlers import SELECTOR
 from proxy_edge.metrics import METRICS, EdgeMetrics
@@ -332,7 +332,7 @@ def test_request_ids() -> None:
 
 def test_up_writes_json_lines_with_request_ids(tmp_path: Path) -> None:
     config, (edge, _selector, _fake) = demo_config(tmp_path)
-    process = subprocess.Popen([sys.executable, "-m", "poolgate.cli", "--log-format", "json", "up", "--config",
+    process = subprocess.Popen([sys.executable, "-m", "poolgate_cli", "--log-format", "json", "up", "--config",
                                 str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
     url = f"http://127.0.0.1:{edge}"
     try:

@@ -21,7 +21,7 @@ from tests.support import demo_config, serve_one_chat_and_stop, stop_process, wa
 
 def test_up_serves_the_demo_and_stops_on_sigterm(tmp_path: Path) -> None:
     config, (edge, selector, fake) = demo_config(tmp_path)
-    process = subprocess.Popen([sys.executable, "-m", "poolgate.cli", "up", "--config", str(config)],
+    process = subprocess.Popen([sys.executable, "-m", "poolgate_cli", "up", "--config", str(config)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
     output = serve_one_chat_and_stop(process, edge)
     assert "openai/personal rate limited" in output  # the demo's failover is visible at once
@@ -35,7 +35,7 @@ def start_up_in_its_own_session(config: Path, cwd: Path, ignore_hangup: bool = F
         # The child's own disposition, whatever this test run inherited (under `nohup` SIGHUP arrives ignored).
         signal.signal(signal.SIGHUP, signal.SIG_IGN if ignore_hangup else signal.SIG_DFL)
 
-    return subprocess.Popen([sys.executable, "-m", "poolgate.cli", "up", "--config", str(config)],
+    return subprocess.Popen([sys.executable, "-m", "poolgate_cli", "up", "--config", str(config)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True,
                             preexec_fn=child_setup)
 
@@ -104,7 +104,7 @@ def test_up_stops_the_edge_first_so_a_request_in_flight_is_answered_and_reported
     assert "sk-demo-work-0001" in text and "sk-demo-team-0002" in text
     config.write_text(text.replace("sk-demo-work-0001", "sk-demo-slow1500-work")
                       .replace("sk-demo-team-0002", "sk-demo-slow1500-team"))
-    process = subprocess.Popen([sys.executable, "-m", "poolgate.cli", "up", "--config", str(config)],
+    process = subprocess.Popen([sys.executable, "-m", "poolgate_cli", "up", "--config", str(config)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
     url = f"http://127.0.0.1:{edge}"
     with (concurrent.futures.ThreadPoolExecutor(1) as pool,
@@ -127,7 +127,7 @@ def test_up_stops_the_edge_first_so_a_request_in_flight_is_answered_and_reported
 def test_edge_refuses_to_start_with_auth_on_and_no_keys(tmp_path: Path) -> None:
     config = tmp_path / "poolgate.yaml"
     config.write_text("pools:\n  openai: {api_key: sk-aaaaaaaaaaaa}\nmodels: {gpt-4o: openai}\n")
-    result = subprocess.run([sys.executable, "-m", "poolgate.cli", "edge", "--config", str(config),
+    result = subprocess.run([sys.executable, "-m", "poolgate_cli", "edge", "--config", str(config),
                              "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "edge.api_keys is empty" in result.stderr and "edge.auth: false" in result.stderr

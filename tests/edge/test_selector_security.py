@@ -9,8 +9,8 @@ from pathlib import Path
 import openai
 import trustme
 
+from fake_upstream import FakeUpstream
 from poolgate.config import parse_config
-from poolgate.fake_upstream import FakeUpstream
 from proxy_edge.app import start_edge
 from selector_service.app import SelectorHandle, start_selector
 
@@ -67,7 +67,7 @@ async def test_edge_uses_tls_and_token(tmp_path: Path, fake_upstream: FakeUpstre
 
 async def run_cli(*args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "poolgate.cli", *args,
+        sys.executable, "-m", "poolgate_cli", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), 30)
     return process.returncode or 0, out.decode(), err.decode()

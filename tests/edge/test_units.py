@@ -263,7 +263,7 @@ def test_auth() -> None:
 
 def test_site_urls_bracket_ipv6_hosts() -> None:
     """The edge and the fake upstream share one Site: an IPv6 host is bracketed in both."""
-    from poolgate.fake_upstream import FakeUpstream
+    from fake_upstream import FakeUpstream
     from proxy_edge.app import EdgeServer
 
     for site in (EdgeServer(None, "::1", 8080), FakeUpstream(None, "::1", 9090)):  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from poolgate.fake_upstream import FakeUpstream
+from fake_upstream import FakeUpstream
 from proxy_edge.handlers import SELECTOR
 from tests.edge.conftest import Stack, open_stack
 
@@ -100,7 +100,7 @@ def running_gateway(directory: Path, config: Path, fake_port: int, edge_port: in
 def poolgate_process(*args: str, log: Path) -> subprocess.Popen[bytes]:
     """``poolgate ARGS`` as its own process, output to ``log`` (a file: a pipe nobody reads could fill up)."""
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "poolgate.cli", *args], stdout=out, stderr=subprocess.STDOUT,
+        return subprocess.Popen([sys.executable, "-m", "poolgate_cli", *args], stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from fake_upstream import FakeUpstream
 from poolgate.config import parse_config
-from poolgate.fake_upstream import FakeUpstream
 from proxy_edge.app import start_edge
 from selector_service.app import start_selector
 from selector_service.plugin.types import SelectionRequest

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import aiohttp
 
+from fake_upstream import FakeUpstream
 from poolgate.config import parse_config
-from poolgate.fake_upstream import FakeUpstream
 from selector_service.app import start_selector
 from tests.edge.conftest import CHAT, EDGE_KEY
 from tests.faults.conftest import kill_process, log_text, poolgate_process, wait_listening

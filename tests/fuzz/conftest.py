@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import pytest
 from hypothesis import HealthCheck, settings
 
+from fake_upstream import FakeUpstream, start_fake_upstream
 from poolgate.config import Config
-from poolgate.fake_upstream import FakeUpstream, start_fake_upstream
 from proxy_edge.app import EdgeServer, start_edge
 from selector_service.app import SelectorHandle, start_selector
 from tests.edge.conftest import stack_config

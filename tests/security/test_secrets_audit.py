@@ -17,7 +17,7 @@ import grpc
 import openai
 import pytest
 
-from poolgate.fake_upstream import FakeUpstream
+from fake_upstream import FakeUpstream
 from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc
 from proxy_edge.app import start_edge
@@ -88,7 +88,7 @@ def database_files(folder: Path) -> dict[str, bytes]:
 async def poolgate_cli(*args: str, stdin: str | None = None) -> str:
     """``poolgate ARGS`` as its own process (the selector in this event loop keeps answering meanwhile)."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "poolgate.cli", *args, stdin=asyncio.subprocess.PIPE,
+        sys.executable, "-m", "poolgate_cli", *args, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     output, _ = await asyncio.wait_for(process.communicate(stdin.encode() if stdin else None), 30)
     assert process.returncode == 0, output.decode()

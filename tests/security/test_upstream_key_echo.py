@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from poolgate.fake_upstream import FakeUpstream
+from fake_upstream import FakeUpstream
 from poolgate.secrets import MIN_PART, Scrubber, scrub_bytes, scrub_text
 from tests.edge.conftest import CHAT, Stack, open_stack
 

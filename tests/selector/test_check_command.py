@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from poolgate.cli import main
+from poolgate_cli.main import main
 
 GOOD = """
 edge:

@@ -27,7 +27,7 @@ pools:
 
 def start(config: Path, database: Path, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "poolgate.cli", "selector", "--config", str(config),
+        [sys.executable, "-m", "poolgate_cli", "selector", "--config", str(config),
          "--listen", f"127.0.0.1:{port}", "--database", str(database)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=hangup_default,
     )
@@ -88,7 +88,7 @@ def test_sigkill_and_restart_keeps_a_ten_minute_cooldown(tmp_path: Path) -> None
 def test_selector_refuses_a_bad_config_with_every_error(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("pools:\n  p:\n    strategy: nope\n    accounts:\n      - {key: '', priority: 7}\n")
-    result = subprocess.run([sys.executable, "-m", "poolgate.cli", "selector", "--config", str(config)],
+    result = subprocess.run([sys.executable, "-m", "poolgate_cli", "selector", "--config", str(config)],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert "pools.p.accounts[0].key: is empty" in result.stderr
@@ -103,7 +103,7 @@ def test_selector_refuses_a_bad_config_with_every_error(tmp_path: Path) -> None:
 def test_selector_refuses_a_database_it_cannot_use(tmp_path: Path, database: str, says: str) -> None:
     config = tmp_path / "poolgate.yaml"
     config.write_text(CONFIG)
-    result = subprocess.run([sys.executable, "-m", "poolgate.cli", "selector", "--config", str(config),
+    result = subprocess.run([sys.executable, "-m", "poolgate_cli", "selector", "--config", str(config),
                              "--listen", "127.0.0.1:0", "--database", database],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
@@ -126,7 +126,7 @@ def test_a_database_given_on_the_command_line_replaces_the_configs(tmp_path: Pat
 
 
 def poolgate(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "poolgate.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "poolgate_cli", *args], capture_output=True, text=True,
                           timeout=30, input=stdin)
 
 

@@ -125,7 +125,7 @@ def test_exposure_needs_tokens_and_tls(caplog: pytest.LogCaptureFixture) -> None
 def test_selector_command_refuses_unsafe_exposure(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(POOLS)
-    result = subprocess.run([sys.executable, "-m", "poolgate.cli", "selector", "--config", str(config),
+    result = subprocess.run([sys.executable, "-m", "poolgate_cli", "selector", "--config", str(config),
                              "--listen", "0.0.0.0:0"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert "refusing to listen on 0.0.0.0:0" in result.stderr and "--insecure-listen" in result.stderr
