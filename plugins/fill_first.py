@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from selector_service.plugin import AccountView, Candidates, SelectionRequest
-
-from .options import check_keys
+from selector_service.plugin import AccountView, Candidates, SelectionRequest, check_keys
 
 
 class FillFirst:

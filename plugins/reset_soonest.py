@@ -7,9 +7,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from selector_service.plugin import AccountView, Candidates, SelectionRequest
-
-from .options import check_keys, int_option, rng_option
+from selector_service.plugin import AccountView, Candidates, SelectionRequest, check_keys, int_option, rng_option
 
 DEFAULT_SAMPLE_SIZE = 16
 

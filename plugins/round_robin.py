@@ -6,10 +6,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from selector_service.plugin import AccountView, Candidates, SelectionRequest
-
-from .options import check_keys, rng_option
-from .tier_state import TierStates
+from selector_service.plugin import AccountView, Candidates, SelectionRequest, TierStates, check_keys, rng_option
 
 MAX_SCAN = 64
 """Accounts looked at per pick before giving up the walk (see :class:`RoundRobin`)."""

@@ -6,9 +6,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from selector_service.plugin import AccountView, Candidates, SelectionRequest
-
-from .options import check_keys, rng_option
+from selector_service.plugin import AccountView, Candidates, SelectionRequest, check_keys, rng_option
 
 
 class UniformRandom:

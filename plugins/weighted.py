@@ -22,10 +22,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from selector_service.plugin import AccountView, Candidates, SelectionRequest
-
-from .options import check_keys, rng_option
-from .tier_state import TierStates
+from selector_service.plugin import AccountView, Candidates, SelectionRequest, TierStates, check_keys, rng_option
 
 MAX_LOST_TURNS = 64
 """Turns a pick may skip before falling back (see :class:`Weighted`)."""

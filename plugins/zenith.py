@@ -6,9 +6,15 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from selector_service.plugin import AccountView, Candidates, SelectionRequest
-
-from .options import check_keys, int_option, rng_option, weight_option
+from selector_service.plugin import (
+    AccountView,
+    Candidates,
+    SelectionRequest,
+    check_keys,
+    int_option,
+    rng_option,
+    weight_option,
+)
 
 DEFAULT_WEIGHTS = {"headroom": 0.6, "latency": 0.3, "errors": 0.1}
 DEFAULT_SAMPLE_SIZE = 16

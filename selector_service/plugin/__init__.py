@@ -19,6 +19,9 @@ and is made known to poolgate by an entry point in its package's ``pyproject.tom
 
 After ``pip install``, ``strategy: lowest_latency`` in a pool's config selects it.
 
+The helpers the built-in strategies use are here for every plugin: ``check_keys``, ``int_option``, ``weight_option``
+and ``rng_option`` validate ``strategy_options``; ``TierStates`` keeps a cursor or schedule per priority tier.
+
 A credential-source plugin provides accounts instead, with a ``register_credential_sources`` hook (see
 ``docs/credentials.md``)::
 
@@ -47,7 +50,9 @@ from selector_service.credentials.source import (
     RegisterCredentialSource,
     WatchingSource,
 )
+from selector_service.plugin.options import check_keys, int_option, rng_option, weight_option
 from selector_service.plugin.spec import hookimpl
+from selector_service.plugin.tier_state import TierStates
 from selector_service.plugin.types import (
     AccountView,
     Candidates,
@@ -73,6 +78,11 @@ __all__ = [
     "SelectionRequest",
     "Strategy",
     "StrategyFactory",
+    "TierStates",
     "WatchingSource",
+    "check_keys",
     "hookimpl",
+    "int_option",
+    "rng_option",
+    "weight_option",
 ]

@@ -1,4 +1,7 @@
-"""Validation of ``strategy_options``: every factory rejects unknown keys and badly typed values up front."""
+"""Validation of ``strategy_options``, for every strategy factory (public through :mod:`selector_service.plugin`).
+
+A factory rejects unknown keys and badly typed values up front, with a ValueError naming the strategy and the option,
+which stops start-up (or a reload) with that message."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""Per-tier state that is rebuilt when the tier's accounts change."""
+"""Per-tier state that is rebuilt when the tier's accounts change (public through :mod:`selector_service.plugin`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from selector_service.plugin import Candidates
+from selector_service.plugin.types import Candidates
 
 StateT = TypeVar("StateT")
 
@@ -22,6 +22,7 @@ class TierStates(Generic[StateT]):
         self._states: dict[int, tuple[int, StateT]] = {}
 
     def get(self, candidates: Candidates) -> StateT:
+        """The state of ``candidates.tier``, built afresh on first use and whenever the generation has changed."""
         tier, generation = candidates.tier, candidates.generation
         entry = self._states.get(tier)
         if entry is None or entry[0] != generation:
