@@ -1,5 +1,5 @@
-"""The built-in credential sources' plugin module, registered through the ``poolgate`` entry-point group exactly like a
-third-party one: ``static`` (``key:``), ``env`` (``key_env:``) and ``files`` (``credentials_dir:``)."""
+"""The built-in credential sources' plugin module, registered by the plugin manager as ``builtin_credentials``:
+``static`` (``key:``), ``env`` (``key_env:``) and ``files`` (``credentials_dir:``)."""
 
 from __future__ import annotations
 

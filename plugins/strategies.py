@@ -1,4 +1,4 @@
-"""The built-in strategies' plugin module, registered through the ``poolgate`` entry-point group."""
+"""The built-in strategies' plugin module, registered by the plugin manager as ``builtin_strategies``."""
 
 from __future__ import annotations
 

@@ -20,7 +20,8 @@ and is made known to poolgate by an entry point in its package's ``pyproject.tom
 After ``pip install``, ``strategy: lowest_latency`` in a pool's config selects it.
 
 The helpers the built-in strategies use are here for every plugin: ``check_keys``, ``int_option``, ``weight_option``
-and ``rng_option`` validate ``strategy_options``; ``TierStates`` keeps a cursor or schedule per priority tier.
+and ``rng_option`` validate ``strategy_options``; ``TierStates`` keeps a cursor or schedule per priority tier. Fakes
+for a strategy's tests are in :mod:`selector_service.plugin.testing`.
 
 A credential-source plugin provides accounts instead, with a ``register_credential_sources`` hook (see
 ``docs/credentials.md``)::

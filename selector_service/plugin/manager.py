@@ -1,10 +1,12 @@
-"""Builds the plugin set, once per process, and the strategy and credential-source registries from it."""
+"""Builds a plugin set (built-ins, installed packages, extras) and the strategy and credential-source registries."""
 
 from __future__ import annotations
 
-import functools
+import importlib
+import importlib.metadata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import pluggy
@@ -112,32 +114,84 @@ class StrategyRegistry(_Registry[StrategyFactory]):
         return strategies
 
 
+BUILTIN_PLUGINS: Mapping[str, str] = MappingProxyType({
+    "builtin_strategies": "poolgate_plugins.strategies",
+    "builtin_credentials": "poolgate_plugins.credentials",
+})
+"""poolgate's own plugins: the name each is registered under (its entry point's name in poolgate's pyproject.toml)
+and its module."""
+
+
 def build_plugin_manager(
     blocked: Iterable[str] = (),
     extra_plugins: Iterable[object] = (),
-    load_entry_points: bool = True,
+    installed: bool = True,
 ) -> pluggy.PluginManager:
-    """The plugin manager, in a fixed order: blocked names, entry points (built-ins come this way too), extras.
+    """A new plugin manager, built in a fixed order: blocked names; the built-ins, by import; the ``poolgate`` entry
+    points of the installed packages; ``extra_plugins``. Then every implementation is checked against the specs, so a
+    misspelt hook fails start-up instead of being silently ignored.
 
-    Then every implementation is checked against the specs, so a misspelt hook fails start-up instead of being
-    silently ignored.
+    ``installed=False`` leaves the built-ins and the entry points out: the manager holds ``extra_plugins`` alone (for
+    the tests of one plugin). Nothing keeps a manager per process: whoever needs one builds it, in a few milliseconds
+    (a scan of the installed distributions), so a package installed since the last build is found by the next.
     """
     manager = pluggy.PluginManager(spec.PROJECT_NAME)
     manager.add_hookspecs(spec)
     for name in blocked:
         manager.set_blocked(name)
-    if load_entry_points:
-        try:
-            manager.load_setuptools_entrypoints(spec.PROJECT_NAME)
-        except Exception as exc:  # a broken third-party package must not be swallowed
-            raise PluginError(f"loading poolgate plugins failed: {type(exc).__name__}: {exc}") from exc
     try:
+        if installed:
+            for name, module in BUILTIN_PLUGINS.items():
+                manager.register(importlib.import_module(module), name=name)
+            _load_entry_points(manager)
         for plugin in extra_plugins:
-            manager.register(plugin)
+            try:
+                manager.register(plugin)
+            except ValueError as exc:  # pluggy refuses a plugin, or a plugin's name, registered twice
+                raise PluginError(f"plugin {_plugin_name(manager, plugin)!r} is registered already (or its name is "
+                                  "taken); pass each plugin once: the built-ins and the installed packages are "
+                                  "registered unless installed=False") from exc
         manager.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(str(exc)) from exc
+        hooks = sorted(name for name, caller in vars(manager.hook).items() if caller.has_spec())
+        raise PluginError(f"plugin {_plugin_name(manager, exc.plugin)!r}: {exc}; poolgate's hooks are "
+                          f"{' and '.join(hooks)}") from exc
     return manager
+
+
+def _plugin_name(manager: pluggy.PluginManager, plugin: object) -> str:
+    """The name a plugin is registered under (an entry point's name), else its module's or class's."""
+    name = manager.get_name(plugin)
+    if name is not None and name != str(id(plugin)):  # pluggy names an unnamed object by its id
+        return name
+    return getattr(plugin, "__name__", None) or type(plugin).__qualname__
+
+
+def _load_entry_points(manager: pluggy.PluginManager) -> None:
+    """Register the installed packages' ``poolgate`` entry points, except those naming a built-in module.
+
+    The built-ins are registered already, under their entry points' names, so pluggy skips poolgate's own entry
+    points by name. It would refuse a built-in module registered a second time under another name (a second install
+    of poolgate, an old fork), so such an entry point is blocked; one that takes a built-in's name for another module
+    is refused rather than silently skipped.
+    """
+    builtin_modules = set(BUILTIN_PLUGINS.values())
+    try:
+        for distribution in importlib.metadata.distributions():
+            for entry_point in distribution.entry_points.select(group=spec.PROJECT_NAME):
+                if entry_point.module in builtin_modules:
+                    if entry_point.name not in BUILTIN_PLUGINS:
+                        manager.set_blocked(entry_point.name)
+                elif entry_point.name in BUILTIN_PLUGINS:
+                    raise PluginError(
+                        f"package {distribution.name!r} declares the poolgate entry point {entry_point.name!r}, the "
+                        f"name of a built-in plugin, for {entry_point.value!r}; rename its entry point or uninstall it"
+                    )
+        manager.load_setuptools_entrypoints(spec.PROJECT_NAME)
+    except PluginError:
+        raise
+    except Exception as exc:  # a broken third-party package must not be swallowed
+        raise PluginError(f"loading poolgate plugins failed: {type(exc).__name__}: {exc}") from exc
 
 
 def collect_strategies(manager: pluggy.PluginManager) -> StrategyRegistry:
@@ -145,23 +199,10 @@ def collect_strategies(manager: pluggy.PluginManager) -> StrategyRegistry:
     return StrategyRegistry().collect(manager.hook.register_strategies)
 
 
-@functools.cache
-def installed_plugins() -> pluggy.PluginManager:
-    """Every installed plugin, loaded once per process: strategies and credential sources come from one scan of the
-    entry points. A failure is not cached; the next call tries again."""
-    return build_plugin_manager()
-
-
-def _manager(blocked: Iterable[str], extra_plugins: Iterable[object]) -> pluggy.PluginManager:
-    blocked, extra_plugins = tuple(blocked), tuple(extra_plugins)
-    if blocked or extra_plugins:
-        return build_plugin_manager(blocked=blocked, extra_plugins=extra_plugins)
-    return installed_plugins()
-
-
 def load_strategies(blocked: Iterable[str] = (), extra_plugins: Iterable[object] = ()) -> StrategyRegistry:
-    """The strategies of every installed plugin (the usual way to get a registry)."""
-    return collect_strategies(_manager(blocked, extra_plugins))
+    """The strategies of the built-ins, every installed plugin and ``extra_plugins`` (the usual way to get a
+    registry), from a new plugin manager."""
+    return collect_strategies(build_plugin_manager(blocked, extra_plugins))
 
 
 @dataclass
@@ -190,5 +231,6 @@ def collect_credential_sources(manager: pluggy.PluginManager) -> CredentialSourc
 def load_credential_sources(
     blocked: Iterable[str] = (), extra_plugins: Iterable[object] = ()
 ) -> CredentialSourceRegistry:
-    """The credential sources of every installed plugin."""
-    return collect_credential_sources(_manager(blocked, extra_plugins))
+    """The credential sources of the built-ins, every installed plugin and ``extra_plugins``, from a new plugin
+    manager."""
+    return collect_credential_sources(build_plugin_manager(blocked, extra_plugins))

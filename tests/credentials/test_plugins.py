@@ -110,8 +110,8 @@ def test_duplicate_misspelt_and_invalid_sources_fail_loading() -> None:
     with pytest.raises(PluginError, match="credential source 'files' is registered twice"):
         load_credential_sources(extra_plugins=[Duplicate()])
     with pytest.raises(PluginError, match="register_credential_source"):
-        build_plugin_manager(extra_plugins=[Misspelt()], load_entry_points=False)
-    registry = collect_credential_sources(build_plugin_manager(extra_plugins=[NotASource()], load_entry_points=False))
+        build_plugin_manager(extra_plugins=[Misspelt()], installed=False)
+    registry = collect_credential_sources(build_plugin_manager(extra_plugins=[NotASource()], installed=False))
     with pytest.raises(PluginError, match=r"credential source 'broken' .* has no accounts\(\) method"):
         registry.create_all()
 

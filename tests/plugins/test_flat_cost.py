@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.plugins.conftest import ListCandidates, accounts, make_strategy, picks
+from selector_service.plugin.testing import ListCandidates, fake_accounts, picks
+from tests.plugins.conftest import make_strategy
 
 PICKS = 500
 
@@ -21,7 +22,7 @@ PICKS = 500
 def test_a_pick_costs_the_same_in_a_large_tier(
     name: str, reads_per_pick: int, samples_per_pick: int, size: int
 ) -> None:
-    candidates = ListCandidates(accounts(size, weight=2), iterable=False)
+    candidates = ListCandidates(fake_accounts(size, weight=2), iterable=False)
     strategy = make_strategy(name, {"seed": 1})
     picks(strategy, candidates, 1)  # the first pick of a tier may build its state
     candidates.ordered.reads = candidates.sampled = 0
@@ -31,7 +32,7 @@ def test_a_pick_costs_the_same_in_a_large_tier(
 
 
 def test_a_round_robin_pick_in_a_mostly_busy_tier_stays_bounded() -> None:
-    pool = accounts(10_000)
+    pool = fake_accounts(10_000)
     candidates = ListCandidates(pool, pool[::500], iterable=False)
     strategy = make_strategy("round_robin", {"seed": 1})
     picks(strategy, candidates, 5)  # the first fallback maps accounts to positions, once per generation

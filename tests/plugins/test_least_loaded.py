@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from tests.plugins.conftest import REQUEST, FakeAccount, ListCandidates, make_strategy
+from selector_service.plugin.testing import ANY_REQUEST, FakeAccount, ListCandidates
+from tests.plugins.conftest import make_strategy
 
 
 def pick(*pool: FakeAccount, available: list[FakeAccount] | None = None) -> str:
     for index, account in enumerate(pool):
         account.index = index
-    return make_strategy("least_loaded").select(ListCandidates(list(pool), available), REQUEST).name
+    return make_strategy("least_loaded").select(ListCandidates(list(pool), available), ANY_REQUEST).name
 
 
 def test_picks_the_fewest_in_flight() -> None:

@@ -1,21 +1,14 @@
-"""Loading plugins: entry points, duplicates, misspelt hooks, unknown names. Each test builds its own manager."""
+"""Loading plugins: the installed set, duplicates, misspelt hooks, unknown names. Each test builds its own manager;
+entry points themselves are tested with fake distributions in ``test_entry_points``."""
 
 from __future__ import annotations
 
-import pluggy
 import poolgate_plugins.strategies
 import pytest
 
 from selector_service.plugin import RegisterStrategy, Strategy, hookimpl
-from selector_service.plugin.manager import (
-    PluginError,
-    UnknownStrategyError,
-    build_plugin_manager,
-    collect_strategies,
-    installed_plugins,
-    load_credential_sources,
-    load_strategies,
-)
+from selector_service.plugin.manager import PluginError, UnknownStrategyError, load_strategies
+from selector_service.plugin.testing import strategies_of
 from tests.plugins.test_options import BUILT_INS
 
 
@@ -38,28 +31,6 @@ def test_installed_plugins_provide_the_built_ins_and_the_example() -> None:
     assert registry.providers["lowest_latency"] == "example_strategy"
 
 
-def test_strategies_and_credential_sources_come_from_one_scan_of_the_entry_points(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    scans = []
-    real = pluggy.PluginManager.load_setuptools_entrypoints
-
-    def counting(manager: pluggy.PluginManager, group: str, name: str | None = None) -> int:
-        scans.append(group)
-        return real(manager, group, name)
-
-    monkeypatch.setattr(pluggy.PluginManager, "load_setuptools_entrypoints", counting)
-    installed_plugins.cache_clear()
-    try:
-        strategies, sources = load_strategies(), load_credential_sources()
-        assert "round_robin" in strategies.names and "files" in sources.names
-        assert scans == ["poolgate"]
-        load_strategies(blocked=["example_strategy"])  # a different plugin set is built on its own
-        assert scans == ["poolgate", "poolgate"]
-    finally:
-        installed_plugins.cache_clear()
-
-
 @pytest.mark.parametrize("name", BUILT_INS)
 def test_every_built_in_builds_a_strategy(name: str) -> None:
     assert isinstance(load_strategies().create(name, {}), Strategy)
@@ -70,17 +41,26 @@ def test_a_duplicate_name_is_an_error() -> None:
         load_strategies(extra_plugins=[DuplicateRoundRobin()])
 
 
-def test_a_duplicate_name_is_an_error_without_entry_points() -> None:
-    manager = build_plugin_manager(
-        extra_plugins=[poolgate_plugins.strategies, DuplicateRoundRobin()], load_entry_points=False
-    )
+def test_a_duplicate_name_is_an_error_without_the_installed_plugins() -> None:
     with pytest.raises(PluginError, match="registered twice"):
-        collect_strategies(manager)
+        strategies_of(poolgate_plugins.strategies, DuplicateRoundRobin())
+
+
+def test_an_extra_plugin_registered_already_is_an_error() -> None:
+    with pytest.raises(PluginError, match=r"plugin 'builtin_strategies' is registered already .*pass each plugin once"):
+        load_strategies(extra_plugins=[poolgate_plugins.strategies])
 
 
 def test_a_misspelt_hook_fails_loading() -> None:
-    with pytest.raises(PluginError, match="register_strategys"):
-        build_plugin_manager(extra_plugins=[MisspeltHook()], load_entry_points=False)
+    with pytest.raises(PluginError, match="plugin 'MisspeltHook': unknown hook 'register_strategys'"):
+        strategies_of(MisspeltHook())
+
+
+def test_strategies_of_holds_only_the_plugins_given() -> None:
+    assert strategies_of().names == []
+    registry = strategies_of(poolgate_plugins.strategies)
+    assert set(registry.names) == set(BUILT_INS)
+    assert set(registry.providers.values()) == {"poolgate_plugins.strategies"}
 
 
 def test_an_unknown_strategy_lists_the_installed_ones() -> None:
@@ -97,6 +77,12 @@ def test_a_blocked_plugin_is_not_loaded() -> None:
     registry = load_strategies(blocked=["example_strategy"])
     assert "lowest_latency" not in registry.names
     assert "round_robin" in registry.names
+
+
+def test_blocking_the_built_ins_leaves_them_out() -> None:
+    registry = load_strategies(blocked=["builtin_strategies"])
+    assert not set(BUILT_INS) & set(registry.names)
+    assert "lowest_latency" in registry.names
 
 
 def test_bad_options_surface_as_value_error_from_the_registry() -> None:

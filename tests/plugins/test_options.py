@@ -8,7 +8,7 @@ import pytest
 
 from tests.plugins.conftest import make_strategy
 
-BUILT_INS = ["round_robin", "fill_first", "random", "p2c", "least_loaded", "weighted", "zenith"]
+BUILT_INS = ["round_robin", "fill_first", "random", "p2c", "least_loaded", "weighted", "zenith", "reset_soonest"]
 
 
 @pytest.mark.parametrize(

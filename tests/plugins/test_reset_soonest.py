@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.plugins.conftest import REQUEST, FakeAccount, ListCandidates, make_strategy
+from selector_service.plugin.testing import ANY_REQUEST, FakeAccount, ListCandidates
+from tests.plugins.conftest import make_strategy
 
 
 def pick(*pool: FakeAccount, **options: object) -> str:
     for index, account in enumerate(pool):
         account.index = index
-    return make_strategy("reset_soonest", options).select(ListCandidates(list(pool)), REQUEST).name
+    return make_strategy("reset_soonest", options).select(ListCandidates(list(pool)), ANY_REQUEST).name
 
 
 def test_the_window_that_resets_first_serves_first() -> None:

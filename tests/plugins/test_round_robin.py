@@ -6,12 +6,13 @@ from collections import Counter
 
 import pytest
 
-from tests.plugins.conftest import REQUEST, ListCandidates, accounts, make_strategy, picks
+from selector_service.plugin.testing import ANY_REQUEST, ListCandidates, fake_accounts, picks
+from tests.plugins.conftest import make_strategy
 
 
 @pytest.mark.parametrize("cycles", [1, 2, 7, 50])
 def test_round_robin_is_exactly_even_over_whole_cycles(cycles: int) -> None:
-    pool = accounts(7)
+    pool = fake_accounts(7)
     sequence = picks(make_strategy("round_robin"), ListCandidates(pool), 7 * cycles)
     assert Counter(sequence) == {account.name: cycles for account in pool}
     for start in range(0, len(sequence), 7):
@@ -19,20 +20,20 @@ def test_round_robin_is_exactly_even_over_whole_cycles(cycles: int) -> None:
 
 
 def test_round_robin_follows_config_order() -> None:
-    assert picks(make_strategy("round_robin"), ListCandidates(accounts(3)), 7) == [
+    assert picks(make_strategy("round_robin"), ListCandidates(fake_accounts(3)), 7) == [
         "a0", "a1", "a2", "a0", "a1", "a2", "a0",
     ]  # fmt: skip
 
 
 def test_round_robin_skips_unavailable_and_stays_even_over_the_rest() -> None:
-    pool = accounts(7)
+    pool = fake_accounts(7)
     available = [a for a in pool if a.name not in {"a2", "a4"}]
     sequence = picks(make_strategy("round_robin"), ListCandidates(pool, available), 5 * 30)
     assert Counter(sequence) == {account.name: 30 for account in available}
 
 
 def test_round_robin_resumes_after_the_last_pick_when_availability_changes() -> None:
-    pool = accounts(4)
+    pool = fake_accounts(4)
     candidates = ListCandidates(pool)
     strategy = make_strategy("round_robin")
     assert picks(strategy, candidates, 2) == ["a0", "a1"]
@@ -43,16 +44,16 @@ def test_round_robin_resumes_after_the_last_pick_when_availability_changes() -> 
 
 
 def test_round_robin_keeps_a_cursor_per_tier() -> None:
-    high = ListCandidates(accounts(3), tier=2)
-    normal = ListCandidates(accounts(5), tier=1)
+    high = ListCandidates(fake_accounts(3), tier=2)
+    normal = ListCandidates(fake_accounts(5), tier=1)
     strategy = make_strategy("round_robin")
-    interleaved = [strategy.select(tier, REQUEST).name for _ in range(6) for tier in (high, normal)]
+    interleaved = [strategy.select(tier, ANY_REQUEST).name for _ in range(6) for tier in (high, normal)]
     assert interleaved[0::2] == ["a0", "a1", "a2", "a0", "a1", "a2"]
     assert interleaved[1::2] == ["a0", "a1", "a2", "a3", "a4", "a0"]
 
 
 def test_round_robin_starts_over_when_the_generation_changes() -> None:
-    pool = accounts(4)
+    pool = fake_accounts(4)
     strategy = make_strategy("round_robin")
     assert picks(strategy, ListCandidates(pool, generation=1), 2) == ["a0", "a1"]
     assert picks(strategy, ListCandidates(pool, generation=1), 1) == ["a2"]
@@ -60,7 +61,7 @@ def test_round_robin_starts_over_when_the_generation_changes() -> None:
 
 
 def test_round_robin_in_a_mostly_busy_large_tier_returns_only_candidates() -> None:
-    pool = accounts(2000)
+    pool = fake_accounts(2000)
     available = pool[1500:1510]
     candidates = ListCandidates(pool, available, iterable=False)
     sequence = picks(make_strategy("round_robin", {"seed": 3}), candidates, 200)
@@ -68,7 +69,7 @@ def test_round_robin_in_a_mostly_busy_large_tier_returns_only_candidates() -> No
 
 
 def test_fill_first_stays_on_the_first_until_it_is_unavailable() -> None:
-    pool = accounts(4)
+    pool = fake_accounts(4)
     candidates = ListCandidates(pool)
     strategy = make_strategy("fill_first")
     assert set(picks(strategy, candidates, 50)) == {"a0"}

@@ -4,25 +4,26 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tests.plugins.conftest import FakeAccount, ListCandidates, accounts, make_strategy, picks
+from selector_service.plugin.testing import FakeAccount, ListCandidates, fake_accounts, picks
+from tests.plugins.conftest import make_strategy
 
 
 def test_random_is_roughly_uniform() -> None:
-    counts = Counter(picks(make_strategy("random", {"seed": 11}), ListCandidates(accounts(5)), 10_000))
+    counts = Counter(picks(make_strategy("random", {"seed": 11}), ListCandidates(fake_accounts(5)), 10_000))
     assert set(counts) == {"a0", "a1", "a2", "a3", "a4"}
     assert all(1700 <= count <= 2300 for count in counts.values()), counts
 
 
 def test_random_returns_only_candidates() -> None:
-    pool = accounts(6)
+    pool = fake_accounts(6)
     candidates = ListCandidates(pool, [pool[1], pool[4]])
     assert set(picks(make_strategy("random", {"seed": 2}), candidates, 500)) == {"a1", "a4"}
 
 
 def test_the_same_seed_gives_the_same_picks() -> None:
     for name in ("random", "p2c", "zenith"):
-        first = picks(make_strategy(name, {"seed": 9}), ListCandidates(accounts(20)), 100)
-        again = picks(make_strategy(name, {"seed": 9}), ListCandidates(accounts(20)), 100)
+        first = picks(make_strategy(name, {"seed": 9}), ListCandidates(fake_accounts(20)), 100)
+        again = picks(make_strategy(name, {"seed": 9}), ListCandidates(fake_accounts(20)), 100)
         assert first == again, name
 
 
@@ -40,11 +41,11 @@ def test_p2c_breaks_headroom_ties_by_fewer_in_flight() -> None:
 
 
 def test_p2c_with_equal_accounts_is_roughly_uniform() -> None:
-    counts = Counter(picks(make_strategy("p2c", {"seed": 8}), ListCandidates(accounts(4)), 8000))
+    counts = Counter(picks(make_strategy("p2c", {"seed": 8}), ListCandidates(fake_accounts(4)), 8000))
     assert all(1600 <= count <= 2400 for count in counts.values()), counts
 
 
 def test_p2c_returns_only_candidates_and_copes_with_one() -> None:
-    pool = accounts(5)
+    pool = fake_accounts(5)
     candidates = ListCandidates(pool, [pool[3]])
     assert set(picks(make_strategy("p2c"), candidates, 20)) == {"a3"}

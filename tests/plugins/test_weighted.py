@@ -7,7 +7,8 @@ from collections import Counter
 
 import pytest
 
-from tests.plugins.conftest import REQUEST, ListCandidates, accounts, make_strategy, picks, weighted_accounts
+from selector_service.plugin.testing import ANY_REQUEST, ListCandidates, fake_accounts, picks
+from tests.plugins.conftest import make_strategy, weighted_accounts
 
 WEIGHTS = [[5, 1, 1], [3, 2], [1, 2, 3, 4], [2, 3, 5, 7, 11], [1], [4, 4, 4], [100, 1]]
 
@@ -60,7 +61,7 @@ def test_keeps_a_schedule_per_tier() -> None:
     high = ListCandidates(weighted_accounts([1, 1]), tier=2)
     low = ListCandidates(weighted_accounts([2, 1]), tier=0)
     strategy = make_strategy("weighted")
-    sequence = [(strategy.select(high, REQUEST).name, strategy.select(low, REQUEST).name) for _ in range(6)]
+    sequence = [(strategy.select(high, ANY_REQUEST).name, strategy.select(low, ANY_REQUEST).name) for _ in range(6)]
     assert [h for h, _ in sequence] == ["a0", "a1"] * 3
     assert Counter(low for _, low in sequence) == {"a0": 4, "a1": 2}
 
@@ -90,7 +91,7 @@ def test_exact_over_a_cycle_of_a_large_tier() -> None:
 
 
 def test_a_mostly_busy_tier_still_gets_a_candidate() -> None:
-    pool = accounts(3000)
+    pool = fake_accounts(3000)
     available = [pool[2999], pool[17]]
     candidates = ListCandidates(pool, available, iterable=False)
     assert set(picks(make_strategy("weighted", {"seed": 1}), candidates, 100)) == {"a17", "a2999"}

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from tests.plugins.conftest import REQUEST, FakeAccount, ListCandidates, accounts, make_strategy, picks
+from selector_service.plugin.testing import ANY_REQUEST, FakeAccount, ListCandidates, fake_accounts, picks
+from tests.plugins.conftest import make_strategy
 
 
 def pick(*pool: FakeAccount, **options: Any) -> str:
     for index, account in enumerate(pool):
         account.index = index
-    return make_strategy("zenith", options).select(ListCandidates(list(pool)), REQUEST).name
+    return make_strategy("zenith", options).select(ListCandidates(list(pool)), ANY_REQUEST).name
 
 
 def test_prefers_headroom() -> None:
@@ -49,7 +50,7 @@ def test_honours_custom_weights() -> None:
 
 
 def test_scores_only_a_sample_of_a_large_tier() -> None:
-    candidates = ListCandidates(accounts(10_000), iterable=False)
+    candidates = ListCandidates(fake_accounts(10_000), iterable=False)
     strategy = make_strategy("zenith", {"sample_size": 8, "seed": 1})
     picks(strategy, candidates, 100)
     assert candidates.sampled == 800
@@ -57,7 +58,7 @@ def test_scores_only_a_sample_of_a_large_tier() -> None:
 
 
 def test_the_best_account_wins_whenever_it_is_in_the_sample() -> None:
-    pool = accounts(10)
+    pool = fake_accounts(10)
     pool[7].headroom = 1.0
     for account in pool[:7] + pool[8:]:
         account.headroom = 0.3
@@ -68,7 +69,7 @@ def test_the_best_account_wins_whenever_it_is_in_the_sample() -> None:
 
 
 def test_returns_only_candidates() -> None:
-    pool = accounts(6)
+    pool = fake_accounts(6)
     pool[0].headroom = 1.0
     for account in pool[1:]:
         account.headroom = 0.1
