@@ -57,6 +57,7 @@ that model (its other models answer as before), and win over a key-wide script f
 model undoes only that model's script.
 """
 
-from fake_upstream.server import FakeStats, FakeUpstream, create_fake_app, start_fake_upstream
+from fake_upstream.server import FakeUpstream, create_fake_app, start_fake_upstream
+from fake_upstream.state import FakeStats
 
 __all__ = ["FakeStats", "FakeUpstream", "create_fake_app", "start_fake_upstream"]

@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
-
-from aiohttp import web
 
 TRIGGER = "use the tool"
 _TRIGGER = re.compile(r"use the tool(?:\s+(?P<name>[A-Za-z_][\w.:-]*))?(?P<with>\s+with\s+)?", re.IGNORECASE)
@@ -177,104 +174,30 @@ def tool_input(schema: Any) -> dict[str, Any]:
     return {name: _value(schema["properties"].get(name)) for name in names}
 
 
-def _fragments(text: str) -> list[str]:
+def fragments(text: str) -> list[str]:
     step = max(1, len(text) // 3)
     return [text[i:i + step] for i in range(0, len(text), step)]
 
 
-def _arguments(call: ToolCall) -> str:
+def call_arguments(call: ToolCall) -> str:
     return call.input if isinstance(call.input, str) else json.dumps(call.input)
-
-
-async def serve_openai(request: web.Request, key: str, body: dict[str, Any],
-                       headers: dict[str, str]) -> web.StreamResponse:
-    """A chat completion that calls the requested tool."""
-    from fake_upstream import server as fake
-
-    call = requested_call(body)
-    assert call is not None
-    text = _arguments(call)
-    call_id, cid = f"call_{uuid.uuid4().hex[:24]}", f"chatcmpl-{uuid.uuid4().hex[:24]}"
-    created, model = int(time.time()), body["model"]
-    prompt = fake._prompt_tokens(body)
-    usage = {"prompt_tokens": prompt, "completion_tokens": 12, "total_tokens": prompt + 12}
-    if not body.get("stream"):
-        message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [
-            {"id": call_id, "type": "function", "function": {"name": call.name, "arguments": text}}]}
-        return await fake._serve_json(request, key, {
-            "id": cid, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls", "logprobs": None}],
-            "usage": usage}, headers)
-    first = {"role": "assistant", "content": None, "tool_calls": [
-        {"index": 0, "id": call_id, "type": "function", "function": {"name": call.name, "arguments": ""}}]}
-    parts = [{"tool_calls": [{"index": 0, "function": {"arguments": part}}]} for part in _fragments(text)]
-    deltas: list[tuple[dict[str, Any], str | None]] = [(first, None), *((part, None) for part in parts)]
-    events = fake.openai_chat_stream(body, cid, created, [*deltas, ({}, "tool_calls")], usage)
-    error = fake._sse(None, {"error": {"message": "The server had an error (fake).", "type": "server_error",
-                                       "param": None, "code": "server_error"}})
-    return await fake._serve_stream(request, key, headers, events, error)
-
-
-async def serve_anthropic(request: web.Request, key: str, body: dict[str, Any],
-                          headers: dict[str, str]) -> web.StreamResponse:
-    """A message that says what it does, then calls the requested tool (``stop_reason: tool_use``)."""
-    from fake_upstream import server as fake
-
-    call = requested_call(body)
-    assert call is not None
-    arguments = call.input if isinstance(call.input, dict) else {"input": call.input}
-    preface = f"I will use the {call.name} tool."
-    tool_use_id, mid, model = f"toolu_{uuid.uuid4().hex[:24]}", f"msg_{uuid.uuid4().hex[:24]}", body["model"]
-    usage = {"input_tokens": fake._prompt_tokens(body), "output_tokens": 20, "cache_creation_input_tokens": 0,
-             "cache_read_input_tokens": 0}
-    if not body.get("stream"):
-        return await fake._serve_json(request, key, {
-            "id": mid, "type": "message", "role": "assistant", "model": model,
-            "content": [{"type": "text", "text": preface},
-                        {"type": "tool_use", "id": tool_use_id, "name": call.name, "input": arguments}],
-            "stop_reason": "tool_use", "stop_sequence": None, "usage": usage}, headers)
-
-    def event(kind: str, **fields: Any) -> bytes:
-        return fake._sse(kind, {"type": kind, **fields})
-
-    events = [
-        event("message_start", message={"id": mid, "type": "message", "role": "assistant", "model": model,
-                                        "content": [], "stop_reason": None, "stop_sequence": None,
-                                        "usage": {**usage, "output_tokens": 1}}),
-        event("content_block_start", index=0, content_block={"type": "text", "text": ""}),
-        event("content_block_delta", index=0, delta={"type": "text_delta", "text": preface}),
-        event("content_block_stop", index=0),
-        event("content_block_start", index=1,
-              content_block={"type": "tool_use", "id": tool_use_id, "name": call.name, "input": {}}),
-        event("content_block_delta", index=1, delta={"type": "input_json_delta", "partial_json": ""}),
-    ]
-    events += [event("content_block_delta", index=1, delta={"type": "input_json_delta", "partial_json": part})
-               for part in _fragments(json.dumps(arguments))]
-    events += [
-        event("content_block_stop", index=1),
-        event("message_delta", delta={"stop_reason": "tool_use", "stop_sequence": None},
-              usage={"output_tokens": usage["output_tokens"]}),
-        event("message_stop"),
-    ]
-    error = event("error", error={"type": "overloaded_error", "message": "Overloaded (fake)."})
-    return await fake._serve_stream(request, key, headers, events, error)
 
 
 def responses_call_item(call: ToolCall) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
     """A Responses output item calling the tool (``function_call``, or ``custom_tool_call`` for a custom tool), and
     the events that stream its arguments between ``response.output_item.added`` and ``.done`` (kind, fields)."""
-    call_id, text = f"call_{uuid.uuid4().hex[:24]}", _arguments(call)
+    call_id, text = f"call_{uuid.uuid4().hex[:24]}", call_arguments(call)
     if call.custom:
         item_id = f"ctc_{uuid.uuid4().hex[:24]}"
         item = {"type": "custom_tool_call", "id": item_id, "status": "completed", "call_id": call_id,
                 "name": call.name, "input": text}
         deltas = [("response.custom_tool_call_input.delta", {"item_id": item_id, "delta": part})
-                  for part in _fragments(text)]
+                  for part in fragments(text)]
         return item, [*deltas, ("response.custom_tool_call_input.done", {"item_id": item_id, "input": text})]
     item_id = f"fc_{uuid.uuid4().hex[:24]}"
     item = {"type": "function_call", "id": item_id, "status": "completed", "call_id": call_id, "name": call.name,
             "arguments": text}
     deltas = [("response.function_call_arguments.delta", {"item_id": item_id, "delta": part})
-              for part in _fragments(text)]
+              for part in fragments(text)]
     return item, [*deltas, ("response.function_call_arguments.done",
                             {"item_id": item_id, "name": call.name, "arguments": text})]

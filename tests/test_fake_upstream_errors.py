@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from fake_upstream import FakeUpstream
-from fake_upstream.server import go_duration
+from fake_upstream.limits import go_duration
 from poolgate.rate_limit_times import parse_header_duration
 
 CHAT: Any = [{"role": "user", "content": "Say hi."}]
