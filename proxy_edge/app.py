@@ -19,7 +19,7 @@ from poolgate.config.loader import ConfigError, load_config
 from poolgate.config.schema import Config
 from poolgate.http_site import ClientLimits, Site, listen_backlog, start_site
 from poolgate.logging_setup import configure_logging
-from proxy_edge import endpoints, handlers, observability
+from proxy_edge import endpoints, handlers, observability, otel
 from proxy_edge.attempts import Forwarder
 from proxy_edge.auth import Authenticator, EdgeConfigError
 from proxy_edge.client_input import quiet_malformed_requests
@@ -83,6 +83,7 @@ def create_app(config: Config) -> web.Application:
     app.middlewares.append(handlers.unexpected_errors)  # inside the request id's: its 500s carry the id
     app.middlewares.append(handlers.unknown_routes)
     quiet_malformed_requests(logging.getLogger("aiohttp.server"))
+    otel.install(app)  # the requests as OpenTelemetry spans, when the environment names an OTLP endpoint
     return app
 
 

@@ -68,7 +68,8 @@ class Forwarder:
                 exclude.append(lease.account_id)
                 if index:
                     target.response_headers[FALLBACKS_HEADER] = str(index)
-                result = await self._upstream.attempt(request, target, lease, headers)
+                result = await self._upstream.attempt(request, target, lease, trace.attempt_headers(
+                    lease, target.route.upstream_model, target.route.format, headers))
                 trace.attempted(lease, result)
                 if not isinstance(result, Failure):
                     response = result

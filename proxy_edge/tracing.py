@@ -22,6 +22,7 @@ from aiohttp.typedefs import Handler, Middleware
 from poolgate.logging_setup import REQUEST_ID
 from poolgate.v1 import selector_pb2 as pb
 from proxy_edge.metrics import GENAI_OPERATIONS, TOKEN_USAGE, EdgeMetrics
+from proxy_edge.otel.records import AttemptRecord, Headers, SpanSink, TraceContext
 from proxy_edge.request_log import RequestLog
 from proxy_edge.routing import OTHER_MODEL, ROUTER
 from proxy_edge.upstream import Failure
@@ -32,6 +33,8 @@ REQUEST_ID_HEADER = "x-request-id"
 UPSTREAM_REQUEST_ID_HEADER = "x-upstream-request-id"
 CLIENT_CLOSED = 499
 """Status recorded for requests whose client went away before the answer (nginx's convention)."""
+SPANS: SpanSink | None = None
+"""Where requests' spans go (set by :func:`proxy_edge.otel.install`); None: nowhere, and nothing is kept for them."""
 _SANE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _OUTCOME_NAMES = {v.number: v.name.removeprefix("OUTCOME_").lower() for v in pb.Outcome.DESCRIPTOR.values}
 
@@ -72,6 +75,10 @@ class RequestTrace:
     """Epoch seconds when the response was done."""
     response: web.StreamResponse | None = None
     """The response once it has begun (its status and headers are on their way to the client)."""
+    trace_context: TraceContext | None = None
+    """The W3C trace the request's spans belong to (only while spans are exported, from the first attempt on)."""
+    attempt_log: list[AttemptRecord] | None = None
+    """Each upstream attempt (only while spans are exported)."""
     _failed: tuple[str, str] | None = None
 
     def routed(self, pool: str, model: str, model_label: str = OTHER_MODEL) -> None:
@@ -80,6 +87,14 @@ class RequestTrace:
             return
         self.pool, self.model, self.model_label = pool, model, model_label
         self.metrics.request_started(pool)
+
+    def attempt_headers(self, lease: pb.Lease, model: str, provider: str, headers: Headers) -> Headers:
+        """An attempt with ``lease`` for ``model`` (as the upstream is asked for it) begins: the client's ``headers``
+        for it, as they are unless spans are exported (then with the attempt span's ``traceparent``)."""
+        if SPANS is None:
+            return headers
+        attempt = AttemptRecord(monotonic(), lease.pool, lease.account_id, model, provider, lease.base_url)
+        return SPANS.attempt_began(self, attempt, headers)
 
     def attempted(self, lease: pb.Lease, result: web.StreamResponse | Failure) -> None:
         """One upstream attempt with ``lease`` ended in ``result`` (an answer, or a failure before the first byte)."""
@@ -90,6 +105,9 @@ class RequestTrace:
         if self._failed is not None:
             self.metrics.failover(self._failed[0], lease.pool, self._failed[1])
         self._failed = (lease.pool, outcome) if isinstance(result, Failure) else None
+        if self.attempt_log:
+            attempt = self.attempt_log[-1]
+            attempt.ended, attempt.outcome, attempt.status = monotonic(), outcome, result.status
 
     def finish(self, request: web.Request, status: int, request_log: RequestLog, idle: bool) -> None:
         """Metrics, and the request line (to ``request_log``), when the response is done; ``idle``: no other
@@ -112,6 +130,8 @@ class RequestTrace:
             self.ended = time()
             self.method, self.path = request.method, request.rel_url.raw_path
             request_log.add(level, self, idle)
+        if SPANS is not None:
+            SPANS.export(self, request)
 
     def line(self) -> tuple[str, tuple[object, ...]]:
         """The request line's message and arguments."""
