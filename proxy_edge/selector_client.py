@@ -64,6 +64,11 @@ class SelectorClient:
         self._exchange = ExchangeClient(self._channel, self._metadata) if transport == "stream" else None
         self._pending: set[asyncio.Task[None]] = set()
 
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The channel to the selector, for the contract's other services (the dashboard's Admin calls)."""
+        return self._channel
+
     async def flush_reports(self, limit: float | None = None) -> None:
         """Wait (up to ``limit``, default the call timeout) until the selector has the outcome reports sent so far."""
         limit = self.timeout if limit is None else limit

@@ -2,7 +2,9 @@
 
 The page (HTML, CSS, JS in ``static/``; nothing loaded from the network) loads without a key and polls
 ``GET /dashboard/api/snapshot``, which needs the edge's client key unless ``edge.auth: false``; the page asks for
-the key once and keeps it in the tab's sessionStorage.
+the key once and keeps it in the tab's sessionStorage. With the selector's admin token (entered in the page, kept in
+the tab's sessionStorage too), the page enables, disables and resets accounts and reloads the selector's config
+through ``POST /dashboard/api/…`` (:mod:`proxy_edge.dashboard.actions`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from importlib import resources
 
 from aiohttp import web
 
+from proxy_edge.dashboard import actions
 from proxy_edge.dashboard.feed import DashboardFeed
 from proxy_edge.errors import ApiShape, error_response, unauthorized
 from proxy_edge.handlers import AUTH
@@ -37,7 +40,7 @@ def _static_files() -> dict[str, tuple[bytes, str]]:
 def install(app: web.Application) -> None:
     """Add the dashboard's routes to ``app``."""
     files = _static_files()
-    app[FEED] = DashboardFeed(app)
+    feed = app[FEED] = DashboardFeed(app)
 
     async def page(_request: web.Request) -> web.Response:
         body, content_type = files["index.html"]
@@ -70,3 +73,4 @@ def install(app: web.Application) -> None:
     app.router.add_get("/dashboard/", redirect)
     app.router.add_get("/dashboard/static/{name}", static)
     app.router.add_get("/dashboard/api/snapshot", snapshot)
+    actions.install(app, feed)

@@ -28,9 +28,15 @@ SERIES_MINUTES = 60
 DAY = 86400
 
 T = TypeVar("T")
-_STATES = {v.number: v.name.removeprefix("ACCOUNT_STATE_").lower() for v in pb.AccountState.DESCRIPTOR.values}
+_STATES: dict[int, str] = {
+    v.number: v.name.removeprefix("ACCOUNT_STATE_").lower() for v in pb.AccountState.DESCRIPTOR.values}
 _PROBE_REASONS = {v.number: v.name.removeprefix("PROBE_REASON_").lower() for v in pb.ProbeReason.DESCRIPTOR.values}
 _FORMATS = {v.number: v.name.removeprefix("API_FORMAT_").lower() for v in pb.ApiFormat.DESCRIPTOR.values}
+
+
+def state_name(state: int) -> str:
+    """The page's name of an AccountState ("healthy", "circuit_open", ...)."""
+    return _STATES.get(state, "unspecified")
 
 
 class _Cached(Generic[T]):
@@ -51,6 +57,10 @@ class _Cached(Generic[T]):
             self._task = loop.create_task(self._refresh())
             self._task.add_done_callback(_retrieve)  # callers that went away leave no unretrieved exception
         return await asyncio.shield(self._task)
+
+    def forget(self) -> None:
+        """Fetch afresh on the next ``get`` (after a change the cached value does not show yet)."""
+        self._value = None
 
     async def _refresh(self) -> T:
         try:
@@ -88,6 +98,10 @@ class DashboardFeed:
         self._accounts = _Cached(ACCOUNTS_TTL, self._fetch_accounts)
         self._usage = _Cached(USAGE_TTL, self._fetch_usage)
         self._last_usage: Usage | None = None
+
+    def forget_accounts(self) -> None:
+        """The next snapshot lists the accounts afresh (an operator just changed one)."""
+        self._accounts.forget()
 
     async def _fetch_accounts(self) -> pb.ListAccountsResponse:
         return await self._app[SELECTOR].list_accounts()
@@ -158,7 +172,7 @@ def _account(a: pb.AccountStatus, usage: Usage) -> dict[str, Any]:
         if 0 <= index < SERIES_MINUTES:
             requests[index] += row.requests
             tokens[index] += row.input_tokens + row.output_tokens
-    state, reason, cooldown_ms = _STATES.get(a.state, "unspecified"), a.reason, a.cooldown_remaining_ms
+    state, reason, cooldown_ms = state_name(a.state), a.reason, a.cooldown_remaining_ms
     resting = [c for c in a.model_cooldowns if c.remaining_ms > 0]
     if resting and state in ("healthy", "probing"):
         # The account serves other models; shown as cooling for the models it rests for, with the longest rest.

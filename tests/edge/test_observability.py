@@ -400,7 +400,8 @@ async def test_dashboard_ships_its_own_files_and_guards_its_data(stack: Stack) -
         assert "default-src 'none'" in response.headers["Content-Security-Policy"]
         html = await response.text()
     assets = re.findall(r'(?:src|href)="(dashboard/static/[^"]+)"', html)
-    assert sorted(assets) == ["dashboard/static/dashboard.css", "dashboard/static/dashboard.js"]
+    assert sorted(assets) == [f"dashboard/static/{name}" for name in (
+        "admin.js", "charts.js", "common.js", "dashboard.css", "dashboard.js", "rows.js")]
     for asset in assets:
         async with stack.http.get(f"{stack.url}/{asset}") as response:
             assert response.status == 200
