@@ -34,7 +34,7 @@ from selector_service.plugin.manager import (
     load_strategies,
 )
 from selector_service.storage import StateRepository, UnusableDatabase
-from selector_service.storage.repository import describe_database
+from selector_service.storage.database import describe_database
 
 if TYPE_CHECKING:
     from aiohttp import web

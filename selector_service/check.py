@@ -20,7 +20,7 @@ from selector_service.plugin.manager import (
     load_strategies,
 )
 from selector_service.storage import UnusableDatabase
-from selector_service.storage.repository import check_database, describe_database
+from selector_service.storage.database import check_database, describe_database
 
 
 def strategy_errors(config: Config, registry: StrategyRegistry) -> list[str]:

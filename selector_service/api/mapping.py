@@ -10,6 +10,7 @@ from selector_service.domain.admission import Probing
 from selector_service.domain.leases import Grant
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
 from selector_service.domain.pool import AccountSnapshot, PoolSnapshot
+from selector_service.domain.quota import Quota
 from selector_service.domain.usage import UsageRollup
 from selector_service.plugin.types import SelectionRequest
 
@@ -75,7 +76,7 @@ def outcome_report(message: pb.ReportOutcomeRequest, outcome: Outcome) -> Outcom
 
 def lease_message(grant: Grant) -> pb.Lease:
     lease, account, config = grant.lease, grant.lease.account, grant.pool.config
-    credential = account.credential
+    credential = account.auth.credential
     expires = timestamp(lease.expires_at)
     return pb.Lease(
         lease_id=lease.lease_id,
@@ -92,13 +93,13 @@ def lease_message(grant: Grant) -> pb.Lease:
     )
 
 
-def _headroom(snapshot_account: Account, now: float) -> pb.RateLimitHeadroom:
-    limits = snapshot_account.limits.limits if snapshot_account.limits is not None else {}
+def _headroom(quota: Quota, now: float) -> pb.RateLimitHeadroom:
+    limits = quota.limits.limits if quota.limits is not None else {}
 
     def pair(kind: str) -> tuple[int, int]:
         if kind in limits:
             return limits[kind].remaining, limits[kind].limit
-        window = snapshot_account.windows.get(kind)
+        window = quota.windows.get(kind)
         if window is not None:
             return max(0, window.limit - window.total), window.limit
         return -1, 0
@@ -110,26 +111,27 @@ def _headroom(snapshot_account: Account, now: float) -> pb.RateLimitHeadroom:
         input_tokens_remaining=input_tokens[0], input_tokens_limit=input_tokens[1],
         output_tokens_remaining=output_tokens[0], output_tokens_limit=output_tokens[1],
         reset_in_ms=int(max(0.0, min(resets) - now) * 1000) if resets else 0,
-        fraction=snapshot_account.headroom,
+        fraction=quota.headroom,
     )
 
 
 def account_status(item: AccountSnapshot, now: float) -> pb.AccountStatus:
     a = item.account
+    load, health = a.load, a.health
     return pb.AccountStatus(
         account_id=a.account_id, name=a.name, state=STATES[item.state], reason=item.reason,
-        cooldown_remaining_ms=int(item.cooldown_remaining * 1000), in_flight=a.in_flight,
+        cooldown_remaining_ms=int(item.cooldown_remaining * 1000), in_flight=load.in_flight,
         max_concurrency=a.max_concurrency, priority=a.priority, weight=a.weight,
-        requests_total=a.requests_total, successes_total=a.successes_total, failures_total=a.failures_total,
-        rate_limited_total=a.rate_limited_total, input_tokens_total=a.input_tokens_total,
-        output_tokens_total=a.output_tokens_total, consecutive_failures=a.failure_streak,
-        recent_latency_ms=a.recent_latency_ms, error_rate=a.error_rate, headroom=_headroom(a, now),
-        credential_redacted=a.credential_redacted,
+        requests_total=load.requests_total, successes_total=load.successes_total,
+        failures_total=health.failures_total, rate_limited_total=health.rate_limited_total,
+        input_tokens_total=load.input_tokens_total, output_tokens_total=load.output_tokens_total,
+        consecutive_failures=health.failure_streak, recent_latency_ms=load.recent_latency_ms,
+        error_rate=load.error_rate, headroom=_headroom(a.quota, now), credential_redacted=a.auth.redacted,
         probe_reason=_probe_reason(a) if item.state is AccountState.PROBING else pb.PROBE_REASON_UNSPECIFIED,
         model_cooldowns=[
             pb.ModelCooldown(scope=scope, remaining_ms=int(max(0.0, rest.until - now) * 1000), reason=rest.reason,
                              probing=rest.until <= now)
-            for scope, rest in sorted(a.scopes.items())],
+            for scope, rest in sorted(a.rests.rests.items())],
     )
 
 

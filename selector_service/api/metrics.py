@@ -72,23 +72,24 @@ class _StateCollector(Collector):
             for item in snapshot.accounts:
                 a = item.account
                 key = [snapshot.name, a.name]
-                in_flight.add_metric(key, a.in_flight)
+                load, health = a.load, a.health
+                in_flight.add_metric(key, load.in_flight)
                 max_conc.add_metric(key, a.max_concurrency)
                 for candidate in AccountState:
                     state.add_metric([*key, candidate.value], 1.0 if candidate is item.state else 0.0)
                 cooldown.add_metric(key, item.cooldown_remaining)
-                headroom.add_metric(key, a.headroom)
-                leases.add_metric(key, a.requests_total)
-                outcomes.add_metric([*key, "success"], a.successes_total)
-                outcomes.add_metric([*key, "rate_limited"], a.rate_limited_total)
-                outcomes.add_metric([*key, "auth_failed"], a.auth_failures_total)
-                outcomes.add_metric([*key, "failure"], a.failures_total)
-                tokens.add_metric([*key, "input"], a.input_tokens_total)
-                tokens.add_metric([*key, "output"], a.output_tokens_total)
-                if a.scopes:
+                headroom.add_metric(key, a.quota.headroom)
+                leases.add_metric(key, load.requests_total)
+                outcomes.add_metric([*key, "success"], load.successes_total)
+                outcomes.add_metric([*key, "rate_limited"], health.rate_limited_total)
+                outcomes.add_metric([*key, "auth_failed"], health.auth_failures_total)
+                outcomes.add_metric([*key, "failure"], health.failures_total)
+                tokens.add_metric([*key, "input"], load.input_tokens_total)
+                tokens.add_metric([*key, "output"], load.output_tokens_total)
+                if a.rests.rests:
                     named = configured_models(self.core.config) if named is None else named
                     rests: dict[str, float] = {}
-                    for scope, rest in a.scopes.items():
+                    for scope, rest in a.rests.rests.items():
                         label = scope if scope in named or scope in snapshot.config.model_groups else OTHER_MODEL
                         rests[label] = max(rests.get(label, 0.0), rest.until - snapshot.taken_at)
                     for label, seconds in rests.items():

@@ -190,7 +190,7 @@ class CredentialManager:
     def _refresh_entering_margin(self) -> None:
         now = self._clock()
         for account in self._accounts():
-            if account.refresh_due(now):
+            if account.auth.refresh_due(now):
                 self._refresh_due(account)
 
     def _refresh_due(self, account: Account) -> None:

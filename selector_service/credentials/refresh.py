@@ -52,7 +52,7 @@ class Refresher:
         key = account.account_id
         if key in self._tasks or self._clock() < self._retry_at.get(key, 0.0):
             return False
-        account.refreshing = True
+        account.auth.refreshing = True
         self._tasks[key] = asyncio.create_task(self._run(account, job), name=f"poolgate-refresh-{key}")
         return True
 
@@ -99,7 +99,7 @@ class Refresher:
             self._retry_at.pop(key, None)
             self._refreshed(account, result)
         finally:
-            account.refreshing = False
+            account.auth.refreshing = False
             del self._tasks[key]
             self._settled(account)
 

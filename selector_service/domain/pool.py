@@ -14,6 +14,7 @@ from selector_service.domain.classify import pool_rules
 from selector_service.domain.outcomes import AccountState
 from selector_service.domain.scopes import Scoper
 from selector_service.domain.tiers import CandidateView, Tier
+from selector_service.domain.view import AccountReadView
 from selector_service.plugin.types import SelectionRequest, Strategy
 
 MAX_STICKY_SESSIONS = 100_000
@@ -92,7 +93,7 @@ class Pool:
         added: list[Account] = []
         for index, account_config in enumerate(config.accounts):
             existing = self.accounts.get(f"{self.name}/{account_config.name}")
-            if existing is not None and existing.credential_fingerprint == account_config.credential_fingerprint:
+            if existing is not None and existing.auth.fingerprint == account_config.credential_fingerprint:
                 existing.configure(config, account_config, index)
                 kept.append(existing)
             else:
@@ -124,34 +125,37 @@ class Pool:
         """Re-derive whether ``account`` is available; schedule a re-check for when a cooldown ends."""
         if not self.is_member(account):
             return  # removed by a reload: draining, never leased again
-        rises_at = account.expire_quota(now)
+        rises_at = account.quota.expire(now)
         until = account.blocked_until(now)
         self._tier_of[account.account_id].mark(account, until == 0.0)
-        if account.scopes or account.scope_windows or account.account_id in self._scopes_of:
+        if account.rests.rests or account.quota.scope_windows or account.account_id in self._scopes_of:
             self._index_scopes(account, now)
         if 0.0 < until < NEVER:
             heapq.heappush(self._wakeups, (until, next(self._seq), account))
-        elif until == 0.0 and account.expires_at:
+        elif until == 0.0 and account.auth.expires_at:
             # An available account whose credential will expire: re-check when it enters the skip threshold
             # (once per expiry, not on every lease).
-            edge = account.expires_at - account.expiry_skip
-            if edge != account.expiry_wakeup:
-                account.expiry_wakeup = edge
+            auth = account.auth
+            edge = auth.expires_at - auth.expiry_skip
+            if edge != auth.expiry_wakeup:
+                auth.expiry_wakeup = edge
                 heapq.heappush(self._wakeups, (edge, next(self._seq), account))
         if rises_at:
             # Headroom rises by itself as quota use ages out; strategies that prefer headroom would otherwise keep
             # avoiding an idle account on old figures. One re-check pending per account (an earlier one replaces
             # it), at most one a second.
             when = max(rises_at, now + HEADROOM_RECHECK)
-            if account.headroom_wakeup <= now or when < account.headroom_wakeup:
-                account.headroom_wakeup = when
+            quota = account.quota
+            if quota.headroom_wakeup <= now or when < quota.headroom_wakeup:
+                quota.headroom_wakeup = when
                 heapq.heappush(self._wakeups, (when, next(self._seq), account))
 
     def _index_scopes(self, account: Account, now: float) -> None:
         """Keep the per-scope index of resting accounts, and wake queued calls when a scope's rest ends."""
         account_id = account.account_id
-        full = account.full_scopes(now)
-        scopes = frozenset(account.scopes) | full
+        full = account.quota.full_scopes(now)
+        rests = account.rests.rests
+        scopes = frozenset(rests) | full
         before = self._scopes_of.get(account_id, frozenset())
         for scope in before - scopes:
             members = self._resting.get(scope)
@@ -165,7 +169,7 @@ class Pool:
             self._scopes_of[account_id] = scopes
         else:
             self._scopes_of.pop(account_id, None)
-        for rest in account.scopes.values():
+        for rest in rests.values():
             if rest.until > now and rest.woken != rest.until:
                 rest.woken = rest.until
                 heapq.heappush(self._wakeups, (rest.until, next(self._seq), account))
@@ -230,12 +234,12 @@ class Pool:
             if not len(candidates):
                 continue
             picked = self.strategy.select(candidates, request)
-            if not isinstance(picked, Account) or picked not in candidates:
+            if not isinstance(picked, AccountReadView) or picked not in candidates:
                 raise StrategyContractError(
                     f"strategy {self.config.strategy!r} of pool {self.name!r} returned an account that is not a "
                     "candidate; fix the strategy plugin"
                 )
-            account = picked
+            account = self.accounts[picked.account_id]
             if sticky:
                 self._remember_session(request.session_key, account, now)
             return account
@@ -287,14 +291,14 @@ class Pool:
             elif until == 0.0:
                 # Not yet in the index: added by a reload that is still loading its saved health.
                 label = "available" if self.is_available(account) else "being added"
-            elif account.awaiting_refresh and not account.disabled:
+            elif account.auth.awaiting_refresh and not account.health.disabled:
                 label = "credential rejected, refreshing"  # back when the refresh succeeds
-            elif account.expiring(now) and not account.disabled:
+            elif account.auth.expiring(now) and not account.health.disabled:
                 label = "credential expiring"  # back when a refresh succeeds, not at a known time
             elif account.awaiting_probe(now):
                 busy = True  # its probe may answer any moment
                 label = "probe in flight"
-            elif until == NEVER and not account.disabled:
+            elif until == NEVER and not account.health.disabled:
                 busy = True
                 label = "at max concurrency"
             else:
@@ -318,8 +322,8 @@ class Pool:
                 if account.awaiting_scope_probe(scope, now):
                     return True  # the model's probe is out: its answer may come any moment
                 until = account.scope_blocked_until(scope, now)
-            if until <= deadline or account.awaiting_probe(now) or (until == NEVER and not account.disabled
-                                     and (account.refreshing or not account.expiring(now))):
+            if until <= deadline or account.awaiting_probe(now) or (until == NEVER and not account.health.disabled
+                                     and (account.auth.refreshing or not account.auth.expiring(now))):
                 return True
         return False
 

@@ -9,10 +9,14 @@ as an account's is after an account-wide cooldown: one call, not a burst, until 
 from __future__ import annotations
 
 import fnmatch
+import random
 import re
 from dataclasses import dataclass
 
+from poolgate.config import CooldownSettings
 from poolgate.config.schema import PoolConfig
+from selector_service.domain.backoff import rate_limit_cooldown
+from selector_service.domain.state import ScopeRestRow, StateChange, extends
 
 MAX_SCOPES = 256
 """Scopes kept per account beyond those resting (a cache of model names, bounded)."""
@@ -61,3 +65,108 @@ class ScopeRest:
         if self.probe_since and now - self.probe_since < probe_timeout:
             return self.probe_since + probe_timeout
         return 0.0
+
+
+class ModelRests:
+    """An account's rests per model scope, and each scope's probe after its rest."""
+
+    __slots__ = ("rests",)
+
+    def __init__(self) -> None:
+        self.rests: dict[str, ScopeRest] = {}
+
+    def blocked_until(self, scope: str, now: float, probe_timeout: float) -> float:
+        """0.0 when ``scope``'s rest lets a lease for it go now; else until when it does not."""
+        rest = self.rests.get(scope) if scope else None
+        return rest.blocked_until(now, probe_timeout) if rest is not None else 0.0
+
+    def probe_out(self, scope: str, now: float) -> bool:
+        """Whether ``scope``'s rest is over and its probe is out (it frees up as soon as the probe answers)."""
+        rest = self.rests.get(scope) if scope else None
+        return rest is not None and rest.until <= now and bool(rest.probe_since)
+
+    def probe(self, scope: str, now: float) -> tuple[int, bool]:
+        """A lease for ``scope`` is being granted: the scope's epoch (0 when it is not resting), and whether the
+        lease is the scope's one probe (its rest is over and no probe is out)."""
+        rest = self.rests.get(scope) if scope else None
+        if rest is None:
+            return 0, False
+        if rest.until <= now and not rest.probe_since:
+            rest.probe_since = now
+            return rest.epoch, True
+        return rest.epoch, False
+
+    def returned(self, scope: str, epoch: int) -> None:
+        """A lease for ``scope`` ended: if it was the scope's probe, another may go."""
+        rest = self.rests.get(scope) if scope else None
+        if rest is not None and rest.epoch == epoch:
+            rest.probe_since = 0.0
+
+    def rate_limited(
+        self, scope: str, epoch: int, retry_after: float | None, status: int, now: float, cooldown: CooldownSettings,
+        rng: random.Random, change: StateChange,
+    ) -> None:
+        """A 429 for ``scope``: rest the account for that model only. A 429 for a lease granted before the scope's
+        last one (an older epoch) is the same news: it may lengthen the rest, never step the backoff again."""
+        rest = self.rests.get(scope)
+        fresh = rest is None or epoch >= rest.epoch
+        if not fresh and retry_after is None:
+            return
+        streak = (rest.streak + 1 if rest is not None else 1) if fresh else rest.streak if rest is not None else 1
+        seconds = rate_limit_cooldown(cooldown, retry_after, streak, rng)
+        until = now + seconds
+        reason = f"rate limited ({status}) for {scope}, cooling {seconds:.0f} s"
+        if rest is None:
+            rest = self.rests[scope] = ScopeRest(until, reason, streak)
+        else:
+            if extends(rest.until, until):
+                rest.until, rest.reason = until, reason
+            rest.streak = streak
+            if fresh:
+                rest.epoch += 1
+                rest.probe_since = 0.0
+        change.rest_scope(scope, (rest.until, rest.reason, rest.streak))
+
+    def succeeded(self, scope: str, epoch: int, change: StateChange) -> None:
+        """A success for ``scope`` granted after its last 429 proves the model is served again: the rest ends."""
+        rest = self.rests.get(scope) if scope else None
+        if rest is not None and epoch >= rest.epoch:
+            del self.rests[scope]
+            change.rest_scope(scope, None)
+
+    def at_zero(self, scope: str, until: float, change: StateChange) -> None:
+        """The model's rate-limit headers are at zero (or under the reserve) until ``until``: it rests until then."""
+        rest = self.rests.get(scope)
+        if rest is not None and not extends(rest.until, until):
+            return
+        reason = f"quota at zero (rate-limit headers) for {scope} until reset"
+        if rest is None:
+            rest = self.rests[scope] = ScopeRest(until, reason, streak=0)
+        else:
+            rest.until, rest.reason, rest.probe_since = until, reason, 0.0
+            rest.epoch += 1
+        change.rest_scope(scope, (rest.until, rest.reason, rest.streak))
+
+    def restore(self, saved: dict[str, ScopeRestRow]) -> None:
+        """Take the saved rests: a scope saved longer than known here is news (a new epoch); a scope no longer saved
+        was cleared by a success."""
+        rests = {}
+        for scope, (until, reason, streak) in saved.items():
+            rest = self.rests.get(scope)
+            if rest is None:
+                rest = ScopeRest(until, reason, streak)
+            elif extends(rest.until, until):
+                rest.until, rest.reason, rest.streak = until, reason, max(streak, rest.streak)
+                rest.epoch += 1
+            rests[scope] = rest
+        self.rests = rests
+
+    def ends(self) -> dict[str, float]:
+        """Each resting scope's end (to tell whether news changed anything)."""
+        return {scope: rest.until for scope, rest in self.rests.items()}
+
+    def clear(self, change: StateChange) -> None:
+        """Forget every rest (an operator's reset), and save that."""
+        for scope in self.rests:
+            change.rest_scope(scope, None)
+        self.rests = {}

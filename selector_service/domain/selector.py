@@ -102,7 +102,7 @@ class SelectorCore:
         """Register accounts with the store and take over their saved health."""
         if not accounts:
             return  # a reload that added nothing (e.g. a refreshed token file) needs no database round trip
-        rows = [(a.account_id, a.pool, a.name, a.credential_redacted, a.credential_fingerprint) for a in accounts]
+        rows = [(a.account_id, a.pool, a.name, a.auth.redacted, a.auth.fingerprint) for a in accounts]
         saved = await self._store.load(rows)
         for account in accounts:
             if account.account_id in saved:
@@ -181,9 +181,9 @@ class SelectorCore:
     def _grant(self, pool: Pool, account: Account, request: SelectionRequest, now: float) -> Grant:
         scope = pool.scope_of(request)
         probe_id = account.acquire(now, request.light, scope)
-        if account.expires_at and self.on_refresh_due is not None and account.refresh_due(now):
+        if account.auth.expires_at and self.on_refresh_due is not None and account.auth.refresh_due(now):
             self.on_refresh_due(account)  # starts a background refresh; the grant never waits for it
-        scope_epoch, scope_probe = account.scope_probe(scope, now)
+        scope_epoch, scope_probe = account.rests.probe(scope, now)
         lease = self.leases.open(account, request.model, now, pool.config.lease_ttl, probe_id, request.light,
                                  scope, scope_epoch, scope_probe)
         pool.refresh(account, now)
@@ -221,7 +221,7 @@ class SelectorCore:
         pool = self._pool_of(account)
         account.release(lease.probe_id, lease.light)
         if lease.scope_probe:
-            account.scope_returned(lease.scope, lease.scope_epoch)
+            account.rests.returned(lease.scope, lease.scope_epoch)
         before = account.state(now)[0]
         renew = None
         if report.outcome is Outcome.AUTH_FAILED and self.on_credential_rejected is not None:
@@ -308,7 +308,7 @@ class SelectorCore:
         pool = self._pool_of(lease.account)
         lease.account.release(lease.probe_id, lease.light)
         if lease.scope_probe:
-            lease.account.scope_returned(lease.scope, lease.scope_epoch)
+            lease.account.rests.returned(lease.scope, lease.scope_epoch)
         pool.refresh(lease.account, now)
         self.queue.serve(pool)
 

@@ -14,18 +14,20 @@ from selector_service.plugin.types import AccountView
 
 if TYPE_CHECKING:
     from selector_service.domain.account import Account
+    from selector_service.domain.view import AccountReadView
 
 
 class Tier:
-    """The accounts of one priority, in config order, and which of them are available right now."""
+    """The accounts of one priority, in config order, and which of them are available right now (held as the views
+    strategies get, built once per account)."""
 
     __slots__ = ("available", "generation", "ordered", "position", "priority")
 
     def __init__(self, priority: int, accounts: Sequence[Account], generation: int = 0) -> None:
         self.priority = priority
-        self.ordered: tuple[Account, ...] = tuple(accounts)
+        self.ordered: tuple[AccountReadView, ...] = tuple(account.view for account in accounts)
         self.generation = generation
-        self.available: list[Account] = []
+        self.available: list[AccountReadView] = []
         self.position: dict[str, int] = {}
 
     def mark(self, account: Account, available: bool) -> None:
@@ -33,11 +35,11 @@ class Tier:
         pos = self.position.get(account.account_id)
         if available and pos is None:
             self.position[account.account_id] = len(self.available)
-            self.available.append(account)
+            self.available.append(account.view)
         elif not available and pos is not None:
             last = self.available.pop()
             del self.position[account.account_id]
-            if last is not account:
+            if last is not account.view:
                 self.available[pos] = last
                 self.position[last.account_id] = pos
 
@@ -65,7 +67,7 @@ class CandidateView:
         return self._tier.generation
 
     @property
-    def ordered(self) -> Sequence[Account]:
+    def ordered(self) -> Sequence[AccountReadView]:
         return self._tier.ordered
 
     def __len__(self) -> int:
@@ -75,7 +77,7 @@ class CandidateView:
         account_id = getattr(account, "account_id", None)
         return account_id in self._tier.position and account_id not in self._excluded
 
-    def __iter__(self) -> Iterator[Account]:
+    def __iter__(self) -> Iterator[AccountReadView]:
         position, excluded = self._tier.position, self._excluded
         return (a for a in self._tier.ordered if a.account_id in position and a.account_id not in excluded)
 

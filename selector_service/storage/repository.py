@@ -4,11 +4,9 @@ Two engines, one code path: SQLite (the embedded default) and PostgreSQL (severa
 database). Where they differ (the upsert, the scalar maximum, how a write transaction starts, the clock) the
 dialect decides, here and nowhere else.
 
-SQLite runs in WAL mode with ``synchronous=NORMAL`` and every write transaction starts with ``BEGIN IMMEDIATE``, so
-concurrent writers (several processes on one file) queue for the write lock instead of failing or losing updates;
-reads begin a deferred transaction, a snapshot that neither waits for a writer nor blocks one.
-PostgreSQL needs no such care: ``n = n + delta`` and ``GREATEST(until, new)`` lock the row and read its latest
-committed value under READ COMMITTED, so concurrent replicas lose nothing.
+SQLite's settings for concurrent writers are in :mod:`.database`; PostgreSQL needs no such care: ``n = n + delta``
+and ``GREATEST(until, new)`` lock the row and read its latest committed value under READ COMMITTED, so concurrent
+replicas lose nothing. The health columns and how a change updates them come from :mod:`.tables`.
 
 Every change bumps the row's ``version`` and stamps ``updated_at`` with the database's clock, so replicas can ask
 "what changed lately" (:meth:`StateRepository.changed_since`) without trusting each other's clocks.
@@ -17,71 +15,34 @@ Credentials are never stored: only the account's id, a redacted form and a one-w
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import (
-    Boolean,
-    Column,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    case,
-    cast,
-    delete,
-    event,
-    func,
-    inspect,
-    literal_column,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy import Float, Table, case, cast, delete, func, inspect, literal_column, select, text, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from selector_service.domain.state import PersistedState, StateChange
 from selector_service.domain.usage import UsageRecord
 from selector_service.private_files import create_private_file
-from selector_service.storage.core_engine import READ_ONLY, CoreEngine, UnusableDatabase
+from selector_service.storage.core_engine import CoreEngine
+from selector_service.storage.database import open_engine
+from selector_service.storage.tables import (
+    CLEARED_FOR_NEW_CREDENTIAL,
+    USAGE_COLUMNS,
+    account_state,
+    health_updates,
+    merged_scope_rests,
+    metadata,
+    persisted,
+    usage_events,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects.postgresql.dml import Insert as PostgresqlInsert
     from sqlalchemy.dialects.sqlite.dml import Insert as SqliteInsert
-
-metadata = MetaData()
-
-account_state = Table(
-    "account_state",
-    metadata,
-    Column("account_id", String, primary_key=True),
-    Column("pool", String, nullable=False),
-    Column("name", String, nullable=False),
-    Column("credential_redacted", String, nullable=False, default=""),
-    Column("credential_fingerprint", String, nullable=False, default=""),
-    Column("cooldown_until", Float, nullable=False, default=0.0),
-    Column("cooldown_reason", String, nullable=False, default=""),
-    Column("rate_limit_streak", Integer, nullable=False, default=0),
-    Column("failure_streak", Integer, nullable=False, default=0),
-    Column("circuit_open_until", Float, nullable=False, default=0.0),
-    Column("circuit_opens", Integer, nullable=False, default=0),
-    Column("disabled", Boolean, nullable=False, default=False),
-    Column("disabled_reason", String, nullable=False, default=""),
-    Column("rate_limited_total", Integer, nullable=False, default=0),
-    Column("failures_total", Integer, nullable=False, default=0),
-    Column("auth_failures_total", Integer, nullable=False, default=0),
-    Column("scope_rests", String, nullable=False, default="{}", server_default="{}"),
-    Column("updated_at", Float, nullable=False, default=0.0),
-    Column("version", Integer, nullable=False, default=0, server_default="0"),
-    Index("ix_account_state_updated_at", "updated_at"),
-)
 
 CHANGE_LOOKBACK = 5.0
 """Seconds :meth:`StateRepository.changed_since` looks back before its watermark: a row stamped just before a poll
@@ -90,53 +51,6 @@ ID_BATCH = 500
 """Account ids per ``IN (…)`` query: well under every driver's limit on bound parameters."""
 SCHEMA_LOCK = 0x706F6F6C  # PostgreSQL advisory lock id: replicas starting together create the tables one at a time
 
-
-usage_events = Table(
-    "usage_events",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", Float, nullable=False, index=True),
-    Column("pool", String, nullable=False),
-    Column("account_id", String, nullable=False),
-    Column("account_name", String, nullable=False),
-    Column("model", String, nullable=False),
-    Column("outcome", String, nullable=False),
-    Column("http_status", Integer, nullable=False),
-    Column("latency_ms", Integer, nullable=False),
-    Column("ttft_ms", Integer, nullable=False),
-    Column("input_tokens", Integer, nullable=False),
-    Column("output_tokens", Integer, nullable=False),
-    Column("cost", Float, nullable=False),
-)
-USAGE_COLUMNS = tuple(c.name for c in usage_events.columns if c.name != "id")
-
-
-def database_url(database: str) -> str:
-    """A SQLAlchemy URL from the config's ``database`` (a URL, or a path to a SQLite file).
-
-    ``postgresql://`` and ``postgres://`` URLs get the asyncpg driver (a password may also come from ``PGPASSWORD``),
-    ``sqlite://`` URLs aiosqlite, and ``postgresql+psycopg://`` psycopg's asyncio side.
-    """
-    if "://" not in database:
-        return f"sqlite+aiosqlite:///{Path(database).expanduser().resolve()}"
-    scheme, rest = database.split("://", 1)
-    if scheme in ("postgresql", "postgres"):
-        return f"postgresql+asyncpg://{rest}"
-    if scheme == "sqlite":
-        return f"sqlite+aiosqlite://{rest}"
-    if scheme == "postgresql+psycopg":
-        return f"postgresql+psycopg_async://{rest}"
-    return database
-
-
-def describe_database(database: str) -> str:
-    """The database for log lines and messages: the URL without its password."""
-    if "://" not in database:
-        return database
-    try:
-        return make_url(database_url(database)).render_as_string(hide_password=True)
-    except Exception:  # unparsable: say only which kind it is
-        return database.split("://", 1)[0] + "://…"
 
 
 class StateRepository:
@@ -152,11 +66,7 @@ class StateRepository:
     @classmethod
     def open(cls, database: str) -> StateRepository:
         """The repository for the config's ``database``; :class:`UnusableDatabase` if its URL cannot be used."""
-        url = database_url(database)
-        engine = _engine(database, url)
-        if engine.dialect.name == "sqlite":
-            _configure_sqlite(engine)
-        return cls(engine)
+        return cls(open_engine(database))
 
     def _max(self, current: Any, new: float) -> ColumnElement[Any]:
         """The larger of a column and a value: SQLite's scalar MAX(), PostgreSQL's GREATEST()."""
@@ -200,11 +110,8 @@ class StateRepository:
         changed = c.credential_fingerprint != new_row.excluded.credential_fingerprint
         reset: dict[str, Any] = {
             col: case((changed, default), else_=c[col])
-            for col, default in (
-                ("cooldown_until", 0.0), ("cooldown_reason", ""), ("rate_limit_streak", 0), ("failure_streak", 0),
-                ("circuit_open_until", 0.0), ("circuit_opens", 0), ("disabled", False), ("disabled_reason", ""),
-                ("scope_rests", "{}"), ("version", c.version + 1), ("updated_at", self._clock()),
-            )
+            for col, default in (*CLEARED_FOR_NEW_CREDENTIAL.items(), ("scope_rests", "{}"),
+                                 ("version", c.version + 1), ("updated_at", self._clock()))
         }
         upsert = new_row.on_conflict_do_update(
             index_elements=[c.account_id],
@@ -225,7 +132,7 @@ class StateRepository:
             saved: dict[str, PersistedState] = {}
             for start in range(0, len(ids), ID_BATCH):  # only these accounts' rows, not every row ever saved
                 query = select(account_state).where(c.account_id.in_(ids[start:start + ID_BATCH]))
-                saved.update((row["account_id"], _persisted(row)) for row in conn.execute(query).mappings())
+                saved.update((row["account_id"], persisted(row)) for row in conn.execute(query).mappings())
             return saved
 
         return await self.engine.transaction(register)
@@ -242,7 +149,7 @@ class StateRepository:
 
         def read(conn: Connection) -> tuple[float, list[PersistedState]]:
             now = float(conn.execute(select(self._clock())).scalar_one())
-            return now, [_persisted(row) for row in conn.execute(query).mappings()]
+            return now, [persisted(row) for row in conn.execute(query).mappings()]
 
         return await self.engine.read(read)
 
@@ -257,37 +164,8 @@ class StateRepository:
         statements: list[Any] = []
         scoped: list[tuple[str, int, StateChange]] = []
         for change in sorted(changes, key=lambda change: change.account_id):
-            values: dict[str, Any] = {"updated_at": clock, "version": c.version + 1}
-            if change.rate_limited_delta:
-                values["rate_limited_total"] = c.rate_limited_total + change.rate_limited_delta
-            if change.failures_delta:
-                values["failures_total"] = c.failures_total + change.failures_delta
-            if change.auth_failures_delta:
-                values["auth_failures_total"] = c.auth_failures_total + change.auth_failures_delta
-            if change.reset_rate_limit_streak:
-                values["rate_limit_streak"] = change.rate_limit_streak_delta
-            elif change.rate_limit_streak_delta:
-                values["rate_limit_streak"] = c.rate_limit_streak + change.rate_limit_streak_delta
-            if change.reset_failure_streak:
-                values["failure_streak"] = change.failure_streak_delta
-            elif change.failure_streak_delta:
-                values["failure_streak"] = c.failure_streak + change.failure_streak_delta
-            if change.clear_cooldown:
-                values["cooldown_until"] = 0.0
-                values["cooldown_reason"] = ""
-            if change.extend_cooldown_until is not None:
-                # A cooldown never shortens a longer one already in force.
-                longer = c.cooldown_until >= change.extend_cooldown_until
-                values["cooldown_until"] = self._max(c.cooldown_until, change.extend_cooldown_until)
-                values["cooldown_reason"] = case((longer, c.cooldown_reason), else_=change.cooldown_reason or "")
-            if change.circuit_open_until is not None:
-                values["circuit_open_until"] = change.circuit_open_until
-            if change.circuit_opens is not None:
-                values["circuit_opens"] = change.circuit_opens
-            if change.disabled is not None:
-                values["disabled"] = change.disabled
-            if change.disabled_reason is not None:
-                values["disabled_reason"] = change.disabled_reason
+            values: dict[str, Any] = {"updated_at": clock, "version": c.version + 1,
+                                      **health_updates(change, self._max)}
             if change.scope_rests:
                 scoped.append((change.account_id, len(statements), change))
             statements.append(update(account_state).where(c.account_id == change.account_id).values(**values))
@@ -299,7 +177,7 @@ class StateRepository:
                 # Read under the row's lock (PostgreSQL; SQLite holds the write lock already), merge, write back:
                 # the longer rest and the longer streak win, as for the account's own cooldown.
                 current = conn.execute(locked.where(c.account_id == account_id)).scalar()
-                merged[index] = merge_scope_rests(current, change.scope_rests)
+                merged[index] = merged_scope_rests(current, change.scope_rests or {})
             for index, statement in enumerate(statements):
                 if index in merged:
                     statement = statement.values(scope_rests=merged[index])
@@ -343,36 +221,9 @@ class StateRepository:
 
         def read(conn: Connection) -> PersistedState | None:
             row = conn.execute(query).mappings().first()
-            return None if row is None else _persisted(row)
+            return None if row is None else persisted(row)
 
         return await self.engine.read(read)
-
-
-def check_database(database: str) -> None:
-    """Raise :class:`UnusableDatabase` if the selector could not use ``database`` (connects to nothing, creates
-    nothing)."""
-    _engine(database, database_url(database)).sync_engine.dispose()
-
-
-def _engine(database: str, url: str) -> CoreEngine:
-    try:
-        if url.startswith("sqlite"):
-            return CoreEngine(url, connect_args={"isolation_level": None})
-        # Pre-ping: a replica outlives a database restart or failover without failing its next write. A short
-        # connect timeout: an unreachable database is reported in seconds, not after a minute.
-        return CoreEngine(url, pool_pre_ping=True, connect_args={"timeout": 10} if "+asyncpg" in url else {})
-    except (ArgumentError, NoSuchModuleError, ImportError, UnusableDatabase) as exc:
-        if isinstance(exc, ImportError) and exc.name == "asyncpg":  # optional: SQLAlchemy imports it only here
-            raise UnusableDatabase(
-                f"cannot use the database {describe_database(database)}: PostgreSQL needs the asyncpg driver, which "
-                "is not installed; install it with: pip install 'poolgate[postgres]'") from None
-        raise UnusableDatabase(
-            f"cannot use the database {describe_database(database)}: {exc}. Give a SQLite file path, or a "
-            "postgresql:// URL (served through asyncpg)") from None
-    except ValueError:  # its text may quote a part of the URL, the password included
-        raise UnusableDatabase(
-            f"cannot use the database {describe_database(database)}: the URL cannot be read; check its host, "
-            "port and database name") from None
 
 
 def _upsert_insert(dialect: str) -> Callable[[Table], PostgresqlInsert | SqliteInsert]:
@@ -387,44 +238,6 @@ def _upsert_insert(dialect: str) -> Callable[[Table], PostgresqlInsert | SqliteI
     return sqlite_insert
 
 
-def _persisted(row: Any) -> PersistedState:
-    fields = {k: row[k] for k in PersistedState.__dataclass_fields__ if k != "scope_rests"}
-    return PersistedState(**fields, scope_rests=read_scope_rests(row["scope_rests"]))
-
-
-def read_scope_rests(text_value: str | None) -> dict[str, tuple[float, str, int]]:
-    """The ``scope_rests`` column: a JSON object, scope -> [until, reason, streak] (anything unreadable: none)."""
-    try:
-        data = json.loads(text_value or "{}")
-    except ValueError:
-        return {}
-    out: dict[str, tuple[float, str, int]] = {}
-    if isinstance(data, dict):
-        for scope, item in data.items():
-            if (isinstance(item, list) and len(item) == 3 and isinstance(item[0], (int, float))
-                    and isinstance(item[1], str) and isinstance(item[2], int)):
-                out[str(scope)] = (float(item[0]), item[1], item[2])
-    return out
-
-
-def merge_scope_rests(current: str | None, changes: dict[str, tuple[float, str, int] | None]) -> str:
-    """``current`` (the column's JSON) with ``changes`` applied: a rest is extended (never shortened, its reason
-    kept with the longer rest), the streak is the larger; None removes the scope."""
-    rests = read_scope_rests(current)
-    for scope, change in changes.items():
-        if change is None:
-            rests.pop(scope, None)
-            continue
-        until, reason, streak = change
-        old = rests.get(scope)
-        if old is None or until > old[0]:
-            rests[scope] = (until, reason, max(streak, old[2] if old else 0))
-        else:
-            rests[scope] = (old[0], old[1], max(streak, old[2]))
-    return json.dumps({scope: list(rest) for scope, rest in rests.items()}, ensure_ascii=False,
-                      separators=(",", ":"))
-
-
 def _add_missing_columns(conn: Connection) -> None:
     """Bring a database made by an older poolgate up to date (new columns only; nothing is ever dropped)."""
     present = {column["name"] for column in inspect(conn).get_columns("account_state")}
@@ -434,21 +247,3 @@ def _add_missing_columns(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE account_state ADD COLUMN scope_rests VARCHAR NOT NULL DEFAULT '{}'"))
     if "ix_account_state_updated_at" not in {index["name"] for index in inspect(conn).get_indexes("account_state")}:
         conn.execute(text("CREATE INDEX IF NOT EXISTS ix_account_state_updated_at ON account_state (updated_at)"))
-
-
-def _configure_sqlite(engine: CoreEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
-    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(conn: Any) -> None:
-        if conn.get_execution_options().get(READ_ONLY):
-            conn.exec_driver_sql("BEGIN")  # a snapshot (WAL): reads neither wait for nor block a writer
-            return
-        # Take the write lock up front: plain BEGIN lets two writers both read, then one fails "database is locked".
-        conn.exec_driver_sql("BEGIN IMMEDIATE")

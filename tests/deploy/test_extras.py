@@ -11,7 +11,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from poolgate_cli.main import main
-from selector_service.storage.repository import UnusableDatabase, check_database
+from selector_service.storage.database import UnusableDatabase, check_database
 from tests.support import ROOT
 
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]

@@ -171,7 +171,8 @@ async def test_changed_key_starts_clean_on_postgresql(postgres_database: str) ->
         await repository.load([("p/a", "p", "a", "…0001", "old-fingerprint")])
         from selector_service.domain.state import StateChange
 
-        await repository.apply([StateChange("p/a", auth_failures_delta=1, disabled=True, disabled_reason="401")])
+        await repository.apply([
+            StateChange("p/a").add("auth_failures_total").set("disabled", True).set("disabled_reason", "401")])
         saved = await repository.load([("p/a", "p", "a", "…0001", "old-fingerprint")])
         assert saved["p/a"].disabled and saved["p/a"].version == 1
         saved = await repository.load([("p/a", "p", "a", "…0002", "new-fingerprint")])

@@ -97,13 +97,13 @@ async def test_stale_server_errors_do_not_step_the_circuit_again(make_core: Core
     for grant in grants:  # six failures in flight together: the circuit opens once, at its threshold
         await report(core, grant, Outcome.SERVER_ERROR, http_status=502)
     a = account(core)
-    assert (a.circuit_opens, a.failure_streak, a.failures_total) == (1, 2, 6)
+    assert (a.health.circuit_opens, a.health.failure_streak, a.health.failures_total) == (1, 2, 6)
     assert a.cooldown_remaining(clock()) == pytest.approx(10.0)
     clock.advance(10.01)
     probe = await lease(core)
     assert probe.lease.probe and a.admission.probing is Probing.HALF_OPEN
     await report(core, probe, Outcome.TIMEOUT)
-    assert a.circuit_opens == 2 and a.cooldown_remaining(clock()) == pytest.approx(20.0)
+    assert a.health.circuit_opens == 2 and a.cooldown_remaining(clock()) == pytest.approx(20.0)
 
 
 async def test_a_stale_429_may_lengthen_the_rest_but_not_step_it(make_core: CoreFactory, clock: FakeClock) -> None:
@@ -113,10 +113,10 @@ async def test_a_stale_429_may_lengthen_the_rest_but_not_step_it(make_core: Core
     await report(core, first, Outcome.RATE_LIMITED)
     await report(core, second, Outcome.RATE_LIMITED)  # no retry-after: the same news, no second step
     a = account(core)
-    assert a.rate_limit_streak == 1 and a.rate_limited_total == 2
+    assert a.health.rate_limit_streak == 1 and a.health.rate_limited_total == 2
     assert a.cooldown_remaining(clock()) == pytest.approx(1.0)
     await report(core, third, Outcome.RATE_LIMITED, retry_after_ms=20_000)  # its own wait is honoured
-    assert a.rate_limit_streak == 1 and a.cooldown_remaining(clock()) == pytest.approx(20.0)
+    assert a.health.rate_limit_streak == 1 and a.cooldown_remaining(clock()) == pytest.approx(20.0)
 
 
 async def test_slow_start_doubles_per_success(make_core: CoreFactory) -> None:
@@ -154,7 +154,7 @@ async def test_an_early_answer_then_the_final_report_count_one_success(make_core
                  rate_limit_headers={"x-ratelimit-remaining-requests": "7", "x-ratelimit-limit-requests": "10"})
     a = account(core)
     assert a.admission.cap == 2 and a.successes_total == 0 and a.in_flight == 1
-    assert a.limits is not None and a.limits.limits["requests"].remaining == 7
+    assert a.quota.limits is not None and a.quota.limits.limits["requests"].remaining == 7
     await report(core, probe, Outcome.SUCCESS)
     assert a.admission.cap == 2 and a.successes_total == 1 and a.in_flight == 0  # not a second step
     late = await core.report(OutcomeReport(probe.lease.lease_id, Outcome.SUCCESS, early=True))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from selector_service.storage import StateRepository, database_url
-from selector_service.storage.repository import describe_database
+from selector_service.storage.database import describe_database
 
 
 @pytest.mark.parametrize(("database", "url"), [

@@ -126,7 +126,7 @@ async def test_a_request_error_leaves_the_account_healthy(make_core: CoreFactory
     await open_accounts(core)
     await fail(core, await lease(core), Outcome.SERVER_ERROR, 500, error_code="context_length_exceeded")
     account = core.pools["p"].accounts["p/a"]
-    assert state(core, "a", clock)[0] is AccountState.HEALTHY and account.failure_streak == 0
+    assert state(core, "a", clock)[0] is AccountState.HEALTHY and account.health.failure_streak == 0
 
 
 async def test_a_plan_window_at_its_limit_rests_until_its_reset(make_core: CoreFactory, clock: FakeClock) -> None:

@@ -121,10 +121,10 @@ async def test_anthropic_output_token_headers_are_kept_apart(make_core: CoreFact
         "anthropic-ratelimit-output-tokens-reset": reset,
     })
     account = grant.lease.account
-    assert account.limits is not None
-    assert account.limits.limits["input_tokens"].remaining == 40000
-    assert account.limits.limits["output_tokens"].remaining == 0
-    assert account.headroom == 0.0
+    assert account.quota.limits is not None
+    assert account.quota.limits.limits["input_tokens"].remaining == 40000
+    assert account.quota.limits.limits["output_tokens"].remaining == 0
+    assert account.view.headroom == 0.0
     assert state(core, "p/a") is AccountState.COOLING
     clock.advance(30.1)
     assert state(core, "p/a") is AccountState.HEALTHY
@@ -149,11 +149,11 @@ async def test_learned_quota_refills_at_its_reset_without_a_request(make_core: C
             "x-ratelimit-remaining-requests": remaining, "x-ratelimit-limit-requests": "100",
             "x-ratelimit-reset-requests": reset})
     a = core.pools["p"].accounts["p/a"]
-    assert a.headroom == pytest.approx(0.01)
+    assert a.view.headroom == pytest.approx(0.01)
     assert set(await served_by(core, 4)) == {"b"}
     clock.advance(10.1)
     assert (await lease(core)).lease.account.name == "a"
-    assert a.headroom == 1.0
+    assert a.view.headroom == 1.0
 
 
 async def test_an_expiring_credential_is_still_rechecked_on_an_account_with_learned_quota(
@@ -187,7 +187,7 @@ async def test_configured_window_headroom_recovers_once_the_minute_passes(
     clock.advance(60.5)
     # Every request has aged out: a tie again (on the old counts, b would look roomier: 9 left against 8).
     assert await served_by(core, 1) == ["a"]
-    assert core.pools["p"].accounts["p/b"].headroom == 1.0
+    assert core.pools["p"].accounts["p/b"].view.headroom == 1.0
 
 
 async def test_consecutive_server_errors_open_the_circuit(make_core: CoreFactory, clock: FakeClock) -> None:
@@ -207,7 +207,7 @@ async def test_consecutive_server_errors_open_the_circuit(make_core: CoreFactory
     assert (await lease(core)).lease.account.name == "b"
     await report(core, probe, Outcome.SUCCESS)
     assert state(core, "p/a") is AccountState.HEALTHY
-    assert probe.lease.account.failure_streak == 0
+    assert probe.lease.account.health.failure_streak == 0
 
 
 async def test_failed_probe_reopens_the_circuit_for_longer(make_core: CoreFactory, clock: FakeClock) -> None:
@@ -241,11 +241,12 @@ async def test_success_clears_failure_streak_and_stale_cooldown(make_core: CoreF
     await report(core, await lease(core), Outcome.SERVER_ERROR)
     await report(core, await lease(core), Outcome.SERVER_ERROR)
     account = core.pools["p"].accounts["p/a"]
-    assert account.failure_streak == 2
+    assert account.health.failure_streak == 2
     await report(core, await lease(core), Outcome.RATE_LIMITED)
     clock.advance(1.5)
     await report(core, await lease(core), Outcome.SUCCESS)
-    assert account.failure_streak == 0 and account.rate_limit_streak == 0 and account.cooldown_until == 0.0
+    health = account.health
+    assert health.failure_streak == 0 and health.rate_limit_streak == 0 and health.cooldown_until == 0.0
 
 
 async def test_an_older_success_does_not_lift_a_newer_cooldown(make_core: CoreFactory, clock: FakeClock) -> None:
@@ -266,7 +267,7 @@ async def test_client_side_outcomes_leave_health_alone(make_core: CoreFactory, o
         await report(core, await lease(core), outcome, http_status=400)
     account = core.pools["p"].accounts["p/a"]
     assert state(core, "p/a") is AccountState.HEALTHY
-    assert account.failure_streak == 0 and account.error_rate == 0.0 and account.in_flight == 0
+    assert account.health.failure_streak == 0 and account.error_rate == 0.0 and account.in_flight == 0
 
 
 async def test_higher_priority_tier_serves_first(make_core: CoreFactory, clock: FakeClock) -> None:
@@ -330,7 +331,7 @@ async def test_double_and_unknown_reports_are_safe(make_core: CoreFactory) -> No
     assert not again.recorded and "already reported" in again.detail
     unknown = await core.report(OutcomeReport("no-such-lease", Outcome.SUCCESS))
     assert not unknown.recorded and "unknown" in unknown.detail
-    assert grant.lease.account.rate_limited_total == 1 and grant.lease.account.in_flight == 0
+    assert grant.lease.account.health.rate_limited_total == 1 and grant.lease.account.in_flight == 0
 
 
 async def test_restart_keeps_cooldowns_and_disables(make_core: CoreFactory, clock: FakeClock, tmp_path) -> None:

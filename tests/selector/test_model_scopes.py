@@ -48,7 +48,7 @@ async def test_a_429_for_one_model_leaves_the_account_serving_the_others(make_co
     assert first.lease.account.name == "a"
     await report(core, first, Outcome.RATE_LIMITED)
     assert account(core).state(clock())[0] is AccountState.HEALTHY
-    assert list(account(core).scopes) == ["gpt-4o"]
+    assert list(account(core).rests.rests) == ["gpt-4o"]
     for _ in range(5):  # another model: still the first account; the limited model: the other one
         other_model = await lease(core, "gpt-4o-mini")
         same_model = await lease(core, "gpt-4o")
@@ -60,7 +60,7 @@ async def test_a_429_for_one_model_leaves_the_account_serving_the_others(make_co
     assert probe.lease.account.name == "a" and probe.lease.probe  # the model's one probe after its rest
     assert (await lease(core, "gpt-4o")).lease.account.name == "b"  # not a second one while it is out
     await report(core, probe, early=True)  # the upstream answered 2xx: the model is served again
-    assert account(core).scopes == {}
+    assert account(core).rests.rests == {}
     assert (await lease(core, "gpt-4o")).lease.account.name == "a"
 
 
@@ -70,19 +70,20 @@ async def test_a_burst_of_429s_for_a_model_is_one_backoff_step(make_core: CoreFa
     burst = [await lease(core, "m") for _ in range(10)]
     for grant in burst:
         await report(core, grant, Outcome.RATE_LIMITED)
-    rest = account(core).scopes["m"]
+    rest = account(core).rests.rests["m"]
     assert rest.streak == 1 and rest.until == pytest.approx(clock() + 10)
     clock.advance(10.01)
     probe = await lease(core, "m")
     await report(core, probe, Outcome.RATE_LIMITED)  # fresh news: the next step
-    assert account(core).scopes["m"].streak == 2 and account(core).scopes["m"].until == pytest.approx(clock() + 20)
+    rest = account(core).rests.rests["m"]
+    assert rest.streak == 2 and rest.until == pytest.approx(clock() + 20)
 
 
 async def test_models_of_a_group_rest_together(make_core: CoreFactory) -> None:
     core = await make_core(pool_config(ONE, model_groups="['claude-opus-*']", **SETTINGS))
     await open_accounts(core)
     await report(core, await lease(core, "claude-opus-4-1"), Outcome.RATE_LIMITED)
-    assert list(account(core).scopes) == ["claude-opus-*"]
+    assert list(account(core).rests.rests) == ["claude-opus-*"]
     with pytest.raises(NoAccountAvailableError, match="cooling for this model") as caught:
         await lease(core, "claude-opus-4-6")
     assert caught.value.cause == "rate_limited" and caught.value.retry_after == pytest.approx(10, abs=0.1)
@@ -93,7 +94,7 @@ async def test_cooldown_scope_account_rests_the_whole_account(make_core: CoreFac
     core = await make_core(pool_config(ONE, cooldown_scope="account", **SETTINGS))
     await open_accounts(core)
     await report(core, await lease(core, "gpt-4o"), Outcome.RATE_LIMITED)
-    assert account(core).state(clock())[0] is AccountState.COOLING and account(core).scopes == {}
+    assert account(core).state(clock())[0] is AccountState.COOLING and account(core).rests.rests == {}
     with pytest.raises(NoAccountAvailableError):
         await lease(core, "gpt-4o-mini")
 
@@ -122,12 +123,12 @@ async def test_model_rests_survive_a_restart_and_an_operators_reset_clears_them(
     await open_accounts(core)
     await report(core, await lease(core, "gpt-4o"), Outcome.RATE_LIMITED, retry_after_ms=60_000)
     again = await make_core(pool_config(ONE, **SETTINGS), database=database)
-    rest = account(again).scopes["gpt-4o"]
+    rest = account(again).rests.rests["gpt-4o"]
     assert rest.until == pytest.approx(clock() + 60) and rest.reason.startswith("rate limited (429) for gpt-4o")
     with pytest.raises(NoAccountAvailableError):
         await lease(again, "gpt-4o")
     await again.reset("p", "a")
-    assert account(again).scopes == {}
+    assert account(again).rests.rests == {}
 
 
 async def test_a_models_limit_at_zero_rests_that_model_until_its_reset(make_core: CoreFactory,
@@ -138,7 +139,7 @@ async def test_a_models_limit_at_zero_rests_that_model_until_its_reset(make_core
     await report(core, first, rate_limit_headers={  # a 200 whose headers say the model's requests are used up
         "x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "0",
         "x-ratelimit-reset-requests": "20s"})
-    rest = account(core).scopes["gpt-4o"]
+    rest = account(core).rests.rests["gpt-4o"]
     assert rest.until == pytest.approx(clock() + 20) and rest.reason.startswith("quota at zero")
     assert account(core).state(clock())[0] is AccountState.HEALTHY
     assert (await lease(core, "gpt-4o-mini")).lease.account.name == "a"  # other models: still served
@@ -158,7 +159,7 @@ async def test_a_plans_window_at_its_limit_rests_the_whole_account(make_core: Co
     reset = clock() + 300
     await report(core, await lease(core, "claude-opus-4-6"), rate_limit_headers={
         "anthropic-ratelimit-unified-status": "rejected", "anthropic-ratelimit-unified-reset": f"{reset:.0f}"})
-    assert account(core).state(clock())[0] is AccountState.COOLING and account(core).scopes == {}
+    assert account(core).state(clock())[0] is AccountState.COOLING and account(core).rests.rests == {}
     with pytest.raises(NoAccountAvailableError):
         await lease(core, "claude-sonnet-4-6")
 
@@ -188,7 +189,7 @@ async def test_headroom_is_learned_per_model(make_core: CoreFactory, clock: Fake
     await report(core, await lease(core, "gpt-4o-mini"), rate_limit_headers={
         "x-ratelimit-limit-requests": "100", "x-ratelimit-remaining-requests": "90",
         "x-ratelimit-reset-requests": "30s"})
-    a = account(core)
+    a = account(core).view
     assert a.headroom_for("gpt-4o") == pytest.approx(0.1) and a.headroom_for("gpt-4o-mini") == pytest.approx(0.9)
     assert a.headroom_for("never-asked") == a.headroom  # the latest answer's, for a model with none of its own
     clock.advance(31)

@@ -59,9 +59,9 @@ async def test_a_429_on_one_node_cools_the_account_on_the_other_once(nodes: Call
     assert await replicator.poll() == 1
     account = other.account("p", "a")
     assert account.state(time.time())[0] is AccountState.COOLING
-    assert account.rate_limited_total == 1 and account.rate_limit_streak == 1
+    assert account.health.rate_limited_total == 1 and account.health.rate_limit_streak == 1
     assert await replicator.poll() == 0  # seen already: nothing is taken over (or counted) twice
-    assert account.rate_limited_total == 1
+    assert account.health.rate_limited_total == 1
     assert (await lease(other))[1] == "p/b"
 
     # A success on a lease granted before the 429 says nothing about it: the cooldown stays, here and in the file.
@@ -136,7 +136,7 @@ async def test_load_returns_the_given_accounts_only_in_batches(tmp_path: Path) -
         rows = [(f"p/a{i}", "p", f"a{i}", "…0000", f"fp{i}") for i in range(1200)]
         assert len(await repository.load(rows)) == 1200
         assert reads == [500, 500, 200]  # three batches of ids
-        await repository.apply([StateChange("p/a1100", disabled=True, disabled_reason="revoked")])
+        await repository.apply([StateChange("p/a1100").set("disabled", True).set("disabled_reason", "revoked")])
         reads.clear()
         saved = await repository.load([rows[1100], ("p/new", "p", "new", "…1111", "fp-new")])
         assert reads == [2]  # the two ids asked for, not the table
@@ -205,7 +205,7 @@ async def test_a_change_made_during_an_outage_is_kept_and_saved_later(
         assert result.recorded and "saving the account's state failed" in result.detail
         account = core.account("p", "a")
         # Meanwhile another replica records a failure on the account: its row changes, without our 429.
-        await repository.apply([StateChange(account_id, failures_delta=1, failure_streak_delta=1)])
+        await repository.apply([StateChange(account_id).add("failures_total").add("failure_streak")])
         assert await replicator.poll() == 0  # this replica's unsaved change stays in force, the row is not taken
         assert account.state(time.time())[0] is AccountState.COOLING
         store.writes_fail = False
@@ -217,8 +217,8 @@ async def test_a_change_made_during_an_outage_is_kept_and_saved_later(
         assert saved is not None and saved.rate_limited_total == 1 and saved.cooldown_until > time.time() + 50
         assert saved.failures_total == 1  # both replicas' changes, merged
         assert await replicator.poll() == 1
-        assert account.state(time.time())[0] is AccountState.COOLING and account.rate_limited_total == 1
-        assert account.failure_streak == 1
+        assert account.state(time.time())[0] is AccountState.COOLING and account.health.rate_limited_total == 1
+        assert account.health.failure_streak == 1
     finally:
         await core.stop()
         await repository.close()
