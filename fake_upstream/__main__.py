@@ -21,8 +21,10 @@ log = logging.getLogger("poolgate.fake_upstream")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fake_upstream",
                                      description="A local fake OpenAI/Anthropic upstream (demo, tests, load tests).")
-    parser.add_argument("--listen", default="127.0.0.1:9090", help="host:port to listen on (default %(default)s)")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer (default 0)")
+    parser.add_argument("--listen", default="127.0.0.1:9090", metavar="HOST:PORT",
+                        help="address to listen on (default %(default)s)")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
+                        help="seconds before each answer (default 0)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--log-format", default="text", choices=["text", "json"])
     return parser

@@ -50,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     fake = commands.add_parser("fake-upstream", help="run a local fake OpenAI/Anthropic upstream (demo, load tests)",
                                description="Runs `python -m fake_upstream`, the fake upstream's own program.")
-    fake.add_argument("--listen", help="host:port to listen on (default 127.0.0.1:9090)")
-    fake.add_argument("--latency", type=float, help="seconds before each answer (default 0)")
+    fake.add_argument("--listen", metavar="HOST:PORT", help="address to listen on (default 127.0.0.1:9090)")
+    fake.add_argument("--latency", type=float, metavar="SECONDS", help="seconds before each answer (default 0)")
     from poolgate_cli.admin import add_parsers
 
     add_parsers(commands)

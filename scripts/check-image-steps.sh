@@ -43,4 +43,43 @@ export POOLGATE_EDGE_KEY=check-image-edge-key-0001 POOLGATE_SELECTOR_TOKEN=check
 cp "$OLDPWD/deploy/compose/poolgate.yaml" poolgate.yaml
 "$poolgate" check poolgate.yaml
 "$poolgate" demo --help >/dev/null
+
+# The demo from the installed wheel: `up` starts the packaged fake upstream (python -m fake_upstream), the selector
+# and the edge; one chat completion goes through them, then SIGTERM stops all three.
+echo "check-image: running poolgate demo"
+read -r edge selector upstream < <("$work/venv/bin/python" -c '
+import socket
+sockets = [socket.socket() for _ in range(3)]
+for s in sockets:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in sockets))')
+"$poolgate" demo --dir "$work/demo" --edge-port "$edge" --selector-port "$selector" --upstream-port "$upstream" \
+    >"$work/demo.log" 2>&1 &
+demo=$!
+if ! "$work/venv/bin/python" - "$edge" <<'PY'; then
+import json, sys, time, urllib.request
+url = f"http://127.0.0.1:{sys.argv[1]}"
+deadline = time.monotonic() + 60
+while True:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=1):
+            break
+    except OSError:
+        if time.monotonic() > deadline:
+            sys.exit("check-image: the demo's edge was not ready within 60 s")
+        time.sleep(0.2)
+request = urllib.request.Request(f"{url}/v1/chat/completions", headers={
+    "Authorization": "Bearer poolgate-demo", "Content-Type": "application/json"}, data=json.dumps({
+    "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).encode())
+with urllib.request.urlopen(request, timeout=30) as response:
+    assert json.load(response)["choices"][0]["message"]["content"], "the demo answered no text"
+PY
+    kill -TERM "$demo" 2>/dev/null || true
+    wait "$demo" || true
+    cat "$work/demo.log" >&2
+    exit 1
+fi
+kill -TERM "$demo"
+wait "$demo" || { echo "check-image: poolgate demo did not stop cleanly" >&2; cat "$work/demo.log" >&2; exit 1; }
+echo "check-image: the demo served a chat completion"
 echo "check-image: OK"
