@@ -16,8 +16,6 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from poolgate.config.schema import redact
-
 __all__ = ["MIN_PART", "Scrubber", "redact_url", "scrub_bytes", "scrub_text"]
 
 MIN_PART = 8
@@ -29,6 +27,11 @@ _TOKEN = re.compile(r"[A-Za-z0-9_\-*.…\xe2\x80\xa6]{6,}")
 _KEY_PREFIXES = ("sk-", "rk-", "pk-")
 _MASKS = ("**", "...", "…", "\xe2\x80\xa6")
 _ELLIPSIS_BYTES = "…".encode().decode("latin-1")
+
+
+def redact(secret: str) -> str:
+    """The only form in which a credential may be shown: its last four characters."""
+    return "…" + secret[-4:] if len(secret) > 8 else "…"
 
 
 def _token(credential: str) -> str:
