@@ -5,8 +5,8 @@ selector's ``WatchTopology`` stream sends at once and again after every change. 
 base URL, APIs and failover settings, plus the ``models:`` and ``routes:`` sections as the config file writes them —
 never an account, a key or a proxy (a lease carries its account's proxy).
 
-The document is JSON with sorted keys, so that its digest (the version) is the same on every replica that reads
-the same config.
+The document keeps the config's order (the patterns of ``models:`` are tried in it), and its digest (the version) is
+the same on every replica that reads the same config.
 """
 
 from __future__ import annotations
@@ -60,9 +60,9 @@ class Topology(BaseModel):
                    routes=list(routes))
 
     def document(self) -> str:
-        """The JSON document (sorted keys, no spaces)."""
+        """The JSON document, in the config's order (glob patterns of ``models:`` are tried in that order)."""
         data = self.model_dump(mode="json", by_alias=True, exclude_defaults=False)
-        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
     @staticmethod
     def version_of(document: str) -> str:
