@@ -17,16 +17,13 @@ outcome into a new state and the change to persist. Strategies never see an :cla
 from __future__ import annotations
 
 import math
-import random
-from collections.abc import Callable, Sequence
 
 from poolgate.config import AccountConfig, PoolConfig
 from selector_service.domain import outcome_rules
 from selector_service.domain.admission import Admission, Probing
-from selector_service.domain.classify import Rule
 from selector_service.domain.credential import Credential, CredentialState
 from selector_service.domain.load import Load
-from selector_service.domain.outcomes import AccountState, OutcomeReport
+from selector_service.domain.outcomes import AccountState
 from selector_service.domain.quota import Quota
 from selector_service.domain.scopes import ModelRests
 from selector_service.domain.state import Health, PersistedState, StateChange
@@ -257,19 +254,9 @@ class Account:
 
     # -- outcomes --------------------------------------------------------------------------------------------------
 
-    def answered(self, report: OutcomeReport, epoch: int, now: float, scope: str = "", scope_epoch: int = 0,
-                 model: str = "") -> StateChange:
-        """The upstream's early answer to a lease (see :func:`.outcome_rules.answered`)."""
-        return outcome_rules.answered(self, report, epoch, now, scope, scope_epoch, model)
-
-    def apply(
-        self, report: OutcomeReport, epoch: int, granted_at: float, now: float, pool: PoolConfig, rng: random.Random,
-        renew: Callable[[], bool] | None = None, rules: Sequence[Rule] = (), scope: str = "", scope_epoch: int = 0,
-        model: str = "",
-    ) -> StateChange:
-        """Apply an attempt's outcome to this account (see :func:`.outcome_rules.apply`)."""
-        return outcome_rules.apply(self, report, epoch, granted_at, now, pool, rng, renew, rules, scope, scope_epoch,
-                                   model)
+    # The health rules are functions of the account (outcome_rules), bound here as its methods: no call in between.
+    answered = outcome_rules.answered
+    apply = outcome_rules.apply
 
     # -- operator actions ------------------------------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
 
 from poolgate.config import Config
 from selector_service.domain.account import Account
@@ -142,13 +143,17 @@ class SelectorCore:
         whether to wait). Synchronous, so the stream answers without a task per selection."""
         return self._leasing.try_select(request, exclude)
 
-    async def select(self, request: SelectionRequest, exclude: Iterable[str], timeout: float | None) -> Grant:
-        """Lease an account, waiting (FIFO) up to ``timeout`` seconds (the pool's queue_timeout when None)."""
-        return await self._leasing.select(request, exclude, timeout)
+    # select and report hand back their part's coroutine itself: awaiting it here would add a coroutine per call.
 
-    async def report(self, report: OutcomeReport) -> ReportResult:
+    def select(
+        self, request: SelectionRequest, exclude: Iterable[str], timeout: float | None
+    ) -> Coroutine[Any, Any, Grant]:
+        """Lease an account, waiting (FIFO) up to ``timeout`` seconds (the pool's queue_timeout when None)."""
+        return self._leasing.select(request, exclude, timeout)
+
+    def report(self, report: OutcomeReport) -> Coroutine[Any, Any, ReportResult]:
         """Apply a report and, for a failure, wait until its health change is durable."""
-        return await self._reporter.report(report)
+        return self._reporter.report(report)
 
     def record(self, report: OutcomeReport) -> tuple[ReportResult, asyncio.Future[None] | None]:
         """Apply a report in memory at once; returns the result and, for a failure, the database write to wait for
