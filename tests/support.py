@@ -86,7 +86,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], within: float = 30) -
     """Until ``url``/readyz answers 200; fails with the process's output if it exits or is not ready in time."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[0].decode()
+        assert process.poll() is None, exit_output(process)
         try:
             with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:
                 if response.status == 200:
@@ -95,7 +95,13 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], within: float = 30) -
             pass
         time.sleep(0.1)
     process.kill()
-    raise AssertionError(f"{url} did not get ready:\n{process.communicate()[0].decode()}")
+    raise AssertionError(f"{url} did not get ready:\n{exit_output(process)}")
+
+
+def exit_output(process: subprocess.Popen[bytes]) -> str:
+    """The output of ``process``, which has ended (or a note, when it went to a file)."""
+    output = process.communicate()[0]
+    return output.decode(errors="replace") if output is not None else "(its output went to a file)"
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 20) -> str:
