@@ -1,7 +1,8 @@
 """Opening a channel to the selector, the same way for the edge and the ``poolgate`` commands.
 
-Several addresses are spread with gRPC's client-side ``round_robin`` load balancing (a broken replica is skipped);
-TLS is used when a CA is configured; the bearer token travels as call metadata.
+Several addresses in one channel are spread with gRPC's client-side ``round_robin`` load balancing (a broken replica
+is skipped), for the commands; the edge opens one channel per replica instead (:mod:`proxy_edge.replicas`). TLS is
+used when a CA is configured; the bearer token travels as call metadata.
 """
 
 from __future__ import annotations
@@ -41,9 +42,14 @@ def channel_options() -> list[tuple[str, int | str]]:
     ]
 
 
+def split_addresses(addresses: str) -> list[str]:
+    """The addresses of a comma-separated list, as a client reaches them (a wildcard host becomes loopback)."""
+    return [loopback_for_wildcard(a.strip()) for a in addresses.split(",") if a.strip()]
+
+
 def target(addresses: str) -> str:
     """A gRPC target for one address or a comma-separated list (IPs, for client-side load balancing)."""
-    parts = [loopback_for_wildcard(a.strip()) for a in addresses.split(",") if a.strip()]
+    parts = split_addresses(addresses)
     if len(parts) <= 1:
         return parts[0] if parts else addresses
     scheme = "ipv6" if all(p.startswith("[") for p in parts) else "ipv4"
@@ -52,8 +58,7 @@ def target(addresses: str) -> str:
 
 def options(addresses: str, tls: ClientTLS, balance: bool = True) -> list[tuple[str, int | str]]:
     """Channel options. With several addresses, ``balance`` spreads calls (``round_robin``); without it every call
-    goes to the first live replica (``pick_first``), for clients whose calls must reach the replica that granted
-    their lease (unary reports)."""
+    goes to the first live replica (``pick_first``), for clients whose calls must stay on one replica."""
     result = channel_options()
     if "," in addresses:
         result.append(("grpc.lb_policy_name", "round_robin" if balance else "pick_first"))

@@ -14,6 +14,7 @@ from proxy_edge import outcomes as oc
 from proxy_edge.endpoints import Job
 from proxy_edge.errors import error_response
 from proxy_edge.headers import format_retry_after
+from proxy_edge.leases import Lease
 from proxy_edge.outcomes import PoolPolicy
 from proxy_edge.selector_client import SelectorClient, SelectorError
 from proxy_edge.tracing import trace_for
@@ -47,13 +48,14 @@ class Forwarder:
             policy = self._policies[pool]
             headers = client_headers if target.translation is None else without_other_api_headers(client_headers)
             exclude: list[str] = []
+            previous: Lease | None = None  # the target's last lease: its retry asks the replica that granted it
             selector_error = None
             final = False  # a failure that is not retried goes to the client as it is
             while len(exclude) < policy.max_attempts and attempt < budget:
                 try:
                     lease = await self._selector.select(pool, target.route.upstream_model, target.session_key,
                                                         exclude, len(target.body) // 4, target.upstream.light,
-                                                        target.conversation)
+                                                        target.conversation, near=previous)
                 except SelectorError as exc:
                     selector_error = exc
                     if failure is not None and failed_job is target:
@@ -66,6 +68,7 @@ class Forwarder:
                                 oc.describe(failure.outcome, failure.status, failure.retry_after_ms),
                                 lease.account_id, attempt, budget)
                 exclude.append(lease.account_id)
+                previous = lease
                 if index:
                     target.response_headers[FALLBACKS_HEADER] = str(index)
                 result = await self._upstream.attempt(request, target, lease, trace.attempt_headers(

@@ -21,10 +21,10 @@ from yarl import URL
 
 from poolgate.config.schema import Config
 from poolgate.secrets import Scrubber
-from poolgate.v1 import selector_pb2 as pb
 from proxy_edge import outcomes as oc
 from proxy_edge.egress import Egress
 from proxy_edge.headers import rate_limit_headers, upstream_request_headers
+from proxy_edge.leases import Lease, Outcome
 from proxy_edge.selector_client import SelectorClient, SelectorError
 
 log = logging.getLogger("poolgate.edge")
@@ -95,9 +95,8 @@ class ModelCatalog:
             raise RuntimeError(exc.message) from None
         anthropic = self._formats[pool] == "anthropic"
         path = "/v1/models" if anthropic else "/models"
-        headers = upstream_request_headers((), (lease.credential.name, lease.credential.value),
-                                           ((h.name, h.value) for h in lease.extra_headers), anthropic)
-        report = pb.ReportOutcomeRequest(lease_id=lease.lease_id)
+        headers = upstream_request_headers((), lease.credential, lease.extra_headers, anthropic)
+        report = Outcome()
         started = time.monotonic()
         url = URL(lease.base_url.rstrip("/") + path)
         route = self._egress.route(lease.account_id, url) if self._egress is not None else None
@@ -106,24 +105,25 @@ class ModelCatalog:
                                          timeout=aiohttp.ClientTimeout(total=TIMEOUT),
                                          proxy=route.url if route is not None else None) as response:
                 report.http_status = response.status
-                report.rate_limit_headers.update(rate_limit_headers(response.headers.items()))
+                report.rate_limit_headers = rate_limit_headers(response.headers.items())
                 body = await response.content.read(MAX_BODY + 1)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            self._report(report, oc.TIMEOUT if isinstance(exc, TimeoutError) else oc.NETWORK_ERROR, started,
-                         type(exc).__name__)
+            self._report(lease, report, oc.TIMEOUT if isinstance(exc, TimeoutError) else oc.NETWORK_ERROR,
+                         started, type(exc).__name__)
             raise RuntimeError(f"{type(exc).__name__} asking {pool}'s upstream") from None
         if not 200 <= report.http_status < 300:
-            detail = Scrubber(lease.credential.value).text(body[:200].decode(errors="replace"))
-            self._report(report, oc.outcome_for_status(report.http_status), started, f"listing models: {detail}")
+            detail = Scrubber(lease.credential[1]).text(body[:200].decode(errors="replace"))
+            self._report(lease, report, oc.outcome_for_status(report.http_status), started,
+                         f"listing models: {detail}")
             raise RuntimeError(f"the upstream answered {report.http_status}")
-        self._report(report, oc.SUCCESS, started, "")
+        self._report(lease, report, oc.SUCCESS, started, "")
         return _model_ids(body)
 
-    def _report(self, report: pb.ReportOutcomeRequest, outcome: int, started: float, detail: str) -> None:
-        report.outcome = outcome  # type: ignore[assignment]
+    def _report(self, lease: Lease, report: Outcome, outcome: int, started: float, detail: str) -> None:
+        report.outcome = outcome
         report.latency_ms = int((time.monotonic() - started) * 1000)
         report.detail = detail[:300]
-        self._selector.report_later(report)
+        self._selector.report_later(lease, report)
 
 
 def _model_ids(body: bytes) -> tuple[str, ...]:

@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 from poolgate.config.schema import PoolConfig
-from poolgate.v1 import selector_pb2 as pb
 
-SUCCESS = pb.OUTCOME_SUCCESS
-RATE_LIMITED = pb.OUTCOME_RATE_LIMITED
-AUTH_FAILED = pb.OUTCOME_AUTH_FAILED
-SERVER_ERROR = pb.OUTCOME_SERVER_ERROR
-NETWORK_ERROR = pb.OUTCOME_NETWORK_ERROR
-TIMEOUT = pb.OUTCOME_TIMEOUT
-CLIENT_ERROR = pb.OUTCOME_CLIENT_ERROR
-CANCELLED = pb.OUTCOME_CANCELLED
+
+class Outcome(IntEnum):
+    """How an attempt ended; the numbers are the contract's ``Outcome`` values (the report carries them as they are)."""
+
+    SUCCESS = 1
+    RATE_LIMITED = 2
+    AUTH_FAILED = 3
+    SERVER_ERROR = 4
+    NETWORK_ERROR = 5
+    TIMEOUT = 6
+    CLIENT_ERROR = 7
+    CANCELLED = 8
+
+
+SUCCESS = Outcome.SUCCESS
+RATE_LIMITED = Outcome.RATE_LIMITED
+AUTH_FAILED = Outcome.AUTH_FAILED
+SERVER_ERROR = Outcome.SERVER_ERROR
+NETWORK_ERROR = Outcome.NETWORK_ERROR
+TIMEOUT = Outcome.TIMEOUT
+CLIENT_ERROR = Outcome.CLIENT_ERROR
+CANCELLED = Outcome.CANCELLED
 
 
 def outcome_for_status(status: int) -> int:

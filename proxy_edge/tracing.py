@@ -20,9 +20,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from poolgate.logging_setup import REQUEST_ID
-from poolgate.v1 import selector_pb2 as pb
+from proxy_edge.leases import Lease
 from proxy_edge.metrics import GENAI_OPERATIONS, TOKEN_USAGE, EdgeMetrics
 from proxy_edge.otel.records import AttemptRecord, Headers, SpanSink, TraceContext
+from proxy_edge.outcomes import Outcome
 from proxy_edge.request_log import RequestLog
 from proxy_edge.routing import OTHER_MODEL, ROUTER
 from proxy_edge.upstream import Failure
@@ -36,7 +37,7 @@ CLIENT_CLOSED = 499
 SPANS: SpanSink | None = None
 """Where requests' spans go (set by :func:`proxy_edge.otel.install`); None: nowhere, and nothing is kept for them."""
 _SANE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
-_OUTCOME_NAMES = {v.number: v.name.removeprefix("OUTCOME_").lower() for v in pb.Outcome.DESCRIPTOR.values}
+_OUTCOME_NAMES = {kind.value: kind.name.lower() for kind in Outcome}
 
 
 def new_request_id() -> str:
@@ -88,7 +89,7 @@ class RequestTrace:
         self.pool, self.model, self.model_label = pool, model, model_label
         self.metrics.request_started(pool)
 
-    def attempt_headers(self, lease: pb.Lease, model: str, provider: str, headers: Headers) -> Headers:
+    def attempt_headers(self, lease: Lease, model: str, provider: str, headers: Headers) -> Headers:
         """An attempt with ``lease`` for ``model`` (as the upstream is asked for it) begins: the client's ``headers``
         for it, as they are unless spans are exported (then with the attempt span's ``traceparent``)."""
         if SPANS is None:
@@ -96,7 +97,7 @@ class RequestTrace:
         attempt = AttemptRecord(monotonic(), lease.pool, lease.account_id, model, provider, lease.base_url)
         return SPANS.attempt_began(self, attempt, headers)
 
-    def attempted(self, lease: pb.Lease, result: web.StreamResponse | Failure) -> None:
+    def attempted(self, lease: Lease, result: web.StreamResponse | Failure) -> None:
         """One upstream attempt with ``lease`` ended in ``result`` (an answer, or a failure before the first byte)."""
         self.attempts += 1
         self.account = lease.account_id

@@ -154,8 +154,8 @@ async def test_an_idle_channel_keeps_its_stream_without_goaway(
         client = stack.openai()
         await client.chat.completions.create(model="gpt-4o-mini", messages=CHAT)  # type: ignore[arg-type]
         selector = stack.edge.runner.app[SELECTOR]
-        channel, exchange = selector._channel, selector._exchange
-        assert exchange is not None
+        [replica] = selector._replicas.replicas
+        channel, exchange = replica.channel, replica.link.exchange  # type: ignore[attr-defined]
         stream, state = exchange._stream, channel.get_state()
         try:  # about fifteen ping intervals idle
             await asyncio.wait_for(channel.wait_for_state_change(state), 4.5)
