@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 
+from poolgate.config import EdgeSection
 from proxy_edge.client_input import valid_text
 
 
@@ -20,13 +21,15 @@ class Authenticator:
     """
 
     def __init__(self, enabled: bool, keys: list[str]) -> None:
-        if enabled and not keys:
-            raise EdgeConfigError(
-                "edge.auth is on but edge.api_keys is empty: add the keys clients must present "
-                "(edge: {api_keys: [\"...\"]}), or set edge.auth: false to serve without client authentication"
-            )
+        problem = EdgeSection(auth=enabled, api_keys=keys).client_key_problem()
+        if problem:
+            raise EdgeConfigError(problem)
         self.enabled = enabled
         self._keys = [key.encode() for key in keys]
+
+    def take(self, other: Authenticator) -> None:
+        """Switch to ``other``'s keys (a reload); requests already checked are not checked again."""
+        self.enabled, self._keys = other.enabled, other._keys
 
     def check(self, headers: Mapping[str, str]) -> bool:
         """Whether the request's headers carry one of the edge's keys (always True with auth off)."""

@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from poolgate.config import Config, ConfigError, EdgeSection, PoolConfig, SelectorSection, load_config
 from poolgate.config.loader import load_sections
 from poolgate.config.routes import describe_value
-from proxy_edge.auth import Authenticator, EdgeConfigError
 from selector_service.api.security import ExposureError, check_exposure
 from selector_service.credentials.manager import CredentialManager
 from selector_service.overlay import ConfigSource
@@ -67,10 +66,9 @@ def validate_config(path: str) -> Config:
         except ExposureError as exc:
             errors.append(f"selector.listen: {exc}")
     if edge is not None:
-        try:
-            Authenticator(edge.auth, edge.api_keys)
-        except EdgeConfigError as exc:
-            errors.append(str(exc))
+        problem = edge.client_key_problem()
+        if problem:
+            errors.append(problem)
     if config is not None:
         try:
             # Accounts from credential files (and other sources), as the selector would load them.

@@ -19,12 +19,13 @@ PRODUCT = {"poolgate": "poolgate", "selector_service": "selector_service", "prox
 FAKE = "fake_upstream"
 NOT_BELOW = {
     "poolgate": {"selector_service", "proxy_edge", "poolgate_plugins", "poolgate_cli", FAKE},
-    "selector_service": {"poolgate_cli", FAKE},
-    "proxy_edge": {"poolgate_cli", FAKE},
-    "poolgate_plugins": {"poolgate_cli", FAKE},
+    "selector_service": {"proxy_edge", "poolgate_cli", FAKE},
+    "proxy_edge": {"selector_service", "poolgate_plugins", "poolgate_cli", FAKE},
+    "poolgate_plugins": {"proxy_edge", "poolgate_cli", FAKE},
     "poolgate_cli": {FAKE},
 }
-"""What each product package may not import: nothing above it, and never the fake upstream."""
+"""What each product package may not import: nothing above it, not the other process (the two share only the
+contract and the foundation), and never the fake upstream."""
 
 
 def imported(path: Path) -> set[str]:

@@ -190,6 +190,14 @@ class EdgeSection(Section):
     standard variables name when the edge starts (``HTTPS_PROXY``, ``HTTP_PROXY``, lower case first; ``NO_PROXY``
     honoured); upstreams on loopback never do. false: such calls go direct, whatever the environment says."""
 
+    def client_key_problem(self) -> str | None:
+        """What keeps the edge from authenticating clients with these settings (checked at start and by
+        ``poolgate check``); None when nothing does."""
+        if self.auth and not self.api_keys:
+            return ("edge.auth is on but edge.api_keys is empty: add the keys clients must present "
+                    "(edge: {api_keys: [\"...\"]}), or set edge.auth: false to serve without client authentication")
+        return None
+
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
