@@ -34,16 +34,19 @@ class AdminServicer(selector_pb2_grpc.AdminServicer):
         return single_account_status(account, time.time())
 
     async def EnableAccount(self, request: pb.AccountRef, context: Any) -> pb.AccountStatus:
+        await self._require_ref(context, request)
         account = await self._act(context, self.core.enable(request.pool, request.account))
         log.info("account %s enabled by an operator", account.account_id)
         return await self._status(account)
 
     async def DisableAccount(self, request: pb.DisableAccountRequest, context: Any) -> pb.AccountStatus:
+        await self._require_ref(context, request)
         account = await self._act(context, self.core.disable(request.pool, request.account, request.reason))
         log.info("account %s disabled by an operator: %s", account.account_id, account.disabled_reason)
         return await self._status(account)
 
     async def ResetAccount(self, request: pb.AccountRef, context: Any) -> pb.AccountStatus:
+        await self._require_ref(context, request)
         account = await self._act(context, self.core.reset(request.pool, request.account))
         log.info("account %s reset by an operator (cooldowns and failures cleared)", account.account_id)
         return await self._status(account)
@@ -76,6 +79,7 @@ class AdminServicer(selector_pb2_grpc.AdminServicer):
         return await self._status(self.core.account(request.pool, request.name))
 
     async def RemoveAccount(self, request: pb.AccountRef, context: Any) -> pb.RemoveAccountResponse:
+        await self._require_ref(context, request)
         source = await self._source(context)
         async with self._lock:
             account = await self._act(context, _ready(self.core.account, request.pool, request.account))
@@ -112,6 +116,11 @@ class AdminServicer(selector_pb2_grpc.AdminServicer):
         if self.topology is not None:
             self.topology.notify()
         return summary
+
+    async def _require_ref(self, context: Any, request: pb.AccountRef | pb.DisableAccountRequest) -> None:
+        for field in ("pool", "account"):
+            if not getattr(request, field):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: required, the {field}'s name")
 
     async def _source(self, context: Any) -> ConfigSource:
         if self.source is None:

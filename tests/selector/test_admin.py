@@ -304,3 +304,18 @@ async def test_metrics_show_each_models_rest_labelled_by_configured_names(tmp_pa
                           'account="personal",model="claude-opus-*",pool="openai"'}
     assert all(25 < seconds <= 30 for seconds in rests.values())
     assert "some-model-a-client-made-up" not in text
+
+
+async def test_an_account_reference_without_a_pool_or_an_account_is_an_invalid_argument(client: Client) -> None:
+    before = {name: status.state for name, status in (await client.states()).items()}
+    calls = [(client.admin.EnableAccount, pb.AccountRef(account="work")),
+             (client.admin.ResetAccount, pb.AccountRef(pool="openai")),
+             (client.admin.DisableAccount, pb.DisableAccountRequest(account="work", reason="x")),
+             (client.admin.RemoveAccount, pb.AccountRef(pool="openai"))]
+    for method, request in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            await method(request, timeout=2)
+        assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        missing = "pool" if not request.pool else "account"
+        assert exc.value.details() == f"{missing}: required, the {missing}'s name"
+    assert {name: status.state for name, status in (await client.states()).items()} == before
