@@ -244,7 +244,8 @@ class Account:
         load.requests_total += 1
         if not light:
             load.in_flight += 1
-            self.quota.count_request(now, scope)
+            if self.quota.counts_requests:
+                self.quota.count_request(now, scope)
         return self.admission.admit(now)
 
     def release(self, probe_id: int, light: bool = False) -> None:

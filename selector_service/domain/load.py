@@ -24,13 +24,14 @@ class Load:
         self.input_tokens_total += max(0, input_tokens)
         self.output_tokens_total += max(0, output_tokens)
 
-    def count_outcome(self, failed: bool) -> None:
-        """The share of recent outcomes that failed: a plain average of the first 1/EWMA_ALPHA outcomes (so 3
-        failures of 3 read 1.0), then exponentially weighted, the latest outcome counting EWMA_ALPHA."""
+    def count_outcome(self, failed: bool, latency_ms: int) -> None:
+        """An outcome the account answers for (not a cancelled call or a client error). The share of recent
+        outcomes that failed: a plain average of the first 1/EWMA_ALPHA outcomes (so 3 failures of 3 read 1.0), then
+        exponentially weighted, the latest outcome counting EWMA_ALPHA; and for a success, its latency likewise."""
         self.error_samples += 1
         self.error_rate += max(EWMA_ALPHA, 1.0 / self.error_samples) * ((1.0 if failed else 0.0) - self.error_rate)
-
-    def count_success(self, latency_ms: int) -> None:
+        if failed:
+            return
         self.successes_total += 1
         if latency_ms > 0:
             latency = float(latency_ms)

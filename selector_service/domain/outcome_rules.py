@@ -56,17 +56,19 @@ def apply(
     change = StateChange(account.account_id)
     outcome = report.outcome
     load = account.load
-    account.quota.learn(report, now, scope, model)
+    quota = account.quota
+    quota.learn(report, now, scope, model)
     load.count_tokens(report.input_tokens, report.output_tokens)
-    account.quota.count_tokens(report, now, scope)
+    if quota.counts_tokens:
+        quota.count_tokens(report, now, scope)
     error_class, rest = classify(report, rules)
     if outcome is Outcome.CANCELLED or error_class is ErrorClass.REQUEST_ERROR:
         _scope_at_zero(account, scope, now, change)
         return change  # not the account's fault: health unchanged
-    load.count_outcome(outcome is not Outcome.SUCCESS)
+    load.count_outcome(outcome is not Outcome.SUCCESS, report.latency_ms)
     fresh = account.admission.fresh(epoch)
     if outcome is Outcome.SUCCESS:
-        _succeeded(account, report, fresh, epoch, granted_at, change)
+        _succeeded(account, fresh, epoch, granted_at, change)
         account.rests.succeeded(scope, scope_epoch, change)
     elif error_class is ErrorClass.RATE_LIMITED and scope:
         account.health.rate_limited_total += 1
@@ -97,10 +99,7 @@ def _scope_at_zero(account: Account, scope: str, now: float, change: StateChange
         account.rests.at_zero(scope, until, change)
 
 
-def _succeeded(
-    account: Account, report: OutcomeReport, fresh: bool, epoch: int, granted_at: float, change: StateChange
-) -> None:
-    account.load.count_success(report.latency_ms)
+def _succeeded(account: Account, fresh: bool, epoch: int, granted_at: float, change: StateChange) -> None:
     if granted_at >= account.auth.credential_since:
         account.auth.rejection_refreshed = False  # the current credential works: a later rejection may refresh again
     health = account.health

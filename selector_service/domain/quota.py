@@ -15,8 +15,8 @@ from selector_service.domain.windows import WINDOW_LABELS, DayWindow, MinuteWind
 class Quota:
     """What is left of an account's limits, learned and configured."""
 
-    __slots__ = ("headroom_wakeup", "limits", "limits_scope", "minute_limits", "model_limits", "reserve",
-                 "scope_windows", "windows")
+    __slots__ = ("counts_requests", "counts_tokens", "headroom_wakeup", "limits", "limits_scope", "minute_limits",
+                 "model_limits", "reserve", "scope_windows", "windows")
 
     def __init__(self, pool: PoolConfig, config: AccountConfig) -> None:
         self.limits: RateLimitSnapshot | None = None
@@ -60,6 +60,11 @@ class Quota:
                 day.limit = limit  # the day's counts stay across a reload
                 windows[kind] = day
         self.windows = windows
+        counted = set(windows) | set(self.minute_limits)
+        self.counts_requests = bool(counted & {"requests", "requests_day"})
+        """Whether a lease counts in a configured cap (else :meth:`count_request` need not be called)."""
+        self.counts_tokens = bool(counted & {"input_tokens", "output_tokens", "tokens_day"})
+        """Whether an outcome's tokens count in a configured cap (else :meth:`count_tokens` need not be called)."""
 
     def learn(self, report: OutcomeReport, now: float, scope: str, model: str) -> None:
         """Take the limits an answer's rate-limit headers tell."""
