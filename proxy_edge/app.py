@@ -6,16 +6,18 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
 
 from poolgate import runtime
 from poolgate.addresses import loopback_for_wildcard, split_host_port
-from poolgate.config.loader import ConfigError, load_config
+from poolgate.config.loader import ConfigError, EdgeSettings, load_edge_settings
 from poolgate.config.schema import Config
 from poolgate.http_site import ClientLimits, Site, listen_backlog, start_site
 from poolgate.logging_setup import configure_logging
@@ -26,25 +28,27 @@ from proxy_edge.client_input import quiet_malformed_requests
 from proxy_edge.egress import Egress
 from proxy_edge.inflight import InFlight
 from proxy_edge.model_catalog import ModelCatalog
-from proxy_edge.outcomes import PoolPolicy
-from proxy_edge.routing import Router
 from proxy_edge.selector_client import SelectorClient
+from proxy_edge.topology import ROUTING, RoutingState, TopologyFollower
 from proxy_edge.upstream import Upstream
 
 log = logging.getLogger("poolgate.edge")
 
-CONFIG = web.AppKey("config", Config)
+EdgeConfig = Config | EdgeSettings
+"""What the edge runs on: its own section and the selector's address and tokens; a whole Config will do (its pools
+are not read: the routing comes from the selector)."""
+CONFIG: web.AppKey[EdgeConfig] = web.AppKey("config")
 INFLIGHT = web.AppKey("inflight", InFlight)
 STOP_MARGIN = 1.0
 """Seconds aiohttp's own shutdown gives handlers once the edge has drained its requests (see EdgeServer.stop)."""
 
 
-def selector_address(config: Config) -> str:
+def selector_address(config: EdgeConfig) -> str:
     """``edge.selector``, else the selector's own listen address (a wildcard host becomes loopback)."""
     return loopback_for_wildcard(config.edge.selector or config.selector.listen)
 
 
-def selector_token(config: Config) -> str:
+def selector_token(config: EdgeConfig) -> str:
     """The bearer token for the selector: the first lease token, else the first admin token; empty for none."""
     auth = config.selector.auth
     tokens = auth.tokens or auth.admin_tokens
@@ -59,13 +63,13 @@ def parse_listen(address: str) -> tuple[str, int]:
         raise EdgeConfigError(f"listen address {exc}") from None
 
 
-def create_app(config: Config) -> web.Application:
+def create_app(config: EdgeConfig) -> web.Application:
     """The edge application for ``config``; raises EdgeConfigError when the config cannot be served."""
     edge = config.edge
     app = web.Application(client_max_size=edge.body_limit)
     app[CONFIG] = config
     app[handlers.AUTH] = Authenticator(edge.auth, edge.api_keys)
-    app[handlers.ROUTER] = Router(config)
+    app[ROUTING] = RoutingState(edge.timeouts.selector_unavailable)
     app[handlers.BODY_LIMIT] = edge.body_limit
     inflight = app[INFLIGHT] = InFlight(edge.client_timeouts.body)
     app.on_response_prepare.append(inflight.on_response_prepare)
@@ -79,7 +83,8 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/", handlers.root)  # HEAD too
-    observability.install(app, config)  # request ids and log lines, /metrics, /v1/accounts/usage, /dashboard
+    # Request ids and log lines, /metrics, /v1/accounts/usage, /dashboard:
+    observability.install(app, app[ROUTING].formats)
     app.middlewares.append(handlers.unexpected_errors)  # inside the request id's: its 500s carry the id
     app.middlewares.append(handlers.unknown_routes)
     quiet_malformed_requests(logging.getLogger("aiohttp.server"))
@@ -95,8 +100,8 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     # session's defaults for anything else). Proxies are chosen per call by Egress (the account's, its pool's, the
     # environment's): the session itself does not read the environment (aiohttp would look proxies and ~/.netrc up
     # in a thread on every request, and send loopback upstreams to the proxy).
-    egress = Egress(config)
-    if egress.active:
+    egress = Egress(config.edge.proxy_from_env)
+    if egress.from_environment:
         log.info("egress: %s", egress.describe())
     session = aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(
@@ -108,14 +113,17 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     selector = SelectorClient(selector_address(config), timeouts.selector, selector_token(config),
                               config.edge.selector_tls, config.edge.selector_transport,
                               unavailable=timeouts.selector_unavailable)
-    policies = {name: PoolPolicy.from_config(pool) for name, pool in config.pools.items()}
+    routing = app[ROUTING]
+    follower = TopologyFollower(routing, selector_address(config), selector_token(config), config.edge.selector_tls)
     app[handlers.SELECTOR] = selector
-    app[handlers.CATALOG] = ModelCatalog(config, session, selector, egress)
+    app[handlers.CATALOG] = ModelCatalog(routing.formats, session, selector, egress)
     app[handlers.FORWARDER] = Forwarder(
-        Upstream(session, selector, timeouts, config.edge.upstream_limits, egress), selector, policies)
+        Upstream(session, selector, timeouts, config.edge.upstream_limits, egress), selector, routing.policies)
     try:
+        await follower.start(wait=timeouts.selector)
         yield
     finally:
+        await follower.close()
         await selector.close()
         await session.close()
 
@@ -132,7 +140,7 @@ class EdgeServer(Site):
         await self.runner.cleanup()
 
 
-async def start_edge(config: Config, listen: str | None = None) -> EdgeServer:
+async def start_edge(config: EdgeConfig, listen: str | None = None) -> EdgeServer:
     """Start the edge in this event loop on ``listen`` (default ``edge.listen``; port 0 picks a free port)."""
     host, port = parse_listen(listen or config.edge.listen)
     app = create_app(config)
@@ -147,33 +155,62 @@ def run_edge_command(args: argparse.Namespace) -> int:
     """``poolgate edge``: serve until SIGINT/SIGTERM; exit status 2 for config problems."""
     configure_logging(getattr(args, "log_level", "info"), getattr(args, "log_format", "text"))
     try:
-        config = load_config(args.config)
+        config = _settings(args)
     except ConfigError as exc:
         print(f"poolgate edge: {exc}", file=sys.stderr)
         return 2
-    if args.listen:
-        config.edge.listen = args.listen
-    if args.selector:
-        config.edge.selector = args.selector
     try:
-        return runtime.run(_serve(config))
+        return runtime.run(_serve(config, lambda: _settings(args)))
     except EdgeConfigError as exc:
         print(f"poolgate edge: {exc}", file=sys.stderr)
         return 2
 
 
-async def _serve(config: Config) -> int:
+def _settings(args: argparse.Namespace) -> EdgeSettings:
+    settings = load_edge_settings(args.config)
+    if args.listen:
+        settings.edge.listen = args.listen
+    if args.selector:
+        settings.edge.selector = args.selector
+    return settings
+
+
+async def _serve(config: EdgeSettings, reread: Callable[[], EdgeSettings]) -> int:
     try:
         server = await start_edge(config)
     except OSError as exc:
         print(f"poolgate edge: cannot listen on {config.edge.listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    log.info("edge listening on %s (selector at %s, %d pool(s))", server.url, selector_address(config),
-             len(config.pools))
+    routing = server.runner.app[ROUTING].current
+    log.info("edge listening on %s (selector at %s, %s)", server.url, selector_address(config),
+             f"routing {routing.version}: {len(routing.formats)} pool(s)" if routing is not None else "no routing yet")
     stop = runtime.stop_requested()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: reload_settings(server.runner.app, reread))
     try:
         await stop.wait()
     finally:
         log.info("edge stopping")
         await server.stop()
     return 0
+
+
+RESTART_SETTINGS = ("listen", "selector", "selector_transport", "selector_tls", "timeouts", "upstream_limits",
+                    "body_limit", "client_timeouts", "listen_backlog", "proxy_from_env")
+"""Settings of ``edge:`` that a reload does not change: they take effect when the edge restarts."""
+
+
+def reload_settings(app: web.Application, reread: Callable[[], EdgeSettings]) -> bool:
+    """SIGHUP: read the edge's settings again and switch to the new client keys (``api_keys``, ``auth``); the pools
+    follow the selector on their own. A bad file changes nothing. Returns whether the new settings were taken."""
+    try:
+        settings = reread()
+        auth = Authenticator(settings.edge.auth, settings.edge.api_keys)
+    except (ConfigError, EdgeConfigError) as exc:
+        log.error("edge settings not reloaded; the running ones stay: %s", exc)
+        return False
+    app[handlers.AUTH].take(auth)
+    running = app[CONFIG].edge
+    later = [name for name in RESTART_SETTINGS if getattr(settings.edge, name) != getattr(running, name)]
+    log.info("edge settings reloaded: %d client key(s)%s", len(settings.edge.api_keys),
+             f"; {', '.join(later)} changed and take effect on restart" if later else "")
+    return True

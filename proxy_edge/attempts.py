@@ -7,6 +7,7 @@ budget or the accounts run out, the client gets the last upstream error, or a 50
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -26,7 +27,7 @@ log = logging.getLogger("poolgate.edge")
 class Forwarder:
     """Serves forwarded requests through the selector's leases, failing over between accounts."""
 
-    def __init__(self, upstream: Upstream, selector: SelectorClient, policies: dict[str, PoolPolicy]) -> None:
+    def __init__(self, upstream: Upstream, selector: SelectorClient, policies: Mapping[str, PoolPolicy]) -> None:
         self._upstream = upstream
         self._selector = selector
         self._policies = policies
@@ -105,7 +106,7 @@ FALLBACKS_HEADER = "x-poolgate-fallbacks"
 """Response header: how many targets of a fallback chain were passed over before the one that served."""
 
 
-def attempt_budget(targets: tuple[Job, ...], policies: dict[str, PoolPolicy]) -> int:
+def attempt_budget(targets: tuple[Job, ...], policies: Mapping[str, PoolPolicy]) -> int:
     """The request's one budget of attempts: the largest ``failover.max_attempts`` among its targets' pools, plus
     one for each further target of a chain, so that every target gets at least one try. Each target also stays
     within its own pool's ``max_attempts``."""

@@ -1,13 +1,14 @@
 """Which proxy, if any, an upstream call goes through.
 
-In order: the account's ``proxy:``, else its pool's (accounts the selector adds at run time, from credential files or
-``poolgate accounts add``, have only their pool's), else the proxy the environment names for the upstream's scheme
+In order: the account's ``proxy:``, else its pool's (the selector sends the one that applies with each lease:
+accounts it adds at run time, from credential files or ``poolgate accounts add``, have only their pool's), else the
+proxy the environment names for the upstream's scheme
 (``HTTPS_PROXY`` / ``HTTP_PROXY``, lower case first, read when the edge starts; ``NO_PROXY`` honoured, with CIDR
 ranges too) when ``edge.proxy_from_env`` is on. ``direct`` at the account or the pool stops the search: no proxy.
 Upstreams on loopback (``localhost``, ``127.0.0.0/8``, ``::1``) never go through the environment's proxy, only
 through one the config names.
 
-The answer is worked out once per account and upstream and kept: an attempt pays one dict lookup. A proxy URL may
+The answer is worked out once per proxy setting and upstream and kept: an attempt pays one dict lookup. A proxy URL may
 carry credentials (``http://user:pass@host:3128``); they are sent to the proxy (``Proxy-Authorization``) and shown
 nowhere: :attr:`Route.shown` and every error of a call through a proxy have them removed.
 """
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from yarl import URL
 
-from poolgate.config.schema import DIRECT_PROXY, Config, check_proxy
+from poolgate.config.schema import DIRECT_PROXY, check_proxy
 from poolgate.secrets import redact_url
 
 __all__ = ["Egress", "EgressProxyError", "EnvironmentProxies", "Route"]
@@ -31,7 +32,7 @@ __all__ = ["Egress", "EgressProxyError", "EnvironmentProxies", "Route"]
 log = logging.getLogger("poolgate.edge")
 
 _ROUTES_KEPT = 4096
-"""Resolved (account, upstream) pairs kept; beyond that the cache starts over (accounts come and go)."""
+"""Resolved (proxy setting, upstream) pairs kept; beyond that the cache starts over."""
 
 
 class EgressProxyError(aiohttp.ClientConnectionError):
@@ -154,49 +155,45 @@ def _loopback(host: str) -> bool:
 
 
 class Egress:
-    """The proxy of each upstream call, from the config and the environment (see the module's docstring)."""
+    """The proxy of each upstream call, from the lease and the environment (see the module's docstring)."""
 
-    def __init__(self, config: Config, environ: Mapping[str, str] | None = None) -> None:
-        self._pools = {name: pool.proxy for name, pool in config.pools.items()}
-        self._accounts = {f"{name}/{account.name}": account.proxy or pool.proxy
-                          for name, pool in config.pools.items() for account in pool.accounts}
-        self._own = sorted({account.proxy for pool in config.pools.values() for account in pool.accounts
-                            if account.proxy and account.proxy != DIRECT_PROXY})
-        self._env = EnvironmentProxies.read(environ) if config.edge.proxy_from_env else EnvironmentProxies()
+    def __init__(self, proxy_from_env: bool = True, environ: Mapping[str, str] | None = None) -> None:
+        self._env = EnvironmentProxies.read(environ) if proxy_from_env else EnvironmentProxies()
+        self._env_any = bool(self._env.http or self._env.https)
         self._parsed: dict[str, Route] = {}
         self._routes: dict[tuple[str, str, str], Route | None] = {}
-        configured = {p for p in (*self._pools.values(), *self._accounts.values()) if p and p != DIRECT_PROXY}
-        self.active = bool(configured or self._env.http or self._env.https)
-        """Whether any call may go through a proxy (else the edge does not ask)."""
 
     def describe(self) -> str:
-        """One line for the log at start: which proxies are in use (credentials removed)."""
-        parts = [f"pool {name} through {redact_url(proxy)}" for name, proxy in sorted(self._pools.items())
-                 if proxy and proxy != DIRECT_PROXY]
-        if self._own:
-            parts.append(f"accounts of their own through {', '.join(redact_url(p) for p in self._own)}")
+        """One line for the log at start: the environment's proxies (credentials removed). Pools and accounts with
+        a ``proxy:`` of their own are named by the selector's config, not here."""
+        parts = []
         for scheme, proxy in (("https", self._env.https), ("http", self._env.http)):
             if proxy:
                 parts.append(f"{scheme} upstreams through the environment's {redact_url(proxy)}"
                              + (f" (NO_PROXY {self._env.no_proxy})" if self._env.no_proxy else ""))
-        return "; ".join(parts) or "no egress proxy"
+        return "; ".join(parts) or "no proxy from the environment"
 
-    def route(self, account_id: str, url: URL) -> Route | None:
-        """The proxy for ``account_id``'s call to ``url``, or None to go direct."""
-        key = (account_id, url.scheme, url.raw_authority)
+    @property
+    def from_environment(self) -> bool:
+        """Whether the environment names a proxy the edge uses."""
+        return self._env_any
+
+    def route(self, setting: str, url: URL) -> Route | None:
+        """The proxy for a call to ``url`` whose lease says ``setting`` (the account's or pool's ``proxy:``: a URL,
+        ``direct``, or empty for the environment's), or None to go direct."""
+        if not setting and not self._env_any:
+            return None
+        key = (setting, url.scheme, url.raw_authority)
         try:
             return self._routes[key]
         except KeyError:
             pass
         if len(self._routes) >= _ROUTES_KEPT:
             self._routes.clear()
-        route = self._routes[key] = self._resolve(account_id, url)
+        route = self._routes[key] = self._resolve(setting, url)
         return route
 
-    def _resolve(self, account_id: str, url: URL) -> Route | None:
-        setting = self._accounts.get(account_id)
-        if setting is None:  # added at run time: its pool's
-            setting = self._pools.get(account_id.partition("/")[0], "")
+    def _resolve(self, setting: str, url: URL) -> Route | None:
         if setting == DIRECT_PROXY:
             return None
         proxy = setting or self._env.for_url(url)
@@ -204,5 +201,9 @@ class Egress:
             return None
         route = self._parsed.get(proxy)
         if route is None:
-            route = self._parsed[proxy] = Route.parse(proxy)
+            try:
+                route = Route.parse(check_proxy(proxy))
+            except ValueError as exc:  # the selector checked it; a client of another version may not have
+                raise EgressProxyError(f"the account's proxy cannot be used: {exc}") from None
+            self._parsed[proxy] = route
         return route

@@ -18,9 +18,9 @@ from proxy_edge.client_input import MAX_MODEL_LENGTH, InputError, header_text
 from proxy_edge.endpoints import COUNT_TOKENS, FORWARDED, Endpoint, Job, parse_job
 from proxy_edge.errors import ApiShape, error_response, param_error, unauthorized
 from proxy_edge.model_catalog import ModelCatalog
-from proxy_edge.routing import ROUTER
 from proxy_edge.selector_client import SelectorClient, SelectorError
 from proxy_edge.token_estimate import ESTIMATE_HEADER, ESTIMATOR, estimate_input_tokens
+from proxy_edge.topology import ROUTING, NotRouted
 from proxy_edge.tracing import TRACE
 
 log = logging.getLogger("poolgate.edge")
@@ -32,7 +32,7 @@ SELECTOR = web.AppKey("selector", SelectorClient)
 CATALOG = web.AppKey("catalog", ModelCatalog)
 AUTH = web.AppKey("auth", Authenticator)
 BODY_LIMIT = web.AppKey("body_limit", int)
-__all__ = ["AUTH", "BODY_LIMIT", "CATALOG", "FORWARDER", "ROUTER", "SELECTOR", "account_stats", "forward_handler",
+__all__ = ["AUTH", "BODY_LIMIT", "CATALOG", "FORWARDER", "ROUTING", "SELECTOR", "account_stats", "forward_handler",
            "get_model", "healthz", "list_models", "readyz", "root", "unexpected_errors", "unknown_routes"]
 
 DECODED_ENCODINGS = frozenset({"gzip", "deflate", *(["br"] if HAS_BROTLI else []), *(["zstd"] if HAS_ZSTD else [])})
@@ -80,7 +80,9 @@ def forward_handler(endpoint: Endpoint) -> Handler:
             response.force_close()
             return response
         try:
-            job = parse_job(raw, endpoint, app[ROUTER], request.headers)
+            job = parse_job(raw, endpoint, await app[ROUTING].wait_router(), request.headers)
+        except NotRouted:
+            return not_routed(shape, app[ROUTING].problem)
         except InputError as exc:
             return error_response(shape, exc.status, exc.message, exc.code)
         if job.local_count:
@@ -155,7 +157,10 @@ async def list_models(request: web.Request) -> web.Response:
     shape = shape_of(request)
     if not request.app[AUTH].check(request.headers):
         return unauthorized(shape)
-    router = request.app[ROUTER]
+    try:
+        router = await request.app[ROUTING].wait_router()
+    except NotRouted:
+        return not_routed(shape, request.app[ROUTING].problem)
     pools = router.pattern_pools()
     upstream = await request.app[CATALOG].names(pools) if pools else {}
     listed = router.listed(upstream)
@@ -172,7 +177,10 @@ async def get_model(request: web.Request) -> web.Response:
     if not request.app[AUTH].check(request.headers):
         return unauthorized(shape)
     name = request.match_info["model"]
-    router = request.app[ROUTER]
+    try:
+        router = await request.app[ROUTING].wait_router()
+    except NotRouted:
+        return not_routed(shape, request.app[ROUTING].problem)
     route = router.resolve(name) if name and len(name) <= MAX_MODEL_LENGTH else None
     if route is None:
         return error_response(shape, 404, (
@@ -180,6 +188,16 @@ async def get_model(request: web.Request) -> web.Response:
     if shape is ApiShape.ANTHROPIC:
         return web.json_response(_anthropic_model(name))
     return web.json_response(_openai_model(name, route.pool))
+
+
+def not_routed(shape: ApiShape, problem: SelectorError | None) -> web.Response:
+    """503 before the selector has sent the pools: the edge just started, the selector is not up yet, or it refused
+    the edge (``problem``)."""
+    if problem is not None:
+        return error_response(shape, problem.status, problem.message, problem.code, headers={"Retry-After": "1"})
+    return error_response(shape, 503, "the edge has not received the pools from the selector yet: start the "
+                          "selector (poolgate selector), or retry in a moment", "selector_unavailable",
+                          headers={"Retry-After": "1"})
 
 
 def _openai_model(name: str, pool: str) -> dict[str, object]:
@@ -233,8 +251,9 @@ async def readyz(request: web.Request) -> web.Response:
     """Readiness: the selector answers ``ListAccounts`` and the routing is loaded (the router, and pools the selector
     serves). Accounts available now are in the body (``available``, per pool) but do not decide the status: while a
     pool cools down, clients should get its 429 with ``Retry-After``, not lose the edge from the load balancer."""
-    if request.app.get(ROUTER) is None:
-        return web.json_response({"status": "not ready", "reason": "the routing is not loaded"}, status=503)
+    routing = request.app[ROUTING].current
+    if routing is None:
+        return web.json_response({"status": "not ready", "reason": "no routing from the selector yet"}, status=503)
     try:
         listing = await request.app[SELECTOR].list_accounts()
     except SelectorError as exc:
@@ -242,4 +261,4 @@ async def readyz(request: web.Request) -> web.Response:
     available = {pool.name: pool.available for pool in listing.pools}
     if not available:
         return web.json_response({"status": "not ready", "reason": "the selector serves no pools"}, status=503)
-    return web.json_response({"status": "ready", "available": available})
+    return web.json_response({"status": "ready", "routing": routing.version, "available": available})

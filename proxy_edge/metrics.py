@@ -13,6 +13,8 @@ underscores, a unit of seconds is suffixed, and ``{token}`` (an annotation) is n
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -65,7 +67,7 @@ class EdgeMetrics:
     """The edge's series, and the methods the request path calls to update them; ``formats`` gives each pool's API
     format (the GenAI ``gen_ai_provider_name`` label)."""
 
-    def __init__(self, pools: list[str] | None = None, formats: dict[str, str] | None = None) -> None:
+    def __init__(self, pools: Iterable[str] = (), formats: Mapping[str, str] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
         add_process_series(registry)
@@ -96,7 +98,7 @@ class EdgeMetrics:
             "gen_ai_client_operation_duration_seconds", "Time from the request to the end of its response "
             "(OpenTelemetry gen_ai.client.operation.duration); error_type: the HTTP status of a failed request",
             [*genai, "error_type"], buckets=GENAI_DURATION_BUCKETS, registry=registry)
-        self._providers = dict(formats or {})
+        self._providers: Mapping[str, str] = formats if formats is not None else {}
         self._genai_durations: dict[tuple[str, str, str, int], Histogram] = {}
         self._genai_tokens: dict[tuple[str, str, str, str], Histogram] = {}
         self.in_flight_by_pool: dict[str, int] = {}
@@ -107,7 +109,7 @@ class EdgeMetrics:
         self._attempts: dict[tuple[str, str, str], Counter] = {}
         self._failovers: dict[tuple[str, str, str], Counter] = {}
         self._pools: dict[str, tuple[Histogram, Histogram]] = {}
-        for pool in pools or ():
+        for pool in pools:
             self._pool(pool)
 
     def _pool(self, pool: str) -> tuple[Histogram, Histogram]:

@@ -13,13 +13,12 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
 from yarl import URL
 
-from poolgate.config.schema import Config
 from poolgate.secrets import Scrubber
 from proxy_edge import outcomes as oc
 from proxy_edge.egress import Egress
@@ -49,9 +48,10 @@ class _Entry:
 class ModelCatalog:
     """Model names per pool as their upstreams list them (empty while unknown or when the upstream cannot say)."""
 
-    def __init__(self, config: Config, session: aiohttp.ClientSession, selector: SelectorClient,
+    def __init__(self, formats: Mapping[str, str], session: aiohttp.ClientSession, selector: SelectorClient,
                  egress: Egress | None = None) -> None:
-        self._formats = {name: pool.format for name, pool in config.pools.items()}
+        self._formats = formats
+        """Each pool's API format (the routing of the moment)."""
         self._session = session
         self._selector = selector
         self._egress = egress
@@ -99,7 +99,7 @@ class ModelCatalog:
         report = Outcome()
         started = time.monotonic()
         url = URL(lease.base_url.rstrip("/") + path)
-        route = self._egress.route(lease.account_id, url) if self._egress is not None else None
+        route = self._egress.route(lease.proxy, url) if self._egress is not None else None
         try:
             async with self._session.get(url, headers=headers, params={"limit": "1000"} if anthropic else None,
                                          timeout=aiohttp.ClientTimeout(total=TIMEOUT),

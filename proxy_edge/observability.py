@@ -5,10 +5,10 @@ the request log line, Prometheus metrics (``GET /metrics``), usage (``GET /v1/ac
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from aiohttp import web
 
-from poolgate.config.schema import Config
 from proxy_edge import dashboard
 from proxy_edge.metrics import METRICS, EdgeMetrics, metrics_handler
 from proxy_edge.request_log import RequestLog
@@ -18,9 +18,10 @@ from proxy_edge.usage import usage_handler
 REQUEST_LOG = web.AppKey("request_log", RequestLog)
 
 
-def install(app: web.Application, config: Config) -> None:
-    """Add the middleware, the response hook and the routes to ``app`` (before it starts)."""
-    metrics = EdgeMetrics(list(config.pools), {name: pool.format for name, pool in config.pools.items()})
+def install(app: web.Application, formats: Mapping[str, str]) -> None:
+    """Add the middleware, the response hook and the routes to ``app`` (before it starts); ``formats``: each pool's
+    API format, as the routing of the moment says."""
+    metrics = EdgeMetrics((), formats)
     app[METRICS] = metrics
     request_log = app[REQUEST_LOG] = RequestLog(logging.getLogger("poolgate.edge"))
     app.middlewares.append(make_middleware(metrics, request_log))

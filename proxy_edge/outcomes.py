@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from poolgate.config.schema import PoolConfig
+from poolgate.config.schema import FailoverSettings
 
 
 class Outcome(IntEnum):
@@ -54,10 +54,10 @@ class PoolPolicy:
     timeout: bool = True
 
     @classmethod
-    def from_config(cls, pool: PoolConfig) -> PoolPolicy:
-        retry_on = pool.failover.retry_on
+    def from_failover(cls, failover: FailoverSettings) -> PoolPolicy:
+        retry_on = failover.retry_on
         return cls(
-            max_attempts=pool.failover.max_attempts,
+            max_attempts=failover.max_attempts,
             statuses=frozenset(item for item in retry_on if isinstance(item, int)),
             network="network" in retry_on,
             timeout="timeout" in retry_on,

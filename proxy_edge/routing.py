@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from aiohttp import web
-
 from poolgate.config.routes import AliasLoop, ModelTable, Target
 from poolgate.config.schema import Config
+from poolgate.config.topology import Topology
 from proxy_edge.rules import RequestFacts, RuleSet
 
 _CACHE_LIMIT = 4096
@@ -45,7 +44,7 @@ class Plan:
 class Router:
     """Resolves requested model names to routes; results are cached (models repeat, globs are not free)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config | Topology) -> None:
         self._formats = {name: pool.format for name, pool in config.pools.items()}
         self._apis = {name: tuple(pool.apis) for name, pool in config.pools.items()}
         self._table = ModelTable(config.pools, config.models)
@@ -175,4 +174,3 @@ def _target_models(values: Iterable[str | list[str]], pools: Iterable[str]) -> s
     return out
 
 
-ROUTER = web.AppKey("router", Router)

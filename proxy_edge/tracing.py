@@ -25,7 +25,8 @@ from proxy_edge.metrics import GENAI_OPERATIONS, TOKEN_USAGE, EdgeMetrics
 from proxy_edge.otel.records import AttemptRecord, Headers, SpanSink, TraceContext
 from proxy_edge.outcomes import Outcome
 from proxy_edge.request_log import RequestLog
-from proxy_edge.routing import OTHER_MODEL, ROUTER
+from proxy_edge.routing import OTHER_MODEL
+from proxy_edge.topology import ROUTING
 from proxy_edge.upstream import Failure
 
 log = logging.getLogger("poolgate.edge")
@@ -159,8 +160,8 @@ TRACE = web.RequestKey("poolgate_trace", RequestTrace)
 def trace_for(request: web.Request, pool: str, model: str) -> RequestTrace:
     """The request's trace (made by :func:`make_middleware`), marked as routed to ``pool``."""
     trace = request[TRACE]
-    router = request.app.get(ROUTER)
-    trace.routed(pool, model, OTHER_MODEL if router is None else router.metric_model(model))
+    routing = request.app[ROUTING].current
+    trace.routed(pool, model, OTHER_MODEL if routing is None else routing.router.metric_model(model))
     return trace
 
 

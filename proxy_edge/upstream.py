@@ -60,7 +60,7 @@ class Upstream:
                  egress: Egress | None = None) -> None:
         self._session = session
         self._selector = selector
-        self._egress = egress if egress is not None and egress.active else None
+        self._egress = egress
         self._urls: dict[tuple[str, str], URL] = {}
         self._loop = asyncio.get_running_loop()
         timeouts = timeouts or EdgeTimeouts()
@@ -103,9 +103,9 @@ class Upstream:
                 url = self._url(lease.base_url, job.upstream.upstream_path)
                 if job.stream:
                     async with asyncio.timeout_at(started + self._timeouts.first_token):
-                        upstream = await self._post(url, job.body, headers, self._stream_timeout, lease.account_id)
+                        upstream = await self._post(url, job.body, headers, self._stream_timeout, lease.proxy)
                 else:
-                    upstream = await self._post(url, job.body, headers, self._plain_timeout, lease.account_id)
+                    upstream = await self._post(url, job.body, headers, self._plain_timeout, lease.proxy)
             except TimeoutError:
                 return await report.fail(oc.TIMEOUT, 0, {}, "no answer in time")
             except aiohttp.ClientError as exc:
@@ -155,8 +155,8 @@ class Upstream:
                 upstream.release()
 
     async def _post(self, url: URL, body: bytes, headers: CIMultiDict[str],
-                    timeout: aiohttp.ClientTimeout, account_id: str) -> aiohttp.ClientResponse:
-        route = self._egress.route(account_id, url) if self._egress is not None else None
+                    timeout: aiohttp.ClientTimeout, proxy_setting: str) -> aiohttp.ClientResponse:
+        route = self._egress.route(proxy_setting, url) if self._egress is not None else None
         proxy = route.url if route is not None else None
         try:
             try:

@@ -110,8 +110,18 @@ def _place_files(selector: SelectorSection, file: Path) -> None:
         selector.overlay = str(file.resolve().parent / DEFAULT_OVERLAY_FILE)
 
 
-ACCESS_SETTINGS: dict[str, tuple[str, ...]] = {"selector": ("listen", "auth"), "edge": ("selector_tls",)}
+ACCESS_SETTINGS: dict[str, tuple[str, ...] | None] = {"selector": ("listen", "auth"), "edge": ("selector_tls",)}
 """The settings a client of a running selector needs (its address, TLS and tokens), by section."""
+EDGE_SETTINGS: dict[str, tuple[str, ...] | None] = {"selector": ("listen", "auth"), "edge": None}
+"""What the edge reads: its own section, and the selector's address and tokens (the pools come from the selector)."""
+
+
+@dataclass
+class EdgeSettings:
+    """The part of a config file the edge runs on."""
+
+    edge: EdgeSection
+    selector: SelectorSection
 
 
 def load_selector_access(
@@ -123,15 +133,29 @@ def load_selector_access(
     For the admin commands (``poolgate accounts``, ``reload``): only these settings have their ``${VAR}`` expanded,
     so the pools' keys may name variables that only the selector's environment has. Raises :class:`ConfigError`
     listing every problem in these settings."""
+    selector, edge = _load_settings(path, environ, ACCESS_SETTINGS)
+    return selector, edge
+
+
+def load_edge_settings(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> EdgeSettings:
+    """The ``edge:`` section and the selector's address and tokens (``EDGE_SETTINGS``); the rest of the file (pools,
+    models, routes) is the selector's and is not read, so its ``${VAR}`` need not be set where the edge runs.
+    Raises :class:`ConfigError` listing every problem in these settings."""
+    selector, edge = _load_settings(path, environ, EDGE_SETTINGS)
+    return EdgeSettings(edge, selector)
+
+
+def _load_settings(path: str | os.PathLike[str], environ: Mapping[str, str] | None,
+                   wanted: Mapping[str, tuple[str, ...] | None]) -> tuple[SelectorSection, EdgeSection]:
     file = Path(path)
     raw = _read_mapping(_read_file(file), str(file))
     missing: list[str] = []
     chosen: dict[str, dict[str, Any]] = {}
-    for section, names in ACCESS_SETTINGS.items():
+    for section, names in wanted.items():
         given = raw.get(section) or {}
         if not isinstance(given, dict):
             raise ConfigError(str(file), [f"{section}: must be a mapping of settings, got {type(given).__name__}"])
-        picked = {name: given[name] for name in names if name in given}
+        picked = dict(given) if names is None else {name: given[name] for name in names if name in given}
         chosen[section] = expand_environment(picked, environ if environ is not None else os.environ, (section,),
                                              missing)
     errors: list[str] = []

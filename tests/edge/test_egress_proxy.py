@@ -10,14 +10,20 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import grpc
 import pytest
+from yarl import URL
 
 from fake_upstream import FakeUpstream
 from poolgate.config import parse_config
 from poolgate.config.loader import ConfigError
 from poolgate.secrets import redact_url
-from proxy_edge.egress import Egress
+from poolgate.v1 import selector_pb2 as pb
+from poolgate.v1 import selector_pb2_grpc
+from proxy_edge.egress import Egress, EgressProxyError
+from selector_service.app import start_selector
 from tests.edge.conftest import AUTH, CHAT, Stack, StackFactory
 from tests.edge.forward_proxy import ForwardProxy, start_forward_proxy
 from tests.support import free_port
@@ -97,10 +103,10 @@ async def test_a_pools_proxy_applies_to_its_accounts_unless_one_says_direct(make
     assert sum(proxy.upstreams.values()) == 4
 
 
-async def test_streams_go_through_the_proxy_and_the_start_log_names_it_without_credentials(
+async def test_streams_go_through_the_proxy_and_no_log_line_shows_its_credentials(
     make_stack: StackFactory, locked_proxy: ForwardProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="poolgate.edge")
+    caplog.set_level(logging.DEBUG, logger="poolgate")
     stack = await make_stack(pool_settings=f'proxy: "{locked_proxy.url(PROXY_USER, PROXY_PASSWORD)}"')
     client = stack.openai()
     for _ in range(2):
@@ -109,8 +115,7 @@ async def test_streams_go_through_the_proxy_and_the_start_log_names_it_without_c
         assert "".join(c.choices[0].delta.content or "" for c in chunks).startswith("Hello!")
     assert locked_proxy.upstreams == {fake_authority(stack): 2} and locked_proxy.refused == 0
     lines = [r.getMessage() for r in caplog.records]
-    assert f"egress: pool openai through http://…@127.0.0.1:{locked_proxy.port}" in lines, lines
-    assert not any(PROXY_PASSWORD in line or PROXY_USER in line for line in lines)
+    assert lines and not any(PROXY_PASSWORD in line or PROXY_USER in line for line in lines)
 
 
 async def test_a_proxy_with_credentials_gets_them_and_they_are_never_shown(
@@ -256,11 +261,7 @@ pools:
     assert any(e.startswith("pools.openai.accounts[3].proxy: must be a string") for e in errors)
 
 
-def test_resolution_order_account_pool_environment() -> None:
-    from yarl import URL
-
-    config = parse_config("""
-edge: {proxy_from_env: true}
+RESOLUTION_CONFIG = """
 pools:
   openai:
     base_url: https://api.openai.com/v1
@@ -272,27 +273,54 @@ pools:
   plain:
     base_url: https://api.example.com/v1
     accounts: [{name: a, key: sk-dddddddddddd}]
-""")
+"""
+
+
+async def test_each_lease_carries_its_accounts_proxy_else_its_pools(tmp_path: Path) -> None:
+    handle = await start_selector(parse_config(RESOLUTION_CONFIG), listen="127.0.0.1:0",
+                                  database=str(tmp_path / "s.db"))
+    try:
+        async with grpc.aio.insecure_channel(handle.address) as channel:
+            stub = selector_pb2_grpc.SelectorStub(channel)
+
+            async def proxy_of(pool: str, account: str, others: tuple[str, ...] = ()) -> str:
+                lease = await stub.SelectAccount(pb.SelectAccountRequest(
+                    pool=pool, exclude_account_ids=[f"{pool}/{o}" for o in others]), timeout=2)
+                await stub.ReportOutcome(pb.ReportOutcomeRequest(lease_id=lease.lease_id, outcome=pb.OUTCOME_SUCCESS),
+                                         timeout=2)
+                assert lease.account_name == account
+                return lease.proxy
+
+            assert await proxy_of("openai", "own", ("inherits", "direct")) == "http://u:p@own-proxy:8080"
+            assert await proxy_of("openai", "inherits", ("own", "direct")) == "http://pool-proxy:3128"
+            assert await proxy_of("openai", "direct", ("own", "inherits")) == "direct"
+            assert await proxy_of("plain", "a") == ""
+    finally:
+        await handle.stop(grace=0)
+
+
+def test_the_edge_goes_through_the_leases_proxy_else_the_environments() -> None:
     env = {"HTTPS_PROXY": "corp-proxy:8080", "NO_PROXY": "internal.example,10.0.0.0/8", "HTTP_PROXY": ""}
-    egress = Egress(config, env)
+    egress = Egress(True, env)
     api = URL("https://api.openai.com/v1/chat/completions")
 
-    def proxy(account: str, url: URL = api) -> str:
-        route = egress.route(account, url)
+    def proxy(setting: str, url: URL = api) -> str:
+        route = egress.route(setting, url)
         return route.shown if route is not None else ""
 
-    assert proxy("openai/own") == "http://…@own-proxy:8080"
-    assert egress.route("openai/own", api) is egress.route("openai/own", api)  # kept
-    assert proxy("openai/inherits") == proxy("openai/added-at-run-time") == "http://pool-proxy:3128"
-    assert proxy("openai/direct") == ""
-    assert proxy("plain/a", URL("https://api.example.com/v1/x")) == "http://corp-proxy:8080"
-    assert proxy("plain/a", URL("https://a.internal.example/v1/x")) == ""
-    assert proxy("plain/a", URL("https://10.1.2.3/v1/x")) == ""
-    assert proxy("plain/a", URL("https://127.0.0.1:8443/v1/x")) == proxy("plain/a", URL("https://localhost/")) == ""
-    assert proxy("plain/a", URL("http://api.example.com/v1/x")) == ""  # no HTTP_PROXY
-    assert "u:p" not in egress.describe()
-    config.edge.proxy_from_env = False
-    assert Egress(config, env).route("plain/a", URL("https://api.example.com/v1/x")) is None
+    assert proxy("http://u:p@own-proxy:8080") == "http://…@own-proxy:8080"
+    assert egress.route("http://pool-proxy:3128", api) is egress.route("http://pool-proxy:3128", api)  # kept
+    assert proxy("direct") == ""
+    assert proxy("", URL("https://api.example.com/v1/x")) == "http://corp-proxy:8080"
+    assert proxy("", URL("https://a.internal.example/v1/x")) == ""
+    assert proxy("", URL("https://10.1.2.3/v1/x")) == ""
+    assert proxy("", URL("https://127.0.0.1:8443/v1/x")) == proxy("", URL("https://localhost/")) == ""
+    assert proxy("", URL("http://api.example.com/v1/x")) == ""  # no HTTP_PROXY
+    assert proxy("http://pool-proxy:3128", URL("https://127.0.0.1:8443/v1/x")) == "http://pool-proxy:3128"
+    assert "u:p" not in egress.describe() and "corp-proxy:8080" in egress.describe()
+    assert Egress(False, env).route("", URL("https://api.example.com/v1/x")) is None
+    with pytest.raises(EgressProxyError, match="cannot be used"):
+        egress.route("socks5://u:p@elsewhere:1080", api)
 
 
 def test_redact_url() -> None:

@@ -5,13 +5,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
+import grpc
 import pytest
 
+from fake_upstream import FakeUpstream
+from poolgate.config.topology import Topology
+from poolgate.v1 import selector_pb2 as pb
+from poolgate.v1 import selector_pb2_grpc
 from proxy_edge.app import start_edge
 from proxy_edge.handlers import SELECTOR
+from proxy_edge.topology import ROUTING
 from selector_service.app import start_selector
-from tests.edge.conftest import AUTH, CHAT, EDGE_KEY, Stack, StackFactory
+from tests.edge.conftest import AUTH, CHAT, EDGE_KEY, Stack, StackFactory, stack_config
 from tests.support import eventually_async, free_port
 
 REQUEST = {"model": "gpt-4o-mini", "messages": CHAT}
@@ -66,24 +73,44 @@ async def test_selector_down_then_up_then_down_again(make_stack: StackFactory, t
         await handle.stop(grace=0)
 
 
+class HungSelector(selector_pb2_grpc.SelectorServicer):
+    """A selector that sends its topology and then never answers a selection."""
+
+    def __init__(self, topology: pb.Topology) -> None:
+        self.topology = topology
+
+    async def WatchTopology(self, request: pb.WatchTopologyRequest, context: Any) -> AsyncIterator[pb.Topology]:
+        yield self.topology
+        await asyncio.Event().wait()
+
+    async def SelectAccount(self, request: pb.SelectAccountRequest, context: Any) -> pb.Lease:
+        await asyncio.Event().wait()
+        raise AssertionError("never answers")
+
+    async def Exchange(self, request_iterator: AsyncIterator[pb.ExchangeRequest],
+                       context: Any) -> AsyncIterator[pb.ExchangeResponse]:
+        async for _request in request_iterator:
+            pass
+        return
+        yield  # a generator that never answers
+
+
 @pytest.fixture
-async def silent_listener() -> AsyncIterator[int]:
-    """A TCP port that accepts connections and never answers (a hung selector)."""
-    connections: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append((reader, writer))
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    yield server.sockets[0].getsockname()[1]
-    for _reader, writer in connections:
-        writer.close()
-    server.close()
-    await server.wait_closed()
+async def hung_selector(fake_upstream: FakeUpstream) -> AsyncIterator[int]:
+    """A port where a selector sends the pools of :func:`stack_config` and then hangs on every selection."""
+    config = stack_config(fake_upstream.url)
+    document = Topology.of(config.pools, config.models, config.routes).document()
+    server = grpc.aio.server()
+    selector_pb2_grpc.add_SelectorServicer_to_server(
+        HungSelector(pb.Topology(version=Topology.version_of(document), document=document)), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield port
+    await server.stop(0)
 
 
-async def test_hung_selector_gives_a_503_within_the_deadline(make_stack: StackFactory, silent_listener: int) -> None:
-    stack = await make_stack(selector=False, selector_address=f"127.0.0.1:{silent_listener}",
+async def test_hung_selector_gives_a_503_within_the_deadline(make_stack: StackFactory, hung_selector: int) -> None:
+    stack = await make_stack(selector=False, selector_address=f"127.0.0.1:{hung_selector}",
                              timeouts="selector: 300ms")
     started = time.monotonic()
     status, body, _headers = await stack.post("/v1/chat/completions", REQUEST)
@@ -105,7 +132,9 @@ async def test_readiness_does_not_depend_on_available_accounts(make_stack: Stack
     assert {a["state"] for a in accounts.values()} == {"ACCOUNT_STATE_DISABLED"}
     async with stack.http.get(f"{stack.url}/readyz") as ready:
         assert ready.status == 200
-        assert await ready.json() == {"status": "ready", "available": {"openai": 0, "anthropic": 0}}
+        body = await ready.json()
+        assert body == {"status": "ready", "routing": body["routing"], "available": {"openai": 0, "anthropic": 0}}
+        assert body["routing"] == stack.edge.runner.app[ROUTING].current.version  # type: ignore[union-attr]
 
 
 async def test_edge_presents_the_selectors_token(make_stack: StackFactory) -> None:
