@@ -86,7 +86,7 @@ USAGE_BUCKET_HOUR: UsageBucket
 USAGE_BUCKET_DAY: UsageBucket
 
 class SelectAccountRequest(_message.Message):
-    __slots__ = ("pool", "model", "session_key", "exclude_account_ids", "estimated_input_tokens", "light", "conversation")
+    __slots__ = ("pool", "model", "session_key", "exclude_account_ids", "estimated_input_tokens", "light", "conversation", "client")
     POOL_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SESSION_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -94,6 +94,7 @@ class SelectAccountRequest(_message.Message):
     ESTIMATED_INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     LIGHT_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
     pool: str
     model: str
     session_key: str
@@ -101,7 +102,24 @@ class SelectAccountRequest(_message.Message):
     estimated_input_tokens: int
     light: bool
     conversation: bool
-    def __init__(self, pool: _Optional[str] = ..., model: _Optional[str] = ..., session_key: _Optional[str] = ..., exclude_account_ids: _Optional[_Iterable[str]] = ..., estimated_input_tokens: _Optional[int] = ..., light: _Optional[bool] = ..., conversation: _Optional[bool] = ...) -> None: ...
+    client: ClientLimits
+    def __init__(self, pool: _Optional[str] = ..., model: _Optional[str] = ..., session_key: _Optional[str] = ..., exclude_account_ids: _Optional[_Iterable[str]] = ..., estimated_input_tokens: _Optional[int] = ..., light: _Optional[bool] = ..., conversation: _Optional[bool] = ..., client: _Optional[_Union[ClientLimits, _Mapping]] = ...) -> None: ...
+
+class ClientLimits(_message.Message):
+    __slots__ = ("name", "rpm_limit", "tpm_limit", "daily_budget_usd", "monthly_budget_usd", "budget_timezone")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RPM_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    TPM_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    DAILY_BUDGET_USD_FIELD_NUMBER: _ClassVar[int]
+    MONTHLY_BUDGET_USD_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    rpm_limit: int
+    tpm_limit: int
+    daily_budget_usd: float
+    monthly_budget_usd: float
+    budget_timezone: str
+    def __init__(self, name: _Optional[str] = ..., rpm_limit: _Optional[int] = ..., tpm_limit: _Optional[int] = ..., daily_budget_usd: _Optional[float] = ..., monthly_budget_usd: _Optional[float] = ..., budget_timezone: _Optional[str] = ...) -> None: ...
 
 class Header(_message.Message):
     __slots__ = ("name", "value")
@@ -295,21 +313,25 @@ class ListAccountsResponse(_message.Message):
     def __init__(self, pools: _Optional[_Iterable[_Union[PoolStatus, _Mapping]]] = ...) -> None: ...
 
 class GetUsageRequest(_message.Message):
-    __slots__ = ("pool", "account", "since", "until", "bucket")
+    __slots__ = ("pool", "account", "since", "until", "bucket", "client", "by_client")
     POOL_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
     BUCKET_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    BY_CLIENT_FIELD_NUMBER: _ClassVar[int]
     pool: str
     account: str
     since: _timestamp_pb2.Timestamp
     until: _timestamp_pb2.Timestamp
     bucket: UsageBucket
-    def __init__(self, pool: _Optional[str] = ..., account: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket: _Optional[_Union[UsageBucket, str]] = ...) -> None: ...
+    client: str
+    by_client: bool
+    def __init__(self, pool: _Optional[str] = ..., account: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket: _Optional[_Union[UsageBucket, str]] = ..., client: _Optional[str] = ..., by_client: _Optional[bool] = ...) -> None: ...
 
 class UsageRow(_message.Message):
-    __slots__ = ("bucket_start", "pool", "account_id", "account_name", "requests", "successes", "errors", "rate_limited", "input_tokens", "output_tokens", "cost", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "ttft_p50_ms")
+    __slots__ = ("bucket_start", "pool", "account_id", "account_name", "requests", "successes", "errors", "rate_limited", "input_tokens", "output_tokens", "cost", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "ttft_p50_ms", "client")
     BUCKET_START_FIELD_NUMBER: _ClassVar[int]
     POOL_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -325,6 +347,7 @@ class UsageRow(_message.Message):
     LATENCY_P95_MS_FIELD_NUMBER: _ClassVar[int]
     LATENCY_P99_MS_FIELD_NUMBER: _ClassVar[int]
     TTFT_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
     bucket_start: _timestamp_pb2.Timestamp
     pool: str
     account_id: str
@@ -340,7 +363,8 @@ class UsageRow(_message.Message):
     latency_p95_ms: float
     latency_p99_ms: float
     ttft_p50_ms: float
-    def __init__(self, bucket_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pool: _Optional[str] = ..., account_id: _Optional[str] = ..., account_name: _Optional[str] = ..., requests: _Optional[int] = ..., successes: _Optional[int] = ..., errors: _Optional[int] = ..., rate_limited: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost: _Optional[float] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., ttft_p50_ms: _Optional[float] = ...) -> None: ...
+    client: str
+    def __init__(self, bucket_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pool: _Optional[str] = ..., account_id: _Optional[str] = ..., account_name: _Optional[str] = ..., requests: _Optional[int] = ..., successes: _Optional[int] = ..., errors: _Optional[int] = ..., rate_limited: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost: _Optional[float] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., ttft_p50_ms: _Optional[float] = ..., client: _Optional[str] = ...) -> None: ...
 
 class GetUsageResponse(_message.Message):
     __slots__ = ("rows",)
