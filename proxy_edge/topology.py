@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import grpc
 from aiohttp import web
@@ -35,6 +36,7 @@ RETRY_MAX = 2.0
 to RETRY_MAX. (While the selector is unreachable the stream waits for the channel, which reconnects within 250 ms of
 its return.)"""
 DEFAULT_POLICY = PoolPolicy()
+V = TypeVar("V")
 
 
 class NotRouted(Exception):
@@ -69,9 +71,9 @@ class RoutingState:
         self.loaded = asyncio.Event()
         self.problem: SelectorError | None = None
         """Why the selector refused the topology stream last (its answer to clients until a routing arrives)."""
-        self.policies: Mapping[str, PoolPolicy] = _LivePolicies(self)
+        self.policies: Mapping[str, PoolPolicy] = _Live(self, lambda routing: routing.policies, DEFAULT_POLICY)
         """Each pool's failover policy in the routing of the moment (the default for a pool that went away)."""
-        self.formats: Mapping[str, str] = _LiveFormats(self)
+        self.formats: Mapping[str, str] = _Live(self, lambda routing: routing.formats)
         """Each pool's API format in the routing of the moment."""
 
     @property
@@ -106,40 +108,30 @@ class RoutingState:
                  f", added {', '.join(added)}" if added else "", f", removed {', '.join(removed)}" if removed else "")
 
 
-class _LivePolicies(Mapping[str, PoolPolicy]):
-    def __init__(self, state: RoutingState) -> None:
+class _Live(Mapping[str, V]):
+    """A read-only mapping that reads one table of the routing of the moment (``default`` for a missing key,
+    when given: a pool that went away while its request was in flight)."""
+
+    def __init__(self, state: RoutingState, table: Callable[[Routing], dict[str, V]], default: V | None = None) -> None:
         self._state = state
+        self._table = table
+        self._default = default
 
-    def __getitem__(self, pool: str) -> PoolPolicy:
+    def _current(self) -> dict[str, V]:
         current = self._state.current
-        return current.policies.get(pool, DEFAULT_POLICY) if current is not None else DEFAULT_POLICY
+        return self._table(current) if current is not None else {}
 
-    def __iter__(self) -> Iterator[str]:
-        current = self._state.current
-        return iter(current.policies if current is not None else ())
-
-    def __len__(self) -> int:
-        current = self._state.current
-        return len(current.policies) if current is not None else 0
-
-
-class _LiveFormats(Mapping[str, str]):
-    def __init__(self, state: RoutingState) -> None:
-        self._state = state
-
-    def __getitem__(self, pool: str) -> str:
-        current = self._state.current
-        if current is None:
+    def __getitem__(self, pool: str) -> V:
+        found = self._current().get(pool, self._default)
+        if found is None:
             raise KeyError(pool)
-        return current.formats[pool]
+        return found
 
     def __iter__(self) -> Iterator[str]:
-        current = self._state.current
-        return iter(current.formats if current is not None else ())
+        return iter(self._current())
 
     def __len__(self) -> int:
-        current = self._state.current
-        return len(current.formats) if current is not None else 0
+        return len(self._current())
 
 
 ROUTING = web.AppKey("routing", RoutingState)

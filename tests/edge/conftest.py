@@ -19,6 +19,7 @@ from poolgate.config import Config, parse_config
 from proxy_edge.app import EdgeServer, start_edge
 from proxy_edge.handlers import SELECTOR
 from selector_service.app import SelectorHandle, start_selector
+from tests.edge.browser import Chromium, Page
 from tests.support import free_port
 
 EDGE_KEY = "test-edge-key-0001"
@@ -156,6 +157,16 @@ async def make_stack(
     yield factory
     for stack in stacks:
         await stack.close()
+
+
+@pytest.fixture
+async def page(tmp_path: Path) -> AsyncIterator[Page]:
+    """A tab of a headless Chromium (tests/edge/browser.py), closed with the browser after the test."""
+    browser = await Chromium.start(tmp_path)
+    try:
+        yield await browser.new_page()
+    finally:
+        await browser.close()
 
 
 @pytest.fixture

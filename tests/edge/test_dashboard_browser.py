@@ -17,7 +17,7 @@ import pytest
 
 from fake_upstream import FakeUpstream
 from proxy_edge.handlers import SELECTOR
-from tests.edge.browser import Chromium, Page, chromium_path, wait_until
+from tests.edge.browser import Page, chromium_path, wait_until
 from tests.edge.conftest import CHAT, EDGE_KEY, Stack, open_stack
 
 PAGE_ROWS = """
@@ -54,15 +54,6 @@ async def served(tmp_path: Path, fake_upstream: FakeUpstream) -> AsyncIterator[S
         yield stack
     finally:
         await stack.close()
-
-
-@pytest.fixture
-async def page(tmp_path: Path) -> AsyncIterator[Page]:
-    browser = await Chromium.start(tmp_path)
-    try:
-        yield await browser.new_page()
-    finally:
-        await browser.close()
 
 
 async def get(served: Stack, path: str) -> Any:

@@ -22,7 +22,7 @@ from poolgate.v1 import selector_pb2_grpc
 from proxy_edge.app import EdgeServer, start_edge
 from selector_service.app import SelectorHandle, start_selector
 from selector_service.overlay import ConfigSource
-from tests.edge.browser import Chromium, Page
+from tests.edge.browser import Page
 from tests.edge.conftest import EDGE_KEY
 from tests.edge.test_dashboard_actions import ADMIN_TOKEN, LEASE_TOKEN, SELECTOR_AUTH, cool_down, selector_accounts
 
@@ -85,15 +85,6 @@ async def gateway(tmp_path: Path, fake_upstream: FakeUpstream) -> AsyncIterator[
     finally:
         await edge.stop()
         await selector.stop(grace=0)
-
-
-@pytest.fixture
-async def page(tmp_path: Path) -> AsyncIterator[Page]:
-    browser = await Chromium.start(tmp_path)
-    try:
-        yield await browser.new_page()
-    finally:
-        await browser.close()
 
 
 def js(value: object) -> str:
