@@ -22,9 +22,9 @@ from poolgate.v1 import selector_pb2_grpc
 from proxy_edge.dashboard.feed import state_name
 
 ACTION_TIMEOUT = 10.0
+"""Seconds an action may take at the selector (a reload reads and applies the whole config)."""
 _NO_POOL = pb.AccountRef(pool="/", account="/")
 """Pool names cannot contain '/' (poolgate.config.schema), so this names no account anywhere."""
-"""Seconds an action may take at the selector (a reload reads and applies the whole config)."""
 
 T = TypeVar("T")
 
