@@ -73,10 +73,12 @@ def listen_backlog(wanted: int) -> int:
 
 async def start_site(
     app: web.Application, host: str, port: int, *, shutdown_timeout: float = 60.0, handler_cancellation: bool = False,
-    backlog: int = DEFAULT_BACKLOG, limits: ClientLimits | None = None,
+    backlog: int = DEFAULT_BACKLOG, limits: ClientLimits | None = None, reuse_port: bool = False,
 ) -> tuple[web.AppRunner, int]:
     """Serve ``app`` on ``host:port`` (port 0 picks a free port); returns the runner (to clean up) and the bound
-    port. When the address cannot be bound, the runner is cleaned up before the error propagates."""
+    port. When the address cannot be bound, the runner is cleaned up before the error propagates. ``reuse_port``
+    binds with SO_REUSEPORT, so that several processes listen on one address and the kernel spreads the connections
+    over them (the edge's workers)."""
     options: dict[str, Any] = {}
     if limits is not None:
         options["keepalive_timeout"] = limits.idle
@@ -84,7 +86,7 @@ async def start_site(
                      shutdown_timeout=shutdown_timeout, **options)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port, backlog=backlog).start()
+        await web.TCPSite(runner, host, port, backlog=backlog, reuse_port=reuse_port).start()
     except BaseException:
         await runner.cleanup()
         raise

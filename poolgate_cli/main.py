@@ -35,9 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument("--config", required=True, help="config file (YAML)")
     edge.add_argument("--listen", help="address to listen on, host:port (overrides edge.listen)")
     edge.add_argument("--selector", help="selector address (overrides edge.selector)")
+    edge.add_argument("--workers", type=_positive, default=1, metavar="N",
+                      help="worker processes sharing the listen address (SO_REUSEPORT), each a whole edge; default 1")
+    edge.add_argument("--reuse-port", action="store_true",
+                      help="bind with SO_REUSEPORT, so that other edges (of this user) can listen on the same address")
 
     up = commands.add_parser("up", help="run selector and edge as two processes")
     up.add_argument("--config", required=True, help="config file (YAML)")
+    up.add_argument("--workers", type=_positive, default=1, metavar="N", help="the edge's worker processes (default 1)")
 
     demo = commands.add_parser("demo", help="run the offline demo: fake upstream, selector and edge (as `up`)",
                                description="Runs `poolgate up` on the demo config shipped with poolgate. The config "
@@ -56,6 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_parsers(commands)
     return parser
+
+
+def _positive(text: str) -> int:
+    """A whole number of at least 1 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
 
 
 CLOSED_PIPE_STATUS = 128 + signal.SIGPIPE

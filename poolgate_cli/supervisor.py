@@ -219,7 +219,7 @@ def run_up_command(args: argparse.Namespace) -> int:
     except (ConfigError, PluginError) as exc:
         report_problems(exc)
         return 2
-    steps = _steps(config, str(Path(args.config).resolve()), log_options(args))
+    steps = _steps(config, str(Path(args.config).resolve()), log_options(args), getattr(args, "workers", 1))
     taken = [(step, problem) for step in steps if (problem := bind_problem(step.address))]
     for step, problem in taken:
         log.error("cannot start the %s: it cannot listen on %s (%s): %s; stop what holds it or change %s",
@@ -245,9 +245,9 @@ def run_up_command(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
 
 
-def _steps(config: Config, config_path: str, options: list[str]) -> list[Step]:
+def _steps(config: Config, config_path: str, options: list[str], edge_workers: int = 1) -> list[Step]:
     """The children in the order they start: the fake upstream (when configured; its own program), the selector, the
-    edge (``poolgate`` commands); each with the logging ``options``."""
+    edge (``poolgate`` commands, the edge with ``edge_workers`` workers); each with the logging ``options``."""
     steps = []
     base = [sys.executable, "-m", "poolgate_cli", *options]
     fake = config.edge.fake_upstream
@@ -257,6 +257,7 @@ def _steps(config: Config, config_path: str, options: list[str]) -> list[Step]:
     selector = config.selector.listen
     steps.append(Step("selector", [*base, "selector", "--config", config_path], selector, "selector.listen",
                       _selector_ready(selector, config.edge.selector_tls)))
-    steps.append(Step("edge", [*base, "edge", "--config", config_path], config.edge.listen, "edge.listen",
+    steps.append(Step("edge", [*base, "edge", "--config", config_path, "--workers", str(edge_workers)],
+                      config.edge.listen, "edge.listen",
                       _edge_ready(config.edge.listen)))
     return steps

@@ -1,6 +1,7 @@
 """The edge's aiohttp application: one pooled ClientSession and one gRPC channel per process, and the command.
 
-``poolgate edge --config FILE [--listen ADDR] [--selector ADDR]`` runs it; :func:`start_edge` runs it in-process.
+``poolgate edge --config FILE [--listen ADDR] [--selector ADDR] [--workers N]`` runs it (N > 1: proxy_edge.workers);
+:func:`start_edge` runs it in-process.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -140,27 +142,38 @@ class EdgeServer(Site):
         await self.runner.cleanup()
 
 
-async def start_edge(config: EdgeConfig, listen: str | None = None) -> EdgeServer:
-    """Start the edge in this event loop on ``listen`` (default ``edge.listen``; port 0 picks a free port)."""
+async def start_edge(config: EdgeConfig, listen: str | None = None, reuse_port: bool = False) -> EdgeServer:
+    """Start the edge in this event loop on ``listen`` (default ``edge.listen``; port 0 picks a free port), with
+    SO_REUSEPORT when ``reuse_port`` (one of several workers on one address)."""
     host, port = parse_listen(listen or config.edge.listen)
     app = create_app(config)
     client = config.edge.client_timeouts
     runner, bound = await start_site(app, host, port, shutdown_timeout=STOP_MARGIN, handler_cancellation=True,
                                      backlog=listen_backlog(config.edge.listen_backlog),
-                                     limits=ClientLimits(header=client.header, idle=client.idle))
+                                     limits=ClientLimits(header=client.header, idle=client.idle),
+                                     reuse_port=reuse_port)
     return EdgeServer(runner, host, bound)
 
 
 def run_edge_command(args: argparse.Namespace) -> int:
-    """``poolgate edge``: serve until SIGINT/SIGTERM; exit status 2 for config problems."""
+    """``poolgate edge``: serve until SIGINT/SIGTERM (SIGHUP reloads the settings); exit status 2 for config
+    problems. With ``--workers N`` (N > 1) this process supervises N workers that serve (proxy_edge.workers)."""
     configure_logging(getattr(args, "log_level", "info"), getattr(args, "log_format", "text"))
     try:
         config = _settings(args)
     except ConfigError as exc:
         print(f"poolgate edge: {exc}", file=sys.stderr)
         return 2
+    workers = getattr(args, "workers", 1)
+    if workers > 1:
+        from proxy_edge.workers import run_workers
+
+        options = ["--log-level", getattr(args, "log_level", "info"),
+                   "--log-format", getattr(args, "log_format", "text")]
+        arguments = ["--config", args.config, *(["--selector", args.selector] if args.selector else [])]
+        return run_workers(options, arguments, config.edge.listen, workers, config.edge.shutdown_timeout)
     try:
-        return runtime.run(_serve(config, lambda: _settings(args)))
+        return runtime.run(_serve(config, lambda: _settings(args), getattr(args, "reuse_port", False)))
     except EdgeConfigError as exc:
         print(f"poolgate edge: {exc}", file=sys.stderr)
         return 2
@@ -175,14 +188,15 @@ def _settings(args: argparse.Namespace) -> EdgeSettings:
     return settings
 
 
-async def _serve(config: EdgeSettings, reread: Callable[[], EdgeSettings]) -> int:
+async def _serve(config: EdgeSettings, reread: Callable[[], EdgeSettings], reuse_port: bool) -> int:
     try:
-        server = await start_edge(config)
+        server = await start_edge(config, reuse_port=reuse_port)
     except OSError as exc:
         print(f"poolgate edge: cannot listen on {config.edge.listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     routing = server.runner.app[ROUTING].current
-    log.info("edge listening on %s (selector at %s, %s)", server.url, selector_address(config),
+    log.info("edge listening on %s%s (selector at %s, %s)", server.url,
+             f" with SO_REUSEPORT (pid {os.getpid()})" if reuse_port else "", selector_address(config),
              f"routing {routing.version}: {len(routing.formats)} pool(s)" if routing is not None else "no routing yet")
     stop = runtime.stop_requested()
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: reload_settings(server.runner.app, reread))
