@@ -19,11 +19,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from proxy_edge.streaming import json_or_none
 from proxy_edge.translate.common import tool_id
 from proxy_edge.translate.errors import stream_error_to_anthropic
 from proxy_edge.translate.messages_to_responses import message_id, stop_reason, usage
-from proxy_edge.translate.stream import anthropic_event, split_events
+from proxy_edge.translate.stream import EventFeed, anthropic_event
 
 _DELTAS = {
     "response.output_text.delta": "message", "response.refusal.delta": "message",
@@ -43,11 +42,11 @@ class _Block:
     """Some of its text or input has been sent."""
 
 
-class ResponsesToAnthropicStream:
+class ResponsesToAnthropicStream(EventFeed):
     """Responses API events in, Anthropic message events out."""
 
     def __init__(self) -> None:
-        self._buffer = b""
+        super().__init__()
         self._started = False
         self._blocks: dict[int, _Block] = {}
         """Responses output index -> its block."""
@@ -56,17 +55,8 @@ class ResponsesToAnthropicStream:
         self._called = False
         self.done = False
 
-    def feed(self, chunk: bytes) -> bytes:
-        """The Anthropic events for the whole Responses events in ``chunk`` (and any left from before)."""
-        events, self._buffer = split_events(self._buffer, chunk)
-        out: list[bytes] = []
-        for name, data in events:
-            if self.done:
-                break
-            parsed = json_or_none(data)
-            if isinstance(parsed, dict):
-                out += self._event(name or str(parsed.get("type", "")), parsed)
-        return b"".join(out)
+    def on_event(self, name: str, data: dict[str, Any]) -> bytes:
+        return b"".join(self._event(name, data))
 
     def _event(self, name: str, data: dict[str, Any]) -> list[bytes]:
         if name == "error":

@@ -17,12 +17,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from proxy_edge.streaming import json_or_none
 from proxy_edge.translate.responses_out import ResponsesContext, ResponseStreamWriter
 from proxy_edge.translate.responses_to_anthropic import encrypt_thinking, response_usage
 from proxy_edge.translate.responses_to_chat import chat_usage
 from proxy_edge.translate.responses_tools import InputStringStream, call_item_fields, custom_input
-from proxy_edge.translate.stream import split_events
+from proxy_edge.translate.stream import EventFeed
 
 
 @dataclass(slots=True)
@@ -37,16 +36,16 @@ class _Open:
     decoder: InputStringStream | None = None
 
 
-class _Translator:
+class _Translator(EventFeed):
     """What both translators share: the writer, the open items, and turning call deltas into item deltas."""
 
     def __init__(self, context: ResponsesContext) -> None:
+        super().__init__()
         self._context = context
         self._writer = ResponseStreamWriter(context.echo)
-        self._buffer = b""
 
     @property
-    def done(self) -> bool:
+    def done(self) -> bool:  # type: ignore[override]
         return self._writer.done
 
     def _open_call(self, call_id: str, name: str) -> tuple[_Open, bytes]:
@@ -86,19 +85,7 @@ class AnthropicToResponsesStream(_Translator):
         self._usage: dict[str, Any] = {}
         self._stop: str | None = None
 
-    def feed(self, chunk: bytes) -> bytes:
-        """The Responses events for the whole Anthropic events in ``chunk`` (and any left from before)."""
-        events, self._buffer = split_events(self._buffer, chunk)
-        out: list[bytes] = []
-        for name, data in events:
-            if self.done:
-                break
-            parsed = json_or_none(data)
-            if isinstance(parsed, dict):
-                out.append(self._event(name or str(parsed.get("type", "")), parsed))
-        return b"".join(out)
-
-    def _event(self, name: str, data: dict[str, Any]) -> bytes:
+    def on_event(self, name: str, data: dict[str, Any]) -> bytes:
         writer = self._writer
         if name == "message_start":
             message = data.get("message") or {}
@@ -178,24 +165,13 @@ class ChatToResponsesStream(_Translator):
         self._usage: dict[str, Any] = {}
         self._finish: str | None = None
 
-    def feed(self, chunk: bytes) -> bytes:
-        """The Responses events for the whole chat chunks in ``chunk`` (and any left from before)."""
-        events, self._buffer = split_events(self._buffer, chunk)
-        out: list[bytes] = []
-        for _name, data in events:
-            if self.done:
-                break
-            if data.strip() == "[DONE]":
-                out.append(self._end())
-                continue
-            parsed = json_or_none(data)
-            if not isinstance(parsed, dict):
-                continue
-            if isinstance(parsed.get("error"), dict):
-                out.append(self._writer.fail(parsed["error"]))
-                continue
-            out.append(self._chunk(parsed))
-        return b"".join(out)
+    def on_event(self, name: str, data: dict[str, Any]) -> bytes:
+        if isinstance(data.get("error"), dict):
+            return self._writer.fail(data["error"])
+        return self._chunk(data)
+
+    def on_done(self) -> bytes:
+        return self._end()
 
     def _chunk(self, chunk: dict[str, Any]) -> bytes:
         out = [self._writer.start(f"resp_{chunk.get('id') or 'translated'}", str(chunk.get("model") or ""))]

@@ -29,6 +29,41 @@ def anthropic_event(name: str, data: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: {_dumps({'type': name, **data})}\n\n".encode()
 
 
+class EventFeed:
+    """The loop every stream translator shares: the upstream's bytes in, whole events parsed, the client's bytes out.
+
+    A translator says what one parsed event becomes (:meth:`on_event`, given the event's name, else its ``type``)
+    and, for chat-completion streams, what their ``data: [DONE]`` line becomes (:meth:`on_done`). An event that is not
+    a JSON object is skipped; once the translator is ``done`` the rest is ignored.
+    """
+
+    done: bool
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The client's bytes for the whole upstream events in ``chunk`` (and any left from before)."""
+        events, self._buffer = split_events(self._buffer, chunk)
+        out: list[bytes] = []
+        for name, data in events:
+            if self.done:
+                break
+            if data[:1] != "{" and data.strip() == "[DONE]":
+                out.append(self.on_done())
+                continue
+            parsed = json_or_none(data)
+            if isinstance(parsed, dict):
+                out.append(self.on_event(name or str(parsed.get("type", "")), parsed))
+        return b"".join(out)
+
+    def on_event(self, name: str, data: dict[str, Any]) -> bytes:
+        raise NotImplementedError
+
+    def on_done(self) -> bytes:
+        return b""
+
+
 def split_events(buffer: bytes, chunk: bytes) -> tuple[list[tuple[str, str]], bytes]:
     """Whole SSE events in ``buffer + chunk`` as ``(event name, data)``, and what is left of an unfinished one."""
     data = (buffer + chunk).replace(b"\r\n", b"\n")
@@ -48,11 +83,11 @@ def split_events(buffer: bytes, chunk: bytes) -> tuple[list[tuple[str, str]], by
             events.append((name, "\n".join(lines)))
 
 
-class OpenAIToAnthropicStream:
+class OpenAIToAnthropicStream(EventFeed):
     """OpenAI chat completion chunks in, Anthropic message events out."""
 
     def __init__(self) -> None:
-        self._buffer = b""
+        super().__init__()
         self._started = False
         self._open: int | None = None
         """Index of the content block now open."""
@@ -64,25 +99,14 @@ class OpenAIToAnthropicStream:
         self._usage: dict[str, Any] = {}
         self.done = False
 
-    def feed(self, chunk: bytes) -> bytes:
-        """The Anthropic events for the whole OpenAI events in ``chunk`` (and any left from before)."""
-        events, self._buffer = split_events(self._buffer, chunk)
-        out: list[bytes] = []
-        for _name, data in events:
-            if self.done:
-                break
-            if data.strip() == "[DONE]":
-                out += self._finish_message()
-                continue
-            parsed = json_or_none(data)
-            if not isinstance(parsed, dict):
-                continue
-            if isinstance(parsed.get("error"), dict):
-                out.append(stream_error_to_anthropic(parsed["error"]))
-                self.done = True
-                continue
-            out += self._chunk(parsed)
-        return b"".join(out)
+    def on_event(self, name: str, data: dict[str, Any]) -> bytes:
+        if isinstance(data.get("error"), dict):
+            self.done = True
+            return stream_error_to_anthropic(data["error"])
+        return b"".join(self._chunk(data))
+
+    def on_done(self) -> bytes:
+        return b"".join(self._finish_message())
 
     def _start(self, chunk: dict[str, Any]) -> list[bytes]:
         self._started = True
@@ -151,12 +175,12 @@ class OpenAIToAnthropicStream:
         return out
 
 
-class AnthropicToOpenAIStream:
+class AnthropicToOpenAIStream(EventFeed):
     """Anthropic message events in, OpenAI chat completion chunks out."""
 
     def __init__(self, include_usage: bool) -> None:
+        super().__init__()
         self._include_usage = include_usage
-        self._buffer = b""
         self._id = "chatcmpl-translated"
         self._model = ""
         self._created = int(time.time())
@@ -165,18 +189,8 @@ class AnthropicToOpenAIStream:
         self._usage: dict[str, Any] = {}
         self.done = False
 
-    def feed(self, chunk: bytes) -> bytes:
-        """The OpenAI chunks for the whole Anthropic events in ``chunk`` (and any left from before)."""
-        events, self._buffer = split_events(self._buffer, chunk)
-        out: list[bytes] = []
-        for name, data in events:
-            if self.done:
-                break
-            parsed = json_or_none(data)
-            if not isinstance(parsed, dict):
-                continue
-            out += self._event(name or str(parsed.get("type", "")), parsed)
-        return b"".join(out)
+    def on_event(self, name: str, data: dict[str, Any]) -> bytes:
+        return b"".join(self._event(name, data))
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         data: dict[str, Any] = {

@@ -135,12 +135,16 @@ def routes(stack: BackgroundStack, method: str) -> list[str]:
     return sorted({r.resource.canonical for r in stack.edge.runner.app.router.routes() if r.method == method})
 
 
-def test_every_forwarded_endpoint_is_fuzzed(background_stack: BackgroundStack) -> None:
-    assert routes(background_stack, "POST") == sorted(FORWARDED_PATHS)
+def test_every_post_endpoint_is_fuzzed(background_stack: BackgroundStack) -> None:
+    assert routes(background_stack, "POST") == sorted([*FORWARDED_PATHS, *DASHBOARD_ROUTES])
 
 
 FORWARDED_PATHS = ["/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/messages",
                    "/v1/messages/count_tokens"]
+HEADER_CHARS = st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f")
+DASHBOARD_ROUTES = ["/dashboard/api/accounts/{action}", "/dashboard/api/reload"]
+DASHBOARD_PATHS = ["/dashboard/api/accounts/disable", "/dashboard/api/accounts/enable",
+                   "/dashboard/api/accounts/reset", "/dashboard/api/reload"]
 
 
 @pytest.mark.parametrize("path", FORWARDED_PATHS)
@@ -153,6 +157,25 @@ def test_random_requests_to_forwarded_endpoints(client: Client, path: str) -> No
         assert response.status_code < 500, (response.status_code, response.text[:500])
         if response.status_code >= 400:
             assert_api_error(path, response)
+        if how in ("wrong", "none"):
+            assert response.status_code == 401
+
+    check()
+
+
+@pytest.mark.parametrize("path", DASHBOARD_PATHS)
+def test_random_requests_to_the_dashboards_actions(client: Client, path: str) -> None:
+    """The stack's selector has no admin tokens, so whatever arrives, nothing is acted on; nothing is a 5xx."""
+    @FUZZ
+    @given(body=bodies, extra=headers, how=auth, token=st.one_of(st.none(), st.text(HEADER_CHARS, max_size=40)))
+    def check(body: bytes, extra: dict[str, str], how: str, token: str | None) -> None:
+        sent = with_auth(extra, how)
+        if token is not None:
+            sent["X-Poolgate-Admin-Token"] = token
+        response = client.request("POST", path, body, sent)
+        event(f"status {response.status_code}")
+        assert 400 <= response.status_code < 500, (response.status_code, response.text[:500])
+        assert isinstance(json.loads(response.content)["error"]["message"], str), response.text[:500]
         if how in ("wrong", "none"):
             assert response.status_code == 401
 
