@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= examples/demo.yaml
 
-.PHONY: run test browser-deps deploy-deps agents postgres-for-tests lint proto bench bench-compare bench-selector bench-edge bench-logging bench-imports bench-floor bench-hostile bench-cold soak check-image clean
+.PHONY: run test browser-deps deploy-deps agents postgres-for-tests lint proto bench bench-goals bench-ceiling bench-streams bench-compare bench-selector bench-edge bench-logging bench-imports bench-floor bench-hostile bench-cold soak check-image clean
 
 $(STAMP): pyproject.toml examples/strategy-plugin/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,9 +63,13 @@ proto: $(STAMP)
 
 LITELLM_VENV := bench/.venv-litellm
 
-# The whole comparison (bare proxy, poolgate unary and stream, LiteLLM), the transport floor, and the selector, edge,
-# logging and import figures.
-bench: bench-compare bench-floor bench-selector bench-edge bench-logging bench-imports bench-hostile bench-cold
+# The selector, edge, logging, import, hostile-upstream and cold-start figures, then every goal of the fast path in
+# one run and one table, last (bench/goals.py: bare proxy, floor, poolgate unary and stream, 2 edge workers, LiteLLM,
+# long streams, the selector's ceiling, memory).
+bench: bench-selector bench-edge bench-logging bench-imports bench-hostile bench-cold bench-goals
+
+bench-goals: $(STAMP) $(LITELLM_VENV)/.installed
+	$(BIN)/python bench/goals.py --memory
 
 bench-compare: $(STAMP) $(LITELLM_VENV)/.installed
 	$(BIN)/python bench/compare.py --memory
@@ -82,6 +86,14 @@ bench-floor: $(STAMP)
 
 bench-selector: $(STAMP)
 	$(BIN)/python bench/selector_bench.py
+
+# Selections per selector CPU-second, the selector driven by several client processes.
+bench-ceiling: $(STAMP)
+	$(BIN)/python bench/selector_ceiling.py
+
+# 1,000 concurrent streams of 50 events 20 ms apart, through poolgate and the bare proxy.
+bench-streams: $(STAMP)
+	$(BIN)/python bench/long_streams.py
 
 bench-edge: $(STAMP)
 	$(BIN)/python bench/edge_bench.py

@@ -78,9 +78,10 @@ def main() -> None:
     parser.add_argument("--selector", help="host:port of an Exchange service to take a selection from per request")
     args = parser.parse_args()
     host, _, port = args.listen.rpartition(":")
-    # The same event loop poolgate runs on (uvloop when installed), so only the work differs.
+    # The same event loop poolgate runs on (uvloop when installed) and the edge's default listen backlog (aiohttp's
+    # 128 drops connections when a thousand streams open at once), so only the work differs.
     runtime.run(web._run_app(make_app(args.upstream.rstrip("/"), args.key, args.selector), host=host, port=int(port),
-                             access_log=None, print=None))
+                             access_log=None, print=None, backlog=1024))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,29 +110,33 @@ def _exited(process: subprocess.Popen[bytes]) -> str:
     return f"a benchmark process exited early ({process.args})"
 
 
-def poolgate_target(name: str, workdir: Path, upstream: str, transport: str, accounts: int = 3) -> Target:
+def poolgate_target(name: str, workdir: Path, upstream: str, transport: str, accounts: int = 3, workers: int = 1,
+                    keys: Sequence[str] = UPSTREAM_KEYS) -> Target:
+    """Selector and edge (``workers`` edge workers), their accounts on ``keys`` of the fake upstream."""
     selector, edge = free_port(), free_port()
     config = workdir / f"{name}.yaml"
     config.write_text(f"""
 edge: {{listen: 127.0.0.1:{edge}, api_keys: [{EDGE_KEY}], selector_transport: {transport}}}
 selector: {{listen: 127.0.0.1:{selector}, database: {workdir / (name + '.db')}}}
-{pools_yaml(upstream, accounts)}""")
+{pools_yaml(upstream, accounts, keys)}""")
     level = ("--log-level", "warning")
     target = Target(name, f"http://127.0.0.1:{edge}/v1", EDGE_KEY)
     target.processes.append(spawn("-m", "poolgate_cli", *level, "selector", "--config", str(config)))
-    target.processes.append(spawn("-m", "poolgate_cli", *level, "edge", "--config", str(config)))
+    target.processes.append(spawn("-m", "poolgate_cli", *level, "edge", "--config", str(config),
+                                  "--workers", str(workers)))
     # Ready, not merely answering: the edge answers 503 while the selector is still starting, and memory read then
     # is a selector half way through start-up (its "idle" figure came out some 13 MB low).
     wait_ready(f"http://127.0.0.1:{edge}", target.processes, _exited, within=60)
     return target
 
 
-def bare_target(upstream: str, selector: str | None = None) -> Target:
-    """The bare proxy; with ``selector`` (host:port of an Exchange service), one selection per request from it."""
+def bare_target(upstream: str, selector: str | None = None, key: str = UPSTREAM_KEYS[0]) -> Target:
+    """The bare proxy, calling the upstream with ``key``; with ``selector`` (host:port of an Exchange service), one
+    selection per request from it."""
     port = free_port()
     extra = ("--selector", selector) if selector else ()
     process = spawn("bench/bare_proxy.py", "--listen", f"127.0.0.1:{port}", "--upstream", upstream,
-                    "--key", UPSTREAM_KEYS[0], *extra)
+                    "--key", key, *extra)
     wait_http(f"http://127.0.0.1:{port}/v1/models", process)
     return Target("bare + round trip" if selector else "bare proxy", f"http://127.0.0.1:{port}/v1", "unused",
                   [process])
@@ -216,6 +221,19 @@ def print_setting(args: argparse.Namespace) -> None:
           f"{args.seconds:g} s per case, median of {args.rounds} interleaved round(s)")
 
 
+def print_figures(base: Figures, results: dict[str, Figures]) -> None:
+    """Each target's figures, latencies as added over calling the upstream directly (``base``)."""
+    print(f"{'target':<19}{'req/s c=32':>11}{'added p50 ms':>14}{'added p99 ms':>14}{'added TTFB p50':>16}"
+          f"{'RSS MB':>8}{'CPU µs/req':>12}")
+    print(f"{'(direct)':<19}{base.rate:>11,.0f}{base.p50:>13.2f}*{base.p99:>13.2f}*{base.ttfb50:>15.2f}*{'':>8}"
+          f"{base.cpu_us:>11.0f}*")
+    for name, f in results.items():
+        print(f"{name:<19}{f.rate:>11,.0f}{f.p50 - base.p50:>14.2f}{f.p99 - base.p99:>14.2f}"
+              f"{f.ttfb50 - base.ttfb50:>16.2f}{f.rss:>8.0f}{f.cpu_us:>12.0f}")
+    print("* direct: absolute latency, not added; CPU of the fake upstream alone")
+    print("CPU µs/req: the target's own processes (poolgate: selector + edge) per request at c=32")
+
+
 def start_fake_upstream() -> tuple[subprocess.Popen[bytes], str]:
     """The zero-latency fake upstream every target forwards to, once it answers; returns it and its base URL."""
     port = free_port()
@@ -242,33 +260,26 @@ async def compare(args: argparse.Namespace, workdir: Path) -> int:
     finally:
         stop_all(targets, fake)
     print_setting(args)
-    print(f"{'target':<17}{'req/s c=32':>11}{'added p50 ms':>14}{'added p99 ms':>14}{'added TTFB p50':>16}"
-          f"{'RSS MB':>8}{'CPU µs/req':>12}")
-    print(f"{'(direct)':<17}{base.rate:>11,.0f}{base.p50:>13.2f}*{base.p99:>13.2f}*{base.ttfb50:>15.2f}*{'':>8}"
-          f"{base.cpu_us:>11.0f}*")
-    for name, f in results.items():
-        print(f"{name:<17}{f.rate:>11,.0f}{f.p50 - base.p50:>14.2f}{f.p99 - base.p99:>14.2f}"
-              f"{f.ttfb50 - base.ttfb50:>16.2f}{f.rss:>8.0f}{f.cpu_us:>12.0f}")
-    print("* direct: absolute latency, not added; CPU of the fake upstream alone")
-    print("CPU µs/req: the target's own processes (poolgate: selector + edge) per request at c=32")
+    print_figures(base, results)
     bare, stream, unary = results["bare proxy"], results["poolgate stream"], results["poolgate unary"]
     added = {name: max(0.001, f.p50 - base.p50) for name, f in results.items()}
     checks = [
         ("stream req/s / bare proxy req/s", stream.rate / bare.rate, ">=", 0.75, 0.30),
         ("unary req/s / bare proxy req/s", unary.rate / bare.rate, "", 0.0, 0.0),
         # The work per request, measured directly: the steadiest figure of a short run, so the quick check's gate.
-        ("stream CPU/req / bare proxy CPU/req", stream.cpu_us / max(1.0, bare.cpu_us), "", 0.0, 6.0),
+        ("stream CPU/req / bare proxy CPU/req", stream.cpu_us / max(1.0, bare.cpu_us), "<=", 1.3, 6.0),
         # The bare proxy adds about 0.3 ms: in a one-second case this ratio's denominator moves by half, so it gates
         # only full runs.
-        ("stream added p50 / bare added p50", added["poolgate stream"] / added["bare proxy"], "<=", 1.5,
+        ("stream added p50 / bare added p50", added["poolgate stream"] / added["bare proxy"], "<=", 2.5,
          0.0 if args.quick else 6.0),
-        ("stream added TTFB p50 (ms)", stream.ttfb50 - base.ttfb50, "<=", 1.0, 10.0),
+        # Its goal is the floor's + 0.3 ms (bench/goals.py measures both): here a gross bound only.
+        ("stream added TTFB p50 (ms)", stream.ttfb50 - base.ttfb50, "", 0.0, 10.0),
     ]
     if "LiteLLM" in results:
         lite = results["LiteLLM"]
         checks += [
-            ("stream req/s / LiteLLM req/s", stream.rate / lite.rate, ">=", 3.0, 0.0),
-            ("stream added p50 / LiteLLM added p50", added["poolgate stream"] / added["LiteLLM"], "<=", 1 / 3, 0.0),
+            ("stream req/s / LiteLLM req/s", stream.rate / lite.rate, ">=", 30.0, 0.0),
+            ("stream added p50 / LiteLLM added p50", added["poolgate stream"] / added["LiteLLM"], "<=", 1 / 8, 0.0),
         ]
     print("\nratio                                   measured   target")
     gross = []
@@ -283,7 +294,7 @@ async def compare(args: argparse.Namespace, workdir: Path) -> int:
     return 0
 
 
-async def memory(args: argparse.Namespace, workdir: Path) -> None:
+async def memory(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
     """Resident memory of edge and selector with 1,000 accounts: once started and idle, and after
     ``--memory-requests`` requests (what the processes hold from the start, and what the requests add)."""
     fake, upstream_url = start_fake_upstream()
@@ -299,10 +310,11 @@ async def memory(args: argparse.Namespace, workdir: Path) -> None:
             sent += result.requests
         elapsed = time.monotonic() - started
         after = {name: Target(name, "", "", [process]).rss_mb() for name, process in processes.items()}
-        print("\nmemory, 1,000 accounts (target: <= 80 MB each after the requests)")
+        print("\nmemory, 1,000 accounts (goals: edge <= 80 MB, selector <= 75 MB after the requests)")
         print(f"{'process':<10}{'idle MB':>9}{f'after {sent:,} requests ({elapsed:.0f} s) MB':>40}{'growth':>8}")
         for name in ("edge", "selector"):
             print(f"{name:<10}{idle[name]:>9.0f}{after[name]:>40.0f}{after[name] - idle[name]:>+8.1f}")
+        return after
     finally:
         if target is not None:
             target.stop()

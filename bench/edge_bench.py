@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,10 +38,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def pools_yaml(upstream: str, accounts: int = 3) -> str:
+def pools_yaml(upstream: str, accounts: int = 3, keys: Sequence[str] = UPSTREAM_KEYS) -> str:
     """The benchmarks' one pool on the fake upstream at ``upstream`` (``http://host:port``), its accounts cycling
-    through the fake upstream's good keys, and the ``gpt-*`` models routed to it."""
-    rows = "\n".join(f"      - {{name: a{i}, key: {UPSTREAM_KEYS[i % len(UPSTREAM_KEYS)]}}}" for i in range(accounts))
+    through ``keys`` (the fake upstream's good keys by default), and the ``gpt-*`` models routed to it."""
+    rows = "\n".join(f"      - {{name: a{i}, key: {keys[i % len(keys)]}}}" for i in range(accounts))
     return f"""pools:
   openai:
     base_url: {upstream}/v1

@@ -34,6 +34,15 @@ def start_up(config: Path, cwd: Path) -> tuple[subprocess.Popen[bytes], Path]:
     return process, log
 
 
+def wait_workers(up: subprocess.Popen[bytes], log: Path, edge: int) -> None:
+    """Until the edge answers ready and both its workers run; failures show `up`'s output."""
+    try:
+        wait_ready(f"http://127.0.0.1:{edge}", up)
+        until(lambda: len(worker_pids(up)) == 2, "two workers")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{log.read_text()}") from None
+
+
 def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
     """SIGTERM (unless it has exited), then wait; killed if it does not exit within ``timeout``."""
     if process.poll() is None:
@@ -104,8 +113,7 @@ def test_two_workers_serve_one_address_reload_on_sighup_and_stop_on_sigterm(tmp_
     up, log = start_up(config, tmp_path)
     workers: list[int] = []
     try:
-        wait_ready(f"http://127.0.0.1:{edge}", up)
-        until(lambda: len(worker_pids(up)) == 2, "two workers")
+        wait_workers(up, log, edge)
         workers = worker_pids(up)
         for worker in workers:  # each its own whole edge, bound to the address with SO_REUSEPORT
             until(lambda w=worker: f"SO_REUSEPORT (pid {w})" in log.read_text(), f"worker {worker} listening")
@@ -137,8 +145,7 @@ def test_a_killed_worker_stops_the_edge_with_a_failure(tmp_path: Path) -> None:
     config, (edge, selector, fake) = demo_config(tmp_path)
     up, log = start_up(config, tmp_path)
     try:
-        wait_ready(f"http://127.0.0.1:{edge}", up)
-        until(lambda: len(worker_pids(up)) == 2, "two workers")
+        wait_workers(up, log, edge)
         killed, other = worker_pids(up)
         os.kill(killed, signal.SIGKILL)
         up.wait(60)  # by itself: nothing else signals it
