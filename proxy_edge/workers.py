@@ -42,18 +42,17 @@ def reserve_address(listen: str) -> tuple[socket.socket, str]:
     """Bind ``listen`` with SO_REUSEPORT (not listening) to learn its port (port 0 picks one) and fail early when
     another program holds it; returns the socket, kept open while the workers run, and ``host:port``. Raises
     OSError (the address is taken) or ValueError (a malformed address)."""
-    host, port = split_host_port(listen)
-    bare = host.strip("[]")
-    sock = socket.socket(socket.AF_INET6 if ":" in bare else socket.AF_INET, socket.SOCK_STREAM)
+    host, port = split_host_port(listen)  # an IPv6 host without its brackets
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((bare, port))
+        sock.bind((host, port))
     except OSError:
         sock.close()
         raise
     bound = int(sock.getsockname()[1])
-    return sock, f"[{bare}]:{bound}" if ":" in bare else f"{bare}:{bound}"
+    return sock, f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
 
 
 class WorkerParent:
