@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from poolgate.v1 import selector_pb2 as pb
-from selector_service.api.mapping import OUTCOMES, lease_message, outcome_report, selection_request
+from selector_service.api.mapping import OUTCOMES, client_limits, lease_message, outcome_report, selection_request
 from selector_service.api.statuses import status_of
+from selector_service.domain.clients import ClientLimits
 from selector_service.domain.errors import (
     InvalidRequestError,
     NoAccountAvailableError,
@@ -108,11 +109,13 @@ class ExchangeSession:
                 # Built once: a selection that has to wait is tried again by core.select.
                 request = selection_request(select.request)
                 excluded = frozenset(select.request.exclude_account_ids)
-                answer = self._select_now(select, request, excluded)
+                client = client_limits(select.request)
+                answer = self._select_now(select, request, excluded, client)
                 if answer is not None:
                     self._out.put_nowait(answer)
                 else:  # it may have to wait: a task of its own, so later messages are read meanwhile
-                    self._selections[select.id] = asyncio.create_task(self._select(select, request, excluded))
+                    self._selections[select.id] = asyncio.create_task(self._select(select, request, excluded,
+                                                                                   client))
             if message.sync:
                 task = asyncio.create_task(self._sync(message.sync, list(self._tasks)))
                 self._tasks.add(task)
@@ -122,25 +125,27 @@ class ExchangeSession:
         self._out.put_nowait(_DONE)
 
     def _select_now(
-        self, select: pb.StreamSelect, request: SelectionRequest, excluded: frozenset[str]
+        self, select: pb.StreamSelect, request: SelectionRequest, excluded: frozenset[str],
+        client: ClientLimits | None,
     ) -> pb.StreamResult | None:
         """The answer when it needs no waiting (a free account, or a bad request), else None."""
         started = time.perf_counter()
         try:
             if select.timeout_ms < 0:
                 raise InvalidRequestError("timeout_ms", "must not be negative")
-            grant = self.core.try_select(request, excluded)
+            grant = self.core.try_select(request, excluded, client)
         except SelectorError as exc:
             return pb.StreamResult(id=select.id, error=_error(exc))
         except Exception as exc:  # a broken strategy plugin: this selection fails, the stream goes on
             return _internal_error(select, exc)
         return None if grant is None else self._leased(select, grant, started)
 
-    async def _select(self, select: pb.StreamSelect, request: SelectionRequest, excluded: frozenset[str]) -> None:
+    async def _select(self, select: pb.StreamSelect, request: SelectionRequest, excluded: frozenset[str],
+                      client: ClientLimits | None) -> None:
         """A selection that may wait (:meth:`_select_now` has checked the request and found no free account)."""
         started = time.perf_counter()
         try:
-            grant = await self.core.select(request, excluded, select.timeout_ms / 1000.0)
+            grant = await self.core.select(request, excluded, select.timeout_ms / 1000.0, client)
             self._out.put_nowait(self._leased(select, grant, started))
         except SelectorError as exc:
             self._out.put_nowait(pb.StreamResult(id=select.id, error=_error(exc)))

@@ -7,6 +7,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from poolgate.v1 import selector_pb2 as pb
 from selector_service.domain.account import Account
 from selector_service.domain.admission import Probing
+from selector_service.domain.clients import ClientLimits
 from selector_service.domain.leases import Grant
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
 from selector_service.domain.pool import AccountSnapshot, PoolSnapshot
@@ -54,6 +55,15 @@ def selection_request(message: pb.SelectAccountRequest) -> SelectionRequest:
         conversation=message.conversation,
         light=message.light,
     )
+
+
+def client_limits(message: pb.SelectAccountRequest) -> ClientLimits | None:
+    """The selection's client, when it names one (checked by the domain when first seen)."""
+    if not message.HasField("client"):
+        return None
+    client = message.client
+    return ClientLimits(client.name, client.rpm_limit, client.tpm_limit, client.daily_budget_usd,
+                        client.monthly_budget_usd, client.budget_timezone or "UTC")
 
 
 def outcome_report(message: pb.ReportOutcomeRequest, outcome: Outcome) -> OutcomeReport:
@@ -172,4 +182,5 @@ def usage_row(rollup: UsageRollup) -> pb.UsageRow:
         errors=rollup.errors, rate_limited=rollup.rate_limited, input_tokens=min(rollup.input_tokens, INT64_MAX),
         output_tokens=min(rollup.output_tokens, INT64_MAX), cost=rollup.cost, latency_p50_ms=p50,
         latency_p95_ms=p95, latency_p99_ms=p99, ttft_p50_ms=rollup.percentiles(50, ttft=True)[0],
+        client=rollup.client,
     )

@@ -15,6 +15,7 @@ from selector_service.api.exchange import ExchangeSession
 from selector_service.api.mapping import (
     OUTCOMES,
     STATES,
+    client_limits,
     lease_message,
     outcome_report,
     pool_status,
@@ -52,7 +53,8 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         timeout = None if remaining is None else max(0.0, remaining - DEADLINE_MARGIN)
         started = time.perf_counter()
         try:
-            grant = await self.core.select(selection_request(request), request.exclude_account_ids, timeout)
+            grant = await self.core.select(selection_request(request), request.exclude_account_ids, timeout,
+                                           client_limits(request))
         except SelectorError as exc:
             await abort(context, exc)
         if self.metrics is not None:
@@ -115,7 +117,8 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 "since: minute buckets cover at most 24 hours; narrow the range or use HOUR")
         assert usage is not None and bucket is not None  # abort raised otherwise
-        rollups = await usage.rollup(since, until, bucket, request.pool, account_id)
+        rollups = await usage.rollup(since, until, bucket, request.pool, account_id, request.client,
+                                     request.by_client)
         return pb.GetUsageResponse(rows=[usage_row(r) for r in rollups])
 
     async def Exchange(

@@ -5,6 +5,7 @@ SelectorError
  ├── UnknownAccountError     the pool has no such account             -> NOT_FOUND
  ├── InvalidRequestError     a request field is missing or bad        -> INVALID_ARGUMENT
  └── NoAccountAvailableError nothing can serve before the deadline    -> RESOURCE_EXHAUSTED (+ retry-after-ms)
+      └── ClientLimitError    the request's client is over a limit      -> RESOURCE_EXHAUSTED (+ retry-after-ms)
 """
 
 from __future__ import annotations
@@ -54,3 +55,16 @@ class NoAccountAvailableError(SelectorError):
     def retry_after_ms(self) -> int | None:
         """The retry time in whole milliseconds, at least 1 (None when no account frees up by itself)."""
         return max(1, int(self.retry_after * 1000)) if self.retry_after is not None else None
+
+
+class ClientLimitError(NoAccountAvailableError):
+    """The request's client (``SelectAccountRequest.client``) may not have a lease now: over its rpm or tpm limit
+    (cause ``client_rate_limited``) or its daily or monthly budget spent (cause ``client_budget``). ``retry_after``:
+    seconds until the limit frees up or the budget's period resets."""
+
+    def __init__(self, client: str, message: str, retry_after: float, cause: str) -> None:
+        SelectorError.__init__(self, message)
+        self.pool = ""
+        self.client = client
+        self.retry_after = retry_after
+        self.cause = cause

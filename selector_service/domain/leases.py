@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from selector_service.domain.account import Account
+from selector_service.domain.clients import ClientLimits
 
 if TYPE_CHECKING:
     from selector_service.domain.pool import Pool
@@ -37,6 +38,8 @@ class Lease:
     """The scope's rest epoch when granted (0: the scope was not resting)."""
     scope_probe: bool = False
     """The first lease for its scope after a rest: its answer ends the rest."""
+    client: ClientLimits | None = None
+    """The client the lease was granted for (its report counts in the client's windows and spend)."""
 
     @property
     def probe(self) -> bool:

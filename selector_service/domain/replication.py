@@ -6,8 +6,11 @@ Selection never touches the database. Instead every replica polls the shared sta
 others within about half a second; counters stay exact because every replica writes increments and the rows it reads
 back are the merged result.
 
+Each poll also syncs clients' spend (:meth:`.clients.ClientBook.sync`): this replica's increments are written and
+every client's spend read back, so budgets hold across replicas.
+
 What stays per replica: leases and in-flight counts, sticky sessions, the queue of waiting calls, rate-limit
-windows and quota learned from headers.
+windows (accounts' and clients') and quota learned from headers.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ class Replicator:
             if row.account_id not in skipped:
                 self._seen[row.account_id] = row.version
         self._watermark = watermark
+        await asyncio.wait_for(self._core.clients.sync(), POLL_TIMEOUT)
         return len(fresh) - len(skipped)
 
     async def _run(self) -> None:

@@ -10,6 +10,7 @@ from functools import partial
 
 from selector_service.domain.account import Account
 from selector_service.domain.admission import NO_EPOCH
+from selector_service.domain.clients import ClientBook
 from selector_service.domain.errors import InvalidRequestError
 from selector_service.domain.leasing import CredentialHooks, Leasing
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport, ReportResult
@@ -35,6 +36,7 @@ class Reporter:
     def __init__(
         self, registry: PoolRegistry, leasing: Leasing, writer: StateWriter, clock: Callable[[], float],
         rng: random.Random, hooks: CredentialHooks, usage: UsageRecorder | None, prices: PriceTable,
+        clients: ClientBook | None = None,
     ) -> None:
         self._registry = registry
         self._leasing = leasing
@@ -43,6 +45,7 @@ class Reporter:
         self._rng = rng
         self._hooks = hooks
         self.usage = usage
+        self.clients = clients
         self.prices = prices
         """What the models cost (replaced by a reload)."""
         self.transitions: dict[tuple[str, str, str], int] = {}
@@ -83,12 +86,17 @@ class Reporter:
         epoch = NO_EPOCH if lease.answered and report.outcome is Outcome.SUCCESS else lease.epoch
         change = account.apply(report, epoch, lease.granted_at, now, pool.config, self._rng, renew, pool.rules,
                                lease.scope, lease.scope_epoch, lease.model)
-        if self.usage is not None:
-            self.usage.record(UsageRecord(
-                now, account.pool, account.account_id, account.name, lease.model, report.outcome.value,
-                report.http_status, report.latency_ms, report.time_to_first_token_ms, report.input_tokens,
-                report.output_tokens, self.prices.cost(lease.model, report.input_tokens, report.output_tokens),
-            ))
+        client = lease.client
+        if self.usage is not None or client is not None:
+            cost = self.prices.cost(lease.model, report.input_tokens, report.output_tokens)
+            if client is not None and self.clients is not None:
+                self.clients.reported(client, report.input_tokens + report.output_tokens, cost, now)
+            if self.usage is not None:
+                self.usage.record(UsageRecord(
+                    now, account.pool, account.account_id, account.name, lease.model, report.outcome.value,
+                    report.http_status, report.latency_ms, report.time_to_first_token_ms, report.input_tokens,
+                    report.output_tokens, cost, client.name if client is not None else "",
+                ))
         state, reason = self._changed(pool, account, before, now)
         durable: asyncio.Future[None] | None = None
         if not change.is_empty:

@@ -4,6 +4,7 @@
 - :class:`~.leasing.Leasing` hands out leases and queues calls when nothing is free,
 - :class:`~.reporting.Reporter` applies outcomes,
 - :class:`~.reloading.Reloader` switches to a new config,
+- :class:`~.clients.ClientBook` enforces the limits and budgets of the clients selections are made for,
 - :class:`~.writer.StateWriter` writes health changes (failure reports wait until their change is durable, so an
   acknowledged 429 survives a crash); selection and success reports run in memory only.
 """
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Callable, Coroutine, Iterable
@@ -18,6 +20,7 @@ from typing import Any
 
 from poolgate.config import Config
 from selector_service.domain.account import Account
+from selector_service.domain.clients import ClientBook, ClientLimits, SpendStore
 from selector_service.domain.errors import NoAccountAvailableError
 from selector_service.domain.leases import Grant, LeaseTable
 from selector_service.domain.leasing import CredentialHooks, Leasing
@@ -34,6 +37,7 @@ from selector_service.plugin.manager import StrategyRegistry
 from selector_service.plugin.types import SelectionRequest
 
 SWEEP_INTERVAL = 1.0
+log = logging.getLogger("poolgate.selector")
 
 __all__ = ["ReloadSummary", "SelectorCore"]
 
@@ -66,8 +70,9 @@ class SelectorCore:
         self._registry = PoolRegistry(self.pools)
         self._hooks = CredentialHooks()
         self._leasing = Leasing(self._registry, clock, self._hooks)
+        self.clients = ClientBook(store if isinstance(store, SpendStore) else None, clock)
         self._reporter = Reporter(self._registry, self._leasing, self._writer, clock, rng or random.Random(),
-                                  self._hooks, usage, PriceTable.from_config(config))
+                                  self._hooks, usage, PriceTable.from_config(config), self.clients)
         self._reloader = Reloader(self._registry, strategies, self._leasing, store, clock)
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -109,6 +114,7 @@ class SelectorCore:
         now = self._clock()
         for pool in self.pools.values():
             pool.refresh_all(now)
+        await self.clients.sync()  # clients' spend so far today and this month
         self._writer.start()
         if self.usage is not None:
             self.usage.start()
@@ -121,6 +127,10 @@ class SelectorCore:
         for pool in self.pools.values():
             self.queue.fail_all(pool, NoAccountAvailableError(pool.name, "selector shutting down", 1.0, "unavailable"))
         await self._writer.close()
+        try:
+            await self.clients.sync()
+        except Exception as exc:
+            log.error("could not save the clients' latest spend: %s", exc)
         if self.usage is not None:
             await self.usage.close()
 
@@ -129,6 +139,7 @@ class SelectorCore:
             await asyncio.sleep(SWEEP_INTERVAL)
             now = self._clock()
             self._leasing.expire(now)
+            self.clients.forget_idle(now)
             for pool in self.pools.values():
                 pool.process_due(now)
                 self.queue.serve(pool)
@@ -138,18 +149,42 @@ class SelectorCore:
     def pool(self, name: str) -> Pool:
         return self._registry.pool(name)
 
-    def try_select(self, request: SelectionRequest, exclude: Iterable[str]) -> Grant | None:
+    def try_select(
+        self, request: SelectionRequest, exclude: Iterable[str], client: ClientLimits | None = None
+    ) -> Grant | None:
         """A lease at once when an account is free and nobody is queued, else None (then :meth:`select` decides
-        whether to wait). Synchronous, so the stream answers without a task per selection."""
-        return self._leasing.try_select(request, exclude)
+        whether to wait). Synchronous, so the stream answers without a task per selection. ``client``: whom the
+        selection is for; ClientLimitError when it is over a limit or budget."""
+        if client is None:
+            return self._leasing.try_select(request, exclude)
+        self.clients.admit(client, self._clock())
+        grant = self._leasing.try_select(request, exclude)
+        if grant is not None:
+            self._for_client(grant, client)
+        return grant
 
     # select and report hand back their part's coroutine itself: awaiting it here would add a coroutine per call.
 
     def select(
-        self, request: SelectionRequest, exclude: Iterable[str], timeout: float | None
+        self, request: SelectionRequest, exclude: Iterable[str], timeout: float | None,
+        client: ClientLimits | None = None,
     ) -> Coroutine[Any, Any, Grant]:
-        """Lease an account, waiting (FIFO) up to ``timeout`` seconds (the pool's queue_timeout when None)."""
-        return self._leasing.select(request, exclude, timeout)
+        """Lease an account, waiting (FIFO) up to ``timeout`` seconds (the pool's queue_timeout when None), for
+        ``client`` when given (see :meth:`try_select`)."""
+        if client is None:
+            return self._leasing.select(request, exclude, timeout)
+        return self._select_for(request, exclude, timeout, client)
+
+    async def _select_for(
+        self, request: SelectionRequest, exclude: Iterable[str], timeout: float | None, client: ClientLimits
+    ) -> Grant:
+        self.clients.admit(client, self._clock())
+        return self._for_client(await self._leasing.select(request, exclude, timeout), client)
+
+    def _for_client(self, grant: Grant, client: ClientLimits) -> Grant:
+        grant.lease.client = client
+        self.clients.leased(client, self._clock())
+        return grant
 
     def report(self, report: OutcomeReport) -> Coroutine[Any, Any, ReportResult]:
         """Apply a report and, for a failure, wait until its health change is durable."""

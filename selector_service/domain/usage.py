@@ -37,6 +37,8 @@ class UsageRecord:
     input_tokens: int
     output_tokens: int
     cost: float
+    client: str = ""
+    """The client the attempt was made for (``SelectAccountRequest.client.name``); empty for none."""
 
 
 @dataclass(slots=True)
@@ -47,6 +49,8 @@ class UsageRollup:
     pool: str
     account_id: str
     account_name: str
+    client: str = ""
+    """Set when rolled up per client (or filtered by one)."""
     requests: int = 0
     successes: int = 0
     errors: int = 0
@@ -70,7 +74,8 @@ class UsageRollup:
 
 class UsageStore(Protocol):
     async def append_usage(self, records: list[UsageRecord]) -> None: ...
-    async def usage_between(self, since: float, until: float, pool: str, account_id: str) -> list[UsageRecord]: ...
+    async def usage_between(self, since: float, until: float, pool: str, account_id: str,
+                            client: str = "") -> list[UsageRecord]: ...
     async def prune_usage(self, before: float) -> int: ...
 
 
@@ -153,18 +158,21 @@ class UsageRecorder:
                     log.warning("usage log pruning failed: %s", exc)
 
     async def rollup(
-        self, since: float, until: float, bucket: str, pool: str = "", account_id: str = ""
+        self, since: float, until: float, bucket: str, pool: str = "", account_id: str = "", client: str = "",
+        by_client: bool = False,
     ) -> list[UsageRollup]:
-        """Per account per bucket, oldest first. Includes records not yet written."""
+        """Per account per bucket (per client per bucket with ``by_client``), oldest first; only ``client``'s usage
+        when given. Includes records not yet written."""
         await self.flush()
         width = BUCKETS[bucket]
         rows: dict[tuple[float, str], UsageRollup] = {}
-        for record in await self._store.usage_between(since, until, pool, account_id):
+        for record in await self._store.usage_between(since, until, pool, account_id, client):
             start = record.at - record.at % width
-            key = (start, record.account_id)
+            key = (start, record.client if by_client else record.account_id)
             rollup = rows.get(key)
             if rollup is None:
-                rollup = rows[key] = UsageRollup(start, record.pool, record.account_id, record.account_name)
+                rollup = rows[key] = (UsageRollup(start, "", "", "", record.client) if by_client else UsageRollup(
+                    start, record.pool, record.account_id, record.account_name, client))
             rollup.requests += 1
             if record.outcome == "success":
                 rollup.successes += 1
@@ -178,4 +186,4 @@ class UsageRecorder:
             rollup.input_tokens += record.input_tokens
             rollup.output_tokens += record.output_tokens
             rollup.cost += record.cost
-        return sorted(rows.values(), key=lambda r: (r.bucket_start, r.pool, r.account_id))
+        return sorted(rows.values(), key=lambda r: (r.bucket_start, r.pool, r.account_id, r.client))

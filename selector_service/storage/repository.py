@@ -1,4 +1,5 @@
-"""All of poolgate's SQL: the account-state table, read at start-up and updated in exact, transactional increments.
+"""All of poolgate's SQL: the account-state table, read at start-up and updated in exact, transactional increments;
+the usage log; clients' spend per day and month (increments too).
 
 Two engines, one code path: SQLite (the embedded default) and PostgreSQL (several selector replicas sharing one
 database). Where they differ (the upsert, the scalar maximum, how a write transaction starts, the clock) the
@@ -33,6 +34,7 @@ from selector_service.storage.tables import (
     CLEARED_FOR_NEW_CREDENTIAL,
     USAGE_COLUMNS,
     account_state,
+    client_spend,
     health_updates,
     merged_scope_rests,
     metadata,
@@ -201,7 +203,7 @@ class StateRepository:
         return f"INSERT INTO usage_events ({', '.join(USAGE_COLUMNS)}) VALUES ({marks})"
 
     async def usage_between(
-        self, since: float, until: float, pool: str = "", account_id: str = ""
+        self, since: float, until: float, pool: str = "", account_id: str = "", client: str = ""
     ) -> list[UsageRecord]:
         query = select(*(usage_events.c[name] for name in USAGE_COLUMNS)).where(
             usage_events.c.at >= since, usage_events.c.at < until)
@@ -209,12 +211,36 @@ class StateRepository:
             query = query.where(usage_events.c.pool == pool)
         if account_id:
             query = query.where(usage_events.c.account_id == account_id)
+        if client:
+            query = query.where(usage_events.c.client == client)
         ordered = query.order_by(usage_events.c.at)
         return await self.engine.read(lambda conn: [UsageRecord(*row) for row in conn.execute(ordered)])
 
     async def prune_usage(self, before: float) -> int:
         statement = delete(usage_events).where(usage_events.c.at < before)
         return await self.engine.transaction(lambda conn: int(conn.execute(statement).rowcount or 0))
+
+    async def sync_client_spend(self, increments: list[tuple[str, str, float, float]],
+                                now: float) -> list[tuple[str, str, float]]:
+        """Add each (client, period, period end, USD) to the client's spend, then read every (client, period,
+        spent) whose period ends after ``now``: one transaction, so the spend read back holds this replica's
+        increments and every other replica's committed ones (``spent = spent + delta`` adds up exactly)."""
+        c = client_spend.c
+        new_row = self._insert(client_spend)
+        upsert = new_row.on_conflict_do_update(
+            index_elements=[c.client, c.period], set_={"spent_usd": c.spent_usd + new_row.excluded.spent_usd})
+        params = [{"client": client, "period": period, "ends_at": ends, "spent_usd": usd}
+                  for client, period, ends, usd in sorted(increments)]  # key order: replicas lock rows alike
+        current = select(c.client, c.period, c.spent_usd).where(c.ends_at > now)
+
+        def sync(conn: Connection) -> list[tuple[str, str, float]]:
+            if params:
+                conn.execute(upsert, params)
+            return [(row[0], row[1], float(row[2])) for row in conn.execute(current)]
+
+        if params:
+            return await self.engine.transaction(sync)
+        return await self.engine.read(sync)
 
     async def fetch(self, account_id: str) -> PersistedState | None:
         query = select(account_state).where(account_state.c.account_id == account_id)
@@ -245,5 +271,7 @@ def _add_missing_columns(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE account_state ADD COLUMN version INTEGER NOT NULL DEFAULT 0"))
     if "scope_rests" not in present:
         conn.execute(text("ALTER TABLE account_state ADD COLUMN scope_rests VARCHAR NOT NULL DEFAULT '{}'"))
+    if "client" not in {column["name"] for column in inspect(conn).get_columns("usage_events")}:
+        conn.execute(text("ALTER TABLE usage_events ADD COLUMN client VARCHAR NOT NULL DEFAULT ''"))
     if "ix_account_state_updated_at" not in {index["name"] for index in inspect(conn).get_indexes("account_state")}:
         conn.execute(text("CREATE INDEX IF NOT EXISTS ix_account_state_updated_at ON account_state (updated_at)"))

@@ -58,8 +58,18 @@ usage_events = Table(
     Column("input_tokens", Integer, nullable=False),
     Column("output_tokens", Integer, nullable=False),
     Column("cost", Float, nullable=False),
+    Column("client", String, nullable=False, server_default=""),
 )
 USAGE_COLUMNS = tuple(c.name for c in usage_events.columns if c.name != "id")
+
+client_spend = Table(
+    "client_spend",
+    metadata,
+    Column("client", String, primary_key=True),
+    Column("period", String, primary_key=True),  # "day 2026-12-05 UTC", "month 2026-12 Europe/Paris"
+    Column("ends_at", Float, nullable=False, index=True),
+    Column("spent_usd", Float, nullable=False, default=0.0),
+)
 
 CLEARED_FOR_NEW_CREDENTIAL = {spec.name: spec.default for spec in HEALTH_FIELDS if spec.merge is not Merge.COUNT}
 """What an account whose credential changed starts with: everything but its totals (a new key is not disabled by
