@@ -70,7 +70,7 @@ def create_app(config: EdgeConfig) -> web.Application:
     edge = config.edge
     app = web.Application(client_max_size=edge.body_limit)
     app[CONFIG] = config
-    app[handlers.AUTH] = Authenticator(edge.auth, edge.api_keys)
+    app[handlers.AUTH] = Authenticator(edge)
     app[ROUTING] = RoutingState(edge.timeouts.selector_unavailable)
     app[handlers.BODY_LIMIT] = edge.body_limit
     inflight = app[INFLIGHT] = InFlight(edge.client_timeouts.body)
@@ -218,13 +218,13 @@ def reload_settings(app: web.Application, reread: Callable[[], EdgeSettings]) ->
     follow the selector on their own. A bad file changes nothing. Returns whether the new settings were taken."""
     try:
         settings = reread()
-        auth = Authenticator(settings.edge.auth, settings.edge.api_keys)
+        auth = Authenticator(settings.edge)
     except (ConfigError, EdgeConfigError) as exc:
         log.error("edge settings not reloaded; the running ones stay: %s", exc)
         return False
     app[handlers.AUTH].take(auth)
     running = app[CONFIG].edge
     later = [name for name in RESTART_SETTINGS if getattr(settings.edge, name) != getattr(running, name)]
-    log.info("edge settings reloaded: %d client key(s)%s", len(settings.edge.api_keys),
+    log.info("edge settings reloaded: %d client key(s)%s", auth.count,
              f"; {', '.join(later)} changed and take effect on restart" if later else "")
     return True

@@ -56,7 +56,8 @@ class Forwarder:
                 try:
                     lease = await self._selector.select(pool, target.route.upstream_model, target.session_key,
                                                         exclude, len(target.body) // 4, target.upstream.light,
-                                                        target.conversation, near=previous)
+                                                        target.conversation, near=previous,
+                                                        client=target.client)
                 except SelectorError as exc:
                     selector_error = exc
                     if failure is not None and failed_job is target:
@@ -138,7 +139,8 @@ def final_response(
         if selector_error.retry_after_ms is not None:
             headers = {"Retry-After": format_retry_after(selector_error.retry_after_ms),
                        "retry-after-ms": str(selector_error.retry_after_ms)}
-        return error_response(shape, selector_error.status, selector_error.message, selector_error.code, headers)
+        return error_response(shape, selector_error.status, selector_error.message, selector_error.code, headers,
+                              selector_error.retry)
     if failure.outcome == oc.AUTH_FAILED:
         # Not passed on as a 401/403: the client's own key to the edge is fine, the pool's accounts are not.
         return error_response(shape, 503, (

@@ -23,6 +23,7 @@ from proxy_edge.client_input import (
     parse_body,
 )
 from proxy_edge.errors import ApiShape
+from proxy_edge.leases import ClientLimits
 from proxy_edge.routing import Route, Router
 from proxy_edge.rules import RequestFacts
 from proxy_edge.streaming import StreamKind
@@ -88,6 +89,8 @@ class Job:
     """The session key names a coding agent's conversation."""
     local_count: bool = False
     """A count_tokens request for a pool whose upstream cannot count: the edge estimates (no upstream call)."""
+    client: ClientLimits | None = None
+    """The client the request comes from, sent with each selection (None: no client)."""
 
     @property
     def upstream(self) -> Endpoint:

@@ -13,7 +13,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from proxy_edge.attempts import Forwarder
-from proxy_edge.auth import Authenticator
+from proxy_edge.auth import Authenticator, Client
 from proxy_edge.client_input import MAX_MODEL_LENGTH, InputError, header_text
 from proxy_edge.endpoints import COUNT_TOKENS, FORWARDED, Endpoint, Job, parse_job
 from proxy_edge.errors import ApiShape, error_response, param_error, unauthorized
@@ -54,7 +54,8 @@ def forward_handler(endpoint: Endpoint) -> Handler:
 
     async def handle(request: web.Request) -> web.StreamResponse:
         app = request.app
-        if not app[AUTH].check(request.headers):
+        client = app[AUTH].identify(request.headers)
+        if client is None:
             return unauthorized(shape)
         limit = app[BODY_LIMIT]
         if request.content_length is not None and request.content_length > limit:
@@ -85,11 +86,35 @@ def forward_handler(endpoint: Endpoint) -> Handler:
             return not_routed(shape, app[ROUTING].problem)
         except InputError as exc:
             return error_response(shape, exc.status, exc.message, exc.code)
+        if client.name:
+            permitted = for_client(job, client)
+            if isinstance(permitted, str):
+                return error_response(shape, 403, permitted, "client_not_permitted")
+            job = permitted
+            if client.name in app[AUTH].names and TRACE in request:
+                request[TRACE].client_label = client.name
         if job.local_count:
             return _estimated_count(job)
         return await app[FORWARDER].forward(request, job)
 
     return handle
+
+
+def for_client(job: Job, client: Client) -> Job | str:
+    """``job`` as ``client`` may have it: its targets on pools the client may use (a fallback chain skips the
+    others), each carrying the client; or why the client may not have it at all (the 403's message)."""
+    if not client.may_ask_for(job.requested_model):
+        return (f"client {client.name!r} may not use model {job.requested_model!r}; it may use models matching "
+                f"{', '.join(client.models)} (edge.clients[].models)")
+    targets = [target for target in (job, *job.fallbacks) if client.may_use(target.route.pool)]
+    if not targets:
+        return (f"client {client.name!r} may not use pool {job.route.pool!r}, which serves model "
+                f"{job.requested_model!r}; it may use pools {', '.join(client.pools)} (edge.clients[].pools)")
+    for target in targets:
+        target.client = client.limits
+    first = targets[0]
+    first.fallbacks = tuple(targets[1:])
+    return first
 
 
 def _estimated_count(job: Job) -> web.Response:

@@ -8,11 +8,35 @@ Attempts, upstream calls, the model list and tracing read and fill these datacla
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from poolgate.v1 import selector_pb2 as pb
 from proxy_edge.outcomes import SUCCESS
 
-__all__ = ["Lease", "Outcome", "early_outcome", "lease_from_pb"]
+__all__ = ["ClientLimits", "Lease", "Outcome", "client_pb", "early_outcome", "lease_from_pb"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLimits:
+    """The client a selection is made for, and the limits the selector enforces for it (0: none)."""
+
+    name: str
+    """Empty: no client (``edge.auth`` off); the selection carries none."""
+    rpm_limit: int = 0
+    tpm_limit: int = 0
+    daily_budget_usd: float = 0.0
+    monthly_budget_usd: float = 0.0
+    budget_timezone: str = "UTC"
+
+
+@lru_cache(maxsize=1024)
+def client_pb(limits: ClientLimits) -> pb.ClientLimits | None:
+    """``SelectAccountRequest.client`` for ``limits``, built once per client (None for no client)."""
+    if not limits.name:
+        return None
+    return pb.ClientLimits(name=limits.name, rpm_limit=limits.rpm_limit, tpm_limit=limits.tpm_limit,
+                           daily_budget_usd=limits.daily_budget_usd, monthly_budget_usd=limits.monthly_budget_usd,
+                           budget_timezone=limits.budget_timezone)
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,10 @@ class _InFlightCollector(Collector):
         return [family]
 
 
+OTHER_CLIENT = "other"
+"""The ``client`` label of requests from no client of ``edge.clients`` (plain ``api_keys``, auth off): the label's
+values stay bounded by the config."""
+
 class EdgeMetrics:
     """The edge's series, and the methods the request path calls to update them; ``formats`` gives each pool's API
     format (the GenAI ``gen_ai_provider_name`` label)."""
@@ -72,8 +76,8 @@ class EdgeMetrics:
         registry = self.registry
         add_process_series(registry)
         self.requests = Counter(
-            "poolgate_edge_requests", "Client requests routed to a pool, by requested model and final HTTP status",
-            ["pool", "model", "status"], registry=registry)
+            "poolgate_edge_requests", "Client requests routed to a pool, by requested model, final HTTP status and "
+            "client (a name of edge.clients, else other)", ["pool", "model", "status", "client"], registry=registry)
         self.unrouted = Counter(
             "poolgate_edge_unrouted_requests", "Requests answered before reaching a pool (auth, bad body, unknown "
             "model, other endpoints), by route and HTTP status", ["route", "status"], registry=registry)
@@ -104,7 +108,7 @@ class EdgeMetrics:
         self.in_flight_by_pool: dict[str, int] = {}
         """Client requests being served, per pool: the dashboard reads it, and the registry exports it."""
         registry.register(_InFlightCollector(self.in_flight_by_pool))
-        self._requests: dict[tuple[str, str, str], Counter] = {}
+        self._requests: dict[tuple[str, str, str, str], Counter] = {}
         self._unrouted: dict[tuple[str, int], Counter] = {}
         self._attempts: dict[tuple[str, str, str], Counter] = {}
         self._failovers: dict[tuple[str, str, str], Counter] = {}
@@ -124,9 +128,10 @@ class EdgeMetrics:
         self.in_flight_by_pool[pool] += 1
 
     def request_finished(self, pool: str, model: str, status: int, seconds: float, ttft: float | None,
-                         operation: str = "") -> None:
+                         operation: str = "", client: str = OTHER_CLIENT) -> None:
         """A routed request ended (its in-flight count was raised by :meth:`request_started`); ``model`` is a label
-        the config gives (a configured name or ``other``); ``operation``: its GenAI operation name, if it has one."""
+        the config gives (a configured name or ``other``), and so is ``client`` (a name of ``edge.clients`` or
+        ``other``); ``operation``: its GenAI operation name, if it has one."""
         if operation:
             genai_key = (operation, pool, model, status)
             genai = self._genai_durations.get(genai_key)
@@ -139,7 +144,7 @@ class EdgeMetrics:
         duration.observe(seconds)
         if ttft is not None:
             first_token.observe(ttft)
-        key = (pool, model, str(status))
+        key = (pool, model, str(status), client)
         child = self._requests.get(key)
         if child is None:
             child = self._requests[key] = self.requests.labels(*key)

@@ -25,7 +25,7 @@ from poolgate.config import ClientTLS
 from poolgate.exchange_client import SelectError
 from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc as pb_grpc
-from proxy_edge.leases import Lease, Outcome, lease_from_pb
+from proxy_edge.leases import ClientLimits, Lease, Outcome, client_pb, lease_from_pb
 from proxy_edge.replicas import Replica, ReplicaSet
 from proxy_edge.selector_errors import UNAVAILABLE_RETRY_AFTER_MS, SelectorError, query_error, selection_error
 from proxy_edge.selector_links import call_error, open_link
@@ -66,16 +66,19 @@ class SelectorClient:
     async def select(
         self, pool: str, model: str, session_key: str, exclude: list[str], estimated_input_tokens: int = 0,
         light: bool = False, conversation: bool = False, near: Lease | None = None,
+        client: ClientLimits | None = None,
     ) -> Lease:
         """A lease on one account of ``pool``; raises :class:`SelectorError` when there is none. ``near``: the lease
-        of the request's previous attempt, whose replica is asked again while it is up.
+        of the request's previous attempt, whose replica is asked again while it is up. ``client``: whom the
+        selection is for (the selector enforces its limits and budgets).
 
         If the caller is cancelled (the client went away) while the selector is granting a lease, the lease is
         handed back as CANCELLED instead of staying in flight until it expires.
         """
         request = pb.SelectAccountRequest(pool=pool, model=model, session_key=session_key, exclude_account_ids=exclude,
                                           estimated_input_tokens=estimated_input_tokens, light=light,
-                                          conversation=conversation)
+                                          conversation=conversation,
+                                          client=None if client is None else client_pb(client))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         give_up = loop.time() + min(self.unavailable, self.timeout)

@@ -17,6 +17,10 @@ __all__ = ["UNAVAILABLE_RETRY_AFTER_MS", "SelectorError", "query_error", "select
 
 UNAVAILABLE_RETRY_AFTER_MS = 1000
 """What the client is told to wait (Retry-After) while the selector is unreachable: about one reconnect attempt."""
+CLIENT_CAUSES = frozenset({"client_rate_limited", "client_budget"})
+"""Causes of RESOURCE_EXHAUSTED that concern the request's client, not the pool: its error code is the cause."""
+NEAR_RESET_MS = 3_600_000
+"""A spent budget that resets within this time is worth retrying (``x-should-retry`` is not sent as false)."""
 _RATE_LIMITED = re.compile(r"rate[- _]?limit|cooling|429", re.IGNORECASE)
 """For a selector too old to send a cause: whether its message says the accounts are rate limited."""
 
@@ -24,17 +28,26 @@ _RATE_LIMITED = re.compile(r"rate[- _]?limit|cooling|429", re.IGNORECASE)
 class SelectorError(Exception):
     """The selector gave no lease (or no answer); ``status``/``code``/``message`` are what the client gets."""
 
-    def __init__(self, status: int, code: str, message: str, retry_after_ms: int | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, retry_after_ms: int | None = None,
+                 retry: bool | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.retry_after_ms = retry_after_ms
+        self.retry = retry
+        """Whether a retry can help (``x-should-retry``); None: as the status says."""
 
 
 def selection_error(exc: SelectError, pool: str, address: str, timeout: float) -> SelectorError:
     """A failed selection for ``pool`` from the selector at ``address`` (``timeout``: the selection's deadline)."""
     code, details = exc.code, exc.message
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED and exc.cause in CLIENT_CAUSES:
+        # The client's own limit or budget (the selector's message names it and when it frees up): no account is
+        # tried, and a budget that resets more than an hour away tells the SDKs not to retry.
+        wait = exc.retry_after_ms or None
+        retry = None if exc.cause == "client_rate_limited" or (wait is not None and wait <= NEAR_RESET_MS) else False
+        return SelectorError(429, exc.cause, details, wait, retry)
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
         rate_limited = exc.cause == "rate_limited" if exc.cause else bool(_RATE_LIMITED.search(details))
         message = details or f"no account of pool {pool!r} can serve now"

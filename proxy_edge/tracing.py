@@ -21,7 +21,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from poolgate.logging_setup import REQUEST_ID
 from proxy_edge.leases import Lease
-from proxy_edge.metrics import GENAI_OPERATIONS, TOKEN_USAGE, EdgeMetrics
+from proxy_edge.metrics import GENAI_OPERATIONS, OTHER_CLIENT, TOKEN_USAGE, EdgeMetrics
 from proxy_edge.otel.records import AttemptRecord, Headers, SpanSink, TraceContext
 from proxy_edge.outcomes import Outcome
 from proxy_edge.request_log import RequestLog
@@ -64,6 +64,8 @@ class RequestTrace:
     model: str = ""
     model_label: str = OTHER_MODEL
     """The metrics label for ``model``: a name the config gives, else ``other`` (see :meth:`Router.metric_model`)."""
+    client_label: str = OTHER_CLIENT
+    """The metrics label of the request's client: its name in ``edge.clients``, else ``other``."""
     account: str = ""
     """Account id (``pool/name``) of the latest attempt; never a credential."""
     attempts: int = 0
@@ -118,7 +120,8 @@ class RequestTrace:
         self.status = status
         if self.pool:
             operation = GENAI_OPERATIONS.get(request.path, "")
-            self.metrics.request_finished(self.pool, self.model_label, status, seconds, self.ttft, operation)
+            self.metrics.request_finished(self.pool, self.model_label, status, seconds, self.ttft, operation,
+                                          self.client_label)
             usage = request.get(TOKEN_USAGE)
             if usage is not None and operation and any(usage):
                 self.metrics.token_usage(operation, self.pool, self.model_label, *usage)

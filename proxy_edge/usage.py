@@ -1,8 +1,10 @@
 """``GET /v1/accounts/usage``: the selector's usage log (``GetUsage``), rolled up per account per bucket, as JSON.
 
-``?pool=&account=&since=&until=&bucket=minute|hour|day``; ``since``/``until`` take ISO 8601 (``2025-01-31T12:00Z``;
-no offset means UTC) or epoch seconds; the range defaults to the 24 hours before ``until`` (default now), the bucket
-to ``hour``. Bad parameters are a 400 in OpenAI's error shape whose ``param`` names the parameter.
+``?pool=&account=&client=&by=account|client&since=&until=&bucket=minute|hour|day``; ``client`` keeps one client's
+usage (its name in ``edge.clients``), ``by=client`` rolls up per client instead of per account; ``since``/``until``
+take ISO 8601 (``2025-01-31T12:00Z``; no offset means UTC) or epoch seconds; the range defaults to the 24 hours
+before ``until`` (default now), the bucket to ``hour``. Bad parameters are a 400 in OpenAI's error shape whose
+``param`` names the parameter.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from proxy_edge.errors import param_error, unauthorized
 from proxy_edge.handlers import AUTH, SELECTOR, message_dict, query_error_response
 from proxy_edge.selector_client import SelectorError
 
-PARAMS = ("pool", "account", "since", "until", "bucket")
+PARAMS = ("pool", "account", "client", "by", "since", "until", "bucket")
 BUCKETS = {"minute": pb.USAGE_BUCKET_MINUTE, "hour": pb.USAGE_BUCKET_HOUR, "day": pb.USAGE_BUCKET_DAY}
 DEFAULT_RANGE = 86400.0
 _EPOCH = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
@@ -46,10 +48,13 @@ class UsageQuery:
     since: float
     until: float
     bucket: str
+    client: str = ""
+    by_client: bool = False
 
     def request(self) -> pb.GetUsageRequest:
         return pb.GetUsageRequest(pool=self.pool, account=self.account, since=timestamp(self.since),
-                                  until=timestamp(self.until), bucket=BUCKETS[self.bucket])
+                                  until=timestamp(self.until), bucket=BUCKETS[self.bucket], client=self.client,
+                                  by_client=self.by_client)
 
 
 def timestamp(seconds: float) -> Timestamp:
@@ -100,7 +105,10 @@ def parse_query(query: Mapping[str, str], now: float) -> UsageQuery:
     since = parse_time("since", query["since"]) if query.get("since") else until - DEFAULT_RANGE
     if since >= until:
         raise ParamError("since", f"since: {iso(since)} is not before until ({iso(until)})")
-    return UsageQuery(pool, account, since, until, bucket)
+    by = query.get("by", "account").strip().lower() or "account"
+    if by not in ("account", "client"):
+        raise ParamError("by", f"by: {query['by'][:40]!r} is not one of account, client")
+    return UsageQuery(pool, account, since, until, bucket, query.get("client", "").strip()[:100], by == "client")
 
 
 def row_dict(row: pb.UsageRow) -> dict[str, object]:

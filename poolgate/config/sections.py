@@ -3,6 +3,10 @@ client keys, timeouts, limits, the link to the selector), and ``prices:`` entrie
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -10,11 +14,15 @@ from pydantic import Field, field_validator, model_validator
 from poolgate.addresses import check_listen
 from poolgate.config.durations import Duration, Size
 from poolgate.config.section import Section
+from poolgate.day_windows import time_zone
 
 DEFAULT_SELECTOR_LISTEN = "127.0.0.1:50151"
 DEFAULT_EDGE_LISTEN = "127.0.0.1:8080"
 DEFAULT_DATABASE_FILE = "poolgate.db"
 DEFAULT_OVERLAY_FILE = "poolgate.overlay.yaml"
+CLIENT_NAME = re.compile(r"[A-Za-z0-9._@:+-]{1,100}")
+"""What a client's name may be: it appears in logs, metrics labels, the usage log and pages."""
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class SelectorAuth(Section):
@@ -162,6 +170,80 @@ class ClientTimeouts(Section):
     """A keep-alive connection with no request (and a new connection before its first byte)."""
 
 
+class ClientBudget(Section):
+    """USD a client may spend (at the selector's ``prices:``) per calendar day and month; 0 means no budget."""
+
+    daily: float = Field(default=0.0, ge=0)
+    monthly: float = Field(default=0.0, ge=0)
+
+
+class ClientConfig(Section):
+    """One entry of ``edge.clients``: a client key (a virtual key) with its name, what it may use, and its limits."""
+
+    name: str
+    """Shown wherever the client is (logs, metrics, the usage log, pages) instead of its key."""
+    key: str = Field(default="", repr=False)
+    key_env: str = Field(default="", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
+    """The name of an environment variable of the edge's process that holds the key."""
+    key_sha256: str = ""
+    """The key's SHA-256 in hex: the config never holds the key itself."""
+    models: list[str] = Field(default_factory=list)
+    """Requested model names (globs) the client may ask for; empty: every model."""
+    pools: list[str] = Field(default_factory=list)
+    """Pools that may serve the client; empty: every pool."""
+    rpm_limit: int = Field(default=0, ge=0)
+    """Selections (attempts) per sliding minute, per selector replica; 0: no limit."""
+    tpm_limit: int = Field(default=0, ge=0)
+    """Input plus output tokens per sliding minute, per selector replica; 0: no limit."""
+    budget: ClientBudget = Field(default_factory=ClientBudget)
+    budget_timezone: str = "UTC"
+    """Where the budget's days and months start at midnight (an IANA name, or UTC)."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not CLIENT_NAME.fullmatch(value):
+            raise ValueError("must be 1 to 100 characters of letters, digits and . _ @ : + - (it names the client "
+                             "in logs, metrics and the usage log)")
+        return value
+
+    @field_validator("key_sha256")
+    @classmethod
+    def _digest(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value and not _SHA256.fullmatch(value):
+            raise ValueError("must be the key's SHA-256 as 64 hex digits (printf %s KEY | sha256sum)")
+        return value
+
+    @field_validator("budget_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        time_zone(value)  # raises ValueError naming what to give
+        return value
+
+    @model_validator(mode="after")
+    def _one_key(self) -> ClientConfig:
+        given = [name for name in ("key", "key_env", "key_sha256") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of key, key_env (an environment variable holding the key) or "
+                             f"key_sha256 (the key's SHA-256), not {' and '.join(given) or 'none'}")
+        if self.key and (not self.key.strip() or self.key != self.key.strip()):
+            raise ValueError("key: is empty or has surrounding spaces: set the key as clients send it")
+        return self
+
+    def digest(self, environ: Mapping[str, str]) -> str | None:
+        """The SHA-256 (hex) of the client's key; None when key_env names a variable that is not set."""
+        if self.key_sha256:
+            return self.key_sha256
+        key = self.key or environ.get(self.key_env, "").strip()
+        return key_digest(key) if key else None
+
+
+def key_digest(key: str) -> str:
+    """The hex SHA-256 of a client key, as ``key_sha256`` holds it."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 class EdgeSection(Section):
     listen: str = DEFAULT_EDGE_LISTEN
     selector: str = ""
@@ -172,7 +254,10 @@ class EdgeSection(Section):
     SelectAccount and one ReportOutcome call per attempt."""
     selector_tls: ClientTLS = Field(default_factory=ClientTLS)
     api_keys: list[str] = Field(default_factory=list, repr=False)
-    """Keys clients must present (Authorization: Bearer … or x-api-key: …)."""
+    """Keys clients must present (Authorization: Bearer … or x-api-key: …), without limits; each is a client named
+    by its redacted form (``…abcd``)."""
+    clients: list[ClientConfig] = Field(default_factory=list)
+    """Client keys as objects: a name, allowed models and pools, rate limits and budgets (docs/edge.md)."""
     auth: bool = True
     timeouts: EdgeTimeouts = Field(default_factory=EdgeTimeouts)
     upstream_limits: UpstreamLimits = Field(default_factory=UpstreamLimits)
@@ -190,12 +275,27 @@ class EdgeSection(Section):
     standard variables name when the edge starts (``HTTPS_PROXY``, ``HTTP_PROXY``, lower case first; ``NO_PROXY``
     honoured); upstreams on loopback never do. false: such calls go direct, whatever the environment says."""
 
-    def client_key_problem(self) -> str | None:
-        """What keeps the edge from authenticating clients with these settings (checked at start and by
-        ``poolgate check``); None when nothing does."""
-        if self.auth and not self.api_keys:
-            return ("edge.auth is on but edge.api_keys is empty: add the keys clients must present "
-                    "(edge: {api_keys: [\"...\"]}), or set edge.auth: false to serve without client authentication")
+    def client_key_problem(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """What keeps the edge from authenticating clients with these settings (checked at start, on a reload and by
+        ``poolgate check``): no keys at all, a ``key_env`` that is not set, a key listed twice; None when nothing
+        does. Never quotes a key."""
+        if self.auth and not self.api_keys and not self.clients:
+            return ("edge.auth is on but edge.api_keys and edge.clients are empty: add the keys clients must present "
+                    "(edge: {api_keys: [\"...\"]} or edge: {clients: [{name: ..., key_env: ...}]}), or set "
+                    "edge.auth: false to serve without client authentication")
+        environ = os.environ if environ is None else environ
+        seen: dict[str, str] = {}
+        places = [(f"edge.api_keys[{i}]", key_digest(key)) for i, key in enumerate(self.api_keys)]
+        for i, client in enumerate(self.clients):
+            digest = client.digest(environ)
+            if digest is None:
+                return (f"edge.clients[{i}] ({client.name}): key_env {client.key_env} is not set in the edge's "
+                        "environment: export it, or give key_sha256")
+            places.append((f"edge.clients[{i}] ({client.name})", digest))
+        for place, digest in places:
+            if digest in seen:
+                return f"{place}: the same key as {seen[digest]}: give each client its own key"
+            seen[digest] = place
         return None
 
     @field_validator("listen")
@@ -214,6 +314,16 @@ class EdgeSection(Section):
         if isinstance(value, list):
             return ",".join(str(v).strip() for v in value)
         return value
+
+    @field_validator("clients")
+    @classmethod
+    def _unique_names(cls, clients: list[ClientConfig]) -> list[ClientConfig]:
+        names: set[str] = set()
+        for i, client in enumerate(clients):
+            if client.name in names:
+                raise ValueError(f"entry {i}: name {client.name!r} is taken by an earlier client: names are unique")
+            names.add(client.name)
+        return clients
 
     @field_validator("api_keys")
     @classmethod

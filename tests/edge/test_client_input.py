@@ -255,8 +255,8 @@ async def test_metrics_label_only_configured_model_names(make_stack: StackFactor
     async with stack.http.get(f"{stack.url}/metrics") as response:
         assert response.status == 200
         text = await response.text()
-    labels = set(re.findall(r'poolgate_edge_requests_total\{model="([^"]*)"', text))
+    labels = set(re.findall(r'poolgate_edge_requests_total\{client="other",model="([^"]*)"', text))
     # Named models by their names, every other name by the pattern that serves it: bounded by the config.
     assert labels == {"exact-model", "gpt-4o", "*"}, labels
     others = len(names - {"exact-model", "gpt-4o"})
-    assert f'poolgate_edge_requests_total{{model="*",pool="openai",status="200"}} {others}.0' in text
+    assert f'poolgate_edge_requests_total{{client="other",model="*",pool="openai",status="200"}} {others}.0' in text

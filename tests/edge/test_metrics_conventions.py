@@ -52,8 +52,8 @@ async def test_genai_duration_series_count_the_requests_beside_poolgates_own(sta
     # The GenAI conventions' bucket boundaries.
     assert f'gen_ai_client_operation_duration_seconds_bucket{{error_type="",{GENAI_CHAT_OPENAI},le="81.92"}}' in got
     # poolgate's own series are as they were.
-    assert got['poolgate_edge_requests_total{model="gpt-*",pool="openai",status="200"}'] == 2
-    assert got['poolgate_edge_requests_total{model="claude-*",pool="anthropic",status="200"}'] == 2
+    assert got['poolgate_edge_requests_total{client="other",model="gpt-*",pool="openai",status="200"}'] == 2
+    assert got['poolgate_edge_requests_total{client="other",model="claude-*",pool="anthropic",status="200"}'] == 2
     assert got['poolgate_edge_request_duration_seconds_count{pool="openai"}'] == 2
     assert (got['poolgate_edge_request_duration_seconds_sum{pool="openai"}']
             == got[f'gen_ai_client_operation_duration_seconds_sum{{error_type="",{GENAI_CHAT_OPENAI}}}'])

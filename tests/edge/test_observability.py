@@ -193,9 +193,9 @@ async def test_metrics_count_requests_attempts_failovers_and_latency(make_stack:
         text = await response.text()
     got = samples(text)
     # Names only a pattern accepts are labelled by the pattern; gpt-4o is named by models: (alias: openai/gpt-4o).
-    assert got['poolgate_edge_requests_total{model="gpt-*",pool="openai",status="200"}'] == 2
-    assert got['poolgate_edge_requests_total{model="gpt-4o",pool="openai",status="200"}'] == 1
-    assert got['poolgate_edge_requests_total{model="claude-*",pool="anthropic",status="200"}'] == 2
+    assert got['poolgate_edge_requests_total{client="other",model="gpt-*",pool="openai",status="200"}'] == 2
+    assert got['poolgate_edge_requests_total{client="other",model="gpt-4o",pool="openai",status="200"}'] == 1
+    assert got['poolgate_edge_requests_total{client="other",model="claude-*",pool="anthropic",status="200"}'] == 2
     # The 429 rests the account for gpt-4o-mini only: gpt-4o tries it once too (one call per model).
     assert got['poolgate_edge_attempts_total{account="limited",outcome="rate_limited",pool="openai"}'] == 2
     assert got['poolgate_edge_attempts_total{account="good",outcome="success",pool="openai"}'] == 3

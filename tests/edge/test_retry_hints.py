@@ -37,7 +37,8 @@ async def test_rejected_pool_credentials_stop_the_sdks_retries(make_stack: Stack
     async with stack.http.get(f"{stack.url}/metrics") as response:
         metrics = await response.text()
     # One try: the 503 says the keys, not the moment, are wrong (without the hint the SDK tries four times).
-    assert 'poolgate_edge_requests_total{model="gpt-*",pool="openai",status="503"} 1.0' in metrics, metrics
+    assert ('poolgate_edge_requests_total{client="other",model="gpt-*",pool="openai",status="503"} 1.0'
+            in metrics), metrics
     assert stack.fake.stats.requests["sk-unauthorized-hint-0001"] == 1
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 from multidict import CIMultiDict
 
-from poolgate.config import parse_config
+from poolgate.config import EdgeSection, parse_config
 from poolgate.secrets import scrub_bytes
 from proxy_edge.auth import Authenticator, EdgeConfigError
 from proxy_edge.endpoints import CHAT, MESSAGES, RESPONSES, InputError, parse_job, session_key
@@ -251,14 +252,40 @@ def test_scrub_removes_an_echoed_credential() -> None:
 
 
 def test_auth() -> None:
-    auth = Authenticator(True, ["k-one", "k-two"])
+    auth = Authenticator(EdgeSection(api_keys=["k-one", "k-two"]))
     assert auth.check({"Authorization": "Bearer k-two"}) and auth.check({"x-api-key": "k-one"})
     assert auth.check({"Authorization": "bearer k-one"})
     assert not auth.check({"Authorization": "Bearer k-three"}) and not auth.check({})
     assert not auth.check({"Authorization": "Basic k-one"}) and not auth.check({"x-api-key": "ké"})
-    assert Authenticator(False, []).check({})
+    assert Authenticator(EdgeSection(auth=False)).check({})
     with pytest.raises(EdgeConfigError, match=r"edge\.auth: false"):
-        Authenticator(True, [])
+        Authenticator(EdgeSection())
+
+
+def test_client_keys_name_their_clients_and_never_repeat() -> None:
+    section = EdgeSection.model_validate({"api_keys": ["k-plain-123456"], "clients": [
+        {"name": "alice", "key": "k-alice-123456", "rpm_limit": 5},
+        {"name": "bob", "key_env": "BOB_KEY"},
+        {"name": "carol", "key_sha256": hashlib.sha256(b"k-carol-123456").hexdigest().upper()}]})
+    auth = Authenticator(section, {"BOB_KEY": "k-bob-1234567"})
+    named = {key: auth.identify({"x-api-key": key}) for key in ("k-plain-123456", "k-alice-123456", "k-bob-1234567",
+                                                                "k-carol-123456", "k-nobody")}
+    assert {key: client.name if client else None for key, client in named.items()} == {
+        "k-plain-123456": "…3456", "k-alice-123456": "alice", "k-bob-1234567": "bob", "k-carol-123456": "carol",
+        "k-nobody": None}
+    assert named["k-alice-123456"] is not None and named["k-alice-123456"].limits.rpm_limit == 5
+    with pytest.raises(EdgeConfigError, match=r"edge\.clients\[1\] \(bob\): key_env BOB_KEY is not set"):
+        Authenticator(section, {})
+    with pytest.raises(EdgeConfigError, match=r"edge\.clients\[1\] \(bob\): the same key as edge\.api_keys\[0\]"):
+        Authenticator(section, {"BOB_KEY": "k-plain-123456"})
+    for bad, message in (({"name": "a b", "key": "k-1"}, "letters, digits"),
+                         ({"name": "a", "key": "k-1", "key_env": "X"}, "exactly one of key, key_env"),
+                         ({"name": "a", "key_sha256": "abc"}, "64 hex digits"),
+                         ({"name": "a", "key": "k-1", "budget_timezone": "Mars/Base"}, "unknown time zone")):
+        with pytest.raises(ValueError, match=message):
+            EdgeSection.model_validate({"clients": [bad]})
+    with pytest.raises(ValueError, match="name 'a' is taken"):
+        EdgeSection.model_validate({"clients": [{"name": "a", "key": "k-1"}, {"name": "a", "key": "k-2"}]})
 
 
 def test_site_urls_bracket_ipv6_hosts() -> None:
