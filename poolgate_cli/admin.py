@@ -128,7 +128,7 @@ def _print_pools(response: pb.ListAccountsResponse) -> None:
 
 
 def run_accounts_command(args: argparse.Namespace) -> int:
-    return _run(args, _accounts_action)
+    return run_with_selector(args, _accounts_action)
 
 
 def run_reload_command(args: argparse.Namespace) -> int:
@@ -139,7 +139,7 @@ def run_reload_command(args: argparse.Namespace) -> int:
             ("accounts added", answer.accounts_added), ("accounts removed", answer.accounts_removed)) if items]
         print("reloaded" + (": " + "; ".join(changes) if changes else " (no pool or account changes)"))
 
-    return _run(args, reload)
+    return run_with_selector(args, reload)
 
 
 def _accounts_action(channel: grpc.Channel, args: argparse.Namespace) -> None:
@@ -174,7 +174,9 @@ def _accounts_action(channel: grpc.Channel, args: argparse.Namespace) -> None:
           + (f" ({status.reason})" if status.reason else ""))
 
 
-def _run(args: argparse.Namespace, action: Callable[[grpc.Channel, argparse.Namespace], None]) -> int:
+def run_with_selector(args: argparse.Namespace, action: Callable[[grpc.Channel, argparse.Namespace], None]) -> int:
+    """Run ``action`` on a channel to the selector ``args`` name (``--config``, ``--selector``); 0, or 1 with the
+    selector's error on stderr, or 2 when the selector cannot be found."""
     try:
         connection = _connection(args)
         raw = selector_channel.open_channel(connection.address, connection.tls)

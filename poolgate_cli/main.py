@@ -58,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument("--listen", metavar="HOST:PORT", help="address to listen on (default 127.0.0.1:9090)")
     fake.add_argument("--latency", type=float, metavar="SECONDS", help="seconds before each answer (default 0)")
     from poolgate_cli.admin import add_parsers
+    from poolgate_cli.clients import add_parser as add_clients_parser
 
     add_parsers(commands)
+    add_clients_parser(commands)
     return parser
 
 
@@ -127,6 +129,10 @@ def _run(argv: Sequence[str] | None) -> int:
         from poolgate_cli.admin import run_accounts_command, run_reload_command
 
         return run_accounts_command(args) if args.command == "accounts" else run_reload_command(args)
+    if args.command == "clients":
+        from poolgate_cli.clients import run_clients_command
+
+        return run_clients_command(args)
     if args.command == "fake-upstream":
         from poolgate_cli.fake_process import run_fake_upstream_command
 
