@@ -1,5 +1,5 @@
 """What the dashboard shows, in one JSON snapshot: every account's live state (``ListAccounts``), today's usage
-(``GetUsage``, day bucket) and the last hour per minute (``GetUsage``, minute buckets).
+(``GetUsage``, day bucket) per account and per client, and the last hour per minute (``GetUsage``, minute buckets).
 
 However many pages are open, the selector is asked at most every :data:`ACCOUNTS_TTL` seconds for the accounts and
 every :data:`USAGE_TTL` seconds for the usage (one call in flight at a time, shared by every waiting page), and only
@@ -86,6 +86,8 @@ class Usage:
     today: dict[str, pb.UsageRow]
     minutes: dict[str, list[pb.UsageRow]]
     error: str = ""
+    clients: list[pb.UsageRow] | None = None
+    """Today's usage per client (clients with none are not listed)."""
 
 
 class DashboardFeed:
@@ -112,11 +114,13 @@ class DashboardFeed:
         series_start = now - now % 60 - (SERIES_MINUTES - 1) * 60
         selector = self._app[SELECTOR]
         try:
-            today, minutes = await asyncio.gather(
+            today, minutes, clients = await asyncio.gather(
                 selector.get_usage(pb.GetUsageRequest(since=timestamp(day_start), until=timestamp(now + 1),
                                                       bucket=pb.USAGE_BUCKET_DAY)),
                 selector.get_usage(pb.GetUsageRequest(since=timestamp(series_start), until=timestamp(now + 1),
-                                                      bucket=pb.USAGE_BUCKET_MINUTE)))
+                                                      bucket=pb.USAGE_BUCKET_MINUTE)),
+                selector.get_usage(pb.GetUsageRequest(since=timestamp(day_start), until=timestamp(now + 1),
+                                                      bucket=pb.USAGE_BUCKET_DAY, by_client=True)))
         except SelectorError as exc:
             if self._last_usage is not None and exc.code != "usage_log_off":
                 self._last_usage.error = exc.message
@@ -125,7 +129,8 @@ class DashboardFeed:
         by_minute: dict[str, list[pb.UsageRow]] = {}
         for row in minutes.rows:
             by_minute.setdefault(row.account_id, []).append(row)
-        usage = Usage(now, day_start, series_start, {row.account_id: row for row in today.rows}, by_minute)
+        usage = Usage(now, day_start, series_start, {row.account_id: row for row in today.rows}, by_minute,
+                      clients=[row for row in clients.rows if row.client])
         self._last_usage = usage
         return usage
 
@@ -148,7 +153,14 @@ class DashboardFeed:
                 "error": usage.error or None,
             },
             "pools": [_pool(pool, usage) for pool in listing.pools],
+            "clients": [_client(row) for row in sorted(usage.clients or (), key=lambda row: row.client)],
         }
+
+
+def _client(row: pb.UsageRow) -> dict[str, Any]:
+    """One client's usage today (its name only: never a key)."""
+    return {"name": row.client, "requests": row.requests, "errors": row.errors, "rate_limited": row.rate_limited,
+            "input_tokens": row.input_tokens, "output_tokens": row.output_tokens, "cost": row.cost}
 
 
 def _pool(pool: pb.PoolStatus, usage: Usage) -> dict[str, Any]:

@@ -151,6 +151,7 @@
       }
     }
     updateTotals(snap);
+    window.PG.renderClients(snap.clients || []);
     if (changes.length) announce(changes.join(". ") + ".");
     changes = [];
     const usageAt = snap.usage.as_of_ms;
