@@ -284,19 +284,21 @@ class EdgeSection(Section):
                     "(edge: {api_keys: [\"...\"]} or edge: {clients: [{name: ..., key_env: ...}]}), or set "
                     "edge.auth: false to serve without client authentication")
         environ = os.environ if environ is None else environ
-        seen: dict[str, str] = {}
+        problems: list[str] = []
         places = [(f"edge.api_keys[{i}]", key_digest(key)) for i, key in enumerate(self.api_keys)]
         for i, client in enumerate(self.clients):
             digest = client.digest(environ)
             if digest is None:
-                return (f"edge.clients[{i}] ({client.name}): key_env {client.key_env} is not set in the edge's "
-                        "environment: export it, or give key_sha256")
-            places.append((f"edge.clients[{i}] ({client.name})", digest))
+                problems.append(f"edge.clients[{i}] ({client.name}): key_env {client.key_env} is not set in the "
+                                "edge's environment: export it, or give key_sha256")
+            else:
+                places.append((f"edge.clients[{i}] ({client.name})", digest))
+        seen: dict[str, str] = {}
         for place, digest in places:
             if digest in seen:
-                return f"{place}: the same key as {seen[digest]}: give each client its own key"
-            seen[digest] = place
-        return None
+                problems.append(f"{place}: the same key as {seen[digest]}: give each client its own key")
+            seen.setdefault(digest, place)
+        return "; ".join(problems) or None
 
     @field_validator("listen")
     @classmethod

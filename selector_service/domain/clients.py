@@ -132,8 +132,9 @@ class ClientBook:
                     wait, "client_rate_limited")
         if client.daily_budget or client.monthly_budget:
             periods = self.periods(client.timezone, now)
-            for kind, budget, period, ends in (("daily", client.daily_budget, periods.day, periods.day_ends),
-                                               ("monthly", client.monthly_budget, periods.month, periods.month_ends)):
+            # The month first: when both are spent, the month's reset is the one worth waiting for.
+            for kind, budget, period, ends in (("monthly", client.monthly_budget, periods.month, periods.month_ends),
+                                               ("daily", client.daily_budget, periods.day, periods.day_ends)):
                 if budget and self.spent(client.name, period) >= budget:
                     resets = datetime.fromtimestamp(ends, time_zone(client.timezone)).isoformat(timespec="minutes")
                     raise ClientLimitError(client.name, (
