@@ -143,12 +143,15 @@ class ClientBook:
                         f"{_duration(ends - now)}"), ends - now, "client_budget")
 
     def leased(self, client: ClientLimits, now: float) -> None:
-        """Count a lease granted to ``client`` (its rpm window)."""
-        self._window(self._requests, client.name).add(now, 1)
+        """Count a lease granted to ``client`` (its rpm window, while it has a limit)."""
+        if client.rpm_limit:
+            self._window(self._requests, client.name).add(now, 1)
 
     def reported(self, client: ClientLimits, tokens: int, cost: float, now: float) -> None:
-        """Count a report of a lease of ``client``: its tokens (tpm window) and cost (spend of its day and month)."""
-        self._window(self._tokens, client.name).add(now, tokens)
+        """Count a report of a lease of ``client``: its tokens (tpm window, while it has a limit) and cost (spend of
+        its day and month)."""
+        if client.tpm_limit:
+            self._window(self._tokens, client.name).add(now, tokens)
         if cost > 0:
             periods = self.periods(client.timezone, now)
             for period, ends in ((periods.day, periods.day_ends), (periods.month, periods.month_ends)):
