@@ -1,9 +1,10 @@
 """A selection's client limits in the selector's core (controlled clock, real SQLite file): tpm over a sliding
 minute, daily and monthly budgets in the client's time zone that reset at its midnights, spend kept in the database
-across a restart, and limits that cannot be used refused naming the field."""
+across a restart, limits that cannot be used refused naming the field; a usage log from before clients migrated."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,9 @@ from selector_service.domain.clients import ClientLimits
 from selector_service.domain.errors import ClientLimitError, InvalidRequestError
 from selector_service.domain.outcomes import Outcome, OutcomeReport
 from selector_service.domain.selector import SelectorCore
+from selector_service.domain.usage import UsageRecord
 from selector_service.plugin.types import SelectionRequest
+from selector_service.storage import StateRepository
 from tests.selector.conftest import CoreFactory, FakeClock, config_from, open_accounts
 
 # The clock starts at 1_800_000_000: 2027-01-15 08:00 UTC, 00:00 in Los Angeles.
@@ -83,3 +86,26 @@ async def test_limits_that_cannot_be_used_are_refused_naming_the_field(make_core
         with pytest.raises(InvalidRequestError) as caught:
             core.try_select(SelectionRequest(pool="p", model="m"), (), client)
         assert caught.value.field == field
+
+
+async def test_a_usage_log_from_before_clients_gains_the_client_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE usage_events (id INTEGER PRIMARY KEY AUTOINCREMENT, at FLOAT NOT NULL, pool VARCHAR "
+                   "NOT NULL, account_id VARCHAR NOT NULL, account_name VARCHAR NOT NULL, model VARCHAR NOT NULL, "
+                   "outcome VARCHAR NOT NULL, http_status INTEGER NOT NULL, latency_ms INTEGER NOT NULL, ttft_ms "
+                   "INTEGER NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cost FLOAT NOT "
+                   "NULL)")
+        db.execute("INSERT INTO usage_events (at, pool, account_id, account_name, model, outcome, http_status, "
+                   "latency_ms, ttft_ms, input_tokens, output_tokens, cost) VALUES "
+                   "(100, 'p', 'p/a', 'a', 'm', 'success', 200, 5, 0, 1, 2, 0.5)")
+    repository = StateRepository.open(str(path))
+    try:
+        await repository.create_schema()
+        await repository.append_usage([UsageRecord(200, "p", "p/a", "a", "m", "success", 200, 5, 0, 3, 4, 1.0,
+                                                    "alice")])
+        rows = await repository.usage_between(0, 300)
+        assert [(row.at, row.client) for row in rows] == [(100, ""), (200, "alice")]
+        assert [row.at for row in await repository.usage_between(0, 300, client="alice")] == [200]
+    finally:
+        await repository.close()
