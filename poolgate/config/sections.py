@@ -280,9 +280,9 @@ class EdgeSection(Section):
         ``poolgate check``): no keys at all, a ``key_env`` that is not set, a key listed twice; None when nothing
         does. Never quotes a key."""
         if self.auth and not self.api_keys and not self.clients:
-            return ("edge.auth is on but edge.api_keys and edge.clients are empty: add the keys clients must present "
-                    "(edge: {api_keys: [\"...\"]} or edge: {clients: [{name: ..., key_env: ...}]}), or set "
-                    "edge.auth: false to serve without client authentication")
+            return ("edge.auth is on but edge.api_keys is empty: add the keys clients must present "
+                    "(edge: {api_keys: [\"...\"]}, or named clients with limits: edge: {clients: [{name: ..., "
+                    "key_env: ...}]}), or set edge.auth: false to serve without client authentication")
         environ = os.environ if environ is None else environ
         problems: list[str] = []
         places = [(f"edge.api_keys[{i}]", key_digest(key)) for i, key in enumerate(self.api_keys)]
