@@ -96,6 +96,7 @@ class ClientBook:
         self._tokens: dict[str, MinuteWindow] = {}
         self._stored: dict[PeriodKey, float] = {}
         self._pending: dict[PeriodKey, tuple[float, float]] = {}  # key -> (period end, USD not yet written)
+        self._writing: dict[PeriodKey, tuple[float, float]] = {}  # being written: counted until read back
         self._periods: dict[str, Periods] = {}
         self._checked: set[ClientLimits] = set()
 
@@ -108,8 +109,9 @@ class ClientBook:
 
     def spent(self, client: str, period: str) -> float:
         key = (client, period)
-        pending = self._pending.get(key)
-        return self._stored.get(key, 0.0) + (pending[1] if pending is not None else 0.0)
+        pending, writing = self._pending.get(key), self._writing.get(key)
+        return (self._stored.get(key, 0.0) + (pending[1] if pending is not None else 0.0)
+                + (writing[1] if writing is not None else 0.0))
 
     def admit(self, client: ClientLimits, now: float) -> None:
         """Raise :class:`ClientLimitError` when ``client`` may not have a lease now (InvalidRequestError when its
@@ -164,6 +166,7 @@ class ClientBook:
         if self._store is None:
             return
         batch, self._pending = self._pending, {}
+        self._writing = batch
         increments = [(client, period, ends, usd) for (client, period), (ends, usd) in batch.items()]
         try:
             rows = await self._store.sync_client_spend(increments, self._clock())
@@ -172,6 +175,8 @@ class ClientBook:
                 pending = self._pending.get(key)
                 self._pending[key] = (ends, usd + (pending[1] if pending is not None else 0.0))
             raise
+        finally:
+            self._writing = {}
         self._stored = {(client, period): spent for client, period, spent in rows}
 
     @staticmethod
