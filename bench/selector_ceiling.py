@@ -1,12 +1,13 @@
 """The selector's ceiling: selections per second per selector core, so that you can tell how many edge workers one
 selector carries.
 
-Starts ``poolgate selector`` in its own process on the benchmarks' pool and drives it from several client
-processes at once (each an Exchange stream with many callers, a select then a batched report per pair, as an edge
-does), so that the selector, not one client, is the bottleneck. Printed: selections per second, the selector
-process's CPU seconds over the run, and their ratio, selections per selector CPU-second: what one fully busy
-selector core serves. On a machine whose cores also run the clients, selections per CPU-second is the figure that
-carries over to a machine with more cores (and a lower bound: a busier selector batches more per message).
+Starts ``poolgate selector`` in its own process on the benchmarks' pool and drives it from several client processes
+at once (each an Exchange stream with many callers, a select then a batched report per pair carrying what an edge
+reports of the fake upstream's answer: tokens, times, rate-limit headers), so that the selector, not one client, is
+the bottleneck. Printed: selections per second, the selector process's CPU seconds over the run, and their ratio,
+selections per selector CPU-second: what one fully busy selector core serves. On a machine whose cores also run the
+clients, selections per CPU-second is the figure that carries over to a machine with more cores (and a lower bound:
+a busier selector batches more per message).
 
     python bench/selector_ceiling.py [--seconds 5] [--clients 3] [--concurrency 64]
 """
@@ -53,6 +54,17 @@ class Ceiling:
         return self.selections / max(1e-9, self.selector_cpu)
 
 
+def edge_report(lease_id: str, served: int) -> pb.ReportOutcomeRequest:
+    """A success reported as the edge reports an answer of the fake upstream: its token counts, times and
+    rate-limit headers (the remaining requests counting down, as the fake's do)."""
+    headers = {"x-ratelimit-limit-requests": "10000", "x-ratelimit-remaining-requests": str(9999 - served % 9999),
+               "x-ratelimit-reset-requests": "6ms", "x-ratelimit-limit-tokens": "2000000",
+               "x-ratelimit-remaining-tokens": "1999000", "x-ratelimit-reset-tokens": "30ms"}
+    return pb.ReportOutcomeRequest(lease_id=lease_id, outcome=pb.OUTCOME_SUCCESS, http_status=200, latency_ms=3,
+                                   time_to_first_token_ms=2, input_tokens=3, output_tokens=11,
+                                   rate_limit_headers=headers)
+
+
 async def drive(address: str, seconds: float, concurrency: int) -> int:
     """Select + report pairs over one Exchange stream with ``concurrency`` callers for ``seconds``; how many."""
     done = 0
@@ -65,8 +77,7 @@ async def drive(address: str, seconds: float, concurrency: int) -> int:
             nonlocal done
             while time.perf_counter() < stop_at:
                 lease = await client.select(request, 5.0)
-                client.report(pb.ReportOutcomeRequest(lease_id=lease.lease_id, outcome=pb.OUTCOME_SUCCESS,
-                                                      http_status=200, latency_ms=100))
+                client.report(edge_report(lease.lease_id, done))
                 done += 1
 
         await asyncio.gather(*(caller() for _ in range(concurrency)))
