@@ -11,7 +11,6 @@ from typing import Any
 from aiohttp import web
 
 from fake_upstream import tools
-from fake_upstream.errors import error_answer
 from fake_upstream.prologue import prologue
 from fake_upstream.wire import answer_words, prompt_tokens, serve_json, serve_stream, sse, text_of
 
@@ -19,12 +18,10 @@ EMBEDDING_DIMENSIONS = 8
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    start = await prologue(request, anthropic=False)
+    start = await prologue(request, anthropic=False, no_messages="messages: must be a non-empty array")
     if isinstance(start, web.StreamResponse):
         return start
     key, body, headers = start
-    if not body.get("messages"):
-        return error_answer(False, 400, "invalid_request_error", "messages: must be a non-empty array", headers)
     if tools.wants_tool(body):
         return await _serve_tool_call(request, key, body, headers)
     model, created, cid = body["model"], int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"

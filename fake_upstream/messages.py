@@ -9,18 +9,17 @@ from typing import Any
 from aiohttp import web
 
 from fake_upstream import tools
-from fake_upstream.errors import error_answer
 from fake_upstream.prologue import prologue
 from fake_upstream.wire import answer_words, prompt_tokens, serve_json, serve_stream, sse
 
+NO_MESSAGES = "messages: at least one message is required"
+
 
 async def messages(request: web.Request) -> web.StreamResponse:
-    start = await prologue(request, anthropic=True)
+    start = await prologue(request, anthropic=True, no_messages=NO_MESSAGES)
     if isinstance(start, web.StreamResponse):
         return start
     key, body, headers = start
-    if not body.get("messages"):
-        return error_answer(True, 400, "invalid_request_error", "messages: at least one message is required", headers)
     if tools.wants_tool(body):
         return await _serve_tool_use(request, key, body, headers)
     words = answer_words(body)
@@ -55,12 +54,10 @@ async def messages(request: web.Request) -> web.StreamResponse:
 
 async def count_tokens(request: web.Request) -> web.StreamResponse:
     """Anthropic's ``/v1/messages/count_tokens``: ``{"input_tokens": N}`` for the messages, system and tools."""
-    start = await prologue(request, anthropic=True)
+    start = await prologue(request, anthropic=True, no_messages=NO_MESSAGES)
     if isinstance(start, web.StreamResponse):
         return start
     key, body, headers = start
-    if not body.get("messages"):
-        return error_answer(True, 400, "invalid_request_error", "messages: at least one message is required", headers)
     tool_tokens = len(json.dumps(body.get("tools") or [])) // 4
     return await serve_json(request, key, {"input_tokens": prompt_tokens(body) + tool_tokens}, headers)
 

@@ -68,11 +68,12 @@ async def _delay(request: web.Request, key: str) -> None:
 
 
 async def prologue(
-    request: web.Request, anthropic: bool
+    request: web.Request, anthropic: bool, no_messages: str = ""
 ) -> tuple[str, dict[str, Any], dict[str, str]] | web.StreamResponse:
     """What every endpoint but the model list does first: count the request, find the words that script its answer
-    (the key's, or its script's for the model asked), and answer the scripted failures and malformed bodies. Returns
-    the words (which the handlers read as the key), the body and the headers of an answer; or the answer."""
+    (the key's, or its script's for the model asked), and answer the scripted failures and malformed bodies (with
+    ``no_messages``, the provider's message for a body without messages). Returns the words (which the handlers read
+    as the key), the body and the headers of an answer; or the answer."""
     key = caller_key(request)
     age = count_request(request, key)
     parsed = await _read_json(request)
@@ -114,6 +115,8 @@ async def prologue(
     oddity = await serve_oddity(request, words, body, headers)
     if oddity is not None:
         return oddity
+    if no_messages and not body.get("messages"):
+        return error_answer(anthropic, 400, "invalid_request_error", no_messages, headers)
     if "jsonstream" in words:
         body = {**body, "stream": False}
     return words, body, headers
