@@ -63,7 +63,7 @@ class WorkerParent:
         self.count = count
         self.stop_timeout = stop_timeout
         self.workers: list[Worker] = []
-        self.signals: list[int] = []  # received, not yet acted on (a handler only records: see _act)
+        self.signals: list[int] = []  # received, not yet acted on (the handler only records them: see _watch)
 
     def run(self) -> int:
         """Start the workers and supervise them; returns the exit status for ``poolgate edge``."""
