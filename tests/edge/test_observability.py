@@ -401,7 +401,7 @@ async def test_dashboard_ships_its_own_files_and_guards_its_data(stack: Stack) -
         html = await response.text()
     assets = re.findall(r'(?:src|href)="(dashboard/static/[^"]+)"', html)
     assert sorted(assets) == [f"dashboard/static/{name}" for name in (
-        "admin.js", "charts.js", "common.js", "dashboard.css", "dashboard.js", "rows.js")]
+        "admin.js", "charts.js", "clients.js", "common.js", "dashboard.css", "dashboard.js", "rows.js")]
     for asset in assets:
         async with stack.http.get(f"{stack.url}/{asset}") as response:
             assert response.status == 200

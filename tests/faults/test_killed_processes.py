@@ -19,7 +19,7 @@ from selector_service.app import start_selector
 from selector_service.plugin.types import SelectionRequest
 from tests.edge.conftest import AUTH, CHAT, EDGE_KEY
 from tests.faults.conftest import kill_process, poolgate_process, wait_listening
-from tests.support import free_port
+from tests.support import eventually, free_port
 
 REQUEST = {"model": "gpt-4o-mini", "messages": CHAT}
 
@@ -159,6 +159,11 @@ async def test_edge_killed_mid_stream_releases_its_leases(tmp_path: Path, fake_u
             assert (await response.content.readany()).startswith(b"data: ")
         assert in_flight() == {"openai/slow0": 1, "openai/slow1": 1, "openai/slow2": 1}
 
+        def states() -> set[str]:
+            return {s.state.value for p in handle.core.snapshots() for s in p.accounts}
+        # Each stream was its account's probe: the edge reports its 2xx early, in the background. Killed before that
+        # report, an account would rightly stay unproven; what is tested here is the release of the leases.
+        await eventually(lambda: states() == {"healthy"}, what="the probes' early reports")
         edge.send_signal(signal.SIGKILL)
         edge.wait(timeout=10)
         killed_at = time.monotonic()
