@@ -27,7 +27,9 @@ from pathlib import Path
 import aiohttp
 
 EDGE_KEY = "bench-edge-key"
-UPSTREAM_KEYS = ("sk-bench-good-0001", "sk-bench-good-0002", "sk-bench-good-0003")
+UPSTREAM_KEYS = ("sk-bench-limit10000000-0001", "sk-bench-limit10000000-0002", "sk-bench-limit10000000-0003")
+"""Keys of the fake upstream whose reported per-minute limit (``limitN``) a benchmark's load never reaches: the
+benchmarks measure poolgate's own work, not an account resting at its limit."""
 UPSTREAM_KEY = UPSTREAM_KEYS[0]
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
 

@@ -40,6 +40,10 @@ key (on every endpoint but the model list):
 - ``lowwindow``: normal answers whose headers say the window is nearly spent: Anthropic's unified ``-status:
   allowed_warning`` at utilization 0.95, resetting in an hour; OpenAI's ``x-ratelimit-remaining-requests`` at 5 % of
   the limit
+- ``limitN``: the per-minute request limit the rate-limit headers report (default 10,000 for OpenAI, 4,000 for
+  Anthropic). Every answer reports the key's requests in its current minute (a window that starts with the first
+  request after the last one ended) and the time until that minute ends, as providers do; the fake does not enforce
+  the limit
 - anything else: a normal answer, at once (``--latency`` adds a delay to every answer)
 
 Requests that offer tools and ask to "use the tool" get a tool call (``use the tool Bash with {"command": "echo

@@ -9,24 +9,30 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 OPENAI_REQUESTS_LIMIT = 10000
-"""``x-ratelimit-limit-requests`` of every OpenAI answer."""
+"""``x-ratelimit-limit-requests`` of OpenAI answers: requests per minute (``limitN`` in a key's words sets N)."""
+ANTHROPIC_REQUESTS_LIMIT = 4000
+"""``anthropic-ratelimit-requests-limit`` of Anthropic answers (``limitN`` too)."""
+LIMIT_WORD = re.compile(r"limit(\d+)")
 LOW_WINDOW = ("allowed_warning", 0.95, 3600)
 """``lowwindow``: the window's status, utilization and seconds to its reset."""
 WINDOW_WORD = re.compile(r"window(\d+)")
 """``windowN`` in a key's words: a spent subscription window that resets in N seconds."""
 
 
-def ratelimit_headers(anthropic: bool, served: int, words: str) -> dict[str, str]:
-    """The rate-limit headers of an answer: the per-minute limits, or the subscription window ``windowN`` /
-    ``lowwindow`` in ``words`` describe."""
+def ratelimit_headers(anthropic: bool, used: int, reset_in: float, words: str) -> dict[str, str]:
+    """The rate-limit headers of an answer: the per-minute limits (``used`` requests so far in the key's minute,
+    which ends in ``reset_in`` seconds), or the subscription window ``windowN`` / ``lowwindow`` in ``words``
+    describe. The fake only reports its limits; it does not enforce them (the ``ratelimited`` words do that)."""
     quota = _window(words)
+    custom = LIMIT_WORD.search(words)
     if anthropic:
         if quota is not None:  # a subscription account: the unified window headers instead of the per-minute ones
             return {**_unified_headers(*quota), "request-id": f"req_{uuid.uuid4().hex[:24]}"}
-        reset = (datetime.now(UTC) + timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        limit = int(custom.group(1)) if custom else ANTHROPIC_REQUESTS_LIMIT
+        reset = (datetime.now(UTC) + timedelta(seconds=reset_in)).strftime("%Y-%m-%dT%H:%M:%SZ")
         return {
-            "anthropic-ratelimit-requests-limit": "4000",
-            "anthropic-ratelimit-requests-remaining": str(max(0, 3999 - served)),
+            "anthropic-ratelimit-requests-limit": str(limit),
+            "anthropic-ratelimit-requests-remaining": str(max(0, limit - used)),
             "anthropic-ratelimit-requests-reset": reset,
             "anthropic-ratelimit-input-tokens-limit": "400000",
             "anthropic-ratelimit-input-tokens-remaining": "399000",
@@ -36,13 +42,14 @@ def ratelimit_headers(anthropic: bool, served: int, words: str) -> dict[str, str
             "anthropic-ratelimit-output-tokens-reset": reset,
             "request-id": f"req_{uuid.uuid4().hex[:24]}",
         }
-    remaining, reset_requests = max(0, 9999 - served), "6ms"
+    limit = int(custom.group(1)) if custom else OPENAI_REQUESTS_LIMIT
+    remaining, reset_requests = max(0, limit - used), go_duration(max(1, round(reset_in)))
     if quota is not None:
-        status, _utilization, reset_in = quota
-        remaining = 0 if status == "rejected" else OPENAI_REQUESTS_LIMIT * 5 // 100
-        reset_requests = go_duration(reset_in)
+        status, _utilization, reset_window = quota
+        remaining = 0 if status == "rejected" else limit * 5 // 100
+        reset_requests = go_duration(reset_window)
     return {
-        "x-ratelimit-limit-requests": str(OPENAI_REQUESTS_LIMIT),
+        "x-ratelimit-limit-requests": str(limit),
         "x-ratelimit-remaining-requests": str(remaining),
         "x-ratelimit-reset-requests": reset_requests,
         "x-ratelimit-limit-tokens": "2000000",

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from fake_upstream.errors import Asked, error_answer, scripted_failure
 from fake_upstream.limits import ratelimit_headers
-from fake_upstream.state import LATENCY, STATS, count_request, words_for
+from fake_upstream.state import LATENCY, STATS, count_request, minute_window, words_for
 from fake_upstream.wire import serve_oddity
 
 _SLOW = re.compile(r"slow(\d+)?")
@@ -81,7 +81,7 @@ async def prologue(
     if model is not None:
         request.app[STATS].models.setdefault(key, Counter())[model] += 1
     words = words_for(request.app, key, model)
-    headers = ratelimit_headers(anthropic, request.app[STATS].requests[key], words)
+    headers = ratelimit_headers(anthropic, *minute_window(request.app, key), words)
     if not key:
         return error_answer(anthropic, 401, "authentication_error" if anthropic else "invalid_api_key",
                             "No API key provided (fake upstream).", headers)

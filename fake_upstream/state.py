@@ -21,6 +21,8 @@ class FakeStats:
     """When each key's first request arrived (monotonic seconds)."""
     arrivals: dict[str, deque[float]] = field(default_factory=dict)
     """When each key's latest requests arrived (monotonic seconds, the last ARRIVALS_KEPT)."""
+    minutes: dict[str, tuple[float, int]] = field(default_factory=dict)
+    """Each key's rate-limit window: when its minute started (monotonic seconds) and the requests in it."""
     cancelled: int = 0
     in_flight: int = 0
 
@@ -41,6 +43,18 @@ def count_request(request: web.Request, key: str) -> float:
     now = time.monotonic()
     stats.arrivals.setdefault(key, deque(maxlen=ARRIVALS_KEPT)).append(now)
     return now - stats.first_seen.setdefault(key, now)
+
+
+def minute_window(app: web.Application, key: str) -> tuple[int, float]:
+    """Count a request in ``key``'s one-minute window (a new one starts with the first request after the last ended,
+    as providers' per-minute limits do); returns the requests in it and the seconds until it ends."""
+    windows = app[STATS].minutes
+    now = time.monotonic()
+    started, used = windows.get(key, (0.0, 0))
+    if now - started >= 60.0 or used == 0:
+        started, used = now, 0
+    windows[key] = (started, used + 1)
+    return used + 1, started + 60.0 - now
 
 
 def words_for(app: web.Application, key: str, model: str | None) -> str:

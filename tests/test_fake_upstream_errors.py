@@ -274,3 +274,28 @@ async def test_every_endpoint_answers_the_words(fake_upstream: FakeUpstream, pat
                 elif word == "window5":
                     assert answer.headers["x-ratelimit-reset-requests"] == "5s"
                 await answer.read()
+
+
+async def test_rate_limit_headers_count_the_keys_minute_and_limitN_sets_the_limit(fake_upstream: FakeUpstream) -> None:
+    """Providers report the requests left in the current minute and when it ends; the count does not keep falling
+    over a key's lifetime (a fake that did would rest a busy benchmark's accounts for nothing)."""
+    async def headers(key: str) -> Any:
+        async with openai_client(fake_upstream, key) as client:
+            raw = await client.chat.completions.with_raw_response.create(model="gpt-4o", messages=CHAT)
+        return raw.headers
+
+    first, second = await headers("sk-minute-0001"), await headers("sk-minute-0001")
+    assert (first["x-ratelimit-limit-requests"], first["x-ratelimit-remaining-requests"]) == ("10000", "9999")
+    assert second["x-ratelimit-remaining-requests"] == "9998"
+    assert 55 <= parse_header_duration(second["x-ratelimit-reset-requests"]) <= 60  # the minute's end
+    custom = await headers("sk-limit3-0002")
+    assert (custom["x-ratelimit-limit-requests"], custom["x-ratelimit-remaining-requests"]) == ("3", "2")
+    for _ in range(3):
+        spent = await headers("sk-limit3-0002")
+    assert spent["x-ratelimit-remaining-requests"] == "0"  # reported, not enforced: the answers still come
+    fake_upstream.stats.minutes["sk-limit3-0002"] = (time.monotonic() - 61.0, 4)  # that minute is over
+    assert (await headers("sk-limit3-0002"))["x-ratelimit-remaining-requests"] == "2"
+    async with anthropic_client(fake_upstream, "sk-limit50-0003") as client:
+        message = await client.messages.with_raw_response.create(model=SONNET, max_tokens=8, messages=CHAT)
+    assert message.headers["anthropic-ratelimit-requests-limit"] == "50"
+    assert message.headers["anthropic-ratelimit-requests-remaining"] == "49"
