@@ -64,10 +64,11 @@ def selection_error(exc: SelectError, pool: str, address: str, timeout: float) -
     if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
         return SelectorError(503, "selector_auth", (
             f"the selector at {address} refused the edge ({details}): the edge sends the first of "
-            "selector.auth.tokens from its config; give the edge the same config as the selector"))
+            "selector.auth.tokens from its own file; put one of the selector's tokens there"))
     if code is grpc.StatusCode.NOT_FOUND:
         return SelectorError(503, "pool_not_found", (
-            f"the selector does not know pool {pool!r}: run the selector and the edge with the same config"))
+            f"the selector no longer serves pool {pool!r} (a reload removed it); the edge follows the selector's "
+            "pools within a second: retry"))
     return SelectorError(503, "selector_error", f"the selector failed: {code.name} {details}")
 
 
