@@ -14,7 +14,6 @@ from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc
 from selector_service.api.mapping import single_account_status
 from selector_service.api.statuses import abort
-from selector_service.api.topology import TopologyFeed
 from selector_service.domain.account import Account
 from selector_service.domain.errors import SelectorError, UnknownAccountError, UnknownPoolError
 from selector_service.domain.selector import ReloadSummary, SelectorCore
@@ -24,10 +23,9 @@ log = logging.getLogger("poolgate.selector.admin")
 
 
 class AdminServicer(selector_pb2_grpc.AdminServicer):
-    def __init__(self, core: SelectorCore, source: ConfigSource | None, topology: TopologyFeed | None = None) -> None:
+    def __init__(self, core: SelectorCore, source: ConfigSource | None) -> None:
         self.core = core
         self.source = source
-        self.topology = topology
         self._lock = asyncio.Lock()  # one config change at a time
 
     async def _status(self, account: Account) -> pb.AccountStatus:
@@ -113,8 +111,6 @@ class AdminServicer(selector_pb2_grpc.AdminServicer):
         except ConfigError as exc:  # a strategy that cannot be built, a credentials_dir without usable files
             await self._abort_for(context, exc)
         log.info("config applied: %s", describe(summary))
-        if self.topology is not None:
-            self.topology.notify()
         return summary
 
     async def _require_ref(self, context: Any, request: pb.AccountRef | pb.DisableAccountRequest) -> None:

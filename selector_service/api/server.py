@@ -14,7 +14,6 @@ from poolgate.v1 import selector_pb2, selector_pb2_grpc
 from selector_service.api.admin import AdminServicer
 from selector_service.api.security import TokenInterceptor, server_credentials
 from selector_service.api.servicer import SelectorServicer
-from selector_service.api.topology import TopologyFeed
 from selector_service.domain.selector import SelectorCore
 from selector_service.overlay import ConfigSource
 
@@ -58,9 +57,8 @@ async def start_server(
         interceptors.append(TokenInterceptor(security.auth.tokens, security.auth.admin_tokens))
     credentials = server_credentials(security) if security is not None else None
     server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0), *ping_policy()])
-    topology = TopologyFeed(core)
-    selector_pb2_grpc.add_SelectorServicer_to_server(SelectorServicer(core, metrics, topology), server)
-    selector_pb2_grpc.add_AdminServicer_to_server(AdminServicer(core, source, topology), server)
+    selector_pb2_grpc.add_SelectorServicer_to_server(SelectorServicer(core, metrics), server)
+    selector_pb2_grpc.add_AdminServicer_to_server(AdminServicer(core, source), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -40,11 +40,10 @@ MAX_MINUTE_RANGE = 86400.0
 
 
 class SelectorServicer(selector_pb2_grpc.SelectorServicer):
-    def __init__(self, core: SelectorCore, metrics: SelectorMetrics | None = None,
-                 topology: TopologyFeed | None = None) -> None:
+    def __init__(self, core: SelectorCore, metrics: SelectorMetrics | None = None) -> None:
         self.core = core
         self.metrics = metrics
-        self.topology = topology if topology is not None else TopologyFeed(core)
+        self.topology = TopologyFeed(core)
 
     async def SelectAccount(
         self, request: pb.SelectAccountRequest, context: grpc.aio.ServicerContext[pb.SelectAccountRequest, pb.Lease]

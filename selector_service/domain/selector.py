@@ -60,6 +60,8 @@ class SelectorCore:
         self.config = config
         self._expand: Callable[[Config], Config] = expand or (lambda given: given)
         self._reload_lock = asyncio.Lock()
+        self.on_reload: list[Callable[[Config], None]] = []
+        """Called with the config served after each reload (the gRPC layer's topology feed listens here)."""
         self._clock = clock
         self.usage = usage
         self._store = store
@@ -235,6 +237,8 @@ class SelectorCore:
             summary = await self._reloader.switch(served)
             self.config = raw
             self._reporter.prices = PriceTable.from_config(served)
+            for listener in self.on_reload:
+                listener(raw)
             return summary
 
     # -- ListAccounts and operator actions -------------------------------------------------------------------------

@@ -108,6 +108,22 @@ async def test_a_reload_that_changes_only_accounts_sends_nothing(selector: tuple
         pending = asyncio.ensure_future(call.read())
         path.write_text(CONFIG.replace("sk-test-personal-9f3a", "sk-test-rotated-0002"))
         await selector_pb2_grpc.AdminStub(channel).Reload(pb.ReloadRequest(), timeout=5)
-        await asyncio.sleep(1.5)  # longer than the feed's own check interval
-        assert not pending.done()
+        again = await stub.WatchTopology(pb.WatchTopologyRequest(), timeout=5).read()
+        await asyncio.sleep(0.3)  # a wake-up would have been delivered by now: it is sent as the reload ends
+        assert again.version == first.version and not pending.done()
         call.cancel()
+
+
+async def test_a_reload_by_signal_wakes_watchers_too(selector: tuple[SelectorHandle, Path]) -> None:
+    """Not only the Admin service: any reload of the core (SIGHUP goes through SelectorHandle.reload)."""
+    handle, path = selector
+    async with grpc.aio.insecure_channel(handle.address) as channel:
+        stub = selector_pb2_grpc.SelectorStub(channel)
+        first = await stub.WatchTopology(pb.WatchTopologyRequest(), timeout=5).read()
+        call = stub.WatchTopology(pb.WatchTopologyRequest(known_version=first.version), timeout=5)
+        pending = asyncio.ensure_future(call.read())
+        path.write_text(CONFIG.replace("models:\n", GEMINI_POOL + "models:\n"))
+        await handle.reload()
+        second = await asyncio.wait_for(pending, 2)
+        call.cancel()
+    assert second.version != first.version and "gemini" in Topology.parse(second.document).pools
