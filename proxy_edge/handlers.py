@@ -80,10 +80,13 @@ def forward_handler(endpoint: Endpoint) -> Handler:
                 "invalid_content_encoding")
             response.force_close()
             return response
+        routing = app[ROUTING]
         try:
-            job = parse_job(raw, endpoint, await app[ROUTING].wait_router(), request.headers)
+            # The routing is there but for the edge's first moments: no coroutine for the wait on every request.
+            router = routing.current.router if routing.current is not None else await routing.wait_router()
+            job = parse_job(raw, endpoint, router, request.headers)
         except NotRouted:
-            return not_routed(shape, app[ROUTING].problem)
+            return not_routed(shape, routing.problem)
         except InputError as exc:
             return error_response(shape, exc.status, exc.message, exc.code)
         if client.name:
