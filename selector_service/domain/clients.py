@@ -2,7 +2,10 @@
 (``SelectAccountRequest.client``); the selector enforces them here.
 
 - ``rpm_limit`` / ``tpm_limit``: leases and reported tokens per client over a sliding minute, counted in memory on
-  the lease and the report (as accounts' configured limits are, :mod:`.windows`); per selector replica.
+  the lease and the report (as accounts' configured limits are, :mod:`.windows`); per selector replica. A selection
+  that waits in a pool's queue counts from its admission (and is taken back if it gets no lease), so a burst of
+  concurrent requests gets exactly ``rpm_limit`` leases. Tokens are known only when reported: requests admitted
+  while the tpm window still had room may take it over the limit (by one request's tokens each).
 - budgets: the cost of each report (the usage log's, from ``prices:``) is added to the client's spend of its day and
   month (midnights in ``budget_timezone``). Spend lives in the database: this replica's increments are written and
   every client's current spend read back in one transaction by :meth:`ClientBook.sync`, which the replication poller
@@ -145,9 +148,16 @@ class ClientBook:
                         f"{_duration(ends - now)}"), ends - now, "client_budget")
 
     def leased(self, client: ClientLimits, now: float) -> None:
-        """Count a lease granted to ``client`` (its rpm window, while it has a limit)."""
+        """Count a lease of ``client`` (its rpm window, while it has a limit): when it is granted, or when a selection
+        that may wait is admitted, so that selections waiting in a queue hold their places in the limit."""
         if client.rpm_limit:
             self._window(self._requests, client.name).add(now, 1)
+
+    def not_leased(self, client: ClientLimits, counted_at: float) -> None:
+        """Take back what :meth:`leased` counted at ``counted_at`` for a selection that got no lease."""
+        window = self._requests.get(client.name)
+        if client.rpm_limit and window is not None:
+            window.take_back(counted_at, 1)
 
     def reported(self, client: ClientLimits, tokens: int, cost: float, now: float) -> None:
         """Count a report of a lease of ``client``: its tokens (tpm window, while it has a limit) and cost (spend of

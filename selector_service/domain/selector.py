@@ -180,8 +180,16 @@ class SelectorCore:
     async def _select_for(
         self, request: SelectionRequest, exclude: Iterable[str], timeout: float | None, client: ClientLimits
     ) -> Grant:
-        self.clients.admit(client, self._clock())
-        return self._for_client(await self._leasing.select(request, exclude, timeout), client)
+        admitted = self._clock()
+        self.clients.admit(client, admitted)
+        self.clients.leased(client, admitted)  # holds its place in the client's limit while it waits
+        try:
+            grant = await self._leasing.select(request, exclude, timeout)
+        except BaseException:
+            self.clients.not_leased(client, admitted)
+            raise
+        grant.lease.client = client
+        return grant
 
     def _for_client(self, grant: Grant, client: ClientLimits) -> Grant:
         grant.lease.client = client

@@ -29,6 +29,14 @@ class MinuteWindow:
             self.entries.append((now, amount))
             self.total += amount
 
+    def take_back(self, at: float, amount: int) -> None:
+        """Undo an :meth:`add` of ``amount`` at ``at`` (nothing when it has aged out already)."""
+        try:
+            self.entries.remove((at, amount))
+        except ValueError:
+            return
+        self.total -= amount
+
     def used(self, now: float) -> int:
         entries = self.entries
         while entries and entries[0][0] <= now - WINDOW:

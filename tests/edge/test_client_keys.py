@@ -4,6 +4,7 @@ by client; a SIGHUP switching a limit; no key anywhere. Selector and edge run in
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -99,6 +100,18 @@ async def test_rpm_limit_answers_429_with_retry_after_and_calls_no_upstream(make
     assert upstream_calls(stack.fake) == before + 2
     status, _, _ = await stack.post("/v1/chat/completions", CHAT_BODY, bearer(BOB))  # another client is not held
     assert status == 200
+
+
+async def test_rpm_limit_holds_for_concurrent_requests(make_stack: StackFactory) -> None:
+    """Twenty requests at once for a client allowed five a minute: five are served, fifteen refused, even though
+    most of them wait in the pool's queue behind the others (the limit counts at admission, not at the grant)."""
+    stack = await make_stack(edge=clients(alice=", rpm_limit: 5"))
+    before = upstream_calls(stack.fake)
+    answers = await asyncio.gather(*(stack.post("/v1/chat/completions", CHAT_BODY, bearer(ALICE))
+                                     for _ in range(20)))
+    statuses = sorted(status for status, _, _ in answers)
+    assert statuses == [200] * 5 + [429] * 15, [body for _, body, _ in answers]
+    assert upstream_calls(stack.fake) == before + 5
 
 
 async def test_a_spent_budget_answers_429_until_it_resets_and_survives_a_restart(

@@ -4,13 +4,14 @@ across a restart, limits that cannot be used refused naming the field; a usage l
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from selector_service.domain.clients import ClientLimits
-from selector_service.domain.errors import ClientLimitError, InvalidRequestError
+from selector_service.domain.errors import ClientLimitError, InvalidRequestError, NoAccountAvailableError
 from selector_service.domain.outcomes import Outcome, OutcomeReport
 from selector_service.domain.selector import SelectorCore
 from selector_service.domain.usage import UsageRecord
@@ -50,6 +51,29 @@ async def test_tpm_limit_holds_a_client_for_the_rest_of_the_minute(make_core: Co
     await serve(core, ClientLimits("bob", tpm_limit=100))  # another client is not held
     clock.advance(30)
     await serve(core, client)  # the first 60 tokens have aged out
+
+
+async def test_rpm_limit_counts_waiting_selections_and_takes_back_those_that_get_no_lease(
+    make_core: CoreFactory,
+) -> None:
+    core = await make_core(config_from(CONFIG.replace("0001}", "0001, max_concurrency: 1}")))
+    await open_accounts(core)
+    client = ClientLimits("alice", rpm_limit=2)
+    request = SelectionRequest(pool="p", model="m")
+    held = await core.select(request, (), timeout=0, client=client)
+    waiting = asyncio.ensure_future(core.select(request, (), timeout=5, client=client))
+    await asyncio.sleep(0)  # it waits in the queue for the one slot, and holds the client's second place
+    with pytest.raises(ClientLimitError):
+        await core.select(request, (), timeout=5, client=client)
+    await core.report(OutcomeReport(held.lease.lease_id, Outcome.SUCCESS, http_status=200))
+    second = await waiting
+    with pytest.raises(NoAccountAvailableError) as caught:  # the slot is taken: no lease, so nothing counted
+        await core.select(request, (), timeout=0, client=ClientLimits("bob", rpm_limit=1))
+    assert not isinstance(caught.value, ClientLimitError)
+    await core.report(OutcomeReport(second.lease.lease_id, Outcome.SUCCESS, http_status=200))
+    await serve(core, ClientLimits("bob", rpm_limit=1))  # bob's failed selection was taken back
+    with pytest.raises(ClientLimitError):
+        await serve(core, client)
 
 
 async def test_budgets_reset_at_the_clients_midnights_and_survive_a_restart(
