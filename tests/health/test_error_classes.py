@@ -71,13 +71,23 @@ async def test_out_of_credit_rests_for_quota_rest_then_gets_one_probe(processes:
 
             await eventually_async(rested, 15, "the quota rest to end")
             before = calls(await processes.fake_stats(session), broke)
-            after = await drive(session, processes.edge, "quota-x", 6, 1, headers=AUTH)
-            probe_and_after = calls(await processes.fake_stats(session), broke) - before
+            probe = await drive(session, processes.edge, "quota-x", 1, 1, headers=AUTH)
+            probed = calls(await processes.fake_stats(session), broke) - before
+
+            # The edge reports the probe's outcome after answering the client: until the selector has it, the
+            # account's one probe is still out and the next request goes elsewhere. Wait for the report.
+            async def healthy() -> bool:
+                return (await processes.accounts(session, "quota"))["broke"]["state"] == "ACCOUNT_STATE_HEALTHY"
+
+            await eventually_async(healthy, 10, "the probe's success to be reported")
+            after = await drive(session, processes.edge, "quota-x", 5, 1, headers=AUTH)
+            served_after = calls(await processes.fake_stats(session), broke) - before - probed
         finally:
             await processes.script(session, broke, None)
     assert set(statuses) == {200} and len(statuses) >= 40
     assert calls(stats, broke) == 1, stats["requests"]
-    assert after == [200] * 6 and probe_and_after == 6  # the probe succeeded: the account serves again (fill_first)
+    assert probe == [200] and probed == 1  # the first request after the rest is the account's probe
+    assert after == [200] * 5 and served_after == 5  # the probe succeeded: the account serves again (fill_first)
 
 
 async def test_an_overloaded_provider_fails_over_without_a_cooldown_or_a_disable(processes: Processes) -> None:
