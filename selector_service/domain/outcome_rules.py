@@ -96,7 +96,7 @@ def _scope_at_zero(account: Account, scope: str, now: float, change: StateChange
         return
     until = quota.limits.exhausted_until(now, quota.reserve, MODEL_KINDS)
     if until > now:
-        account.rests.at_zero(scope, until, change)
+        account.rests.at_zero(scope, until, now, change)
 
 
 def _succeeded(account: Account, fresh: bool, epoch: int, granted_at: float, change: StateChange) -> None:

@@ -19,6 +19,10 @@ from selector_service.domain.backoff import rate_limit_cooldown
 from selector_service.domain.state import ScopeRestRow, StateChange, extends
 
 MAX_SCOPES = 256
+SHORT_REST = 1.0
+"""Seconds: a rest from rate-limit headers at zero that ends sooner lives in memory only. It would be over before a
+restarted selector, or another replica polling the database, could act on it, and a provider near its limit can say
+"at zero, resets in 6 ms" on many answers a second: a database write each would be work for nothing."""
 """Scopes kept per account beyond those resting (a cache of model names, bounded)."""
 
 
@@ -57,6 +61,8 @@ class ScopeRest:
     """When the scope's probe lease was granted (0.0: none out); after the rest, one probe at a time."""
     woken: float = 0.0
     """The rest's end for which the pool has scheduled a re-check (queued calls wake then)."""
+    saved: bool = True
+    """Whether the rest is in the database (a short rest from headers at zero is not: :data:`SHORT_REST`)."""
 
     def blocked_until(self, now: float, probe_timeout: float) -> float:
         """0.0 when a lease for the scope may be granted now; else until when it may not."""
@@ -119,6 +125,7 @@ class ModelRests:
         if rest is None:
             rest = self.rests[scope] = ScopeRest(until, reason, streak)
         else:
+            rest.saved = True
             if extends(rest.until, until):
                 rest.until, rest.reason = until, reason
             rest.streak = streak
@@ -132,20 +139,25 @@ class ModelRests:
         rest = self.rests.get(scope) if scope else None
         if rest is not None and epoch >= rest.epoch:
             del self.rests[scope]
-            change.rest_scope(scope, None)
+            if rest.saved:
+                change.rest_scope(scope, None)
 
-    def at_zero(self, scope: str, until: float, change: StateChange) -> None:
-        """The model's rate-limit headers are at zero (or under the reserve) until ``until``: it rests until then."""
+    def at_zero(self, scope: str, until: float, now: float, change: StateChange) -> None:
+        """The model's rate-limit headers are at zero (or under the reserve) until ``until``: it rests until then,
+        and its next lease after that is a probe. Saved unless it is short (:data:`SHORT_REST`) and nothing about
+        the scope is saved already."""
         rest = self.rests.get(scope)
         if rest is not None and not extends(rest.until, until):
             return
         reason = f"quota at zero (rate-limit headers) for {scope} until reset"
         if rest is None:
-            rest = self.rests[scope] = ScopeRest(until, reason, streak=0)
+            rest = self.rests[scope] = ScopeRest(until, reason, streak=0, saved=False)
         else:
             rest.until, rest.reason, rest.probe_since = until, reason, 0.0
             rest.epoch += 1
-        change.rest_scope(scope, (rest.until, rest.reason, rest.streak))
+        if rest.saved or until - now >= SHORT_REST:
+            rest.saved = True
+            change.rest_scope(scope, (rest.until, rest.reason, rest.streak))
 
     def restore(self, saved: dict[str, ScopeRestRow]) -> None:
         """Take the saved rests: a scope saved longer than known here is news (a new epoch); a scope no longer saved
@@ -158,7 +170,11 @@ class ModelRests:
             elif extends(rest.until, until):
                 rest.until, rest.reason, rest.streak = until, reason, max(streak, rest.streak)
                 rest.epoch += 1
+            rest.saved = True
             rests[scope] = rest
+        for scope, rest in self.rests.items():
+            if not rest.saved:  # in memory only (short): not in the database, still this replica's to keep
+                rests.setdefault(scope, rest)
         self.rests = rests
 
     def ends(self) -> dict[str, float]:
@@ -167,6 +183,7 @@ class ModelRests:
 
     def clear(self, change: StateChange) -> None:
         """Forget every rest (an operator's reset), and save that."""
-        for scope in self.rests:
-            change.rest_scope(scope, None)
+        for scope, rest in self.rests.items():
+            if rest.saved:
+                change.rest_scope(scope, None)
         self.rests = {}

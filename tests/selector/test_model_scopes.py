@@ -12,7 +12,10 @@ import pytest
 from selector_service.domain.errors import NoAccountAvailableError
 from selector_service.domain.leases import Grant
 from selector_service.domain.outcomes import AccountState, Outcome, OutcomeReport
+from selector_service.domain.scopes import ModelRests
 from selector_service.domain.selector import SelectorCore
+from selector_service.domain.state import StateChange
+from selector_service.domain.writer import StateWriter
 from selector_service.plugin.types import SelectionRequest
 from tests.selector.conftest import CoreFactory, FakeClock, open_accounts, pool_config
 
@@ -153,6 +156,39 @@ async def test_a_models_limit_at_zero_rests_that_model_until_its_reset(make_core
     assert probe.lease.account.name == "a" and probe.lease.probe
 
 
+async def test_a_rest_shorter_than_a_second_stays_in_memory_and_still_gets_one_probe(
+        make_core: CoreFactory, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A provider near its limit can say "at zero, resets in 300 ms" on many answers a second: the model rests and
+    then gets one probe, as for any rest, but nothing is written for it (a restart would outlast it)."""
+    writes: list[StateChange] = []
+    submit = StateWriter.submit
+    monkeypatch.setattr(StateWriter, "submit", lambda self, change: writes.append(change) or submit(self, change))
+    database = tmp_path / "state.db"
+    core = await make_core(pool_config(TWO, **SETTINGS), database=database)
+    await open_accounts(core)
+    for grant in [await lease(core, "gpt-4o") for _ in range(2)]:  # both accounts answered: nothing left to learn
+        await report(core, grant)
+    writes.clear()
+    zero = {"x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": "300ms"}
+    await report(core, await lease(core, "gpt-4o"), rate_limit_headers=zero)
+    assert account(core).rests.rests["gpt-4o"].until == pytest.approx(clock() + 0.3)
+    assert (await lease(core, "gpt-4o")).lease.account.name == "b"  # the model rests on a
+    assert account(await make_core(pool_config(TWO, **SETTINGS), database=database)).rests.rests == {}
+    clock.advance(0.31)
+    core.pools["p"].process_due(clock())
+    probe = await lease(core, "gpt-4o")
+    assert probe.lease.account.name == "a" and probe.lease.probe
+    assert (await lease(core, "gpt-4o")).lease.account.name == "b"  # one probe, not a burst
+    await report(core, probe)
+    assert account(core).rests.rests == {}
+    assert [change for change in writes if change.scope_rests] == []  # neither the rest nor its end was written
+
+    await report(core, await lease(core, "gpt-4o"), rate_limit_headers={**zero, "x-ratelimit-reset-requests": "20s"})
+    saved = account(await make_core(pool_config(TWO, **SETTINGS), database=database)).rests.rests
+    assert saved["gpt-4o"].until == pytest.approx(clock() + 20)  # a rest that outlasts a restart is saved
+
+
 async def test_a_plans_window_at_its_limit_rests_the_whole_account(make_core: CoreFactory, clock: FakeClock) -> None:
     core = await make_core(pool_config(ONE, **SETTINGS))
     await open_accounts(core)
@@ -221,3 +257,16 @@ async def test_with_account_wide_cooldowns_the_caps_are_the_accounts(make_core: 
         await report(core, await lease(core, model))
     state, reason = account(core).state(clock())
     assert state is AccountState.COOLING and reason == "configured requests per minute limit reached"
+
+
+def test_news_from_the_database_keeps_a_short_rest_it_cannot_know_of() -> None:
+    """Another replica's write makes this one take the account's saved rests: a short rest held only in memory here
+    is not among them, and must not be taken as ended by a success."""
+    rests = ModelRests()
+    rests.at_zero("gpt-4o", 100.5, 100.0, StateChange("p/a"))
+    rests.restore({})
+    assert rests.rests["gpt-4o"].until == 100.5 and not rests.rests["gpt-4o"].saved
+    rests.restore({"gpt-4o": (130.0, "rate limited (429) for gpt-4o, cooling 30 s", 1)})
+    assert rests.rests["gpt-4o"].until == 130.0 and rests.rests["gpt-4o"].saved  # now in the database
+    rests.restore({})
+    assert rests.rests == {}  # cleared by a success elsewhere
