@@ -208,23 +208,33 @@ async def _serve(config: EdgeSettings, reread: Callable[[], EdgeSettings], reuse
     return 0
 
 
-RESTART_SETTINGS = ("listen", "selector", "selector_transport", "selector_tls", "timeouts", "upstream_limits",
-                    "body_limit", "client_timeouts", "listen_backlog", "proxy_from_env")
-"""Settings of ``edge:`` that a reload does not change: they take effect when the edge restarts."""
+RESTART_SETTINGS = ("listen", "listen_backlog", "selector", "selector_transport", "selector_tls", "body_limit",
+                    "proxy_from_env", "shutdown_timeout")
+"""Settings of ``edge:`` that a reload does not change (they shape the listening socket, the selector channels or
+the upstream session): they take effect when the edge restarts. ``client_timeouts.header`` and ``.idle`` too."""
 
 
 def reload_settings(app: web.Application, reread: Callable[[], EdgeSettings]) -> bool:
-    """SIGHUP: read the edge's settings again and switch to the new client keys (``api_keys``, ``auth``); the pools
-    follow the selector on their own. A bad file changes nothing. Returns whether the new settings were taken."""
+    """SIGHUP: read the edge's settings again and switch to the new client keys (``api_keys``, ``clients``,
+    ``auth``), ``timeouts``, ``upstream_limits`` and ``client_timeouts.body``, for requests that start from now on;
+    the pools follow the selector on their own. A bad file changes nothing. Returns whether the new settings were
+    taken."""
     try:
         settings = reread()
         auth = Authenticator(settings.edge)
     except (ConfigError, EdgeConfigError) as exc:
         log.error("edge settings not reloaded; the running ones stay: %s", exc)
         return False
+    edge, running = settings.edge, app[CONFIG].edge
     app[handlers.AUTH].take(auth)
-    running = app[CONFIG].edge
-    later = [name for name in RESTART_SETTINGS if getattr(settings.edge, name) != getattr(running, name)]
-    log.info("edge settings reloaded: %d client key(s)%s", auth.count,
-             f"; {', '.join(later)} changed and take effect on restart" if later else "")
+    timeouts = edge.timeouts
+    app[handlers.FORWARDER].upstream.retime(timeouts, edge.upstream_limits)
+    app[handlers.SELECTOR].retime(timeouts.selector, timeouts.selector_unavailable)
+    app[ROUTING].patience = timeouts.selector_unavailable
+    app[INFLIGHT].body_timeout = edge.client_timeouts.body
+    later = [name for name in RESTART_SETTINGS if getattr(edge, name) != getattr(running, name)]
+    later += [f"client_timeouts.{name}" for name in ("header", "idle")
+              if getattr(edge.client_timeouts, name) != getattr(running.client_timeouts, name)]
+    log.info("edge settings reloaded: %d client key(s), timeouts and limits%s", auth.count,
+             f"; {', '.join(later)} changed and take{'s' * (len(later) == 1)} effect on restart" if later else "")
     return True

@@ -32,6 +32,10 @@ class Forwarder:
         self._selector = selector
         self._policies = policies
 
+    @property
+    def upstream(self) -> Upstream:
+        return self._upstream
+
     async def forward(self, request: web.Request, job: Job) -> web.StreamResponse:
         """Answer ``request`` from the first account that serves it, along the fallback chain if there is one."""
         targets = (job, *job.fallbacks)

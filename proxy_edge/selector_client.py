@@ -57,6 +57,11 @@ class SelectorClient:
             replicas.append(Replica(index, one, channel, open_link(transport, channel, self._metadata, timeout, one)))
         self._replicas = ReplicaSet(replicas)
 
+    def retime(self, timeout: float, unavailable: float) -> None:
+        """Use these for the selections that start from now on (a reload's ``timeouts.selector`` and
+        ``timeouts.selector_unavailable``; unary reports keep the deadline they started with)."""
+        self.timeout, self.unavailable = timeout, unavailable
+
     @property
     def channel(self) -> grpc.aio.Channel:
         """A channel to a replica that is up (the first listed when none is), for the contract's other services (the

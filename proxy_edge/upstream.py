@@ -63,9 +63,12 @@ class Upstream:
         self._egress = egress
         self._urls: dict[tuple[str, str], URL] = {}
         self._loop = asyncio.get_running_loop()
-        timeouts = timeouts or EdgeTimeouts()
+        self.retime(timeouts or EdgeTimeouts(), limits or UpstreamLimits())
+
+    def retime(self, timeouts: EdgeTimeouts, limits: UpstreamLimits) -> None:
+        """Use ``timeouts`` and ``limits`` for the attempts that start from now on (a reload's)."""
         self._timeouts = timeouts
-        self._limits = limits or UpstreamLimits()
+        self._limits = limits
         self._plain_timeout = aiohttp.ClientTimeout(
             total=timeouts.total, connect=timeouts.connect, sock_connect=timeouts.connect,
             sock_read=timeouts.first_byte)

@@ -17,7 +17,7 @@ from fake_upstream import FakeUpstream
 from poolgate.config.loader import EdgeSettings, load_edge_settings
 from poolgate.v1 import selector_pb2 as pb
 from poolgate.v1 import selector_pb2_grpc
-from proxy_edge.app import EdgeServer, reload_settings, start_edge
+from proxy_edge.app import CONFIG, EdgeServer, reload_settings, start_edge
 from proxy_edge.topology import ROUTING
 from selector_service.app import SelectorHandle, start_selector
 from selector_service.overlay import ConfigSource
@@ -195,6 +195,26 @@ async def test_sighup_takes_new_client_keys_and_a_bad_file_changes_nothing(
     async with running.http.get(f"{running.edge.url}/v1/models",
                                 headers={"Authorization": "Bearer test-edge-key-0002"}) as response:
         assert response.status == 200
+
+
+async def test_sighup_takes_new_timeouts_for_the_requests_that_follow(
+        running: Running, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The upstream takes 600 ms: served under the file's first_byte of 5 s; after a reload to 200 ms, the same
+    request times out (its account's one upstream call counted), without a restart."""
+    running.fake.script("sk-first-000001", "slow600")
+    before = sum(running.fake.stats.requests.values())
+    status, _ = await running.chat("gpt-4o")
+    assert status == 200
+    transport = running.edge.runner.app[CONFIG].edge.selector_transport
+    settings = edge_settings(tmp_path, running.selector.address, transport)
+    settings.edge.timeouts.first_byte = 0.2
+    settings.edge.listen = "127.0.0.1:1"  # a setting that needs a restart: named in the log, nothing else
+    with caplog.at_level(logging.INFO, logger="poolgate.edge"):
+        assert reload_settings(running.edge.runner.app, lambda: settings)
+    assert "listen changed and takes effect on restart" in caplog.text and "timeouts" not in caplog.text.split(";")[-1]
+    status, text = await running.chat("gpt-4o")
+    assert status == 503 and "account openai/a (timed out: no answer in time)" in text, text
+    assert sum(running.fake.stats.requests.values()) - before == 2  # one call each: the pool has one account
 
 
 def test_an_edge_file_without_pools_is_enough(tmp_path: Path) -> None:
