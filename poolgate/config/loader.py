@@ -88,7 +88,7 @@ def load_sections(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
         pass  # reported by load_config
     else:
         names = list(given) if isinstance(given, dict) else []
-        routing = check_routing(names, models, routes, edge.api_keys if edge is not None else [])
+        routing = check_routing(names, models, routes, edge.client_keys() if edge is not None else None)
     return Sections(selector, edge, pools, routing)
 
 

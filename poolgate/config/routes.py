@@ -13,6 +13,7 @@ import fnmatch
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -174,7 +175,7 @@ class ModelTable:
 
 
 def check_routing(pools: Sequence[str], models: Mapping[str, str | list[str]], routes: Sequence[RouteRule],
-          api_keys: Sequence[str]) -> str | None:
+                  keys: ClientKeys | None = None) -> str | None:
     """The first problem with ``models:`` and ``routes:`` as ``path: what is wrong and what to do``; None if none."""
     table = ModelTable(pools, models)
     listed = ", ".join(pools)
@@ -186,7 +187,7 @@ def check_routing(pools: Sequence[str], models: Mapping[str, str | list[str]], r
         problem = _value_problem(table, rule.to, "", listed)
         if problem:
             return f"routes[{i}].to{problem}"
-        problem = _key_problem(rule.match.client_key, api_keys)
+        problem = keys.problem(rule.match.client_key) if keys is not None else ""
         if problem:
             return f"routes[{i}].match.client_key: {problem}"
     return None
@@ -215,15 +216,30 @@ def _value_problem(table: ModelTable, value: str | list[str], key: str, listed: 
     return ""
 
 
-def _key_problem(reference: str, api_keys: Sequence[str]) -> str:
-    if not reference or not api_keys:
+@dataclass(frozen=True)
+class ClientKeys:
+    """The edge's client keys as its file gives them, for checking the ``client_key`` of routes: the keys written
+    out (``api_keys``, clients' ``key``), the SHA-256 of clients given by ``key_sha256``, and whether some key is
+    known only where the edge runs (``key_env``)."""
+
+    written: Sequence[str] = ()
+    digests: Sequence[str] = ()
+    from_environment: bool = False
+
+    def problem(self, reference: str) -> str:
+        if not reference:
+            return ""
+        matches = sum(1 for key in self.written if key_matches(reference, key))
+        digest = key_reference_digest(reference)
+        matches += sum(1 for known in self.digests if digest and known.startswith(digest))
+        if matches > 1:
+            return f"names {matches} of the edge's client keys: use the 'sha256:' form to tell them apart"
+        # A reference by tail cannot be checked against a key known only by its digest or from the environment.
+        unknowable = self.from_environment or (self.digests and not digest)
+        if matches == 0 and (self.written or self.digests) and not unknowable:
+            return ("names none of the edge's client keys (edge.api_keys, edge.clients): use the redacted form of "
+                    "one of them ('…' and its last four characters)")
         return ""
-    matches = sum(1 for key in api_keys if key_matches(reference, key))
-    if matches == 0:
-        return "names none of edge.api_keys: use the redacted form of one of them ('…' and its last four characters)"
-    if matches > 1:
-        return f"names {matches} of edge.api_keys: use the 'sha256:' form to tell them apart"
-    return ""
 
 
 def key_matches(reference: str, key: str) -> bool:

@@ -115,7 +115,7 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _models_name_pools(self) -> Config:
-        problem = check_routing(list(self.pools), self.models, self.routes, self.edge.api_keys)
+        problem = check_routing(list(self.pools), self.models, self.routes, self.edge.client_keys())
         if problem:
             raise ValueError(problem)
         return self

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from poolgate.addresses import check_listen
 from poolgate.config.durations import Duration, Size
+from poolgate.config.routes import ClientKeys
 from poolgate.config.section import Section
 from poolgate.day_windows import time_zone
 
@@ -274,6 +275,12 @@ class EdgeSection(Section):
     """Upstream calls of accounts without a ``proxy:`` of their own or their pool's go through the proxy that the
     standard variables name when the edge starts (``HTTPS_PROXY``, ``HTTP_PROXY``, lower case first; ``NO_PROXY``
     honoured); upstreams on loopback never do. false: such calls go direct, whatever the environment says."""
+
+    def client_keys(self) -> ClientKeys:
+        """What the file says of the client keys (for checking the ``client_key`` of routes)."""
+        return ClientKeys([*self.api_keys, *(client.key for client in self.clients if client.key)],
+                          [client.key_sha256 for client in self.clients if client.key_sha256],
+                          any(client.key_env for client in self.clients))
 
     def client_key_problem(self, environ: Mapping[str, str] | None = None) -> str | None:
         """What keeps the edge from authenticating clients with these settings (checked at start, on a reload and by

@@ -77,7 +77,7 @@ class Topology(BaseModel):
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "document"
             raise TopologyError(f"{where}: {first['msg']} ({exc.error_count()} problem(s))") from None
-        problem = check_routing(list(topology.pools), topology.models, topology.routes, ())
+        problem = check_routing(list(topology.pools), topology.models, topology.routes)
         if problem:
             raise TopologyError(problem)
         return topology

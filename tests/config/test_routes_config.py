@@ -97,7 +97,8 @@ def test_a_request_no_rule_and_no_model_serves_is_a_404() -> None:
      "digits: the SHA-256 of the system prompt (printf %s \"$PROMPT\" | sha256sum), or run the edge with "
      "--log-level debug to see the hashes of requests"),
     ("routes: [{match: {client_key: '…9999'}, to: a}]", "(top level): routes[0].match.client_key: names none of "
-     "edge.api_keys: use the redacted form of one of them ('…' and its last four characters)"),
+     "the edge's client keys (edge.api_keys, edge.clients): use the redacted form of one of them ('…' and its last "
+     "four characters)"),
     ("routes: [{match: {header: {'bad name': x}}, to: a}]", "routes[0].match.header: 'bad name' is not a valid "
      "header name"),
     ("routes: [{match: {model: m, sytem: x}, to: a}]", "routes[0].match.sytem: unknown setting: remove it or check "
@@ -120,5 +121,31 @@ def test_a_client_key_written_in_a_rule_is_refused_and_never_echoed() -> None:
 def test_a_redacted_reference_that_fits_two_keys_asks_for_the_digest() -> None:
     text = "edge: {api_keys: [one-key-00001234, two-key-00001234]}\npools:\n  a: {api_key: sk-test-aaaa}\n" \
            "routes: [{match: {client_key: '...1234'}, to: a}]"
-    assert errors_of(text) == ["(top level): routes[0].match.client_key: names 2 of edge.api_keys: use the "
-                               "'sha256:' form to tell them apart"]
+    assert errors_of(text) == ["(top level): routes[0].match.client_key: names 2 of the edge's client keys: use "
+                               "the 'sha256:' form to tell them apart"]
+
+
+BOB_DIGEST = hashlib.sha256(b"bob-key-00009999").hexdigest()
+CLIENTS = f"""
+edge:
+  api_keys: [client-key-aaaa1111]
+  clients:
+    - {{name: alice, key: alice-key-00005678}}
+    - {{name: bob, key_sha256: {BOB_DIGEST}}}
+pools:
+  a: {{api_key: sk-test-aaaa}}
+"""
+
+
+@pytest.mark.parametrize("reference", ["…5678", "sha256:" + hashlib.sha256(b"alice-key-00005678").hexdigest()[:8],
+                                       "sha256:" + hashlib.sha256(b"bob-key-00009999").hexdigest()[:8]])
+def test_a_rule_may_name_a_named_clients_key(reference: str) -> None:
+    parse_config(CLIENTS + f"routes: [{{match: {{client_key: '{reference}'}}, to: a}}]")
+
+
+def test_a_digest_that_names_no_client_key_is_refused_when_every_key_is_known() -> None:
+    assert errors_of(CLIENTS + "routes: [{match: {client_key: 'sha256:00000000'}, to: a}]") == [
+        "(top level): routes[0].match.client_key: names none of the edge's client keys (edge.api_keys, "
+        "edge.clients): use the redacted form of one of them ('…' and its last four characters)"]
+    # A tail cannot be checked against a key known by its digest only: the edge matches it when a request comes.
+    parse_config(CLIENTS + "routes: [{match: {client_key: '…0000'}, to: a}]")
