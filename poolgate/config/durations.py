@@ -1,11 +1,14 @@
-"""Durations and sizes as users write them in YAML: ``30``, ``1.5``, ``"500ms"``, ``"30s"``, ``"5m"``, ``"1h"``."""
+"""Values as users write them in YAML: durations (``30``, ``1.5``, ``"500ms"``, ``"30s"``, ``"5m"``, ``"1h"``), sizes
+(``32MiB``) and time zone names."""
 
 from __future__ import annotations
 
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
+
+from poolgate.day_windows import time_zone
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|m|min|mins|h|hr|d)?\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {
@@ -55,3 +58,12 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 Size = Annotated[int, BeforeValidator(parse_size)]
 """A size in bytes, written as a number or with a unit."""
+
+
+def check_time_zone(name: str) -> str:
+    time_zone(name)  # raises ValueError naming what to give
+    return name
+
+
+TimeZoneName = Annotated[str, AfterValidator(check_time_zone)]
+"""``UTC`` or an IANA time zone name the system's tzdata has (where calendar days start at midnight)."""

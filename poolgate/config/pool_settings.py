@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from poolgate.config.durations import Duration
+from poolgate.config.durations import Duration, TimeZoneName
 from poolgate.config.section import Section
 
 DEFAULT_STRATEGY = "round_robin"
@@ -150,7 +150,7 @@ class PoolSettings(Section):
     classify: list[ClassifyRule] = Field(default_factory=list)
     """Rules for upstream errors, tried before the built-in table (docs/health.md)."""
     quota_rest: Duration = 3600.0
-    quota_timezone: str = "UTC"
+    quota_timezone: TimeZoneName = "UTC"
     """The time zone whose midnight starts the day of rpd_limit and tpd_limit (an IANA name such as
     America/Los_Angeles)."""
     reserve: float = Field(default=0.0, ge=0.0, lt=1.0)

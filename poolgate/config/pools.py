@@ -300,14 +300,6 @@ class PoolConfig(PoolSettings):
             data["accounts"] = named
         return data
 
-    @field_validator("quota_timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        from poolgate.day_windows import time_zone
-
-        time_zone(value)  # raises ValueError naming what to give
-        return value
-
     @model_validator(mode="after")
     def _complete(self) -> PoolConfig:
         if not self.accounts and not self.credentials_dir and not self.credential_sources:

@@ -12,10 +12,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from poolgate.addresses import check_listen
-from poolgate.config.durations import Duration, Size
+from poolgate.config.durations import Duration, Size, TimeZoneName
 from poolgate.config.routes import ClientKeys
 from poolgate.config.section import Section
-from poolgate.day_windows import time_zone
 
 DEFAULT_SELECTOR_LISTEN = "127.0.0.1:50151"
 DEFAULT_EDGE_LISTEN = "127.0.0.1:8080"
@@ -197,7 +196,7 @@ class ClientConfig(Section):
     tpm_limit: int = Field(default=0, ge=0)
     """Input plus output tokens per sliding minute, per selector replica; 0: no limit."""
     budget: ClientBudget = Field(default_factory=ClientBudget)
-    budget_timezone: str = "UTC"
+    budget_timezone: TimeZoneName = "UTC"
     """Where the budget's days and months start at midnight (an IANA name, or UTC)."""
 
     @field_validator("name")
@@ -214,12 +213,6 @@ class ClientConfig(Section):
         value = value.strip().lower()
         if value and not _SHA256.fullmatch(value):
             raise ValueError("must be the key's SHA-256 as 64 hex digits (printf %s KEY | sha256sum)")
-        return value
-
-    @field_validator("budget_timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        time_zone(value)  # raises ValueError naming what to give
         return value
 
     @model_validator(mode="after")

@@ -57,3 +57,6 @@ def test_an_unknown_time_zone_is_refused() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config("pools:\n  p:\n    api_key: sk-test-a-0001\n    quota_timezone: Mars/Olympus\n")
     assert any("pools.p.quota_timezone" in e and "IANA" in e for e in caught.value.errors), caught.value.errors
+    with pytest.raises(ConfigError) as caught:  # the defaults every pool inherits are checked too
+        parse_config("defaults: {quota_timezone: Mars/Olympus}\npools:\n  p: {api_key: sk-test-a-0001}\n")
+    assert any("defaults.quota_timezone" in e and "IANA" in e for e in caught.value.errors), caught.value.errors
