@@ -28,7 +28,7 @@ storm:
 window:
   accounts:
     - {name: limited, key: sk-ratelimited3-window-0001}
-    - {name: fine, key: sk-fine-window-0002}
+    - {name: fine, key: sk-fine-limit10000000-window-0002}  # more than 9 s of load can use: never at zero
 burst:
   cooldown: {base: 1s}
   accounts:
