@@ -75,28 +75,33 @@ async def relay_stream(
     try:
         await response.prepare(request)
         await response.write(translate(first) if translate else first)
-        while not inspector.too_large:
+        async with asyncio.timeout(None) as guard:
+            watch = IdleWatch(guard, timeouts.stream_idle)
             try:
-                async with asyncio.timeout(timeouts.stream_idle):
-                    chunk = await content.readany()
-            except TimeoutError:
-                upstream_failure = (oc.TIMEOUT, status, "the stream stalled")
-                break
-            except aiohttp.ClientError as exc:
-                upstream_failure = (oc.NETWORK_ERROR, status, network_detail(exc))
-                break
-            if not chunk:
-                rest = inspector.flush()
-                if rest and translate:
-                    rest = translate(rest + b"\n\n")
-                if rest:
-                    await response.write(rest)
-                break
-            out = inspector.feed(chunk)
-            if out and translate:
-                out = translate(out)
-            if out:
-                await response.write(out)
+                while not inspector.too_large:
+                    watch.waiting()
+                    try:
+                        chunk = await content.readany()
+                    except aiohttp.ClientError as exc:
+                        upstream_failure = (oc.NETWORK_ERROR, status, network_detail(exc))
+                        break
+                    watch.waited()
+                    if not chunk:
+                        rest = inspector.flush()
+                        if rest and translate:
+                            rest = translate(rest + b"\n\n")
+                        if rest:
+                            await response.write(rest)
+                        break
+                    out = inspector.feed(chunk)
+                    if out and translate:
+                        out = translate(out)
+                    if out:
+                        await response.write(out)
+            finally:
+                watch.close()
+    except TimeoutError:
+        upstream_failure = (oc.TIMEOUT, status, "the stream stalled")
     except ConnectionError:
         upstream.close()
         report.later(oc.CANCELLED, status, limits, "the client disconnected mid-stream")
@@ -124,6 +129,41 @@ async def relay_stream(
         report.later(oc.SUCCESS, status, limits, "")
     await _write_quietly(response, None)
     return response
+
+
+class IdleWatch:
+    """Ends a wait for the upstream's next chunk once it has lasted ``idle`` seconds (``timeouts.stream_idle``), by
+    firing ``guard``, an ``asyncio.timeout(None)`` around the relay: a TimeoutError out of its block.
+
+    One timer per ``idle`` period rather than an ``asyncio.timeout`` per chunk, which cost about a tenth of the
+    edge's CPU on long streams. Only waits on the upstream count: a write to a slow client does not.
+    """
+
+    __slots__ = ("_guard", "_idle", "_loop", "_since", "_timer")
+
+    def __init__(self, guard: asyncio.Timeout, idle: float) -> None:
+        self._guard = guard
+        self._idle = idle
+        self._loop = loop = asyncio.get_running_loop()
+        self._since = 0.0
+        """When the current wait began; 0.0 while not waiting."""
+        self._timer = loop.call_at(loop.time() + idle, self._check)
+
+    def waiting(self) -> None:
+        self._since = self._loop.time()
+
+    def waited(self) -> None:
+        self._since = 0.0
+
+    def _check(self) -> None:
+        now, since = self._loop.time(), self._since
+        if since and now - since >= self._idle:
+            self._guard.reschedule(now)
+        else:
+            self._timer = self._loop.call_at((since or now) + self._idle, self._check)
+
+    def close(self) -> None:
+        self._timer.cancel()
 
 
 async def _error_event_failure(

@@ -132,6 +132,29 @@ async def test_stream_timeouts_are_set_apart_from_first_byte(make_stack: StackFa
     assert (await outcomes(stack))["openai/bad"] == ["timeout"]
 
 
+async def test_a_stream_that_pauses_longer_than_stream_idle_ends_with_an_error_event(make_stack: StackFactory) -> None:
+    """stream_idle 400 ms: events 150 ms apart pass whole; events 1 s apart end after the first with an error event,
+    about 400 ms after it, and the attempt counts as a timeout of the account (not as the client's fault)."""
+    stack = await make_stack(timeouts="first_token: 5s, stream_idle: 400ms", openai_accounts=ALONE % "drip1000",
+                             anthropic_accounts=ALONE % "drip150")
+    started = time.monotonic()
+    status, body, _ = await post_raw(stack, "/v1/messages", {"model": "claude-x", "max_tokens": 8, "messages": CHAT,
+                                                              "stream": True})
+    assert status == 200 and b"event: message_stop" in body and b"event: error" not in body
+    assert time.monotonic() - started > 0.6  # several 150 ms gaps, none of them cut
+    started = time.monotonic()
+    status, body, _ = await post_raw(stack, "/v1/chat/completions", {"model": "gpt-4o-mini", "messages": CHAT,
+                                                                     "stream": True})
+    elapsed = time.monotonic() - started
+    events = [e for e in body.decode().split("\n\n") if e.strip()]
+    error = json.loads(events[-1].split("data: ", 1)[1])["error"]
+    assert status == 200 and len(events) == 2 and error["code"] == "upstream_stream_error", events
+    assert "the stream stalled" in error["message"]
+    assert 0.4 <= elapsed < 0.9, elapsed
+    recorded = await outcomes(stack)
+    assert sorted(recorded.values()) == [["success"], ["timeout"]]
+
+
 def test_timeout_defaults_and_configs_that_set_first_byte_only() -> None:
     defaults = EdgeTimeouts()
     assert (defaults.first_byte, defaults.first_token, defaults.stream_idle) == (120.0, 60.0, 60.0)
