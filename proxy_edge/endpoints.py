@@ -8,7 +8,6 @@ must be to be parsed at all is checked in :mod:`proxy_edge.client_input`.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from proxy_edge.client_input import (
     parse_body,
 )
 from proxy_edge.errors import ApiShape
+from proxy_edge.json_codec import encode
 from proxy_edge.leases import ClientLimits
 from proxy_edge.routing import Route, Router
 from proxy_edge.rules import RequestFacts
@@ -140,7 +140,7 @@ def _target(raw: bytes, data: dict[str, Any], endpoint: Endpoint, route: Route, 
         if not (isinstance(options, dict) and options.get("include_usage") is True):
             data["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
             strip_usage = changed = True
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() if changed else raw
+    body = encode(data) if changed else raw
     return Job(endpoint, route, model, body, stream, strip_usage, session, via=via, response_headers=headers)
 
 
@@ -157,7 +157,7 @@ def _translated(data: dict[str, Any], endpoint: Endpoint, route: Route, apis: It
         body, translation = translate_request(endpoint.name, upstream.name, {**data, "model": route.upstream_model})
     except TranslationError as exc:
         raise InputError(400, f"{exc.message} ({served})", "untranslatable") from None
-    encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    encoded = encode(body)
     if translation.dropped:
         headers[DROPPED_HEADER] = header_value(", ".join(translation.dropped))
     return Job(endpoint, route, model, encoded, stream, False, session, translation, upstream, via=via,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxy_edge.errors import ApiShape, error_body
+from proxy_edge.json_codec import encode
 from proxy_edge.translate import (
     TranslationError,
     anthropic_to_openai,
@@ -82,7 +83,7 @@ class Translation:
             detail = exc.message if isinstance(exc, TranslationError) else "the body is not JSON"
             message = f"the upstream's answer could not be translated ({detail}); retry the request"
             return 502, json.dumps(error_body(self.shape, 502, message, "translation_failed")).encode()
-        return status, json.dumps(out, ensure_ascii=False).encode()
+        return status, encode(out)
 
     def _translate(self, data: dict[str, Any]) -> dict[str, Any]:
         pair = (self.client, self.upstream)

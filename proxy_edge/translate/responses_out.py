@@ -11,13 +11,13 @@ and its usage. Every event has ``event:`` and a ``sequence_number``. An error is
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from proxy_edge.json_codec import encode_text
 from proxy_edge.translate.responses_tools import ToolMap
 
 ECHOED = ("instructions", "max_output_tokens", "parallel_tool_calls", "previous_response_id", "prompt_cache_key",
@@ -136,7 +136,7 @@ class ResponseStreamWriter:
     def event(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, "sequence_number": self._sequence, **fields}
         self._sequence += 1
-        return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n".encode()
+        return f"event: {kind}\ndata: {encode_text(data)}\n\n".encode()
 
     def _response(self, status: str, **extra: Any) -> dict[str, Any]:
         return response_object(self._echo, self._id, self._model, list(self._items), status,

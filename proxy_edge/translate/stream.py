@@ -10,10 +10,10 @@ back but an unfinished event).
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
+from proxy_edge.json_codec import encode_text
 from proxy_edge.streaming import json_or_none
 from proxy_edge.translate import anthropic_to_openai, openai_to_anthropic
 from proxy_edge.translate.common import finish_reason, input_to_arguments, stop_reason, tool_id
@@ -21,7 +21,7 @@ from proxy_edge.translate.errors import stream_error_to_anthropic, stream_error_
 
 
 def _dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return encode_text(data)
 
 
 def anthropic_event(name: str, data: dict[str, Any]) -> bytes:
