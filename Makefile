@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= examples/demo.yaml
 
-.PHONY: run test browser-deps deploy-deps agents postgres-for-tests lint proto bench bench-goals bench-ceiling bench-streams bench-compare bench-selector bench-edge bench-logging bench-imports bench-floor bench-hostile bench-cold soak check-image clean
+.PHONY: run test browser-deps deploy-deps agents postgres-for-tests lint proto bench bench-goals bench-ceiling bench-streams bench-compare bench-selector bench-edge bench-logging bench-imports bench-floor bench-hostile bench-cold bench-encoding soak check-image clean
 
 $(STAMP): pyproject.toml examples/strategy-plugin/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,7 +66,7 @@ LITELLM_VENV := bench/.venv-litellm
 # The selector, edge, logging, import, hostile-upstream and cold-start figures, then every goal of the fast path in
 # one run and one table, last (bench/goals.py: bare proxy, floor, poolgate unary and stream, 2 edge workers, LiteLLM,
 # long streams, the selector's ceiling, memory).
-bench: bench-selector bench-edge bench-logging bench-imports bench-hostile bench-cold bench-goals
+bench: bench-selector bench-edge bench-logging bench-imports bench-hostile bench-cold bench-encoding bench-goals
 
 bench-goals: $(STAMP) $(LITELLM_VENV)/.installed
 	$(BIN)/python bench/goals.py --memory
@@ -103,6 +103,9 @@ bench-logging: $(STAMP)
 
 bench-imports: $(STAMP)
 	$(BIN)/python bench/import_memory.py
+
+bench-encoding: $(STAMP)
+	$(BIN)/python bench/request_encoding.py
 
 bench-hostile: $(STAMP)
 	$(BIN)/python bench/hostile_upstream.py

@@ -16,9 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import re
 from typing import Any
 
+import orjson
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import RequestPayloadError
 
@@ -47,9 +49,29 @@ class InputError(Exception):
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
-    """The request body as a JSON object; raises :class:`InputError` (400) saying what is wrong with it."""
+    """The request body as a JSON object; raises :class:`InputError` (400) saying what is wrong with it.
+
+    orjson parses it first (a coding agent's 190 KB request: about 0.4 ms here, against 1 ms by the exact path).
+    orjson refuses everything the exact path refuses or reports in its own words (bytes that are not UTF-8, a lone
+    surrogate, NaN and Infinity, a byte order mark) and reads integers beyond 64 bits as floats: such bodies, and any
+    whose tree holds a number that large, go through the exact path instead, so a body the edge writes anew keeps
+    every digit.
+    """
     if not raw.strip():
         raise InputError(400, 'the request body is empty: send a JSON object with at least "model"', "empty_body")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _parse_exactly(raw)
+    if not isinstance(data, dict):
+        raise _not_an_object(data)
+    if _holds_huge_numbers(data):
+        return _parse_exactly(raw)
+    return data
+
+
+def _parse_exactly(raw: bytes) -> dict[str, Any]:
+    """The body parsed by the standard library, and each of its problems named."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -57,7 +79,11 @@ def parse_body(raw: bytes) -> dict[str, Any]:
             f"the request body is not valid UTF-8 (byte {exc.start}): send JSON encoded as UTF-8"), "invalid_utf8",
         ) from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_not_a_number, parse_float=_finite_float)
+    except _NotANumber as exc:
+        raise InputError(400, (
+            f"the request body holds the number {exc.text[:40]}, which JSON cannot carry (NaN, Infinity, or beyond a "
+            "double's range): send a finite number"), "invalid_json") from None
     except ValueError as exc:
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise InputError(400, f"the request body is not valid JSON{where}: send a JSON object", "invalid_json",
@@ -65,8 +91,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     except RecursionError:
         raise _too_deep() from None
     if not isinstance(data, dict):
-        raise InputError(400, f"the request body must be a JSON object, got a JSON {type(data).__name__}",
-                         "invalid_body")
+        raise _not_an_object(data)
     surrogates = _ESCAPED_SURROGATE.search(text) is not None
     # Fewer brackets in all than the limit (strings included): no need to look at the tree for depth.
     if surrogates:
@@ -74,6 +99,50 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     elif text.count("{") + text.count("[") > MAX_JSON_DEPTH:
         _check_depth(data)
     return data
+
+
+class _NotANumber(Exception):
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _not_a_number(text: str) -> float:
+    raise _NotANumber(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _NotANumber(text)
+    return value
+
+
+def _not_an_object(data: Any) -> InputError:
+    return InputError(400, f"the request body must be a JSON object, got a JSON {type(data).__name__}",
+                      "invalid_body")
+
+
+HUGE = 2.0**63
+"""A float at least this large may be an integer orjson could not hold exactly."""
+
+
+def _holds_huge_numbers(data: dict[str, Any]) -> bool:
+    """Refuse nesting beyond :data:`MAX_JSON_DEPTH` (level by level); whether a float of the tree is :data:`HUGE`."""
+    level: list[Any] = [data]
+    huge = False
+    for _depth in range(MAX_JSON_DEPTH):
+        below: list[Any] = []
+        for value in level:
+            for child in value.values() if type(value) is dict else value:
+                kind = type(child)
+                if kind is dict or kind is list:
+                    below.append(child)
+                elif kind is float and not -HUGE < child < HUGE:
+                    huge = True
+        if not below:
+            return huge
+        level = below
+    raise _too_deep()
 
 
 def _check_depth(data: dict[str, Any]) -> None:

@@ -15,9 +15,19 @@ import zlib
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proxy_edge import handlers
-from proxy_edge.client_input import MAX_JSON_DEPTH, MAX_MODEL_LENGTH, header_text
+from proxy_edge.client_input import (
+    MAX_JSON_DEPTH,
+    MAX_MODEL_LENGTH,
+    InputError,
+    _parse_exactly,
+    header_text,
+    parse_body,
+)
+from proxy_edge.json_codec import encode
 from tests.edge.conftest import AUTH, CHAT, EDGE_KEY, Stack, StackFactory
 
 ANTHROPIC_AUTH = {"x-api-key": EDGE_KEY}
@@ -260,3 +270,59 @@ async def test_metrics_label_only_configured_model_names(make_stack: StackFactor
     assert labels == {"exact-model", "gpt-4o", "*"}, labels
     others = len(names - {"exact-model", "gpt-4o"})
     assert f'poolgate_edge_requests_total{{client="other",model="*",pool="openai",status="200"}} {others}.0' in text
+
+
+def _outcome(parse: Any, raw: bytes) -> tuple[str, Any]:
+    try:
+        return "ok", parse(raw)
+    except InputError as exc:
+        return exc.code, exc.status
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False, width=64) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=st.dictionaries(st.text(max_size=8), json_values, max_size=6), ascii_only=st.booleans())
+def test_the_fast_parse_reads_every_body_as_the_exact_one_does(fields: dict[str, Any], ascii_only: bool) -> None:
+    """orjson first, the standard library for what orjson cannot read exactly: the same objects (integers beyond 64
+    bits included, to the digit) and the same refusals as the standard library alone."""
+    raw = json.dumps({"model": "m", **fields}, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    fast, exact = _outcome(parse_body, raw), _outcome(_parse_exactly, raw)
+    assert fast == exact
+    if fast[0] == "ok":
+        assert json.loads(encode(fast[1])) == json.loads(raw.decode("utf-8", "surrogatepass"))
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"model": "m", "seed": 123456789012345678901234567890}', b'{"model": "m", "t": NaN}',
+    b'\xef\xbb\xbf{"model": "m"}', b'{"model": "m\xff"}', b'{"model": "m", "x": "\\ud800"}',
+    b'{"model": "m", "x": ' + b"[" * 70 + b"]" * 70 + b"}", b'{"model": "m", "x": ' + b"[" * 2000 + b"]" * 2000 + b"}",
+    b'["model"]', b'{"model": "m", "x": 1e400}'])
+def test_what_orjson_refuses_or_cannot_hold_gets_the_exact_answer(raw: bytes) -> None:
+    fast, exact = _outcome(parse_body, raw), _outcome(_parse_exactly, raw)
+    assert fast[0] == exact[0]
+    if fast[0] == "ok":
+        assert repr(fast[1]) == repr(exact[1])
+
+
+def test_integers_beyond_64_bits_keep_every_digit_when_the_body_is_written_anew() -> None:
+    data = parse_body(b'{"model": "m", "seed": 123456789012345678901234567890}')
+    assert data["seed"] == 123456789012345678901234567890
+    assert b'"seed":123456789012345678901234567890' in encode(data)
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"-Infinity", b"1e400"])
+async def test_a_number_json_cannot_carry_is_a_400_and_no_upstream_call(stack: Stack, number: bytes) -> None:
+    before = sum(stack.fake.stats.requests.values())
+    raw = b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "temperature": ' + number + b"}"
+    async with stack.http.post(f"{stack.url}/v1/chat/completions", data=raw,
+                               headers={**AUTH, "Content-Type": "application/json"}) as response:
+        status, body = response.status, await response.json()
+    assert status == 400 and body["error"]["code"] == "invalid_json"
+    assert f"holds the number {number.decode()}, which JSON cannot carry" in body["error"]["message"]
+    assert sum(stack.fake.stats.requests.values()) == before
