@@ -90,7 +90,8 @@ class RoutingState:
         if current is not None:
             return current.router
         try:
-            await asyncio.wait_for(self.loaded.wait(), self.patience)
+            async with asyncio.timeout(self.patience):
+                await self.loaded.wait()
         except TimeoutError:
             raise NotRouted from None
         return self.router
@@ -161,7 +162,8 @@ class TopologyFollower:
         answers 503 until it has one)."""
         self._task = asyncio.create_task(self._follow(), name="poolgate-topology")
         try:
-            await asyncio.wait_for(self._state.loaded.wait(), wait)
+            async with asyncio.timeout(wait):
+                await self._state.loaded.wait()
         except TimeoutError:
             log.warning("no routing from the selector at %s after %g s; requests get 503 until it answers",
                         ", ".join(self._addresses), wait)

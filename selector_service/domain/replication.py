@@ -67,14 +67,16 @@ class Replicator:
         # Under the writer's lock: no batch of ours is half-written while we read, so a row we read either has our
         # changes or they are still pending (and then the account is skipped until they are written).
         async with self._core.state_lock:
-            watermark, rows = await asyncio.wait_for(self._feed.changed_since(self._watermark), POLL_TIMEOUT)
+            async with asyncio.timeout(POLL_TIMEOUT):  # not wait_for, which may drop stop()'s cancellation (3.11)
+                watermark, rows = await self._feed.changed_since(self._watermark)
             fresh = [row for row in rows if self._seen.get(row.account_id) != row.version]
             skipped = self._core.apply_external(fresh) if fresh else set()
         for row in fresh:
             if row.account_id not in skipped:
                 self._seen[row.account_id] = row.version
         self._watermark = watermark
-        await asyncio.wait_for(self._core.clients.sync(), POLL_TIMEOUT)
+        async with asyncio.timeout(POLL_TIMEOUT):
+            await self._core.clients.sync()
         return len(fresh) - len(skipped)
 
     async def _run(self) -> None:

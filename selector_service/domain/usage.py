@@ -112,6 +112,7 @@ class UsageRecorder:
         self._buffer: list[UsageRecord] = []
         self._task: asyncio.Task[None] | None = None
         self._full = asyncio.Event()
+        self._closing = False
         self.dropped = 0
 
     def start(self) -> None:
@@ -133,20 +134,29 @@ class UsageRecorder:
             log.error("could not write %d usage record(s): %s", len(batch), exc)
 
     async def close(self) -> None:
+        """Write what is buffered and stop: the writer finishes the batch it is writing (not cancelled in the middle
+        of it, which lost the batch) and ends its loop."""
+        self._closing = True
         if self._task is not None:
-            self._task.cancel()
+            self._full.set()
             await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
         await self.flush()
 
     async def _run(self) -> None:
         since_prune = PRUNE_INTERVAL  # prune once at start
         while True:
             try:
-                await asyncio.wait_for(self._full.wait(), FLUSH_INTERVAL)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation that comes as the wait
+                # ends, and close() then waited for this loop forever.
+                async with asyncio.timeout(FLUSH_INTERVAL):
+                    await self._full.wait()
             except TimeoutError:
                 pass
             self._full.clear()
             await self.flush()
+            if self._closing:
+                return
             since_prune += FLUSH_INTERVAL
             if since_prune >= PRUNE_INTERVAL:
                 since_prune = 0.0

@@ -8,7 +8,8 @@ the event loop, so nothing blocks it, and a transaction is one spawn rather than
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from sqlalchemy import create_engine
@@ -34,21 +35,42 @@ class CoreEngine:
             raise UnusableDatabase(f"its driver {driver!r} is not an asyncio driver")
         self.sync_engine: Engine = engine
         """The synchronous face of the engine, for event listeners."""
+        self._running: set[asyncio.Future[Any]] = set()
 
     @property
     def dialect(self) -> Dialect:
         return self.sync_engine.dialect
 
     async def transaction(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work`` in one transaction: committed when it returns, rolled back when it raises."""
-        return await greenlet_spawn(self._in_transaction, work)
+        """Run ``work`` in one transaction: committed when it returns, rolled back when it raises. A caller that is
+        cancelled meanwhile gets its CancelledError, and the transaction still ends (see :meth:`_to_the_end`)."""
+        return await self._to_the_end(greenlet_spawn(self._in_transaction, work))
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` on a pooled connection marked :data:`READ_ONLY`, and roll back whatever it did."""
-        return await greenlet_spawn(self._on_connection, work)
+        return await self._to_the_end(greenlet_spawn(self._on_connection, work))
+
+    async def _to_the_end(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Await ``coroutine`` in a task of its own that a cancellation of the caller does not reach.
+
+        Cancelled in the middle, a transaction never reached its commit or rollback: its connection went back to the
+        pool still holding the database's write lock (SQLite), and every later write waited out the busy timeout and
+        failed. A caller gives up on a transaction when its client goes away, at a timeout (the replication poll) or
+        at shutdown (the usage log's writer).
+        """
+        task = asyncio.ensure_future(coroutine)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_retrieve)  # its outcome is nobody's now, but is not to be logged as unretrieved
+            raise
 
     async def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Let transactions whose callers gave up end, then close every pooled connection."""
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
         await greenlet_spawn(self.sync_engine.dispose)
 
     def _in_transaction(self, work: Callable[[Connection], T]) -> T:
@@ -58,3 +80,8 @@ class CoreEngine:
     def _on_connection(self, work: Callable[[Connection], T]) -> T:
         with self.sync_engine.connect() as conn:
             return work(conn.execution_options(**{READ_ONLY: True}))
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
