@@ -16,10 +16,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Protocol, runtime_checkable
 
 from poolgate.day_windows import day_end, time_zone
@@ -102,6 +104,7 @@ class ClientBook:
         self._writing: dict[PeriodKey, tuple[float, float]] = {}  # being written: counted until read back
         self._periods: dict[str, Periods] = {}
         self._checked: set[ClientLimits] = set()
+        self._syncing: asyncio.Future[list[tuple[str, str, float]]] | None = None
 
     def periods(self, zone: str, now: float) -> Periods:
         """The current day and month in ``zone`` (cached until the day ends)."""
@@ -172,22 +175,33 @@ class ClientBook:
                 self._pending[key] = (ends, cost + (pending[1] if pending is not None else 0.0))
 
     async def sync(self) -> None:
-        """Write this replica's spend increments and read back every client's current spend (one transaction)."""
+        """Write this replica's spend increments and read back every client's current spend (one transaction).
+
+        The write runs in a task of its own: a caller that gives up (the replication poll's timeout, shutdown) does
+        not stop it, and the increments go back to pending only if the write itself failed, so none is written
+        twice. Until it ends they count as being written; a sync that finds one still running waits for it first.
+        """
         if self._store is None:
             return
+        if self._syncing is not None:
+            await asyncio.shield(self._syncing)
         batch, self._pending = self._pending, {}
         self._writing = batch
         increments = [(client, period, ends, usd) for (client, period), (ends, usd) in batch.items()]
-        try:
-            rows = await self._store.sync_client_spend(increments, self._clock())
-        except BaseException:
+        task = self._syncing = asyncio.ensure_future(self._store.sync_client_spend(increments, self._clock()))
+        task.add_done_callback(partial(self._synced, batch))
+        await asyncio.shield(task)
+
+    def _synced(self, batch: dict[PeriodKey, tuple[float, float]],
+                task: asyncio.Future[list[tuple[str, str, float]]]) -> None:
+        self._syncing = None
+        self._writing = {}
+        if task.cancelled() or task.exception() is not None:
             for key, (ends, usd) in batch.items():  # not written: kept for the next sync
                 pending = self._pending.get(key)
                 self._pending[key] = (ends, usd + (pending[1] if pending is not None else 0.0))
-            raise
-        finally:
-            self._writing = {}
-        self._stored = {(client, period): spent for client, period, spent in rows}
+            return
+        self._stored = {(client, period): spent for client, period, spent in task.result()}
 
     @staticmethod
     def _window(windows: dict[str, MinuteWindow], name: str) -> MinuteWindow:

@@ -9,6 +9,7 @@ the event loop, so nothing blocks it, and a transaction is one spawn rather than
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -17,6 +18,9 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.util import greenlet_spawn
 
 T = TypeVar("T")
+log = logging.getLogger("poolgate.selector.storage")
+DISPOSE_WAIT = 10.0
+"""Seconds closing waits for transactions whose callers gave up."""
 READ_ONLY = "poolgate_read_only"
 """Execution option set on the connections :meth:`CoreEngine.read` hands out (a dialect may begin them differently)."""
 
@@ -68,9 +72,13 @@ class CoreEngine:
             raise
 
     async def dispose(self) -> None:
-        """Let transactions whose callers gave up end, then close every pooled connection."""
+        """Let transactions whose callers gave up end (for :data:`DISPOSE_WAIT` seconds at most), then close every
+        pooled connection."""
         if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+            _, pending = await asyncio.wait(set(self._running), timeout=DISPOSE_WAIT)
+            if pending:
+                log.warning("%d database transaction(s) still running after %g s at close; left unfinished",
+                            len(pending), DISPOSE_WAIT)
         await greenlet_spawn(self.sync_engine.dispose)
 
     def _in_transaction(self, work: Callable[[Connection], T]) -> T:
@@ -83,5 +91,11 @@ class CoreEngine:
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
+    """Log the failure of a transaction nobody waits for any more (its caller's own error handling is gone)."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        # The driver's message only: SQLAlchemy's own text lists the statement's parameters.
+        log.warning("a database transaction whose caller had given up failed: %s: %s", type(exc).__name__,
+                    str(getattr(exc, "orig", None) or exc)[:200])

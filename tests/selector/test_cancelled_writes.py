@@ -8,6 +8,9 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
+from selector_service.domain.clients import ClientBook, ClientLimits
 from selector_service.domain.usage import UsageRecord, UsageRecorder
 from selector_service.storage import StateRepository
 
@@ -54,5 +57,26 @@ async def test_the_usage_logs_shutdown_writes_every_record(tmp_path: Path) -> No
             written += 3000
             assert recorder.dropped == 0
         assert len(await repository.usage_between(0, time.time() + 1)) == written
+    finally:
+        await repository.close()
+
+
+async def test_a_spend_sync_whose_caller_gives_up_is_counted_once(tmp_path: Path) -> None:
+    """The replication poll gives up on a slow sync of clients' spend (its timeout), or shutdown does: the write
+    still ends, and the increments it wrote are not written again by the next sync."""
+    repository = StateRepository.open(str(tmp_path / "state.db"))
+    await repository.create_schema()
+    try:
+        book = ClientBook(repository, time.time)
+        client = ClientLimits("alice", daily_budget=100.0)
+        day = book.periods("UTC", time.time()).day
+        for step in range(10):
+            book.reported(client, 10, 1.0, time.time())
+            task = asyncio.ensure_future(book.sync())
+            await asyncio.sleep(step * 0.0005)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await book.sync()
+            assert book.spent("alice", day) == pytest.approx(step + 1.0)
     finally:
         await repository.close()
