@@ -98,14 +98,15 @@ class Upstream:
         started = self._loop.time()
         report = AttemptReport(self._selector, lease, started)
         outcome = report.outcome
+        timeouts, caps = self._timeouts, self._limits  # the settings of the attempt's start (a reload may swap them)
         # Stream reads after the headers are timed by the edge (first_token, then stream_idle), not by aiohttp.
-        idle = self._timeouts.stream_idle if job.stream else None
+        idle = timeouts.stream_idle if job.stream else None
         upstream: aiohttp.ClientResponse | None = None
         try:
             try:
                 url = self._url(lease.base_url, job.upstream.upstream_path)
                 if job.stream:
-                    async with asyncio.timeout_at(started + self._timeouts.first_token):
+                    async with asyncio.timeout_at(started + timeouts.first_token):
                         upstream = await self._post(url, job.body, headers, self._stream_timeout, lease.proxy)
                 else:
                     upstream = await self._post(url, job.body, headers, self._plain_timeout, lease.proxy)
@@ -117,13 +118,13 @@ class Upstream:
             status = upstream.status
             limits = rate_limit_headers(upstream.headers.items())
             if not 200 <= status < 300:
-                return await self._error_status(report, job, upstream, limits, idle)
+                return await self._error_status(report, job, upstream, limits, idle, caps.error_body)
             if job.stream and upstream.content_type == _EVENT_STREAM:
-                return await relay_stream(request, job, report, upstream, limits, self._timeouts,
-                                          self._limits.sse_event)
+                return await relay_stream(request, job, report, upstream, limits, timeouts,
+                                          caps.sse_event)
             report.early(status, limits)
             try:
-                body = await read_body(upstream, self._limits.response_body, idle)
+                body = await read_body(upstream, caps.response_body, idle)
             except TimeoutError:
                 return await report.fail(oc.TIMEOUT, status, limits, "timed out reading the body")
             except aiohttp.ClientError as exc:
@@ -133,7 +134,7 @@ class Upstream:
                 upstream = None
                 return await bad_answer(report, job, limits, (
                     f"the upstream's answer is larger than edge.upstream_limits.response_body "
-                    f"({self._limits.response_body} bytes)"), "upstream_response_too_large")
+                    f"({caps.response_body} bytes)"), "upstream_response_too_large")
             if not is_json(body):
                 return await bad_answer(report, job, limits, (
                     f"the upstream answered {status} with a body that is not valid JSON "
@@ -182,10 +183,9 @@ class Upstream:
 
     async def _error_status(
         self, report: AttemptReport, job: Job, upstream: aiohttp.ClientResponse, limits: dict[str, str],
-        idle: float | None,
+        idle: float | None, cap: int,
     ) -> Failure:
         status = upstream.status
-        cap = self._limits.error_body
         try:
             body, cut = await read_capped(upstream, cap, idle)
         except (TimeoutError, aiohttp.ClientError):

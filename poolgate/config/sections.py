@@ -107,9 +107,9 @@ class EdgeTimeouts(Section):
     connect: Duration = 10.0
     first_byte: Duration = 120.0
     """Non-stream requests: until the response headers, and the longest pause while the body is read."""
-    first_token: Duration = 60.0
+    first_token: Duration = Field(default=60.0, gt=0)
     """Stream requests: from sending the request until its first whole event (headers included)."""
-    stream_idle: Duration = 60.0
+    stream_idle: Duration = Field(default=60.0, gt=0)
     """Stream requests: the longest pause between two chunks once the first event has come."""
     total: Duration = 900.0
     """One upstream attempt, streams included."""

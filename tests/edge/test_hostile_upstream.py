@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
+from pydantic import ValidationError
 
 from poolgate.config.schema import EdgeTimeouts
 from proxy_edge.streaming import StreamInspector, StreamKind
@@ -162,6 +163,9 @@ def test_timeout_defaults_and_configs_that_set_first_byte_only() -> None:
     assert (legacy.first_token, legacy.stream_idle) == (300.0, 300.0)
     split = EdgeTimeouts.model_validate({"first_byte": "30s", "stream_idle": "2m"})
     assert (split.first_byte, split.first_token, split.stream_idle) == (30.0, 30.0, 120.0)
+    for name in ("first_token", "stream_idle"):  # 0 would end every stream at once (and spin the idle timer)
+        with pytest.raises(ValidationError, match=f"{name}\n  Input should be greater than 0"):
+            EdgeTimeouts.model_validate({name: 0})
 
 
 def test_stream_inspection_splits_events_across_any_chunking() -> None:
