@@ -19,11 +19,11 @@ from selector_service.domain.backoff import rate_limit_cooldown
 from selector_service.domain.state import ScopeRestRow, StateChange, extends
 
 MAX_SCOPES = 256
+"""Scopes kept per account beyond those resting (a cache of model names, bounded)."""
 SHORT_REST = 1.0
 """Seconds: a rest from rate-limit headers at zero that ends sooner lives in memory only. It would be over before a
 restarted selector, or another replica polling the database, could act on it, and a provider near its limit can say
 "at zero, resets in 6 ms" on many answers a second: a database write each would be work for nothing."""
-"""Scopes kept per account beyond those resting (a cache of model names, bounded)."""
 
 
 class Scoper:
