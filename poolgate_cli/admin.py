@@ -61,7 +61,8 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
     reload = commands.add_parser("reload", help="make a running selector re-read its config file")
     reload.add_argument("--config", help="config file (to find the selector's address)")
-    reload.add_argument("--selector", help="selector address (overrides the config)")
+    reload.add_argument("--selector", help="selector address (overrides the config); replicas as A,B,…: each is "
+                                           "reloaded")
 
 
 @dataclass
@@ -132,14 +133,21 @@ def run_accounts_command(args: argparse.Namespace) -> int:
 
 
 def run_reload_command(args: argparse.Namespace) -> int:
+    """``poolgate reload``: one selector, or each replica of ``--selector A,B,…`` in turn (replicas each read their
+    own file; every one must be told). 1 when any of them failed, after trying them all."""
+    replicas = selector_channel.split_addresses(args.selector) if args.selector else []
+
     def reload(channel: grpc.Channel, args: argparse.Namespace) -> None:
         answer = selector_pb2_grpc.AdminStub(channel).Reload(pb.ReloadRequest(), timeout=TIMEOUT)
         changes = [f"{label}: {', '.join(items)}" for label, items in (
             ("pools added", answer.pools_added), ("pools removed", answer.pools_removed),
             ("accounts added", answer.accounts_added), ("accounts removed", answer.accounts_removed)) if items]
-        print("reloaded" + (": " + "; ".join(changes) if changes else " (no pool or account changes)"))
+        where = f"{args.selector}: " if len(replicas) > 1 else ""
+        print(where + "reloaded" + (": " + "; ".join(changes) if changes else " (no pool or account changes)"))
 
-    return run_with_selector(args, reload)
+    if len(replicas) <= 1:
+        return run_with_selector(args, reload)
+    return max(run_with_selector(argparse.Namespace(**{**vars(args), "selector": one}), reload) for one in replicas)
 
 
 def _accounts_action(channel: grpc.Channel, args: argparse.Namespace) -> None:

@@ -4,10 +4,15 @@ name variables that only the selector's environment has."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
+from poolgate.config import load_config
+from selector_service.app import start_selector
+from selector_service.overlay import ConfigSource
 from tests.commands.conftest import Running, poolgate
+from tests.support import free_port
 
 
 @pytest.mark.parametrize("command", [["accounts", "list"], ["accounts", "disable", "p", "a"],
@@ -53,3 +58,26 @@ async def test_key_env_names_a_variable_of_the_selector(running_selector: Runnin
             "POOLGATE_TEST_ONLY_IN_THE_ADMINS_SHELL where the selector runs and restart it, or give the key with "
             "--key-stdin") in ran.err
     assert "p/b" not in running_selector.handle.core.pools["p"].accounts
+
+
+async def test_reload_reaches_each_replica_listed(running_selector: Running, tmp_path: Path) -> None:
+    """Replicas each read their own copy of the file: `--selector A,B` reloads both, and one that does not answer is
+    named while the others are still reloaded (exit 1)."""
+    config = load_config(running_selector.config)
+    second = await start_selector(config, listen="127.0.0.1:0", database=str(tmp_path / "second.db"),
+                                  source=ConfigSource(str(running_selector.config)))
+    try:
+        text = running_selector.config.read_text()
+        running_selector.config.write_text(text + "  q:\n    accounts:\n      - {name: b, key: sk-test-second-0001}\n")
+        first = running_selector.handle.address
+        ran = await poolgate("reload", "--config", str(running_selector.config), "--selector",
+                             f"{first},{second.address}")
+        assert ran.status == 0, ran.err
+        assert f"{first}: reloaded: pools added: q" in ran.out and f"{second.address}: reloaded" in ran.out
+        assert "q" in running_selector.handle.core.pools and "q" in second.core.pools
+        gone = f"127.0.0.1:{free_port()}"
+        ran = await poolgate("reload", "--config", str(running_selector.config), "--selector", f"{gone},{first}")
+        assert ran.status == 1 and f"no selector answers at {gone}" in ran.err
+        assert f"{first}: reloaded (no pool or account changes)" in ran.out
+    finally:
+        await second.stop(grace=0.5)
