@@ -65,7 +65,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         return _parse_exactly(raw)
     if not isinstance(data, dict):
         raise _not_an_object(data)
-    if _holds_huge_numbers(data):
+    if _check_depth(data):  # True: a number orjson may have read as a float
         return _parse_exactly(raw)
     return data
 
@@ -126,8 +126,9 @@ HUGE = 2.0**63
 """A float at least this large may be an integer orjson could not hold exactly."""
 
 
-def _holds_huge_numbers(data: dict[str, Any]) -> bool:
-    """Refuse nesting beyond :data:`MAX_JSON_DEPTH` (level by level); whether a float of the tree is :data:`HUGE`."""
+def _check_depth(data: dict[str, Any]) -> bool:
+    """Refuse nesting beyond :data:`MAX_JSON_DEPTH`, level by level (no recursion); returns whether a float of the
+    tree is :data:`HUGE`."""
     level: list[Any] = [data]
     huge = False
     for _depth in range(MAX_JSON_DEPTH):
@@ -142,17 +143,6 @@ def _holds_huge_numbers(data: dict[str, Any]) -> bool:
         if not below:
             return huge
         level = below
-    raise _too_deep()
-
-
-def _check_depth(data: dict[str, Any]) -> None:
-    """Refuse nesting beyond :data:`MAX_JSON_DEPTH`, level by level (the common case: a big body of plain text)."""
-    level: list[Any] = [data]
-    for _depth in range(MAX_JSON_DEPTH):
-        level = [child for value in level for child in (value.values() if type(value) is dict else value)
-                 if type(child) is dict or type(child) is list]
-        if not level:
-            return
     raise _too_deep()
 
 

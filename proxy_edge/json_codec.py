@@ -1,9 +1,9 @@
 """Writing JSON on the request path: compact UTF-8, by orjson.
 
 The edge re-encodes a request whenever it changes it (a model alias, ``stream_options`` for usage) or translates it,
-and translated answers and stream events are written anew. On a coding agent's 118 KB request orjson takes 20 µs
-where ``json.dumps`` takes 570 µs (measured here). Parsing is :func:`proxy_edge.client_input.parse_body`'s (orjson
-first, the standard library for what orjson cannot read exactly).
+and translated answers and stream events are written anew: on a coding agent's 188 KiB request orjson is about 12x
+faster than ``json.dumps`` (``bench/request_encoding.py``). Parsing is
+:func:`proxy_edge.client_input.parse_body`'s (orjson first, the standard library for what orjson cannot read exactly).
 """
 
 from __future__ import annotations
