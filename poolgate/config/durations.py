@@ -1,5 +1,5 @@
 """Values as users write them in YAML: durations (``30``, ``1.5``, ``"500ms"``, ``"30s"``, ``"5m"``, ``"1h"``), sizes
-(``32MiB``) and time zone names."""
+(``32MiB``), time zone names and SHA-256 digests."""
 
 from __future__ import annotations
 
@@ -67,3 +67,14 @@ def check_time_zone(name: str) -> str:
 
 TimeZoneName = Annotated[str, AfterValidator(check_time_zone)]
 """``UTC`` or an IANA time zone name the system's tzdata has (where calendar days start at midnight)."""
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def sha256_hex(value: str, refusal: str) -> str:
+    """``value`` as a SHA-256 in lower-case hex ("" stays ""); ValueError(``refusal``) when it is not one."""
+    value = value.strip().lower()
+    if value and not _SHA256.fullmatch(value):
+        raise ValueError(refusal)
+    return value

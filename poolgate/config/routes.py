@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from poolgate.config.durations import sha256_hex
+
 _GLOB_CHARS = frozenset("*?[")
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -48,11 +50,9 @@ class RouteMatch(BaseModel):
     @field_validator("system_sha256")
     @classmethod
     def _sha256(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value and (len(value) != 64 or not _HEX.match(value)):
-            raise ValueError("must be 64 hexadecimal digits: the SHA-256 of the system prompt (printf %s \"$PROMPT\" "
-                             "| sha256sum), or run the edge with --log-level debug to see the hashes of requests")
-        return value
+        return sha256_hex(value, "must be 64 hexadecimal digits: the SHA-256 of the system prompt (printf %s "
+                                 "\"$PROMPT\" | sha256sum), or run the edge with --log-level debug to see the hashes "
+                                 "of requests")
 
     @field_validator("client_key")
     @classmethod

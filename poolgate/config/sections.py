@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from poolgate.addresses import check_listen
-from poolgate.config.durations import Duration, Size, TimeZoneName
+from poolgate.config.durations import Duration, Size, TimeZoneName, sha256_hex
 from poolgate.config.routes import ClientKeys
 from poolgate.config.section import Section
 
@@ -22,7 +22,6 @@ DEFAULT_DATABASE_FILE = "poolgate.db"
 DEFAULT_OVERLAY_FILE = "poolgate.overlay.yaml"
 CLIENT_NAME = re.compile(r"[A-Za-z0-9._@:+-]{1,100}")
 """What a client's name may be: it appears in logs, metrics labels, the usage log and pages."""
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class SelectorAuth(Section):
@@ -210,10 +209,7 @@ class ClientConfig(Section):
     @field_validator("key_sha256")
     @classmethod
     def _digest(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value and not _SHA256.fullmatch(value):
-            raise ValueError("must be the key's SHA-256 as 64 hex digits (printf %s KEY | sha256sum)")
-        return value
+        return sha256_hex(value, "must be the key's SHA-256 as 64 hex digits (printf %s KEY | sha256sum)")
 
     @model_validator(mode="after")
     def _one_key(self) -> ClientConfig:
