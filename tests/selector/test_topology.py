@@ -99,13 +99,19 @@ async def test_a_reload_sends_the_new_topology_and_a_known_version_waits_for_it(
     assert "gm-test-key-0001" not in second.document
 
 
+async def watch_past_current(stub: selector_pb2_grpc.SelectorStub) -> tuple[
+        pb.Topology, grpc.aio.UnaryStreamCall[pb.WatchTopologyRequest, pb.Topology], asyncio.Future[pb.Topology]]:
+    """The current topology, and a watch that knows it: its call and its first read, which waits for a change."""
+    first = await stub.WatchTopology(pb.WatchTopologyRequest(), timeout=5).read()
+    call = stub.WatchTopology(pb.WatchTopologyRequest(known_version=first.version), timeout=5)
+    return first, call, asyncio.ensure_future(call.read())
+
+
 async def test_a_reload_that_changes_only_accounts_sends_nothing(selector: tuple[SelectorHandle, Path]) -> None:
     handle, path = selector
     async with grpc.aio.insecure_channel(handle.address) as channel:
         stub = selector_pb2_grpc.SelectorStub(channel)
-        first = await stub.WatchTopology(pb.WatchTopologyRequest(), timeout=5).read()
-        call = stub.WatchTopology(pb.WatchTopologyRequest(known_version=first.version), timeout=5)
-        pending = asyncio.ensure_future(call.read())
+        first, call, pending = await watch_past_current(stub)
         path.write_text(CONFIG.replace("sk-test-personal-9f3a", "sk-test-rotated-0002"))
         await selector_pb2_grpc.AdminStub(channel).Reload(pb.ReloadRequest(), timeout=5)
         again = await stub.WatchTopology(pb.WatchTopologyRequest(), timeout=5).read()
@@ -119,9 +125,7 @@ async def test_a_reload_by_signal_wakes_watchers_too(selector: tuple[SelectorHan
     handle, path = selector
     async with grpc.aio.insecure_channel(handle.address) as channel:
         stub = selector_pb2_grpc.SelectorStub(channel)
-        first = await stub.WatchTopology(pb.WatchTopologyRequest(), timeout=5).read()
-        call = stub.WatchTopology(pb.WatchTopologyRequest(known_version=first.version), timeout=5)
-        pending = asyncio.ensure_future(call.read())
+        first, call, pending = await watch_past_current(stub)
         path.write_text(CONFIG.replace("models:\n", GEMINI_POOL + "models:\n"))
         await handle.reload()
         second = await asyncio.wait_for(pending, 2)
