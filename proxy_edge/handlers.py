@@ -106,10 +106,6 @@ def forward_handler(endpoint: Endpoint) -> Handler:
 def for_client(job: Job, client: Client) -> Job | str:
     """``job`` as ``client`` may have it: its targets on pools the client may use (a fallback chain skips the
     others), each carrying the client; or why the client may not have it at all (the 403's message)."""
-    if not client.models and not client.pools:
-        for target in (job, *job.fallbacks):
-            target.client = client.limits
-        return job
     if not client.may_ask_for(job.requested_model):
         return (f"client {client.name!r} may not use model {job.requested_model!r}; it may use models matching "
                 f"{', '.join(client.models)} (edge.clients[].models)")
