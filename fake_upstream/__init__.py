@@ -44,6 +44,8 @@ key (on every endpoint but the model list):
   Anthropic). Every answer reports the key's requests in its current minute (a window that starts with the first
   request after the last one ended) and the time until that minute ends, as providers do; the fake does not enforce
   the limit
+- ``persecond``: with ``limitN``, the limit is per second instead (OpenAI's headers then give the reset in
+  milliseconds, as it does for a reset under a second)
 - anything else: a normal answer, at once (``--latency`` adds a delay to every answer)
 
 Requests that offer tools and ask to "use the tool" get a tool call (``use the tool Bash with {"command": "echo

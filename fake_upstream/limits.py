@@ -43,7 +43,9 @@ def ratelimit_headers(anthropic: bool, used: int, reset_in: float, words: str) -
             "request-id": f"req_{uuid.uuid4().hex[:24]}",
         }
     limit = int(custom.group(1)) if custom else OPENAI_REQUESTS_LIMIT
-    remaining, reset_requests = max(0, limit - used), go_duration(max(1, round(reset_in)))
+    remaining = max(0, limit - used)
+    # OpenAI writes a reset under a second in milliseconds ("120ms"), longer ones as Go durations ("59s").
+    reset_requests = f"{max(1, round(reset_in * 1000))}ms" if reset_in < 1 else go_duration(round(reset_in))
     if quota is not None:
         status, _utilization, reset_window = quota
         remaining = 0 if status == "rejected" else limit * 5 // 100

@@ -81,7 +81,8 @@ async def prologue(
     if model is not None:
         request.app[STATS].models.setdefault(key, Counter())[model] += 1
     words = words_for(request.app, key, model)
-    headers = ratelimit_headers(anthropic, *minute_window(request.app, key), words)
+    window = minute_window(request.app, key, 1.0 if "persecond" in words else 60.0)
+    headers = ratelimit_headers(anthropic, *window, words)
     if not key:
         return error_answer(anthropic, 401, "authentication_error" if anthropic else "invalid_api_key",
                             "No API key provided (fake upstream).", headers)

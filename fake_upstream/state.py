@@ -45,16 +45,17 @@ def count_request(request: web.Request, key: str) -> float:
     return now - stats.first_seen.setdefault(key, now)
 
 
-def minute_window(app: web.Application, key: str) -> tuple[int, float]:
-    """Count a request in ``key``'s one-minute window (a new one starts with the first request after the last ended,
-    as providers' per-minute limits do); returns the requests in it and the seconds until it ends."""
+def minute_window(app: web.Application, key: str, length: float = 60.0) -> tuple[int, float]:
+    """Count a request in ``key``'s rate window of ``length`` seconds, a minute unless a key asks for less (a new one
+    starts with the first request after the last ended, as providers' per-minute limits do); returns the requests in
+    it and the seconds until it ends."""
     windows = app[STATS].minutes
     now = time.monotonic()
     started, used = windows.get(key, (0.0, 0))
-    if now - started >= 60.0 or used == 0:
+    if now - started >= length or used == 0:
         started, used = now, 0
     windows[key] = (started, used + 1)
-    return used + 1, started + 60.0 - now
+    return used + 1, started + length - now
 
 
 def words_for(app: web.Application, key: str, model: str | None) -> str:
