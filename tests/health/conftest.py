@@ -72,6 +72,11 @@ rules:
   accounts:
     - {name: odd, key: sk-broken-rules-0001}
     - {name: fine, key: sk-fine-rules-0002}
+shortrest:
+  strategy: fill_first
+  accounts:
+    - {name: tight, key: sk-slow150-limit3-persecond-shortrest-0001}
+    - {name: fine, key: sk-fine-limit10000000-shortrest-0002}
 """
 """One pool per scenario; model ``<pool>-x`` is served by pool ``<pool>``."""
 
@@ -133,6 +138,7 @@ models:
   "overload-*": overload
   "request-*": request
   "rules-*": rules
+  "shortrest-*": shortrest
 """
     path = directory / "poolgate.yaml"
     path.write_text(text)

@@ -154,3 +154,24 @@ async def test_a_models_rest_holds_under_concurrency_with_one_probe_per_window(p
     assert 1 <= probes <= 2, stats["models"]  # 5 s of 2 s windows after the first 429: never a second call in one
     assert calls(stats, second, "scopeload-a") == len(for_a) + 1
     assert calls(stats, first, "scopeload-b") == len(for_b) + 1 and calls(stats, second, "scopeload-b") == 0
+
+
+async def test_headers_at_zero_for_under_a_second_rest_the_model_then_give_it_one_probe(processes: Processes) -> None:
+    """An account whose headers say it may make 3 requests a second (each answer taking 150 ms), under 3 s of load
+    at concurrency 8 with fill_first: each time its headers reach zero it rests until their reset, a few hundred
+    milliseconds, and then gets one call, its probe, whose answer comes before any other call reaches it. Its
+    other requests go to the second account; no client sees an error."""
+    tight = "sk-slow150-limit3-persecond-shortrest-0001"
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        before = len((await processes.fake_stats(session))["arrivals"].get(tight, []))
+        stop = time.monotonic() + 3.0
+        statuses: list[int] = []
+        while time.monotonic() < stop:
+            statuses += await drive(session, processes.edge, "shortrest-x", 32, 8, headers=AUTH)
+        arrivals = (await processes.fake_stats(session))["arrivals"][tight][before:]
+    assert set(statuses) == {200}
+    # After a quiet spell (a rest), the next call is alone: the one after it comes once its answer (150 ms) is in.
+    after_rests = [i for i in range(1, len(arrivals) - 1) if arrivals[i] - arrivals[i - 1] >= 0.25]
+    assert len(after_rests) >= 2, arrivals  # it rested, and served again, more than once in 3 s
+    for i in after_rests:
+        assert arrivals[i + 1] - arrivals[i] >= 0.14, (i, arrivals)
