@@ -26,6 +26,8 @@ MODEL_KINDS = frozenset(KINDS)
 WINDOW_SCALE = 1000
 """Units of a plan's window, whose headers give only the share used."""
 _UNIFIED = re.compile(r"anthropic-ratelimit-unified-(?P<window>[a-z0-9_-]+?)-(?:utilization|status)")
+_UNIFIED_PREFIX = "anthropic-ratelimit-unified-"
+_UNIFIED_STATUS = "anthropic-ratelimit-unified-status"
 _EPOCH_FROM = 1e9
 """A reset value above this many seconds is a time (epoch seconds), not a wait."""
 
@@ -48,10 +50,11 @@ class RateLimitSnapshot:
         left; 0.0 when none is. ``kinds``: only those limits (``MODEL_KINDS``, :data:`PLAN_KINDS`)."""
         until = 0.0
         for kind, limit in self.limits.items():
-            if kinds is not None and kind not in kinds:
+            # Whether the limit is low first: most are not, and that answer costs no call.
+            remaining = limit.remaining
+            if remaining > 0 and not (reserve > 0 and limit.limit > 0 and remaining < reserve * limit.limit):
                 continue
-            low = limit.remaining <= 0 or (reserve > 0 and limit.limit > 0 and limit.remaining < reserve * limit.limit)
-            if low and limit.reset_at > now:
+            if limit.reset_at > now and (kinds is None or kind in kinds):
                 until = max(until, limit.reset_at)
         return until
 
@@ -88,34 +91,47 @@ def _int(text: str | None) -> int | None:
         return None
 
 
+_SEPARATE = (
+    ("requests", "x-ratelimit-remaining-requests", "x-ratelimit-limit-requests", "x-ratelimit-reset-requests"),
+    ("requests", "anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-limit",
+     "anthropic-ratelimit-requests-reset"),
+    ("input_tokens", "anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-limit",
+     "anthropic-ratelimit-input-tokens-reset"),
+    ("output_tokens", "anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-limit",
+     "anthropic-ratelimit-output-tokens-reset"),
+)
+"""(kind, remaining, limit, reset) header names of the limits that count one kind; a later one wins."""
+_COMBINED = (
+    ("x-ratelimit-remaining-tokens", "x-ratelimit-limit-tokens", "x-ratelimit-reset-tokens"),
+    ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-limit", "anthropic-ratelimit-tokens-reset"),
+)
+"""Header names of a combined token limit (OpenAI's, or Anthropic's total): it bounds input and output alike, where
+no separate limit is given."""
+
+
+def _limit(remaining: str, limit: str | None, reset: str | None, now: float) -> Limit | None:
+    rem = _int(remaining)
+    if rem is None:
+        return None
+    return Limit(rem, _int(limit) or 0, parse_reset(reset, now) if reset else 0.0)
+
+
 def parse_headers(headers: Mapping[str, str], now: float) -> RateLimitSnapshot:
-    """Read whatever rate-limit headers are present (names must be lower-case)."""
+    """Read whatever rate-limit headers are present (names must be lower-case). Runs on every report: a header that
+    is absent costs one lookup."""
     limits: dict[str, Limit] = {}
-
-    def take(kind: str, remaining: str | None, limit: str | None, reset: str | None) -> None:
-        rem = _int(remaining)
-        if rem is None:
-            return
-        limits[kind] = Limit(rem, _int(limit) or 0, parse_reset(reset, now) if reset else 0.0)
-
     get = headers.get
-    take("requests", get("x-ratelimit-remaining-requests"), get("x-ratelimit-limit-requests"),
-         get("x-ratelimit-reset-requests"))
-    take("requests", get("anthropic-ratelimit-requests-remaining"), get("anthropic-ratelimit-requests-limit"),
-         get("anthropic-ratelimit-requests-reset"))
-    for kind, prefix in (("input_tokens", "anthropic-ratelimit-input-tokens"),
-                         ("output_tokens", "anthropic-ratelimit-output-tokens")):
-        take(kind, get(f"{prefix}-remaining"), get(f"{prefix}-limit"), get(f"{prefix}-reset"))
-    # A combined token limit (OpenAI's, or Anthropic's total) bounds input and output alike.
-    for prefix_remaining, prefix_limit, prefix_reset in (
-        ("x-ratelimit-remaining-tokens", "x-ratelimit-limit-tokens", "x-ratelimit-reset-tokens"),
-        ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-limit",
-         "anthropic-ratelimit-tokens-reset"),
-    ):
-        if prefix_remaining in headers:
-            for kind in ("input_tokens", "output_tokens"):
-                if kind not in limits:
-                    take(kind, get(prefix_remaining), get(prefix_limit), get(prefix_reset))
+    for kind, remaining_name, limit_name, reset_name in _SEPARATE:
+        remaining = get(remaining_name)
+        if remaining is not None and (limit := _limit(remaining, get(limit_name), get(reset_name), now)):
+            limits[kind] = limit
+    for remaining_name, limit_name, reset_name in _COMBINED:
+        remaining = get(remaining_name)
+        if remaining is None:
+            continue
+        for kind in ("input_tokens", "output_tokens"):
+            if kind not in limits and (limit := _limit(remaining, get(limit_name), get(reset_name), now)):
+                limits[kind] = limit
     _unified_windows(headers, now, limits)
     return RateLimitSnapshot(limits)
 
@@ -132,7 +148,10 @@ PLAN_KINDS = _PlanKinds()
 
 def _unified_windows(headers: Mapping[str, str], now: float, limits: dict[str, Limit]) -> None:
     """A subscription plan's windows, and its overall verdict when it has rejected the request."""
-    windows = {match["window"] for name in headers if (match := _UNIFIED.fullmatch(name))}
+    windows = {match["window"] for name in headers
+               if name.startswith(_UNIFIED_PREFIX) and (match := _UNIFIED.fullmatch(name))}
+    if not windows and _UNIFIED_STATUS not in headers:
+        return
     for window in sorted(windows - {"overage"}):
         prefix = f"anthropic-ratelimit-unified-{window}"
         reset = _reset_time(headers.get(f"{prefix}-reset"), now)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selector_service.domain.ratelimits import Limit, parse_headers
+from selector_service.domain.ratelimits import MODEL_KINDS, PLAN_KINDS, Limit, parse_headers
 
 NOW = 1_800_000_000.0
 
@@ -77,3 +77,31 @@ def test_a_rejected_window_rests_until_its_reset() -> None:
     assert snapshot.limits["window_5h"].remaining == 0
     assert snapshot.exhausted_until(now) == 1_800_001_800.0
     assert parse_headers({"anthropic-ratelimit-unified-5h-utilization": "x"}, now).limits == {}
+
+
+def test_a_combined_token_limit_bounds_input_and_output_apart_and_a_separate_one_wins() -> None:
+    snapshot = parse_headers({
+        "x-ratelimit-limit-tokens": "1000", "x-ratelimit-remaining-tokens": "10", "x-ratelimit-reset-tokens": "2s",
+    }, NOW)
+    inp, out = snapshot.limits["input_tokens"], snapshot.limits["output_tokens"]
+    assert inp == out == Limit(10, 1000, NOW + 2) and inp is not out  # each refills on its own
+    inp.remaining = 0
+    assert out.remaining == 10
+    both = parse_headers({
+        "anthropic-ratelimit-tokens-limit": "9000", "anthropic-ratelimit-tokens-remaining": "5",
+        "anthropic-ratelimit-input-tokens-limit": "4000", "anthropic-ratelimit-input-tokens-remaining": "3999",
+    }, NOW)
+    assert both.limits["input_tokens"] == Limit(3999, 4000, 0.0)
+    assert both.limits["output_tokens"] == Limit(5, 9000, 0.0)
+
+
+def test_a_plans_limits_alone_are_asked_for_by_kind() -> None:
+    snapshot = parse_headers({
+        "x-ratelimit-limit-requests": "10", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "5s",
+        "anthropic-ratelimit-unified-5h-utilization": "1.0", "anthropic-ratelimit-unified-5h-reset": "1800000100",
+    }, NOW)
+    assert snapshot.exhausted_until(NOW) == NOW + 100
+    assert snapshot.exhausted_until(NOW, kinds=PLAN_KINDS) == NOW + 100
+    assert snapshot.exhausted_until(NOW, kinds=MODEL_KINDS) == NOW + 5
+    assert parse_headers({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "5s"},
+                         NOW).exhausted_until(NOW, kinds=PLAN_KINDS) == 0.0
