@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from poolgate.v1 import selector_pb2 as pb
-from selector_service.api.mapping import OUTCOMES, client_limits, lease_message, outcome_report, selection_request
+from selector_service.api.mapping import OUTCOMES, client_limits, fill_lease, outcome_report, selection_request
 from selector_service.api.statuses import status_of
 from selector_service.domain.clients import ClientLimits
 from selector_service.domain.errors import (
@@ -34,6 +34,16 @@ log = logging.getLogger("poolgate.selector.exchange")
 
 MAX_BATCH = 256
 _DONE = object()
+
+
+class _Granted:
+    """A selection's lease, written into the answer being built (one copy of the lease, not three)."""
+
+    __slots__ = ("grant", "id")
+
+    def __init__(self, selection_id: int, grant: Grant) -> None:
+        self.id = selection_id
+        self.grant = grant
 
 
 def _error(exc: SelectorError) -> pb.StreamError:
@@ -71,7 +81,9 @@ class ExchangeSession:
                 response = pb.ExchangeResponse()
                 done = False
                 for item in items:
-                    if item is _DONE:
+                    if type(item) is _Granted:
+                        fill_lease(response.results.add(id=item.id).lease, item.grant)
+                    elif item is _DONE:
                         done = True
                     elif isinstance(item, pb.ExchangeResponse):
                         response.synced = item.synced
@@ -127,7 +139,7 @@ class ExchangeSession:
     def _select_now(
         self, select: pb.StreamSelect, request: SelectionRequest, excluded: frozenset[str],
         client: ClientLimits | None,
-    ) -> pb.StreamResult | None:
+    ) -> pb.StreamResult | _Granted | None:
         """The answer when it needs no waiting (a free account, or a bad request), else None."""
         started = time.perf_counter()
         try:
@@ -154,10 +166,10 @@ class ExchangeSession:
         finally:
             self._selections.pop(select.id, None)
 
-    def _leased(self, select: pb.StreamSelect, grant: Grant, started: float) -> pb.StreamResult:
+    def _leased(self, select: pb.StreamSelect, grant: Grant, started: float) -> _Granted:
         if self._metrics is not None:
             self._metrics.observe_selection(select.request.pool, time.perf_counter() - started, grant.waited)
-        return pb.StreamResult(id=select.id, lease=lease_message(grant))
+        return _Granted(select.id, grant)
 
     async def _sync(self, sync: int, before: list[asyncio.Task[None]]) -> None:
         await asyncio.gather(*before, return_exceptions=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from poolgate.v1 import selector_pb2 as pb
@@ -84,23 +86,48 @@ def outcome_report(message: pb.ReportOutcomeRequest, outcome: Outcome) -> Outcom
     )
 
 
-def lease_message(grant: Grant) -> pb.Lease:
-    lease, account, config = grant.lease, grant.lease.account, grant.pool.config
-    credential = account.auth.credential
-    expires = timestamp(lease.expires_at)
-    return pb.Lease(
-        lease_id=lease.lease_id,
+_LeaseSource = tuple[object, ...]
+_LEASE_TEMPLATES: weakref.WeakKeyDictionary[Account, tuple[_LeaseSource, pb.Lease]] = weakref.WeakKeyDictionary()
+"""Per account, what its leases share (account, pool, credential, proxy), built once: a lease copies it and adds its
+own id, expiry and probe flag. Rebuilt when any of what it was built from is another object (a reload, a renewed
+credential)."""
+
+
+def _lease_template(grant: Grant) -> pb.Lease:
+    account, pool = grant.lease.account, grant.pool
+    config, credential = pool.config, account.auth.credential
+    source = (credential, config, account.config, account.name, pool.name)
+    cached = _LEASE_TEMPLATES.get(account)
+    if cached is not None and all(a is b for a, b in zip(cached[0], source, strict=True)):
+        return cached[1]
+    template = pb.Lease(
         account_id=account.account_id,
         account_name=account.name,
-        pool=grant.pool.name,
+        pool=pool.name,
         base_url=config.base_url,
         credential=pb.Header(name=credential.header, value=credential.value),
         extra_headers=[pb.Header(name=k, value=v) for k, v in credential.extra_headers],
-        expires_at=expires,
         format=FORMATS[config.format],
-        probe=lease.probe,
         proxy=account.config.proxy or config.proxy,
     )
+    _LEASE_TEMPLATES[account] = (source, template)
+    return template
+
+
+def fill_lease(message: pb.Lease, grant: Grant) -> None:
+    """Write ``grant``'s lease into ``message`` (empty; such as a field of the answer being built)."""
+    lease = grant.lease
+    message.CopyFrom(_lease_template(grant))
+    message.lease_id = lease.lease_id
+    nanoseconds = int(lease.expires_at * 1e9)
+    message.expires_at.seconds, message.expires_at.nanos = divmod(nanoseconds, 1_000_000_000)
+    message.probe = lease.probe
+
+
+def lease_message(grant: Grant) -> pb.Lease:
+    message = pb.Lease()
+    fill_lease(message, grant)
+    return message
 
 
 def _headroom(quota: Quota, now: float) -> pb.RateLimitHeadroom:

@@ -35,8 +35,8 @@ NEVER = math.inf  # "blocked until something else happens" (a lease returns, an 
 class Account:
     """An account of a pool, as the selector keeps it (strategies get :attr:`view`)."""
 
-    __slots__ = ("account_id", "admission", "auth", "config", "health", "index", "load", "max_concurrency", "name",
-                 "pool", "priority", "quota", "rests", "view", "weight")
+    __slots__ = ("__weakref__", "account_id", "admission", "auth", "config", "health", "index", "load",
+                 "max_concurrency", "name", "pool", "priority", "quota", "rests", "view", "weight")
 
     def __init__(self, pool: PoolConfig, pool_name: str, config: AccountConfig, index: int) -> None:
         self.pool = pool_name
