@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import aiohttp
+import orjson
 from multidict import CIMultiDict
 
 from proxy_edge.endpoints import Job
@@ -63,6 +64,11 @@ def is_json(body: bytes) -> bool:
     UTF-8 that holds one object or array from its first byte to its last (a cut or foreign body fails this too)."""
     if len(body) <= FULL_JSON_CHECK:
         try:
+            orjson.loads(body)
+            return True
+        except orjson.JSONDecodeError:
+            pass
+        try:  # what orjson refuses but the standard library reads (NaN, integers beyond 64 bits) is JSON here too
             json.loads(body)
         except (ValueError, UnicodeDecodeError):
             return False
