@@ -2,7 +2,9 @@
 
 Starts ``poolgate selector`` in its own process (as in production) on a generated config, drives it with a grpc.aio
 client from this process, and separately times the in-process selection path (no gRPC) so the effect of pool size is
-not hidden by RPC cost. Every figure comes from this one run; compare them as ratios.
+not hidden by RPC cost, and the Exchange session in process (what the selector does with an edge's messages, short
+of gRPC itself: protobuf in and out, rate-limit headers, the usage log). Every figure comes from this one run;
+compare them as ratios.
 
     python bench/selector_bench.py [--seconds 3] [--sizes 10,1000,10000]
 """
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -29,8 +32,10 @@ from poolgate.config import parse_config  # noqa: E402
 from poolgate.exchange_client import ExchangeClient  # noqa: E402
 from poolgate.v1 import selector_pb2 as pb  # noqa: E402
 from poolgate.v1 import selector_pb2_grpc  # noqa: E402
+from selector_service.api.exchange import ExchangeSession  # noqa: E402
 from selector_service.domain.outcomes import Outcome, OutcomeReport  # noqa: E402
 from selector_service.domain.selector import SelectorCore  # noqa: E402
+from selector_service.domain.usage import UsageRecorder  # noqa: E402
 from selector_service.plugin.manager import load_strategies  # noqa: E402
 from selector_service.plugin.types import SelectionRequest  # noqa: E402
 from selector_service.storage import StateRepository  # noqa: E402
@@ -145,16 +150,83 @@ async def in_process_figures(sizes: list[int], iterations: int) -> None:
         await repository.close()
 
 
+OPENAI_HEADERS = {
+    "x-ratelimit-limit-requests": "10000", "x-ratelimit-remaining-requests": "9999",
+    "x-ratelimit-reset-requests": "6ms", "x-ratelimit-limit-tokens": "2000000",
+    "x-ratelimit-remaining-tokens": "1999000", "x-ratelimit-reset-tokens": "30ms",
+}
+"""What the fake upstream's OpenAI answers carry, and so what an edge reports with each success."""
+SESSION_BATCH = 4
+"""Selections (and reports) per Exchange message: about what an edge at concurrency 32 sends."""
+
+
+async def exchange_session_figures(pairs: int) -> None:
+    """An Exchange session fed in process with what an edge sends: each message carries four selections and the
+    reports of the previous message's leases (a success with tokens, times and OpenAI's rate-limit headers); the
+    usage log is on. CPU time of the whole process (the usage writer's thread included) per selection + report."""
+    config = parse_config("pools:\n  openai:\n    accounts:\n" + "".join(
+        f"      - {{name: a{i}, key: sk-bench-session-{i:06d}}}\n" for i in range(3)))
+    with tempfile.TemporaryDirectory() as tmp:
+        repository = StateRepository.open(os.path.join(tmp, "session.db"))
+        usage = UsageRecorder(repository, 7 * 86400)
+        core = SelectorCore(config, load_strategies(), repository, usage=usage, rng=random.Random(1))
+        await core.start()
+        inbox: asyncio.Queue[pb.ExchangeRequest | None] = asyncio.Queue()
+
+        async def requests() -> AsyncIterator[pb.ExchangeRequest]:
+            while (message := await inbox.get()) is not None:
+                yield message
+
+        answers = ExchangeSession(core).run(requests())
+        ids = iter(range(1, 1 << 62))
+        leases: list[str] = []
+
+        async def drive(count: int) -> None:
+            nonlocal leases
+            for _ in range(count // SESSION_BATCH):
+                message = pb.ExchangeRequest()
+                for lease_id in leases:
+                    report = message.reports.add(lease_id=lease_id, outcome=pb.OUTCOME_SUCCESS, http_status=200,
+                                                 latency_ms=12, time_to_first_token_ms=3, input_tokens=10,
+                                                 output_tokens=5)
+                    report.rate_limit_headers.update(OPENAI_HEADERS)
+                for _ in range(SESSION_BATCH):
+                    message.selects.add(id=next(ids), timeout_ms=1000,
+                                        request=pb.SelectAccountRequest(pool="openai", model="gpt-4o-mini"))
+                await inbox.put(message)
+                leases, answered = [], 0
+                while answered < SESSION_BATCH:  # the first selections find new accounts: one probe each
+                    answer = await anext(answers)
+                    answered += len(answer.results)
+                    leases += [result.lease.lease_id for result in answer.results if result.HasField("lease")]
+
+        await drive(min(pairs, 2000))  # warm-up
+        started = time.process_time()
+        await drive(pairs)
+        spent = time.process_time() - started
+        print(f"\nExchange session in process (no gRPC; {SESSION_BATCH} selections and {SESSION_BATCH} reports "
+              "per message, OpenAI rate-limit headers, usage log on)")
+        print(f"CPU per selection + report: {spent / pairs * 1e6:.1f} µs ({pairs:,} pairs)")
+        await inbox.put(None)  # the client's half-close: the session answers what is left, then ends
+        async for _ in answers:
+            pass
+        await core.stop()
+        await usage.close()
+        await repository.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds per throughput case")
     parser.add_argument("--sizes", default="10,1000,10000", help="pool sizes, comma-separated")
     parser.add_argument("--iterations", type=int, default=5000, help="in-process pairs per pool")
+    parser.add_argument("--session-pairs", type=int, default=40000, help="pairs through the in-process session")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"poolgate selector benchmark: {os.cpu_count()} CPU(s), Python {sys.version.split()[0]}, "
           f"pool sizes {sizes}")
     asyncio.run(in_process_figures(sizes, args.iterations))
+    asyncio.run(exchange_session_figures(args.session_pairs))
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "bench.yaml"
         config.write_text(config_text(sizes))

@@ -1,6 +1,7 @@
 """The benchmark cases `make bench` adds for scaling, run small: the long streams through both targets end without
-an error and every stream's events arrive spaced, and the selector's ceiling counts selections against the
-selector's own CPU. Figures are not judged here (the machine is shared); that the cases work is."""
+an error and every stream's events arrive spaced, the selector's ceiling counts selections against the selector's
+own CPU, and the in-process Exchange session serves every selection it is sent. Figures are not judged here (the
+machine is shared); that the cases work is."""
 
 from __future__ import annotations
 
@@ -40,3 +41,15 @@ def test_the_selector_ceiling_counts_selections_per_selector_cpu_second() -> Non
     selections, cpu, per_second = int(found[1].replace(",", "")), float(found[2]), int(found[3].replace(",", ""))
     assert selections > 0 and cpu > 0, result.stdout
     assert per_second == pytest.approx(selections / cpu, rel=0.01), result.stdout
+
+
+@pytest.mark.timeout(60)
+def test_the_exchange_session_case_serves_every_selection_and_counts_its_cpu() -> None:
+    result = subprocess.run([sys.executable, "-c", (
+        "import asyncio, sys; sys.path.insert(0, 'bench'); import selector_bench; "
+        "asyncio.run(selector_bench.exchange_session_figures(400))")], cwd=ROOT, capture_output=True, text=True,
+        timeout=55)
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = re.search(r"CPU per selection \+ report: ([\d.]+) µs \(400 pairs\)", result.stdout)
+    assert found and float(found[1]) > 0, result.stdout
+    assert "ignored" not in result.stderr, result.stderr  # every report named a lease the session granted
