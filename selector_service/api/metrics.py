@@ -97,6 +97,11 @@ class _StateCollector(Collector):
         for (pool, before, after), count in self.core.transitions.items():
             transitions.add_metric([pool, before, after], count)
         yield from families
+        if self.core.usage is not None:
+            dropped = CounterMetricFamily("poolgate_selector_usage_records_dropped",
+                                          "Usage log records not written (the database fell behind or failed)")
+            dropped.add_metric([], self.core.usage.dropped)
+            yield dropped
 
 
 def _families() -> tuple[GaugeMetricFamily | CounterMetricFamily, ...]:

@@ -19,6 +19,9 @@ log = logging.getLogger("poolgate.selector.usage")
 
 FLUSH_INTERVAL = 1.0
 FLUSH_SIZE = 2000
+MAX_BUFFERED = 100_000
+"""Records held while the database is slower than the reports (about 15 MB); beyond, new records are dropped and
+counted, so a slow or stuck database cannot grow the selector's memory without bound."""
 PRUNE_INTERVAL = 3600.0
 BUCKETS = {"minute": 60, "hour": 3600, "day": 86400}
 
@@ -113,14 +116,25 @@ class UsageRecorder:
         self._task: asyncio.Task[None] | None = None
         self._full = asyncio.Event()
         self._closing = False
+        self._overflowing = False
         self.dropped = 0
+        """Records not written: dropped while :data:`MAX_BUFFERED` were waiting, or lost with a failed write."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="poolgate-usage-writer")
 
     def record(self, record: UsageRecord) -> None:
-        self._buffer.append(record)
-        if len(self._buffer) >= FLUSH_SIZE:
+        buffer = self._buffer
+        if len(buffer) >= MAX_BUFFERED:
+            if not self._overflowing:
+                self._overflowing = True
+                log.warning("the usage log's database is not keeping up: %d records wait to be written; new records "
+                            "are dropped until it catches up (poolgate_selector_usage_records_dropped counts them)",
+                            len(buffer))
+            self.dropped += 1
+            return
+        buffer.append(record)
+        if len(buffer) >= FLUSH_SIZE:
             self._full.set()
 
     async def flush(self) -> None:
@@ -132,6 +146,10 @@ class UsageRecorder:
         except Exception as exc:  # the usage log must never take the selector down
             self.dropped += len(batch)
             log.error("could not write %d usage record(s): %s", len(batch), exc)
+        else:
+            if self._overflowing:
+                self._overflowing = False
+                log.warning("the usage log's database caught up (%d records dropped so far)", self.dropped)
 
     async def close(self) -> None:
         """Write what is buffered and stop: the writer finishes the batch it is writing (not cancelled in the middle

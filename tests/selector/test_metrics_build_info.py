@@ -36,3 +36,4 @@ async def test_build_info_and_process_series_and_no_created_series(tmp_path: Pat
         assert "process_cpu_seconds_total" in names and "process_open_fds" in names
     # The existing series are as they were.
     assert 'poolgate_selector_tokens_total{account="personal",direction="input",pool="openai"} 7.0' in text
+    assert "poolgate_selector_usage_records_dropped_total 0.0" in text  # the usage log kept up
