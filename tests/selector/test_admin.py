@@ -240,6 +240,7 @@ def test_registering_the_state_collector_builds_no_samples() -> None:
         def __init__(self) -> None:
             self.snapshot_calls = 0
             self.transitions: dict[tuple[str, str, str], int] = {}
+            self.usage = None  # the usage log off
 
         def snapshots(self) -> list[object]:
             self.snapshot_calls += 1
