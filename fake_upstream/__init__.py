@@ -54,6 +54,12 @@ tools); a tool result gets text quoting it (:mod:`fake_upstream.tools`).
 
 Anthropic's error bodies carry the ``request-id`` header as ``request_id``, as the real API's do.
 
+Every API answer sets a cookie, as the CDN in front of OpenAI's and Anthropic's APIs does (``set-cookie: __cf_bm=…``,
+a new value per answer). The real ones are ``Secure`` and name the API's domain; the fake's are host-only and not
+``Secure``, since it serves plain HTTP on a test host. ``GET /_fake/stats`` counts the requests that came with a
+``Cookie`` header (``with_cookie``): a gateway that keeps one account's cookie and sends it with another's requests
+links the accounts.
+
 ``GET /_fake/stats`` counts requests per key (and per key and path, and per key and the model asked), and requests
 the caller abandoned (``cancelled``). A test running the fake in its own process can re-script a key while serving
 (:meth:`FakeUpstream.script`; from another process ``POST /_fake/script`` with ``{"key": ..., "words": ...}``,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from aiohttp import web
@@ -20,7 +21,7 @@ async def stats(request: web.Request) -> web.Response:
     s = request.app[STATS]
     return web.json_response({"requests": dict(s.requests), "paths": {key: dict(c) for key, c in s.paths.items()},
                               "models": {key: dict(c) for key, c in s.models.items()},
-                              "cancelled": s.cancelled, "in_flight": s.in_flight,
+                              "cancelled": s.cancelled, "in_flight": s.in_flight, "with_cookie": s.with_cookie,
                               "arrivals": {key: list(times) for key, times in s.arrivals.items()}})
 
 
@@ -42,6 +43,8 @@ async def script(request: web.Request) -> web.Response:
 async def _track(request: web.Request, handler: Any) -> web.StreamResponse:
     s = request.app[STATS]
     s.in_flight += 1
+    if "Cookie" in request.headers:
+        s.with_cookie += 1
     try:
         response: web.StreamResponse = await handler(request)
         return response
@@ -52,9 +55,16 @@ async def _track(request: web.Request, handler: Any) -> web.StreamResponse:
         s.in_flight -= 1
 
 
+async def _cdn_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    """A new ``__cf_bm`` cookie on every API answer, streams included, as the CDN in front of the real APIs sets."""
+    if not request.path.startswith("/_fake/"):
+        response.headers.add("Set-Cookie", f"__cf_bm={os.urandom(12).hex()}; path=/; HttpOnly; SameSite=None")
+
+
 def create_fake_app(latency: float = 0.0) -> web.Application:
     """The fake upstream's application; ``latency`` seconds pass before every answer."""
     app = web.Application(middlewares=[_track])
+    app.on_response_prepare.append(_cdn_cookie)
     app[STATS] = FakeStats()
     app[SCRIPT] = {}
     app[LATENCY] = latency

@@ -25,6 +25,8 @@ class FakeStats:
     """Each key's rate-limit window: when its minute started (monotonic seconds) and the requests in it."""
     cancelled: int = 0
     in_flight: int = 0
+    with_cookie: int = 0
+    """Requests that came with a ``Cookie`` header."""
 
 
 ARRIVALS_KEPT = 1000

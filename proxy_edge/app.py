@@ -111,6 +111,9 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
             sock_read=timeouts.first_byte,
         ),
         connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
+        # No cookie jar: the session serves every account, and a cookie an upstream sets (the CDN's __cf_bm on every
+        # answer of the real APIs) would go out with the other accounts' requests and link them for the provider.
+        cookie_jar=aiohttp.DummyCookieJar(),
     )
     selector = SelectorClient(selector_address(config), timeouts.selector, selector_token(config),
                               config.edge.selector_tls, config.edge.selector_transport,

@@ -26,7 +26,9 @@ class AiohttpTokenPoster:
         import aiohttp
 
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(headers={"accept": "application/json"})
+            # No cookie jar: one account's refresh must not carry a cookie another account's refresh was given.
+            self._session = aiohttp.ClientSession(headers={"accept": "application/json"},
+                                                  cookie_jar=aiohttp.DummyCookieJar())
         payload: dict[str, Any] = {"data": request.fields} if request.body == "form" else {"json": request.fields}
         try:
             async with self._session.post(

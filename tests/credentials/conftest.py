@@ -59,7 +59,8 @@ class FakeTokenEndpoint:
             fields = await request.json()
         else:
             fields = dict(await request.post())
-        self.calls.append({"content_type": request.content_type, "fields": fields})
+        self.calls.append({"content_type": request.content_type, "fields": fields,
+                           "cookie": "Cookie" in request.headers})
         self.times.append(time.monotonic())
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -80,7 +81,8 @@ class FakeTokenEndpoint:
             del self.valid[token]
             self.valid[refresh] = label
             body["refresh_token"] = refresh
-        return web.json_response(body)
+        # A session cookie on every answer, as identity providers behind a CDN set.
+        return web.json_response(body, headers={"Set-Cookie": f"session={os.urandom(8).hex()}; path=/; HttpOnly"})
 
 
 @pytest.fixture

@@ -94,6 +94,23 @@ async def test_http_client_sends_form_and_json(token_endpoint: FakeTokenEndpoint
     assert rejected.status == 400 and rejected.data["error"] == "invalid_grant"  # rt-a was rotated
 
 
+async def test_one_accounts_refresh_never_carries_a_cookie_another_was_given(
+        token_endpoint: FakeTokenEndpoint) -> None:
+    """The endpoint sets a cookie on every answer; named by host name (``localhost``), where a cookie jar keeps it.
+    Every account's refresh goes out without one: a shared cookie would link the accounts for the provider."""
+    token_endpoint.allow("rt-a", "a")
+    token_endpoint.allow("rt-b", "b")
+    by_name = token_endpoint.url.replace("127.0.0.1", "localhost")
+    post = AiohttpTokenPoster()
+    try:
+        for token in ("rt-a", "rt-b"):
+            answer = await post(TokenRequest(by_name, "form", {"refresh_token": token}, 5.0))
+            assert answer.status == 200
+    finally:
+        await post.close()
+    assert [call["cookie"] for call in token_endpoint.calls] == [False, False]
+
+
 async def test_http_client_unreachable_endpoint() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

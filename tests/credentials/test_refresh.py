@@ -59,7 +59,7 @@ async def test_expiring_account_waits_for_one_refresh_under_50_concurrent_reques
     grants = await asyncio.gather(*(running.lease(wait=5) for _ in range(50)))
     assert len(token_endpoint.calls) == 1
     assert token_endpoint.calls[0] == {"content_type": "application/json", "fields": {
-        "grant_type": "refresh_token", "refresh_token": "rt-a-0001", "client_id": "poolgate-test"}}
+        "grant_type": "refresh_token", "refresh_token": "rt-a-0001", "client_id": "poolgate-test"}, "cookie": False}
     new_access = token_endpoint.issued[0]
     assert {g.lease.account.credential.value for g in grants} == {f"Bearer {new_access}"}
     assert creds.read("kiro-a.json")["access_token"] == new_access  # written before it was handed out
