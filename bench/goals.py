@@ -161,7 +161,7 @@ def main() -> int:
         print_setting(args)
         print_figures(base, results)
         streams = asyncio.run(compare_streams(workdir, args.streams, 20))
-        print_results(streams, 20)
+        print_results(streams, 20, 3)
         ceiling = measure_ceiling(workdir, args.seconds, args.ceiling_clients, 64)
         after = asyncio.run(memory(args, workdir)) if args.memory else None
     rows = goal_rows(base, results, streams, ceiling, split, after)

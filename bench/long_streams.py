@@ -5,10 +5,11 @@ The fake upstream spaces a key's stream events by N ms when the key holds ``drip
 tool result of 44 words, so the answer is 47 words: 50 events with the role's, the finish's and ``[DONE]``. The
 streams start 1 ms apart (a second to open them all). Per target: errors (a status other than 200, a broken stream,
 or not every event), the target's CPU per stream (its processes, from ``/proc``) and the gap between consecutive
-events at a client, p50 and p99. Only 127.0.0.1 is bound; the process's open-file limit is raised to what the
-streams need (up to the hard limit), and the processes it starts inherit it.
+events at a client, p50 and p99. The two targets run in interleaved rounds (three by default): CPU per stream and
+the time taken are the rounds' medians, errors and gaps those of every round. Only 127.0.0.1 is bound; the process's
+open-file limit is raised to what the streams need (up to the hard limit), and the processes it starts inherit it.
 
-    python bench/long_streams.py [--streams 1000] [--gap-ms 20]
+    python bench/long_streams.py [--streams 1000] [--gap-ms 20] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -113,16 +114,28 @@ async def measure(target: Target, streams: int) -> StreamsResult:
     return result
 
 
-def print_results(results: dict[str, StreamsResult], gap_ms: int) -> None:
-    print(f"\nlong streams: {next(iter(results.values())).streams:,} concurrent, {EVENTS} events {gap_ms} ms apart")
+def print_results(results: dict[str, StreamsResult], gap_ms: int, rounds: int = 1) -> None:
+    print(f"\nlong streams: {next(iter(results.values())).streams:,} concurrent, {EVENTS} events {gap_ms} ms apart"
+          + (f"; {rounds} interleaved rounds (CPU and seconds: medians; errors and gaps: every round's)"
+             if rounds > 1 else ""))
     print(f"{'target':<17}{'errors':>7}{'seconds':>9}{'CPU ms/stream':>15}{'gap p50 ms':>12}{'gap p99 ms':>12}")
     for name, r in results.items():
         print(f"{name:<17}{r.errors:>7}{r.seconds:>9.1f}{r.cpu_per_stream_ms:>15.2f}{r.gap_ms(0.5):>12.1f}"
               f"{r.gap_ms(0.99):>12.1f}")
 
 
-async def compare_streams(workdir: Path, streams: int, gap_ms: int) -> dict[str, StreamsResult]:
-    """The bare proxy, then poolgate (selector + edge, stream transport), each on its own, on one fake upstream."""
+def combined(runs: list[StreamsResult]) -> StreamsResult:
+    """One target's rounds as one result: medians of CPU and time, every error and every gap."""
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+
+    return StreamsResult(runs[0].streams, sum(r.errors for r in runs), [g for r in runs for g in r.gaps],
+                         median([r.seconds for r in runs]), median([r.cpu_per_stream_ms for r in runs]))
+
+
+async def compare_streams(workdir: Path, streams: int, gap_ms: int, rounds: int = 3) -> dict[str, StreamsResult]:
+    """The bare proxy and poolgate (selector + edge, stream transport), each on its own, on one fake upstream, in
+    ``rounds`` rounds whose order alternates (one round's CPU figure moved by a third between runs here)."""
     raise_open_files(4 * streams + 1024)
     fake, upstream = start_fake_upstream()
     keys = drip_keys(gap_ms)
@@ -130,7 +143,11 @@ async def compare_streams(workdir: Path, streams: int, gap_ms: int) -> dict[str,
     try:
         targets = [bare_target(upstream, key=keys[0]),
                    poolgate_target("poolgate stream", workdir, upstream, "stream", keys=keys)]
-        return {target.name: await measure(target, streams) for target in targets}
+        runs: dict[str, list[StreamsResult]] = {target.name: [] for target in targets}
+        for round_number in range(rounds):
+            for target in targets if round_number % 2 == 0 else targets[::-1]:
+                runs[target.name].append(await measure(target, streams))
+        return {name: combined(results) for name, results in runs.items()}
     finally:
         stop_all(targets, fake)
 
@@ -139,11 +156,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--gap-ms", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     args = parser.parse_args()
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
-        results = asyncio.run(compare_streams(Path(tmp), args.streams, args.gap_ms))
-    print_results(results, args.gap_ms)
+        results = asyncio.run(compare_streams(Path(tmp), args.streams, args.gap_ms, args.rounds))
+    print_results(results, args.gap_ms, args.rounds)
     print(f"({time.monotonic() - started:.0f} s in all)")
     return 0 if all(r.errors == 0 for r in results.values()) else 1
 
