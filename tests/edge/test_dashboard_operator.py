@@ -22,7 +22,7 @@ from poolgate.v1 import selector_pb2_grpc
 from proxy_edge.app import EdgeServer, start_edge
 from selector_service.app import SelectorHandle, start_selector
 from selector_service.overlay import ConfigSource
-from tests.edge.browser import Page
+from tests.edge.browser import BrowserError, Page
 from tests.edge.conftest import EDGE_KEY
 from tests.edge.test_dashboard_actions import ADMIN_TOKEN, LEASE_TOKEN, SELECTOR_AUTH, cool_down, selector_accounts
 
@@ -140,6 +140,18 @@ async def confirm(page: Page, button: str, reason: str | None = None) -> None:
     await page.evaluate("document.getElementById('confirm-form').requestSubmit(), true")
 
 
+async def action_done(page: Page, action: str) -> None:
+    """Wait for a confirmed action's dialog to close (the edge and the selector have done it). Up to 10 s: the action
+    is a round trip to the selector and a durable write, on a machine the whole suite shares. When it does not close,
+    the failure says whether the request was still on its way or the dialog shows an error."""
+    try:
+        await page.wait_for("!document.getElementById('confirm-dialog').open", 10, f"the {action} to be done")
+    except BrowserError:
+        state = await page.evaluate("JSON.stringify({error: document.getElementById('confirm-error').textContent, "
+                                    "sending: document.getElementById('confirm-submit').disabled})")
+        raise BrowserError(f"the {action} was not done within 10 s: {state}") from None
+
+
 async def announced(page: Page, *words: str) -> list[str]:
     """Wait for an announcement holding every one of ``words``."""
     test = " && ".join(f"t.includes({js(w)})" for w in words)
@@ -172,14 +184,14 @@ async def test_an_operator_steers_accounts_from_the_page(gateway: Gateway, page:
     await click(page, "#admin-button")
     await fill_and_submit(page, "admin-input", ADMIN_TOKEN, "admin-form")
     await confirm(page, f"{row('openai/work')} button[data-action=disable]", "key rotation")
-    await page.wait_for("!document.getElementById('confirm-dialog').open", 5, "the disable to be done")
+    await action_done(page, "disable")
     work = (await selector_accounts(address))["openai/work"]
     assert work.state == pb.ACCOUNT_STATE_DISABLED and work.reason == "key rotation"
     await page.wait_for(f"document.querySelector('{row('openai/work')} [data-field=state]').dataset.value "
                         "=== 'disabled'", 5, "the row to show the disable")
     await announced(page, "openai/work", "disabled")
     await confirm(page, f"{row('openai/work')} button[data-action=enable]")
-    await page.wait_for("!document.getElementById('confirm-dialog').open", 5, "the enable to be done")
+    await action_done(page, "enable")
     assert (await selector_accounts(address))["openai/work"].state != pb.ACCOUNT_STATE_DISABLED
     await announced(page, "openai/work", "enabled")
 
@@ -194,7 +206,7 @@ async def test_an_operator_steers_accounts_from_the_page(gateway: Gateway, page:
     await page.evaluate("new Promise(r => setTimeout(r, 1500))")
     assert len(await page.evaluate("window.__announced")) == before, await page.evaluate("window.__announced")
     await confirm(page, f"{row('openai/personal')} button[aria-label='Reset openai/personal']")
-    await page.wait_for("!document.getElementById('confirm-dialog').open", 5, "the reset to be done")
+    await action_done(page, "reset")
     personal = (await selector_accounts(address))["openai/personal"]
     assert personal.state != pb.ACCOUNT_STATE_COOLING and personal.cooldown_remaining_ms == 0
     await page.wait_for(f"{state_cell}.dataset.value !== 'cooling'", 5, "the row to show the reset")
@@ -202,7 +214,7 @@ async def test_an_operator_steers_accounts_from_the_page(gateway: Gateway, page:
     # Reload: the file gains an account; the selector serves it and the page shows it.
     write_config(gateway.config_path, gateway.fake.url, SPARE)
     await confirm(page, "#reload-button")
-    await page.wait_for("!document.getElementById('confirm-dialog').open", 5, "the reload to be done")
+    await action_done(page, "reload")
     assert "openai/spare" in await selector_accounts(address)
     await announced(page, "Config reloaded", "openai/spare")
     await page.wait_for(f"document.querySelector('{row('openai/spare')}') !== null", 5, "the new account's row")
