@@ -14,7 +14,7 @@ import pytest
 from selector_service.domain import usage
 from selector_service.domain.usage import UsageRecord, UsageRecorder
 from selector_service.storage import StateRepository
-from tests.support import eventually_async
+from tests.support import eventually, eventually_async
 
 
 def record() -> UsageRecord:
@@ -54,7 +54,7 @@ async def test_a_database_that_falls_behind_costs_bounded_memory_and_counted_rec
     try:
         for _ in range(100):
             recorder.record(record())
-        await eventually_async(lambda: _true(store.waiting == 1), what="the first batch being written")
+        await eventually(lambda: store.waiting == 1, what="the first batch being written")
         with caplog.at_level(logging.WARNING, logger="poolgate.selector.usage"):
             for _ in range(1000):  # while the first batch's write is held
                 recorder.record(record())
@@ -72,10 +72,6 @@ async def test_a_database_that_falls_behind_costs_bounded_memory_and_counted_rec
     finally:
         await recorder.close()
         await repository.close()
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def _count(repository: StateRepository, expected: int) -> bool:
