@@ -164,8 +164,7 @@ async def exchange_session_figures(pairs: int) -> None:
     """An Exchange session fed in process with what an edge sends: each message carries four selections and the
     reports of the previous message's leases (a success with tokens, times and OpenAI's rate-limit headers); the
     usage log is on. CPU time of the whole process (the usage writer's thread included) per selection + report."""
-    config = parse_config("pools:\n  openai:\n    accounts:\n" + "".join(
-        f"      - {{name: a{i}, key: sk-bench-session-{i:06d}}}\n" for i in range(3)))
+    config = parse_config("pools:\n" + pool_yaml("openai", "round_robin", 3))
     with tempfile.TemporaryDirectory() as tmp:
         repository = StateRepository.open(os.path.join(tmp, "session.db"))
         usage = UsageRecorder(repository, 7 * 86400)
