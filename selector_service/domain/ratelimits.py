@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Container, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from poolgate.rate_limit_times import parse_reset
 
@@ -123,15 +123,15 @@ def parse_headers(headers: Mapping[str, str], now: float) -> RateLimitSnapshot:
     get = headers.get
     for kind, remaining_name, limit_name, reset_name in _SEPARATE:
         remaining = get(remaining_name)
-        if remaining is not None and (limit := _limit(remaining, get(limit_name), get(reset_name), now)):
+        if remaining is not None and (limit := _limit(remaining, get(limit_name), get(reset_name), now)) is not None:
             limits[kind] = limit
     for remaining_name, limit_name, reset_name in _COMBINED:
         remaining = get(remaining_name)
-        if remaining is None:
+        if remaining is None or (combined := _limit(remaining, get(limit_name), get(reset_name), now)) is None:
             continue
         for kind in ("input_tokens", "output_tokens"):
-            if kind not in limits and (limit := _limit(remaining, get(limit_name), get(reset_name), now)):
-                limits[kind] = limit
+            if kind not in limits:
+                limits[kind] = replace(combined)  # each refills on its own
     _unified_windows(headers, now, limits)
     return RateLimitSnapshot(limits)
 
