@@ -119,8 +119,7 @@ def fill_lease(message: pb.Lease, grant: Grant) -> None:
     lease = grant.lease
     message.CopyFrom(_lease_template(grant))
     message.lease_id = lease.lease_id
-    nanoseconds = int(lease.expires_at * 1e9)
-    message.expires_at.seconds, message.expires_at.nanos = divmod(nanoseconds, 1_000_000_000)
+    set_time(message.expires_at, lease.expires_at)
     message.probe = lease.probe
 
 
@@ -191,9 +190,14 @@ def pool_status(snapshot: PoolSnapshot) -> pb.PoolStatus:
     )
 
 
+def set_time(stamp: Timestamp, seconds: float) -> None:
+    """Write epoch ``seconds`` into ``stamp`` (a field of a message being built, or a new one)."""
+    stamp.seconds, stamp.nanos = divmod(int(seconds * 1e9), 1_000_000_000)
+
+
 def timestamp(seconds: float) -> Timestamp:
     stamp = Timestamp()
-    stamp.FromNanoseconds(int(seconds * 1e9))
+    set_time(stamp, seconds)
     return stamp
 
 
