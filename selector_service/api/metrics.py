@@ -61,6 +61,8 @@ class _StateCollector(Collector):
         """The families without samples: registering then costs nothing per account (without it the registry
         would call :meth:`collect` once to learn the names, building every sample for nothing)."""
         yield from _families()
+        if self.core.usage is not None:
+            yield _usage_dropped()
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         families = _families()
@@ -98,10 +100,14 @@ class _StateCollector(Collector):
             transitions.add_metric([pool, before, after], count)
         yield from families
         if self.core.usage is not None:
-            dropped = CounterMetricFamily("poolgate_selector_usage_records_dropped",
-                                          "Usage log records not written (the database fell behind or failed)")
+            dropped = _usage_dropped()
             dropped.add_metric([], self.core.usage.dropped)
             yield dropped
+
+
+def _usage_dropped() -> CounterMetricFamily:
+    return CounterMetricFamily("poolgate_selector_usage_records_dropped",
+                               "Usage log records not written (the database fell behind or failed)")
 
 
 def _families() -> tuple[GaugeMetricFamily | CounterMetricFamily, ...]:
