@@ -68,7 +68,7 @@ def is_json(body: bytes) -> bool:
             return True
         except orjson.JSONDecodeError:
             pass
-        try:  # what orjson refuses but the standard library reads (NaN, integers beyond 64 bits) is JSON here too
+        try:  # what orjson refuses but the standard library reads (NaN, Infinity, lone surrogates) is JSON too
             json.loads(body)
         except (ValueError, UnicodeDecodeError):
             return False
