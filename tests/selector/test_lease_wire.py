@@ -23,13 +23,13 @@ pools:
 """
 
 
-def grants() -> tuple[Pool, LeaseTable]:
+def pool_and_leases() -> tuple[Pool, LeaseTable]:
     config = parse_config(CONFIG).pools["p"]
     return Pool("p", config, RoundRobin(random.Random(1))), LeaseTable()
 
 
 def test_each_lease_has_its_own_id_expiry_and_probe_flag_on_its_accounts_fields() -> None:
-    pool, table = grants()
+    pool, table = pool_and_leases()
     one, two = pool.accounts["p/one"], pool.accounts["p/two"]
     first = lease_message(Grant(table.open(one, "m", 100.0, 30.0, probe_id=0), pool))
     second = lease_message(Grant(table.open(one, "m", 200.5, 30.0, probe_id=7), pool))
@@ -46,7 +46,7 @@ def test_each_lease_has_its_own_id_expiry_and_probe_flag_on_its_accounts_fields(
 
 
 def test_a_renewed_credential_is_in_the_next_lease() -> None:
-    pool, table = grants()
+    pool, table = pool_and_leases()
     one = pool.accounts["p/one"]
     before = lease_message(Grant(table.open(one, "m", 100.0, 30.0, probe_id=0), pool))
     one.auth.renew("sk-test-renewed-0000009", 0.0, 101.0)
